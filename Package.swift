@@ -1,0 +1,105 @@
+// swift-tools-version:6.1
+// Warren: a peer-to-peer mesh that puts applications on the public internet through gateways.
+// The layout is the design card's (see DESIGN.md in the shared folder): MeshNode, Gossip, Proxy,
+// CLI, plus system-library targets for libsodium, libcurl and libcrypto and their thin wrappers.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "warren",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "warren", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config. Only the wrappers below import them.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Thin Swift wrappers: Swift types, Swift errors, zeroing of secret memory.
+        .target(name: "Sodium", dependencies: ["CSodium"], swiftSettings: strict),
+        .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: strict),
+        .target(name: "LibCrypto", dependencies: ["CCrypto"], swiftSettings: strict),
+
+        // Pure state machines: membership, dissemination, the replicated map. No sockets.
+        .target(
+            name: "Gossip",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The data plane: ingress listeners, routing table, HTTP/1.1 and SNI routing, splicing.
+        .target(
+            name: "Proxy",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The composition root: identity, links, configuration, runs, leases, secrets, the local API.
+        .target(
+            name: "MeshNode",
+            dependencies: [
+                "Gossip", "Proxy", "Sodium", "LibCrypto", "Curl",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "CLI",
+            dependencies: [
+                "MeshNode", "Curl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
+        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),
+        .testTarget(name: "GossipTests", dependencies: ["Gossip"], swiftSettings: strict),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "Proxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MeshNodeTests",
+            dependencies: [
+                "MeshNode", "Sodium", "LibCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CLITests", dependencies: ["CLI"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,1 @@
+// The libcurl wrapper: the CLI talks to its local node over a Unix socket with it.

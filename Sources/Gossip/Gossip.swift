@@ -1,0 +1,1 @@
+// SWIM + Lifeguard membership and the replicated map of signed entries.

@@ -1,0 +1,1 @@
+// The libcrypto wrapper: EVP AEAD for the links' record cipher.
