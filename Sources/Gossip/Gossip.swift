@@ -1,1 +1,0 @@
-// SWIM + Lifeguard membership and the replicated map of signed entries.
