@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import MeshNode
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Work with service configuration files.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a service file and print the service it describes.",
+            discussion: """
+                Accepts dstack's service format. Exit status: 0 when the file is valid, 1 when it is not \
+                (each problem is printed as file:line:column), 2 on a usage error.
+
+                `${{ secrets.NAME }}` takes its value from --secret or --secrets-file; \
+                `${{ env.NAME }}` from this shell's environment.
+                """
+        )
+
+        @Option(name: [.short, .customLong("file")], help: "The service configuration file.")
+        var file: String
+
+        @Option(help: "The project whose secrets `${{ secrets.NAME }}` refers to.")
+        var project: String = "local"
+
+        @Option(name: .customLong("secret"), help: ArgumentHelp("A secret value, NAME=VALUE (repeatable).", valueName: "NAME=VALUE"))
+        var secrets: [String] = []
+
+        @Option(help: "A file of NAME=VALUE lines to take secret values from.")
+        var secretsFile: String?
+
+        @Flag(help: "Print the resolved service as JSON.")
+        var json = false
+
+        func validate() throws {
+            for s in secrets where !s.contains("=") {
+                throw ValidationError("--secret takes NAME=VALUE, got `\(s)`")
+            }
+        }
+
+        func run() async throws {
+            var values: [String: String] = [:]
+            if let secretsFile {
+                guard let text = try? String(contentsOfFile: secretsFile, encoding: .utf8) else {
+                    Output.error("error: cannot read the secrets file \(secretsFile)")
+                    throw ExitCode(1)
+                }
+                for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") && line.contains("=") {
+                    let parts = line.split(separator: "=", maxSplits: 1)
+                    values[String(parts[0]).trimmingCharacters(in: .whitespaces)] = parts.count > 1 ? String(parts[1]) : ""
+                }
+            }
+            for s in secrets {
+                let parts = s.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                values[String(parts[0])] = String(parts[1])
+            }
+            let parser = ServiceConfigurationParser(secrets: SecretValues(project: project, values: values))
+            let service: ServiceConfiguration
+            do {
+                service = try parser.parse(contentsOf: file)
+            } catch {
+                for issue in error.issues { Output.error("\(issue.file):\(issue.line):\(issue.column): error: \(issue.message)") }
+                let n = error.issues.count
+                Output.error("\(file): \(n) problem\(n == 1 ? "" : "s") found")
+                throw ExitCode(1)
+            }
+            if json {
+                try Output.json(ServiceSummary(service))
+            } else {
+                Output.line("\(file): a valid service")
+                Output.line(ServiceSummary(service).text)
+            }
+        }
+    }
+}
+
+/// What `config check` prints: the service with secrets masked.
+struct ServiceSummary: Encodable {
+    var name: String?
+    var gateway: String
+    var externalPort: Int
+    var appPort: Int
+    var setup: [String]
+    var commands: [String]
+    var env: [String: String]
+    var domain: String?
+    var ignoredFields: [String]
+
+    init(_ s: ServiceConfiguration) {
+        name = s.name
+        // The gateway is shown in full even when it came from a secret: it is the address users visit.
+        gateway = s.gateway?.value ?? "(the mesh's only gateway)"
+        externalPort = s.port.external
+        appPort = s.port.app
+        setup = s.setup.map(\.display)
+        commands = s.commands.map(\.display)
+        env = Dictionary(s.env.map { ($0.name, $0.value.display) }, uniquingKeysWith: { $1 })
+        domain = s.domain?.display
+        ignoredFields = s.ignoredFields
+    }
+
+    var text: String {
+        var rows: [[String]] = []
+        if let name { rows.append(["name", name]) }
+        rows.append(["gateway", gateway])
+        rows.append(["port", "\(externalPort) → \(appPort)  (public port → app port)"])
+        if let domain { rows.append(["domain", domain]) }
+        for (i, c) in setup.enumerated() { rows.append([i == 0 ? "setup" : "", c]) }
+        for (i, c) in commands.enumerated() { rows.append([i == 0 ? "commands" : "", c]) }
+        for (i, (k, v)) in env.sorted(by: { $0.key < $1.key }).enumerated() { rows.append([i == 0 ? "env" : "", "\(k)=\(v)"]) }
+        if !ignoredFields.isEmpty { rows.append(["ignored", ignoredFields.joined(separator: ", ") + "  (dstack fields Warren does not act on)"]) }
+        return rows.map { " " + $0[0].padding(toLength: 10, withPad: " ", startingAt: 0) + $0[1] }.joined(separator: "\n")
+    }
+}

@@ -1,1 +1,0 @@
-// The composition root of a node.
