@@ -1,0 +1,40 @@
+public import Foundation
+
+/// A gateway's grant of a binding to one run, for a while. The runner renews it; the gateway
+/// forgets it when it expires, so a runner that is gone frees its ports by itself.
+public struct Lease: Codable, Sendable, Equatable {
+    public var binding: Binding
+    public var runID: String
+    /// The run's name as users see it in `warren ps`.
+    public var runName: String
+    /// The node that runs the service (printed form of its NodeID).
+    public var holder: String
+    /// The app's port on the holder, where the gateway's streams are dialled.
+    public var appPort: Int
+    public var expires: Date
+
+    public init(binding: Binding, runID: String, runName: String, holder: String, appPort: Int, expires: Date) {
+        self.binding = binding
+        self.runID = runID
+        self.runName = runName
+        self.holder = holder
+        self.appPort = appPort
+        self.expires = expires
+    }
+
+    public func isLive(at now: Date) -> Bool { expires > now }
+}
+
+/// A binding is already held: says by whom, and what to do instead.
+public struct LeaseConflict: Error, Equatable, Sendable, CustomStringConvertible {
+    public var requested: Binding
+    public var holder: Lease
+
+    public var description: String {
+        let node = String(holder.holder.prefix(8))
+        let what = requested.host.map { "\($0) on port \(requested.port) of gateway \(requested.address)" }
+            ?? "port \(requested.port) on gateway \(requested.address)"
+        let held = holder.binding.isExclusive ? "" : " (for \(holder.binding.host!))"
+        return "\(what) is held by run \"\(holder.runName)\" on node \(node)…\(held); use another port or a domain"
+    }
+}
