@@ -1,0 +1,205 @@
+public import Foundation
+
+// The local API's bodies: JSON over the node's Unix socket (`<state dir>/node.sock`). The CLI is
+// its only client; both sides use these types, so they can't drift apart.
+//
+//   GET    /v1/node                              → NodeInfo
+//   GET    /v1/peers                             → [PeerInfo]
+//   GET    /v1/gateways                          → [GatewayInfo]
+//   GET    /v1/leases                            → [LeaseInfo]
+//   GET    /v1/projects/{project}/secrets        → [SecretInfo]
+//   POST   /v1/projects/{project}/secrets        ← SecretAddRequest → SecretInfo
+//   DELETE /v1/projects/{project}/secrets/{name}
+//   GET    /v1/runs                              → [RunInfo]
+//   POST   /v1/runs                              ← RunRequest → RunInfo (409 with the holder on a lease conflict)
+//   GET    /v1/runs/{id}                         → RunInfo
+//   GET    /v1/runs/{id}/logs?tail=N&follow=1    → text, streamed while following
+//   POST   /v1/runs/{id}/stop                    → RunInfo
+//
+// Errors are `APIErrorBody` with a status that says what kind of failure it was.
+
+public struct APIErrorBody: Codable, Sendable, Equatable {
+    public var error: String
+    /// For a refused configuration: each problem as `file:line:column: message`.
+    public var issues: [String]?
+
+    public init(error: String, issues: [String]? = nil) {
+        self.error = error
+        self.issues = issues
+    }
+}
+
+public struct NodeInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var meshID: String
+    public var listen: String
+    public var isGateway: Bool
+    public var publicAddress: String?
+    public var stateDirectory: String
+
+    public init(id: String, meshID: String, listen: String, isGateway: Bool, publicAddress: String?, stateDirectory: String) {
+        self.id = id
+        self.meshID = meshID
+        self.listen = listen
+        self.isGateway = isGateway
+        self.publicAddress = publicAddress
+        self.stateDirectory = stateDirectory
+    }
+}
+
+public struct PeerInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var address: String
+    /// alive, suspect, dead or left, as gossip sees it.
+    public var state: String
+    public var isGateway: Bool
+    /// Whether this node holds an encrypted link to it now.
+    public var linked: Bool
+
+    public init(id: String, address: String, state: String, isGateway: Bool, linked: Bool) {
+        self.id = id
+        self.address = address
+        self.state = state
+        self.isGateway = isGateway
+        self.linked = linked
+    }
+}
+
+public struct GatewayInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var address: String
+    public var domains: [String]
+    public var node: String
+    public var backend: String
+    public var region: String?
+    public var status: String
+    /// `port` or `host:port` of every live binding on it.
+    public var bindings: [String]
+
+    public init(name: String, address: String, domains: [String], node: String, backend: String, region: String?, status: String, bindings: [String]) {
+        self.name = name
+        self.address = address
+        self.domains = domains
+        self.node = node
+        self.backend = backend
+        self.region = region
+        self.status = status
+        self.bindings = bindings
+    }
+}
+
+public struct LeaseInfo: Codable, Sendable, Equatable {
+    public var gateway: String
+    public var port: Int
+    public var host: String?
+    public var run: String
+    public var runID: String
+    public var node: String
+    public var expires: Date
+
+    public init(_ lease: Lease) {
+        gateway = lease.binding.address
+        port = lease.binding.port
+        host = lease.binding.host
+        run = lease.runName
+        runID = lease.runID
+        node = lease.holder
+        expires = lease.expires
+    }
+}
+
+public struct SecretAddRequest: Codable, Sendable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A secret as anyone may see it: never its value.
+public struct SecretInfo: Codable, Sendable, Equatable {
+    public var project: String
+    public var name: String
+    public var version: UInt64
+    public var updated: Date
+
+    public init(project: String, name: String, version: UInt64, updated: Date) {
+        self.project = project
+        self.name = name
+        self.version = version
+        self.updated = updated
+    }
+}
+
+public struct RunRequest: Codable, Sendable {
+    public var project: String
+    /// The configuration file's text and its path as the user named it (for messages).
+    public var configuration: String
+    public var configurationPath: String
+    /// The run's working directory, absolute.
+    public var directory: String
+    /// The caller's environment, for `${{ env.NAME }}` and `env` entries given without a value.
+    public var environment: [String: String]
+
+    public init(project: String, configuration: String, configurationPath: String, directory: String, environment: [String: String]) {
+        self.project = project
+        self.configuration = configuration
+        self.configurationPath = configurationPath
+        self.directory = directory
+        self.environment = environment
+    }
+}
+
+public struct RunInfo: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable {
+        /// Setup and commands started; waiting for the app to accept on its port.
+        case starting
+        /// Asking the gateway for the binding.
+        case leasing
+        /// Serving at `url`.
+        case running
+        case stopping
+        case stopped
+        /// The commands exited by themselves (see `exitCode`).
+        case exited
+        /// Refused or broken; `error` says why.
+        case failed
+    }
+
+    public var id: String
+    public var name: String
+    public var project: String
+    public var state: State
+    public var gateway: String?
+    public var url: String?
+    public var externalPort: Int
+    public var appPort: Int
+    public var host: String?
+    public var node: String
+    public var exitCode: Int32?
+    public var error: String?
+    public var created: Date
+
+    public init(
+        id: String, name: String, project: String, state: State, gateway: String?, url: String?, externalPort: Int,
+        appPort: Int, host: String?, node: String, exitCode: Int32?, error: String?, created: Date
+    ) {
+        self.id = id
+        self.name = name
+        self.project = project
+        self.state = state
+        self.gateway = gateway
+        self.url = url
+        self.externalPort = externalPort
+        self.appPort = appPort
+        self.host = host
+        self.node = node
+        self.exitCode = exitCode
+        self.error = error
+        self.created = created
+    }
+
+    public var isActive: Bool { [.starting, .leasing, .running, .stopping].contains(state) }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// A gateway as the resolver needs to know it: from its gossiped gateway entry.
+public struct KnownGateway: Sendable, Equatable {
+    public var name: String
+    public var address: String
+    public var domains: [String]
+
+    public init(name: String, address: String, domains: [String] = []) {
+        self.name = name
+        self.address = address
+        self.domains = domains
+    }
+}
+
+/// Turns a configuration's `gateway:` (and `domain:`) into the binding a service asks for.
+///
+/// `gateway:` may name a gateway by its address or by its name (the binding then holds the whole
+/// port), or by a domain that resolves to a gateway's address (the binding is then host-routed and
+/// shares the port with other domains).
+public struct GatewayResolver: Sendable {
+    public typealias Lookup = @Sendable (String) -> [String]
+
+    public var gateways: [KnownGateway]
+    /// Host name → addresses. The default reads `$WARREN_HOSTS` (hosts-file format) first, then DNS.
+    public var lookup: Lookup
+
+    public init(gateways: [KnownGateway], lookup: @escaping Lookup = GatewayResolver.systemLookup) {
+        self.gateways = gateways
+        self.lookup = lookup
+    }
+
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The binding for `gateway` (nil: the mesh's only gateway) on `port`, routed by `domain` if given.
+    public func binding(gateway: String?, domain: String?, port: Int) throws(Failure) -> Binding {
+        let target = try find(gateway)
+        if let domain {
+            return Binding(address: target.gateway.address, port: port, host: domain)
+        }
+        return Binding(address: target.gateway.address, port: port, host: target.host)
+    }
+
+    private func find(_ reference: String?) throws(Failure) -> (gateway: KnownGateway, host: String?) {
+        guard let reference else {
+            switch gateways.count {
+            case 1: return (gateways[0], nil)
+            case 0: throw Failure(description: "no gateway in the mesh yet: create one with `warren gateway create`, or start a node with `warren node start --gateway`")
+            default: throw Failure(description: "the mesh has \(gateways.count) gateways (\(names)); name one with `gateway:` in the configuration")
+            }
+        }
+        if let g = gateways.first(where: { $0.address == reference || $0.name == reference }) { return (g, nil) }
+        let host = Binding.normalize(reference)
+        if let g = gateways.first(where: { $0.domains.map(Binding.normalize).contains(host) }) { return (g, host) }
+        let addresses = lookup(host)
+        if let g = gateways.first(where: { addresses.contains($0.address) }) { return (g, host) }
+        let resolved = addresses.isEmpty ? "it does not resolve" : "it resolves to \(addresses.joined(separator: ", "))"
+        throw Failure(description: "`gateway: \(reference)` is not a gateway of the mesh: no gateway has that name or address, and \(resolved). Gateways: \(gateways.isEmpty ? "none" : names)")
+    }
+
+    private var names: String { gateways.map { "\($0.name) (\($0.address))" }.joined(separator: ", ") }
+
+    /// `$WARREN_HOSTS` (lines of `ADDRESS NAME…`, as /etc/hosts) first, then the system resolver.
+    public static let systemLookup: Lookup = { host in
+        if let path = ProcessInfo.processInfo.environment["WARREN_HOSTS"], let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let found = hostsFile(text, host)
+            if !found.isEmpty { return found }
+        }
+        return dns(host)
+    }
+
+    static func hostsFile(_ text: String, _ host: String) -> [String] {
+        var out: [String] = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let fields = line.prefix { $0 != "#" }.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 2 else { continue }
+            if fields.dropFirst().contains(where: { Binding.normalize(String($0)) == host }) { out.append(String(fields[0])) }
+        }
+        return out
+    }
+
+    static func dns(_ host: String) -> [String] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
+        defer { freeaddrinfo(first) }
+        var out: [String] = []
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let n = node {
+            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(n.pointee.ai_addr, n.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                let s = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !out.contains(s) { out.append(s) }
+            }
+            node = n.pointee.ai_next
+        }
+        return out
+    }
+}

@@ -1,0 +1,52 @@
+@testable import MeshNode
+import Testing
+
+@Suite struct GatewayResolverTests {
+    let gateways = [
+        KnownGateway(name: "warren-gateway-fast-walrus", address: "127.0.0.2"),
+        KnownGateway(name: "edge", address: "127.0.0.3", domains: ["declared.example.com"]),
+    ]
+    let hosts: GatewayResolver.Lookup = { host in
+        ["api.example.com": ["127.0.0.2"], "www.example.com": ["127.0.0.2"], "elsewhere.example.com": ["192.0.2.1"]][host] ?? []
+    }
+
+    @Test func byAddressOrNameHoldsTheWholePort() throws {
+        let r = GatewayResolver(gateways: gateways, lookup: hosts)
+        #expect(try r.binding(gateway: "127.0.0.2", domain: nil, port: 5001) == Binding(address: "127.0.0.2", port: 5001))
+        #expect(try r.binding(gateway: "edge", domain: nil, port: 80) == Binding(address: "127.0.0.3", port: 80))
+    }
+
+    @Test func byDomainIsHostRouted() throws {
+        let r = GatewayResolver(gateways: gateways, lookup: hosts)
+        let b = try r.binding(gateway: "API.example.com.", domain: nil, port: 80)
+        #expect(b == Binding(address: "127.0.0.2", port: 80, host: "api.example.com"))
+        #expect(!b.isExclusive)
+        #expect(try r.binding(gateway: "declared.example.com", domain: nil, port: 80).host == "declared.example.com")
+        #expect(try r.binding(gateway: "127.0.0.2", domain: "www.example.com", port: 80).host == "www.example.com")
+    }
+
+    @Test func unknownGatewaysAreExplained() {
+        let r = GatewayResolver(gateways: gateways, lookup: hosts)
+        #expect(throws: GatewayResolver.Failure.self) { try r.binding(gateway: "elsewhere.example.com", domain: nil, port: 80) }
+        do {
+            _ = try r.binding(gateway: "nope.invalid", domain: nil, port: 80)
+        } catch {
+            #expect(error.description.contains("it does not resolve"))
+            #expect(error.description.contains("warren-gateway-fast-walrus (127.0.0.2)"))
+        }
+    }
+
+    @Test func noGatewayNamedPicksTheOnlyOne() throws {
+        #expect(try GatewayResolver(gateways: [gateways[0]], lookup: hosts).binding(gateway: nil, domain: nil, port: 80).address == "127.0.0.2")
+        #expect(throws: GatewayResolver.Failure.self) { try GatewayResolver(gateways: gateways, lookup: hosts).binding(gateway: nil, domain: nil, port: 80) }
+        #expect(throws: GatewayResolver.Failure.self) { try GatewayResolver(gateways: [], lookup: hosts).binding(gateway: nil, domain: nil, port: 80) }
+    }
+
+    @Test func hostsFileFormat() {
+        let text = "# comment\n127.0.0.2 api.example.com www.example.com\n\n127.0.0.3\tother.example.com # tail\n"
+        #expect(GatewayResolver.hostsFile(text, "www.example.com") == ["127.0.0.2"])
+        #expect(GatewayResolver.hostsFile(text, "other.example.com") == ["127.0.0.3"])
+        #expect(GatewayResolver.hostsFile(text, "missing.example.com").isEmpty)
+        #expect(GatewayResolver.dns("localhost").contains { $0 == "127.0.0.1" || $0 == "::1" })
+    }
+}
