@@ -29,3 +29,23 @@ enum Output {
     }
 }
 
+
+extension Output {
+    /// "12s ago", "5m ago", "3h ago", "2d ago".
+    static func age(_ date: Date, now: Date = Date()) -> String {
+        let s = Int(now.timeIntervalSince(date).rounded())
+        switch s {
+        case ..<0: return "in \(-s)s"
+        case ..<60: return "\(s)s ago"
+        case ..<3600: return "\(s / 60)m ago"
+        case ..<86400: return "\(s / 3600)h ago"
+        default: return "\(s / 86400)d ago"
+        }
+    }
+
+    /// "in 25s" for a time ahead.
+    static func remaining(_ date: Date, now: Date = Date()) -> String {
+        let s = Int(date.timeIntervalSince(now).rounded())
+        return s >= 0 ? "in \(s)s" : "\(-s)s ago"
+    }
+}
