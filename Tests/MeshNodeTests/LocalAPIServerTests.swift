@@ -187,6 +187,26 @@ struct LocalAPIServerTests {
         #expect(!FileManager.default.fileExists(atPath: socketPath))
     }
 
+    @Test("cancelling the server ends it even with an idle keep-alive connection open", .timeLimit(.minutes(1)))
+    func shutdownWithIdleConnection() async throws {
+        let dir = try TemporaryDirectory("api")
+        defer { dir.remove() }
+        let server = try await LocalAPIServer.bind(stateDirectory: dir.path, router: makeRouter(), logger: .test("api"))
+        let serving = Task { try await server.run() }
+        try await TestHTTPConnection.with(socketPath: server.socketPath) { connection in
+            try await connection.send(.GET, "/v1/greetings/idle")
+            #expect(try await connection.response().status == 200)
+            serving.cancel()
+            _ = await serving.result
+            // The server closed the idle connection on its way out.
+            await #expect(throws: (any Error).self) {
+                try await connection.send(.GET, "/v1/greetings/again")
+                _ = try await connection.response()
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: server.socketPath))
+    }
+
     @Test("a stale socket is replaced; a live node is not disturbed")
     func staleAndLiveSockets() async throws {
         let dir = try TemporaryDirectory("api")
