@@ -254,6 +254,26 @@ struct LocalAPIServerTests {
             curl.waitUntilExit()
             #expect(curl.terminationStatus == 0)
             #expect(try JSONDecoder().decode(Greeting.self, from: data) == Greeting(name: "CU", count: 42))
+
+            // A body curl announces with "Expect: 100-continue" is asked for at once.
+            let large = Process()
+            large.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            large.arguments = [
+                "-sS", "-v", "--unix-socket", server.socketPath, "-H", "content-type: application/json",
+                "-H", "expect: 100-continue",
+                "--data", #"{"name":""# + String(repeating: "y", count: 4000) + #"","count":1}"#, "http://localhost/v1/greetings",
+            ]
+            let largeOutput = Pipe()
+            let largeErrors = Pipe()
+            large.standardOutput = largeOutput
+            large.standardError = largeErrors
+            try large.run()
+            let largeData = largeOutput.fileHandleForReading.readDataToEndOfFile()
+            let trace = String(decoding: largeErrors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            large.waitUntilExit()
+            #expect(large.terminationStatus == 0)
+            #expect(trace.contains("HTTP/1.1 100 Continue"))
+            #expect(try JSONDecoder().decode(Greeting.self, from: largeData).count == 2)
         }
     }
 }

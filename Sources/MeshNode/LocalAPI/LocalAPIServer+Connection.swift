@@ -21,6 +21,10 @@ extension LocalAPIServer {
                             try await refuseLargeBody(outbound)
                             return
                         }
+                        // curl asks before sending bodies over 1 KiB and would wait a second.
+                        if newHead.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                            try await outbound.write(.head(HTTPResponseHead(version: newHead.version, status: .continue)))
+                        }
                     case .body(var chunk):
                         if body.readableBytes + chunk.readableBytes > configuration.maxBodyBytes {
                             try await refuseLargeBody(outbound)
