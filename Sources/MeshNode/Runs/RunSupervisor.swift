@@ -11,7 +11,7 @@ import Glibc
 /// Each run is `/bin/sh -c` with its setup and commands, in its own process group, writing to
 /// `<stateDir>/runs/<id>.log`. The supervisor reports every exit on `exits` (one consumer: the
 /// node's run manager, which records it). After a node restart, `recover` adopts the groups that
-/// still run.
+/// still run. Linux only: liveness checks read /proc.
 public actor RunSupervisor {
     public struct Configuration: Sendable {
         /// How long `stop` waits after SIGTERM before SIGKILL.
@@ -299,7 +299,9 @@ public actor RunSupervisor {
     // MARK: Recovery
 
     /// After a node restart: adopts the runs whose process group still runs and marks the others
-    /// exited. Returns the records, updated (inactive records are returned unchanged).
+    /// exited. Returns the records, updated (inactive records are returned unchanged). A pid is
+    /// adopted only if its environment carries the run's `WARREN_RUN_ID`, so a reused pid is not
+    /// mistaken for the run. A record left `stopping` is adopted as it is; call `stop` to finish.
     public func recover(_ records: [RunRecord]) -> [RunRecord] {
         records.map { record in
             guard record.state.isActive else { return record }
