@@ -79,6 +79,17 @@ struct StateStoreTests {
         #expect(try await store.deleteLease(gatewayAddress: "127.0.0.2", port: 5001, host: nil))
         #expect(try await !store.deleteLease(gatewayAddress: "127.0.0.2", port: 5001, host: nil))
 
+        // Host names are one binding whatever their case or trailing dot.
+        let upper = LeaseRecord(gatewayAddress: "127.0.0.2", port: 80, host: "App.Example.", runID: "c", holderNode: "n", expiresAt: Date(timeIntervalSince1970: 2000))
+        try await store.saveLease(upper)
+        var lower = upper
+        lower.host = "app.example"
+        lower.runID = "d"
+        try await store.saveLease(lower)
+        #expect(try await store.leases() == [lower])
+        #expect(try await store.deleteLease(gatewayAddress: "127.0.0.2", port: 80, host: "APP.example."))
+        #expect(try await store.leases().isEmpty)
+
         let old = LeaseRecord(gatewayAddress: "g", port: 1, host: "h", runID: "x", holderNode: "n", expiresAt: Date(timeIntervalSince1970: 10))
         let fresh = LeaseRecord(gatewayAddress: "g", port: 2, host: nil, runID: "y", holderNode: "n", expiresAt: Date(timeIntervalSince1970: 1000))
         try await store.transaction([.saveLease(old), .saveLease(fresh)])

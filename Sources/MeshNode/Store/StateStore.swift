@@ -125,7 +125,8 @@ public final class StateStore: Sendable {
 
     // MARK: Leases
 
-    /// Inserts or replaces the lease on the same (gateway address, port, host).
+    /// Inserts or replaces the lease on the same (gateway address, port, host). The host is kept
+    /// lower-cased and without a trailing dot.
     public func saveLease(_ lease: LeaseRecord) async throws {
         try await pool.write { db in
             try LeaseRow(lease).insert(db, onConflict: .replace)
@@ -137,7 +138,7 @@ public final class StateStore: Sendable {
     public func deleteLease(gatewayAddress: String, port: Int, host: String?) async throws -> Bool {
         try await pool.write { db in
             try LeaseRow
-                .filter(Column("gatewayAddress") == gatewayAddress && Column("port") == port && Column("host") == (host ?? ""))
+                .filter(Column("gatewayAddress") == gatewayAddress && Column("port") == port && Column("host") == LeaseRow.normalizedHost(host))
                 .deleteAll(db) > 0
         }
     }
@@ -200,7 +201,7 @@ public final class StateStore: Sendable {
                 case .saveLease(let lease): try LeaseRow(lease).insert(db, onConflict: .replace)
                 case .deleteLease(let address, let port, let host):
                     _ = try LeaseRow
-                        .filter(Column("gatewayAddress") == address && Column("port") == port && Column("host") == (host ?? ""))
+                        .filter(Column("gatewayAddress") == address && Column("port") == port && Column("host") == LeaseRow.normalizedHost(host))
                         .deleteAll(db)
                 case .setSetting(let key, let value):
                     if let value {

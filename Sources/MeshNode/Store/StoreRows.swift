@@ -94,10 +94,18 @@ struct LeaseRow: Codable, FetchableRecord, PersistableRecord {
     init(_ record: LeaseRecord) {
         gatewayAddress = record.gatewayAddress
         port = record.port
-        host = record.host ?? ""
+        host = Self.normalizedHost(record.host)
         runID = record.runID
         holderNode = record.holderNode
         expiresAt = record.expiresAt
+    }
+
+    /// Host names compare case-insensitively and without a trailing dot (the conflict rule), so the
+    /// primary key holds them in that form.
+    static func normalizedHost(_ host: String?) -> String {
+        guard var host = host?.lowercased() else { return "" }
+        while host.hasSuffix(".") { host.removeLast() }
+        return host
     }
 
     var record: LeaseRecord {
