@@ -15,10 +15,10 @@ struct LocalAPIRunLogsTests {
 
     @Test("an attached run streams its log until it exits, and its record is saved", .timeLimit(.minutes(1)))
     func attachedRunStreamsLogs() async throws {
-        let dir = try TemporaryDirectory("api-runs")
+        let dir = try StateTestDirectory("api-runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
-        let store = try StateStore(stateDirectory: dir.path, logger: .test("store"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
+        let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         let workDirectory = dir.path
 
         var router = APIRouter()
@@ -41,7 +41,7 @@ struct LocalAPIRunLogsTests {
             return .init(body: .bytes(Data(RunLog(path: record.logPath).tail(lines: lines).map { $0 + "\n" }.joined().utf8)))
         }
 
-        let server = try await LocalAPIServer.bind(stateDirectory: dir.path, router: router, logger: .test("api"))
+        let server = try await LocalAPIServer.bind(stateDirectory: dir.path, router: router, logger: .quiet("api"))
         let serving = Task { try await server.run() }
         defer { serving.cancel() }
 

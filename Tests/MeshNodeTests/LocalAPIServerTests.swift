@@ -63,7 +63,7 @@ struct LocalAPIServerTests {
     ) async throws -> R {
         let server = try await LocalAPIServer.bind(
             stateDirectory: stateDirectory, router: router,
-            configuration: .init(maxBodyBytes: maxBodyBytes), logger: .test("api")
+            configuration: .init(maxBodyBytes: maxBodyBytes), logger: .quiet("api")
         )
         let serving = Task { try await server.run() }
         defer { serving.cancel() }
@@ -75,7 +75,7 @@ struct LocalAPIServerTests {
 
     @Test("JSON in and out, path parameters, query, keep-alive")
     func jsonRoundTrip() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         try await withServer(stateDirectory: dir.path, router: makeRouter()) { server in
             try await TestHTTPConnection.with(socketPath: server.socketPath) { connection in
@@ -95,7 +95,7 @@ struct LocalAPIServerTests {
 
     @Test("bad JSON, unknown route, wrong method and handler errors are JSON errors with their status")
     func errors() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         try await withServer(stateDirectory: dir.path, router: makeRouter()) { server in
             let path = server.socketPath
@@ -128,7 +128,7 @@ struct LocalAPIServerTests {
 
     @Test("a body over the limit gets a 413")
     func bodyLimit() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         try await withServer(stateDirectory: dir.path, router: makeRouter(), maxBodyBytes: 64) { server in
             let body = Data(("{\"name\":\"" + String(repeating: "x", count: 200) + "\",\"count\":1}").utf8)
@@ -140,7 +140,7 @@ struct LocalAPIServerTests {
 
     @Test("a streamed body arrives chunked and complete")
     func streaming() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         try await withServer(stateDirectory: dir.path, router: makeRouter()) { server in
             let response = try await TestHTTPConnection.request(socketPath: server.socketPath, .GET, "/v1/stream")
@@ -152,7 +152,7 @@ struct LocalAPIServerTests {
 
     @Test("a follower stops when its client goes away")
     func followerEndsWithClient() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         let probe = StreamProbe()
         try await withServer(stateDirectory: dir.path, router: makeRouter(probe: probe)) { server in
@@ -173,13 +173,13 @@ struct LocalAPIServerTests {
 
     @Test("the socket is 0600 in a 0700 directory, and is removed when the server stops")
     func permissionsAndCleanup() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         let stateDir = dir.path + "/home"
         let socketPath = try await withServer(stateDirectory: stateDir, router: makeRouter()) { server in
             #expect(server.socketPath == stateDir + "/node.sock")
-            let directoryMode = try fileMode(stateDir)
-            let socketMode = try fileMode(server.socketPath)
+            let directoryMode = try posixMode(stateDir)
+            let socketMode = try posixMode(server.socketPath)
             #expect(directoryMode == 0o700)
             #expect(socketMode == 0o600)
             return server.socketPath
@@ -189,9 +189,9 @@ struct LocalAPIServerTests {
 
     @Test("cancelling the server ends it even with an idle keep-alive connection open", .timeLimit(.minutes(1)))
     func shutdownWithIdleConnection() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
-        let server = try await LocalAPIServer.bind(stateDirectory: dir.path, router: makeRouter(), logger: .test("api"))
+        let server = try await LocalAPIServer.bind(stateDirectory: dir.path, router: makeRouter(), logger: .quiet("api"))
         let serving = Task { try await server.run() }
         try await TestHTTPConnection.with(socketPath: server.socketPath) { connection in
             try await connection.send(.GET, "/v1/greetings/idle")
@@ -209,7 +209,7 @@ struct LocalAPIServerTests {
 
     @Test("a stale socket is replaced; a live node is not disturbed")
     func staleAndLiveSockets() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         let socketPath = dir.path + "/node.sock"
         // A socket file nothing listens on, as a killed node leaves it.
@@ -226,7 +226,7 @@ struct LocalAPIServerTests {
             #expect(response.status == 200)
 
             await #expect(throws: LocalAPIError.alreadyRunning(stateDirectory: dir.path)) {
-                _ = try await LocalAPIServer.bind(stateDirectory: dir.path, router: APIRouter(), logger: .test("api"))
+                _ = try await LocalAPIServer.bind(stateDirectory: dir.path, router: APIRouter(), logger: .quiet("api"))
             }
             #expect(LocalAPIError.alreadyRunning(stateDirectory: dir.path).description.contains(
                 "a node is already running with state directory \(dir.path)"))
@@ -238,7 +238,7 @@ struct LocalAPIServerTests {
 
     @Test("curl --unix-socket talks to it", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
     func curlClient() async throws {
-        let dir = try TemporaryDirectory("api")
+        let dir = try StateTestDirectory("api")
         defer { dir.remove() }
         try await withServer(stateDirectory: dir.path, router: makeRouter()) { server in
             let curl = Process()

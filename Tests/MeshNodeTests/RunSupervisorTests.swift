@@ -41,9 +41,9 @@ private func eventually(_ condition: () -> Bool) async throws -> Bool {
 struct RunSupervisorTests {
     @Test("a run that serves http.server becomes ready, logs, and stops")
     func servesAndStops() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let port = try await freePort()
         let started = try await supervisor.start(RunSpec(
             id: "web-1",
@@ -58,7 +58,7 @@ struct RunSupervisorTests {
         #expect(await supervisor.isRunning(id: "web-1"))
         let tail = supervisor.log(id: "web-1").tail(lines: 20)
         #expect(tail.starts(with: ["setting up", "hello from web-1"]))
-        #expect(try fileMode(started.logPath) == 0o600)
+        #expect(try posixMode(started.logPath) == 0o600)
 
         let status = try await supervisor.stop(id: "web-1", gracePeriod: .seconds(5))
         #expect(status == .signaled(SIGTERM))
@@ -67,9 +67,9 @@ struct RunSupervisorTests {
 
     @Test("a command that exits 3 fails waitForPort with the exit code and the log tail")
     func exitBeforeReady() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let port = try await freePort()
         _ = try await supervisor.start(RunSpec(
             id: "broken", commands: ["echo starting the broken app", "echo 'cannot open config.yml' >&2", "exit 3"],
@@ -98,9 +98,9 @@ struct RunSupervisorTests {
 
     @Test("a run that never listens times out, saying it still runs")
     func portTimeout() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let port = try await freePort()
         _ = try await supervisor.start(RunSpec(id: "idle", commands: ["echo waiting", "sleep 300"], directory: dir.path))
         await #expect {
@@ -114,9 +114,9 @@ struct RunSupervisorTests {
 
     @Test("stop ends the whole process group, children included")
     func stopKillsGroup() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let started = try await supervisor.start(RunSpec(
             id: "tree", commands: ["sleep 300 &", "echo $! > child.pid", "wait"], directory: dir.path
         ))
@@ -133,9 +133,9 @@ struct RunSupervisorTests {
 
     @Test("a group that ignores SIGTERM is killed after the grace period")
     func stopEscalates() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let started = try await supervisor.start(RunSpec(
             id: "stubborn", commands: ["trap '' TERM", "echo trapped", "sleep 300"], directory: dir.path
         ))
@@ -148,11 +148,11 @@ struct RunSupervisorTests {
 
     @Test("the environment and working directory are the run's")
     func environmentAndDirectory() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
         let work = dir.path + "/app dir"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        let supervisor = RunSupervisor(stateDirectory: dir.path + "/state", logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path + "/state", logger: .quiet("runs"))
         _ = try await supervisor.start(RunSpec(
             id: "env",
             commands: [#"echo "dir=$(pwd)""#, #"echo "greeting=$GREETING""#, #"echo "run=$WARREN_RUN_ID""#, #"echo "path=${PATH:+set}""#],
@@ -166,9 +166,9 @@ struct RunSupervisorTests {
 
     @Test("bad input gives clear errors")
     func badInput() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         await #expect(throws: RunError.invalidID("../x")) {
             try await supervisor.start(RunSpec(id: "../x", commands: ["true"], directory: dir.path))
         }
@@ -185,10 +185,10 @@ struct RunSupervisorTests {
 
     @Test("recover adopts a live group and marks a dead one exited")
     func recovery() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
         // The node before its restart.
-        let before = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let before = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let live = try await before.start(RunSpec(id: "live", commands: ["sleep 300"], directory: dir.path))
         let dead = try await before.start(RunSpec(id: "dead", commands: ["true"], directory: dir.path))
         #expect(try await before.waitForExit(id: "dead") == .exited(0))
@@ -207,7 +207,7 @@ struct RunSupervisorTests {
         )
         let finished = record("finished", nil, state: .exited)
 
-        let after = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let after = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         let recovered = await after.recover([record("live", live), record("dead", dead), reused, finished])
         let byID = Dictionary(uniqueKeysWithValues: recovered.map { ($0.id, $0) })
         #expect(byID["live"]?.state == .running)
@@ -227,9 +227,9 @@ struct RunSupervisorTests {
 
     @Test("follow streams new output until the run ends")
     func followLog() async throws {
-        let dir = try TemporaryDirectory("runs")
+        let dir = try StateTestDirectory("runs")
         defer { dir.remove() }
-        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .test("runs"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, logger: .quiet("runs"))
         _ = try await supervisor.start(RunSpec(
             id: "talker", commands: ["for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done"], directory: dir.path
         ))
@@ -248,7 +248,7 @@ struct RunSupervisorTests {
 struct RunLogTests {
     @Test("tail reads the last lines across a rotation, and rotation bounds the file")
     func tailAndRotation() async throws {
-        let dir = try TemporaryDirectory("runlog")
+        let dir = try StateTestDirectory("runlog")
         defer { dir.remove() }
         let path = dir.path + "/r.log"
         let log = RunLog(path: path, capBytes: 1000)

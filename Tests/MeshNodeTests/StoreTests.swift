@@ -7,7 +7,7 @@ import Testing
 struct StateStoreTests {
     @Test("written state is read back after the store is closed and reopened")
     func survivesReopen() async throws {
-        let dir = try TemporaryDirectory("store")
+        let dir = try StateTestDirectory("store")
         defer { dir.remove() }
         let stateDir = dir.path + "/home"
 
@@ -34,7 +34,7 @@ struct StateStoreTests {
         )
 
         do {
-            let store = try StateStore(stateDirectory: stateDir, logger: .test("store"))
+            let store = try StateStore(stateDirectory: stateDir, logger: .quiet("store"))
             try await store.upsertEntries([entry, tombstone])
             try await store.saveRun(run)
             try await store.saveLease(exclusive)
@@ -43,7 +43,7 @@ struct StateStoreTests {
             try store.close()
         }
 
-        let store = try StateStore(stateDirectory: stateDir, logger: .test("store"))
+        let store = try StateStore(stateDirectory: stateDir, logger: .quiet("store"))
         #expect(try await store.entries(kind: 3) == [entry, tombstone])
         #expect(try await store.entries(kind: 4).isEmpty)
         #expect(try await store.entry(kind: 3, key: entry.key) == entry)
@@ -56,9 +56,9 @@ struct StateStoreTests {
 
     @Test("upserts replace by primary key, deletes remove")
     func upsertAndDelete() async throws {
-        let dir = try TemporaryDirectory("store")
+        let dir = try StateTestDirectory("store")
         defer { dir.remove() }
-        let store = try StateStore(stateDirectory: dir.path, logger: .test("store"))
+        let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
 
         var entry = ReplicatedEntryRecord(kind: 1, key: "k", value: Data([1]), hlc: 1, author: Data([9]), signature: Data([8]))
         try await store.upsertEntry(entry)
@@ -104,25 +104,25 @@ struct StateStoreTests {
 
     @Test("the database file and state directory are private")
     func filesArePrivate() async throws {
-        let dir = try TemporaryDirectory("store")
+        let dir = try StateTestDirectory("store")
         defer { dir.remove() }
         let stateDir = dir.path + "/nested/home"
-        let store = try StateStore(stateDirectory: stateDir, logger: .test("store"))
+        let store = try StateStore(stateDirectory: stateDir, logger: .quiet("store"))
         try await store.setStringSetting("a", to: "b")
-        #expect(try fileMode(stateDir) == 0o700)
-        #expect(try fileMode(store.path) == 0o600)
+        #expect(try posixMode(stateDir) == 0o700)
+        #expect(try posixMode(store.path) == 0o600)
         for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: store.path + suffix) {
-            #expect(try fileMode(store.path + suffix) == 0o600)
+            #expect(try posixMode(store.path + suffix) == 0o600)
         }
     }
 
     @Test("concurrent writers, through one store and through two, lose nothing")
     func concurrentWriters() async throws {
-        let dir = try TemporaryDirectory("store")
+        let dir = try StateTestDirectory("store")
         defer { dir.remove() }
-        let first = try StateStore(stateDirectory: dir.path, logger: .test("store"))
+        let first = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         // A second connection pool on the same file stands in for a second process.
-        let second = try StateStore(stateDirectory: dir.path, logger: .test("store"))
+        let second = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         let writers = 8
         let perWriter = 50
 
@@ -149,7 +149,7 @@ struct StateStoreTests {
 
         try first.close()
         try second.close()
-        let reopened = try StateStore(stateDirectory: dir.path, logger: .test("store"))
+        let reopened = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         #expect(try await reopened.allEntries().count == writers * perWriter)
         #expect(try await reopened.runs().count == writers * perWriter)
         for writer in 0..<writers {
@@ -160,12 +160,12 @@ struct StateStoreTests {
 
     @Test("a state directory path that is a file gives a clear error")
     func directoryIsFile() throws {
-        let dir = try TemporaryDirectory("store")
+        let dir = try StateTestDirectory("store")
         defer { dir.remove() }
         let file = dir.path + "/file"
         _ = FileManager.default.createFile(atPath: file, contents: Data())
         #expect {
-            _ = try StateStore(stateDirectory: file, logger: .test("store"))
+            _ = try StateStore(stateDirectory: file, logger: .quiet("store"))
         } throws: { error in
             String(describing: error).contains(file)
         }

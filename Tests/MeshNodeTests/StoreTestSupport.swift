@@ -2,7 +2,7 @@ import Foundation
 import Logging
 
 /// A fresh private directory under the system temporary directory, removed by `remove()`.
-struct TemporaryDirectory {
+struct StateTestDirectory {
     let path: String
 
     init(_ label: String = "warren-test") throws {
@@ -19,7 +19,7 @@ struct TemporaryDirectory {
 
 extension Logger {
     /// A logger that prints nothing unless WARREN_TEST_LOG is set.
-    static func test(_ label: String) -> Logger {
+    static func quiet(_ label: String) -> Logger {
         var logger = Logger(label: label)
         logger.logLevel = ProcessInfo.processInfo.environment["WARREN_TEST_LOG"] == nil ? .critical : .trace
         return logger
@@ -27,7 +27,7 @@ extension Logger {
 }
 
 /// The permission bits of a file.
-func fileMode(_ path: String) throws -> Int {
+func posixMode(_ path: String) throws -> Int {
     let attributes = try FileManager.default.attributesOfItem(atPath: path)
     return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
 }
