@@ -18,6 +18,7 @@ public import Foundation
 //
 // Errors are `APIErrorBody` with a status that says what kind of failure it was.
 
+/// The JSON body of an error response.
 public struct APIErrorBody: Codable, Sendable, Equatable {
     public var error: String
     /// For a refused configuration: each problem as `file:line:column: message`.

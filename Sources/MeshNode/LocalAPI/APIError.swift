@@ -3,10 +3,13 @@
 public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public var status: Int
     public var message: String
+    /// For a refused configuration: each problem as `file:line:column: message`.
+    public var issues: [String]?
 
-    public init(status: Int, _ message: String) {
+    public init(status: Int, _ message: String, issues: [String]? = nil) {
         self.status = status
         self.message = message
+        self.issues = issues
     }
 
     public var description: String { "\(status): \(message)" }
@@ -23,11 +26,3 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func unavailable(_ message: String) -> APIError { APIError(status: 503, message) }
 }
 
-/// The JSON body of an error response.
-public struct APIErrorBody: Codable, Sendable, Equatable {
-    public var error: String
-
-    public init(error: String) {
-        self.error = error
-    }
-}

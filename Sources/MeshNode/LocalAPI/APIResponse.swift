@@ -35,9 +35,9 @@ public struct APIResponse: Sendable {
     /// An empty 204 response.
     public static var noContent: APIResponse { APIResponse(status: 204) }
 
-    /// An error response: `{"error": message}`.
+    /// An error response: `{"error": message, "issues": [...]}`.
     public static func error(_ error: APIError) -> APIResponse {
-        let data = (try? APIJSON.makeEncoder().encode(APIErrorBody(error: error.message))) ?? Data("{}".utf8)
+        let data = (try? APIJSON.makeEncoder().encode(APIErrorBody(error: error.message, issues: error.issues))) ?? Data("{}".utf8)
         return APIResponse(status: error.status, headers: ["content-type": "application/json"], body: .bytes(data))
     }
 
