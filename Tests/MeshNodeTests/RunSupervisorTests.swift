@@ -9,15 +9,6 @@ import Testing
 import Glibc
 #endif
 
-/// A loopback port that was free a moment ago.
-private func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = try #require(channel.localAddress?.port)
-    try await channel.close()
-    return port
-}
-
 /// Whether a process runs (a zombie does not).
 private func isRunning(_ pid: pid_t) -> Bool {
     guard kill(pid, 0) == 0 else { return false }

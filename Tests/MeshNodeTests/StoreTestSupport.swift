@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
+import Testing
 
 /// A fresh private directory under the system temporary directory, removed by `remove()`.
 struct StateTestDirectory {
@@ -30,4 +33,13 @@ extension Logger {
 func posixMode(_ path: String) throws -> Int {
     let attributes = try FileManager.default.attributesOfItem(atPath: path)
     return (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
+}
+
+/// A loopback port that was free a moment ago.
+func freePort(host: String = "127.0.0.1") async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: host, port: 0).get()
+    let port = try #require(channel.localAddress?.port)
+    try await channel.close()
+    return port
 }

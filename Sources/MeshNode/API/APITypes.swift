@@ -154,20 +154,7 @@ public struct RunRequest: Codable, Sendable {
 }
 
 public struct RunInfo: Codable, Sendable, Equatable {
-    public enum State: String, Codable, Sendable {
-        /// Setup and commands started; waiting for the app to accept on its port.
-        case starting
-        /// Asking the gateway for the binding.
-        case leasing
-        /// Serving at `url`.
-        case running
-        case stopping
-        case stopped
-        /// The commands exited by themselves (see `exitCode`).
-        case exited
-        /// Refused or broken; `error` says why.
-        case failed
-    }
+    public typealias State = RunState
 
     public var id: String
     public var name: String

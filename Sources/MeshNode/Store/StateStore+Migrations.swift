@@ -36,6 +36,8 @@ extension StateStore {
                 t.column("host", .text).notNull().defaults(to: "")
                 t.column("runID", .text).notNull()
                 t.column("holderNode", .text).notNull()
+                t.column("runName", .text).notNull().defaults(to: "")
+                t.column("appPort", .integer).notNull().defaults(to: 0)
                 t.column("expiresAt", .datetime).notNull()
                 t.primaryKey(["gatewayAddress", "port", "host"])
             }

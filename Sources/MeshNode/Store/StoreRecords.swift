@@ -32,17 +32,21 @@ public struct ReplicatedEntryRecord: Sendable, Hashable, Codable {
 public enum RunState: String, Sendable, Hashable, Codable, CaseIterable {
     /// Started; its commands run but its port does not accept yet.
     case starting
-    /// Its port accepts (and it may hold a lease).
+    /// Its port accepts; the gateway is being asked for the binding.
+    case leasing
+    /// Serving through its gateway.
     case running
     /// A stop was asked for; the process group is being terminated.
     case stopping
-    /// The process is gone.
+    /// Stopped by a user (`warren stop`, Ctrl-C).
+    case stopped
+    /// The process is gone by itself, or ended while the node was down.
     case exited
     /// It never became ready (bad configuration, port not accepting, lease refused).
     case failed
 
     /// Whether a process may still be alive in this state.
-    public var isActive: Bool { self == .starting || self == .running || self == .stopping }
+    public var isActive: Bool { self == .starting || self == .leasing || self == .running || self == .stopping }
 }
 
 /// A service run, as persisted so that a restarted node finds it again.
@@ -99,14 +103,23 @@ public struct LeaseRecord: Sendable, Hashable, Codable {
     public var runID: String
     /// The node that holds the run (printed node ID).
     public var holderNode: String
+    /// The run's name as users see it, for messages that name the holder.
+    public var runName: String
+    /// The app's port on the holder, where the gateway's streams are dialled.
+    public var appPort: Int
     public var expiresAt: Date
 
-    public init(gatewayAddress: String, port: Int, host: String?, runID: String, holderNode: String, expiresAt: Date) {
+    public init(
+        gatewayAddress: String, port: Int, host: String?, runID: String, holderNode: String,
+        runName: String = "", appPort: Int = 0, expiresAt: Date
+    ) {
         self.gatewayAddress = gatewayAddress
         self.port = port
         self.host = host
         self.runID = runID
         self.holderNode = holderNode
+        self.runName = runName
+        self.appPort = appPort
         self.expiresAt = expiresAt
     }
 }

@@ -89,6 +89,8 @@ struct LeaseRow: Codable, FetchableRecord, PersistableRecord {
     var host: String
     var runID: String
     var holderNode: String
+    var runName: String
+    var appPort: Int
     var expiresAt: Date
 
     init(_ record: LeaseRecord) {
@@ -97,6 +99,8 @@ struct LeaseRow: Codable, FetchableRecord, PersistableRecord {
         host = Self.normalizedHost(record.host)
         runID = record.runID
         holderNode = record.holderNode
+        runName = record.runName
+        appPort = record.appPort
         expiresAt = record.expiresAt
     }
 
@@ -111,7 +115,7 @@ struct LeaseRow: Codable, FetchableRecord, PersistableRecord {
     var record: LeaseRecord {
         LeaseRecord(
             gatewayAddress: gatewayAddress, port: port, host: host.isEmpty ? nil : host,
-            runID: runID, holderNode: holderNode, expiresAt: expiresAt
+            runID: runID, holderNode: holderNode, runName: runName, appPort: appPort, expiresAt: expiresAt
         )
     }
 }

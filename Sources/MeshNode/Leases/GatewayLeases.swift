@@ -1,0 +1,106 @@
+public import Foundation
+public import Logging
+
+/// The authority for bindings on this gateway's own addresses: only it can bind those sockets, so
+/// only it decides. Grants are checked against its own table and the claims it has heard by gossip,
+/// saved before they are answered (a restarted gateway serves the same bindings when its runners
+/// come back), published to the mesh, and dropped when not renewed within their TTL.
+public actor GatewayLeases: LeaseAuthority {
+    public struct Hooks: Sendable {
+        /// The leases this gateway holds changed: publish them (gossip) and re-route (proxy).
+        public var changed: @Sendable (_ granted: [Lease], _ removed: [Lease]) async -> Void
+        /// Other gateways' and stale copies of leases heard by gossip, to refuse what they hold.
+        public var gossiped: @Sendable () async -> LeaseTable
+
+        public init(changed: @escaping @Sendable ([Lease], [Lease]) async -> Void, gossiped: @escaping @Sendable () async -> LeaseTable) {
+            self.changed = changed
+            self.gossiped = gossiped
+        }
+    }
+
+    /// The addresses this gateway serves.
+    public let addresses: Set<String>
+    private var table = LeaseTable()
+    private let store: StateStore
+    private let hooks: Hooks
+    private let ttl: TimeInterval
+    private let logger: Logger
+
+    public init(addresses: Set<String>, store: StateStore, hooks: Hooks, ttl: TimeInterval = LeaseTable.defaultTTL, logger: Logger) {
+        self.addresses = addresses
+        self.store = store
+        self.hooks = hooks
+        self.ttl = ttl
+        self.logger = logger
+    }
+
+    /// Loads the saved leases (after a restart) that have not expired.
+    public func load(now: Date = Date()) async throws {
+        _ = try await store.removeLeases(expiredBefore: now)
+        for r in try await store.leases() where addresses.contains(r.gatewayAddress) {
+            table.merge(Lease(binding: Binding(address: r.gatewayAddress, port: r.port, host: r.host), runID: r.runID,
+                              runName: r.runName, holder: r.holderNode, appPort: r.appPort, expires: r.expiresAt))
+        }
+        await hooks.changed(table.leases, [])
+    }
+
+    public var leases: [Lease] { table.leases }
+
+    public func grant(_ request: LeaseRequest) async throws -> Lease {
+        try await grant(request, now: Date())
+    }
+
+    func grant(_ request: LeaseRequest, now: Date) async throws -> Lease {
+        guard addresses.contains(request.binding.address) else {
+            throw LeaseUnavailable(address: request.binding.address, reason: "this gateway serves \(addresses.sorted().joined(separator: ", ")), not that address")
+        }
+        // A claim heard by gossip that this gateway has not (e.g. granted before a restart that
+        // lost nothing but arrived late) still counts: refuse rather than hand out a port twice.
+        if let heard = await hooks.gossiped().conflict(for: request.binding, runID: request.runID, now: now),
+           addresses.contains(heard.binding.address), !table.leases.contains(where: { $0.runID == heard.runID }) {
+            table.merge(heard)
+        }
+        let lease: Lease
+        do {
+            lease = try table.grant(request.binding, runID: request.runID, runName: request.runName, holder: request.holder,
+                                    appPort: request.appPort, now: now, ttl: ttl)
+        } catch {
+            logger.info("lease refused", metadata: ["lease.binding": "\(request.binding)", "run.id": "\(request.runID)", "lease.holder": "\(error.holder.runID)"])
+            throw error
+        }
+        try await persist(lease)
+        await hooks.changed([lease], [])
+        return lease
+    }
+
+    public func release(_ request: LeaseRequest) async {
+        let gone = table.release(runID: request.runID)
+        for lease in gone { try? await unpersist(lease) }
+        if !gone.isEmpty {
+            logger.info("lease released", metadata: ["run.id": "\(request.runID)"])
+            await hooks.changed([], gone)
+        }
+    }
+
+    /// Drops leases not renewed in time (their runner is gone). Call periodically.
+    public func expire(now: Date = Date()) async {
+        let gone = table.expire(now: now)
+        for lease in gone { try? await unpersist(lease) }
+        if !gone.isEmpty {
+            logger.info("leases expired", metadata: ["lease.count": "\(gone.count)"])
+            await hooks.changed([], gone)
+        }
+    }
+
+    private func persist(_ lease: Lease) async throws {
+        let b = lease.binding
+        try await store.saveLease(LeaseRecord(gatewayAddress: b.address, port: b.port, host: b.host, runID: lease.runID,
+                                              holderNode: lease.holder, runName: lease.runName, appPort: lease.appPort,
+                                              expiresAt: lease.expires))
+    }
+
+    private func unpersist(_ lease: Lease) async throws {
+        let b = lease.binding
+        _ = try await store.deleteLease(gatewayAddress: b.address, port: b.port, host: b.host)
+    }
+}
