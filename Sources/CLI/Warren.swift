@@ -10,7 +10,11 @@ struct Warren: AsyncParsableCommand {
             Every machine runs the same agent (`warren node start`); the other commands talk to the \
             node on this machine. Start with the walkthrough in README.md.
             """,
-        subcommands: [ConfigCommand.self]
+        subcommands: [
+            RunCommand.self, PsCommand.self, LogsCommand.self, StopCommand.self,
+            SecretsCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self,
+            ConfigCommand.self,
+        ]
     )
 
     /// Exit codes: 0 success, 1 a failure the command reports (invalid file, refused run, …),

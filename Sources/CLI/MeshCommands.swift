@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import MeshNode
+
+/// `warren peers`: the members this node knows, as gossip sees them.
+struct PeersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "peers", abstract: "List the mesh's members and their state.")
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let peers: [PeerInfo] = try reportingFailures { try node.client.get("/v1/peers") }
+        if node.json { try Output.json(peers); return }
+        Output.line(Output.table(["node", "address", "state", "role", "link"], peers.map {
+            [NodeIDText.short($0.id), $0.address, $0.state, $0.isGateway ? "gateway" : "runner", $0.linked ? "linked" : "-"]
+        }))
+    }
+}
+
+/// `warren leases`: every binding granted on any gateway, as gossip has spread them.
+struct LeasesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "leases", abstract: "List the gateway ports and domains held by services.")
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let leases: [LeaseInfo] = try reportingFailures { try node.client.get("/v1/leases") }
+        if node.json { try Output.json(leases); return }
+        if leases.isEmpty { Output.line("No leases: no service holds a gateway port."); return }
+        Output.line(Output.table(["gateway", "port", "host", "run", "node", "expires"], leases.map {
+            [$0.gateway, String($0.port), $0.host ?? "*", $0.run, NodeIDText.short($0.node), Output.remaining($0.expires)]
+        }))
+    }
+}
+
+enum NodeIDText {
+    static func short(_ id: String) -> String { String(id.prefix(8)) }
+}

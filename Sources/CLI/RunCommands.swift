@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import MeshNode
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a service on this node and publish it through its gateway.",
+        discussion: """
+            Attached (the default), the service's output is streamed here and Ctrl-C stops it. With -d \
+            the command returns once the service's URL is live.
+            """
+    )
+
+    @Argument(help: "The working directory of the service's commands.") var directory: String = "."
+    @Option(name: [.short, .customLong("file")], help: "The service configuration file (dstack format).") var file: String
+    @Option(help: "The project whose secrets the configuration uses.") var project: String
+    @Flag(name: [.short, .customLong("detach")], help: "Return once the URL is live; the service keeps running.") var detach = false
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            Output.error("error: cannot read the configuration file \(file)")
+            throw ExitCode(1)
+        }
+        let directory = StateDirectory.absolute(self.directory)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            Output.error("error: \(self.directory) is not a directory")
+            throw ExitCode(1)
+        }
+        let client = node.client
+        let request = RunRequest(project: project, configuration: text, configurationPath: file, directory: directory,
+                                 environment: ProcessInfo.processInfo.environment)
+        var info: RunInfo = try reportingFailures { try client.post("/v1/runs", request) }
+        if !node.json { Output.line("Run \(info.name) started on this node; waiting for the app on port \(info.appPort)…") }
+
+        if detach {
+            info = try waitUntilSettled(info, client: client)
+            if node.json { try Output.json(info) }
+            try finish(info, attached: false)
+            return
+        }
+
+        Interrupt.install { [id = info.id] in
+            _ = try? client.post("/v1/runs/\(id)/stop", Empty(), as: RunInfo.self)
+        }
+        let logs = Thread { [id = info.id] in
+            try? client.stream("/v1/runs/\(id)/logs?follow=1&from=start") { chunk in
+                FileHandle.standardOutput.write(Data(chunk))
+                return true
+            }
+        }
+        logs.start()
+        var announced = false
+        while true {
+            info = try reportingFailures { try client.get("/v1/runs/\(info.id)") }
+            if info.state == .running, !announced, let url = info.url {
+                announced = true
+                Output.error("\(info.name) is up at \(url) (Ctrl-C stops it)")
+            }
+            if !info.isActive { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        try finish(info, attached: true)
+    }
+
+    private func waitUntilSettled(_ start: RunInfo, client: NodeClient) throws -> RunInfo {
+        var info = start
+        while info.state == .starting || info.state == .leasing {
+            Thread.sleep(forTimeInterval: 0.2)
+            info = try reportingFailures { try client.get("/v1/runs/\(info.id)") }
+        }
+        return info
+    }
+
+    private func finish(_ info: RunInfo, attached: Bool) throws {
+        switch info.state {
+        case .running:
+            if !node.json { Output.line("\(info.name) is up at \(info.url ?? "?")") }
+        case .stopped:
+            if !node.json { Output.line("\(info.name) stopped.") }
+        case .exited where info.exitCode == 0 && attached:
+            if !node.json { Output.line("\(info.name) exited.") }
+        default:
+            Output.error("error: \(info.name) \(info.state.rawValue)\(info.exitCode.map { " with exit code \($0)" } ?? ""): \(info.error ?? "see `warren logs \(info.name)`")")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct PsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List the runs of this node.")
+    @Flag(name: [.short, .customLong("all")], help: "Include runs that have ended.") var all = false
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let runs: [RunInfo] = try reportingFailures { try node.client.get("/v1/runs") }
+        let shown = all ? runs : runs.filter(\.isActive)
+        if node.json { try Output.json(shown); return }
+        if shown.isEmpty { Output.line(all ? "No runs." : "No active runs (`warren ps -a` shows ended ones)."); return }
+        Output.line(Output.table(["name", "project", "state", "url", "created"], shown.map {
+            [$0.name, $0.project, $0.state.rawValue + ($0.exitCode.map { " (\($0))" } ?? ""), $0.url ?? "-", Output.age($0.created)]
+        }))
+    }
+}
+
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show a run's output.")
+    @Argument(help: "The run's name or ID.") var run: String
+    @Flag(name: [.short, .customLong("follow")], help: "Keep printing new output until the run ends.") var follow = false
+    @Option(help: "How many lines from the end to start with.") var tail: Int = 200
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        try reportingFailures {
+            try node.client.stream("/v1/runs/\(run.urlPathEscaped)/logs?tail=\(tail)\(follow ? "&follow=1" : "")") { chunk in
+                FileHandle.standardOutput.write(Data(chunk))
+                return true
+            }
+        }
+    }
+}
+
+struct StopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop a run and free its gateway port.")
+    @Argument(help: "The run's name or ID.") var run: String
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let info: RunInfo = try reportingFailures { try node.client.post("/v1/runs/\(run.urlPathEscaped)/stop", Empty()) }
+        if node.json { try Output.json(info) } else { Output.line("\(info.name) \(info.state.rawValue).") }
+    }
+}
+
+/// Ctrl-C while attached: stop the run (once), then let the command see it end.
+enum Interrupt {
+    nonisolated(unsafe) private static var source: (any DispatchSourceSignal)?
+
+    static func install(_ onInterrupt: @escaping @Sendable () -> Void) {
+        signal(SIGINT, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        var fired = false
+        s.setEventHandler {
+            if fired { exit(130) }
+            fired = true
+            Output.error("\nstopping… (Ctrl-C again to stop waiting)")
+            onInterrupt()
+        }
+        s.resume()
+        source = s
+    }
+}
