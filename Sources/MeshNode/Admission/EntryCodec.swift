@@ -105,7 +105,11 @@ struct EntryReader {
     mutating func fixed(_ n: Int, _ field: String) throws(EntryDecodingError) -> [UInt8] { Array(try take(n, field)) }
 
     mutating func date(_ field: String) throws(EntryDecodingError) -> Date {
-        Date(entryMilliseconds: try i64(field))
+        // Within ±2^50 ms (35,000 years) a Date holds the milliseconds exactly, so a decoded
+        // value re-encodes to the same bytes (and a signature over it still verifies).
+        let ms = try i64(field)
+        guard ms.magnitude <= 1 << 50 else { throw EntryDecodingError(what, "\(field) is out of range") }
+        return Date(entryMilliseconds: ms)
     }
 
     mutating func variable(_ field: String, max: Int) throws(EntryDecodingError) -> [UInt8] {

@@ -25,8 +25,10 @@ public struct InviteToken: Sendable, Equatable {
     public let meshID: MeshID
     public let inviter: NodeID
     public let role: MeshRole
-    /// Whole seconds; the token is refused from this instant on.
-    public let expires: Date
+    /// Seconds since 1970, kept as encoded so any decoded token re-encodes to its own bytes.
+    let expirySeconds: Int64
+    /// The token is refused from this instant on (whole seconds).
+    public var expires: Date { Date(timeIntervalSince1970: TimeInterval(expirySeconds)) }
     public let secret: [UInt8]
     /// Members the new node can dial (`host:port`), the inviter's first.
     public let addresses: [String]
@@ -45,7 +47,7 @@ public struct InviteToken: Sendable, Equatable {
             throw .invalidAddresses("address \"\(long.prefix(40))\" must be 1 to \(maxAddressLength) bytes")
         }
         let inviter = NodeID(bytes: inviterKeys.publicKey)!
-        let seconds = Date(timeIntervalSince1970: expires.timeIntervalSince1970.rounded(.down))
+        let seconds = Int64(exactly: expires.timeIntervalSince1970.rounded(.down)) ?? .max
         let unsigned = InviteToken(meshID: meshID, inviter: inviter, role: role, expires: seconds,
                                    secret: Sodium.randomBytes(secretLength), addresses: addresses, signature: [])
         let signature = inviterKeys.sign(InviteToken.signingContext + unsigned.body)
@@ -53,11 +55,11 @@ public struct InviteToken: Sendable, Equatable {
                            secret: unsigned.secret, addresses: addresses, signature: signature)
     }
 
-    init(meshID: MeshID, inviter: NodeID, role: MeshRole, expires: Date, secret: [UInt8], addresses: [String], signature: [UInt8]) {
+    init(meshID: MeshID, inviter: NodeID, role: MeshRole, expires: Int64, secret: [UInt8], addresses: [String], signature: [UInt8]) {
         self.meshID = meshID
         self.inviter = inviter
         self.role = role
-        self.expires = expires
+        self.expirySeconds = expires
         self.secret = secret
         self.addresses = addresses
         self.signature = signature
@@ -71,7 +73,7 @@ public struct InviteToken: Sendable, Equatable {
         w.fixed(meshID.bytes)
         w.fixed(inviter.bytes)
         w.u8(role.rawValue)
-        w.i64(Int64(expires.timeIntervalSince1970))
+        w.i64(expirySeconds)
         w.fixed(secret)
         w.u8(UInt8(addresses.count))
         for a in addresses { w.string(a) }
@@ -119,7 +121,7 @@ public struct InviteToken: Sendable, Equatable {
         for _ in 0..<count { addresses.append(try r.string("address", max: InviteToken.maxAddressLength)) }
         let signature = try r.fixed(Ed25519.signatureLength, "signature")
         try r.finish()
-        self.init(meshID: mesh, inviter: inviter, role: role, expires: Date(timeIntervalSince1970: TimeInterval(expires)),
+        self.init(meshID: mesh, inviter: inviter, role: role, expires: expires,
                   secret: secret, addresses: addresses, signature: signature)
     }
 }
