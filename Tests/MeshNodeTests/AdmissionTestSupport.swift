@@ -26,6 +26,29 @@ struct TestReplica {
         }
     }
 
+    /// Applies the intents the gate lets in, as a gossip replica would; returns the refusals.
+    @discardableResult
+    mutating func submit(_ intents: [EntryIntent], author: NodeID, roster: MeshRoster? = nil) -> [EntryRefusal] {
+        var refusals: [EntryRefusal] = []
+        for intent in intents {
+            do {
+                if intent.kind == .member {
+                    if let roster, let value = intent.value, case .failure(let e) = MeshRoster.check(meshID: roster.meshID, key: intent.key, value: value) {
+                        throw EntryRefusal(key: intent.key, reason: e.description)
+                    }
+                } else {
+                    try book(roster: roster).check(kind: intent.kind, key: intent.key, value: intent.value, author: author, roster: roster)
+                }
+                apply([intent], author: author)
+            } catch let refusal as EntryRefusal {
+                refusals.append(refusal)
+            } catch {
+                refusals.append(EntryRefusal(key: intent.key, reason: "\(error)"))
+            }
+        }
+        return refusals
+    }
+
     var snapshots: [EntrySnapshot] { entries.keys.sorted().map { entries[$0]! } }
 
     func roster(_ mesh: MeshID) -> MeshRoster { MeshRoster(meshID: mesh, snapshots: snapshots) }

@@ -86,3 +86,16 @@ public enum MemberEntryKey: Equatable, Sendable {
         }
     }
 }
+
+/// A write the replicated map must not let in: which entry and why.
+public struct EntryRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+
+    public var description: String { "entry \(key.prefix(160)) refused: \(reason)" }
+}
