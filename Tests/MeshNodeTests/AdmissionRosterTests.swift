@@ -210,4 +210,36 @@ import Testing
             #expect(refused > inputs.count / 2)
         }
     }
+
+    @Test func theGateForMemberEntriesRefusesDeletesForeignSpentTokensAndBadRecords() throws {
+        let roster = replica.roster(mesh)
+        let runner = TestNode(), stranger = TestNode()
+        let admitted = try admission(runner, role: .runner, inviter: founder, voucher: founder)
+        let spent = SpentToken(meshID: mesh, tokenID: String(repeating: "ab", count: 16), member: runner.id, at: t0)
+        var r = replica
+        // A joining node takes records in from anyone: their signatures speak for them.
+        #expect(r.submit(admitted, author: stranger.id, roster: roster).isEmpty)
+        #expect(r.roster(mesh).isMember(runner.id))
+        let refused = r.submit([
+            .delete(.member, "member/\(founder.id)"),
+            spent.intent,
+            .put(.member, "member/\(stranger.id)", admitted[0].value!),
+        ], author: stranger.id, roster: r.roster(mesh))
+        #expect(refused.map(\.reason) == [
+            "member entries are never deleted",
+            "a spent token from \(stranger.id.short)…, which is not a member",
+            "malformed membership record: its member differs from its key",
+        ])
+        #expect(r.submit([spent.intent], author: runner.id, roster: r.roster(mesh)).isEmpty)
+        #expect(r.roster(mesh).spentTokenIDs.contains(spent.tokenID))
+
+        r.apply([try r.roster(mesh).remove(runner.id, at: t0 + 1, adminKeys: founder.keys)], author: founder.id)
+        let changes = r.roster(mesh).changes(since: roster)
+        #expect(changes.joined.isEmpty && changes.removed.isEmpty)
+        #expect(r.roster(mesh).changes(since: replica.roster(mesh)).joined.isEmpty)
+        var joinedOnly = replica
+        joinedOnly.apply(admitted, author: founder.id)
+        #expect(joinedOnly.roster(mesh).changes(since: roster).joined == [runner.id])
+        #expect(r.roster(mesh).changes(since: joinedOnly.roster(mesh)).removed == [runner.id])
+    }
 }

@@ -32,13 +32,8 @@ struct TestReplica {
         var refusals: [EntryRefusal] = []
         for intent in intents {
             do {
-                if intent.kind == .member {
-                    if let roster, let value = intent.value, case .failure(let e) = MeshRoster.check(meshID: roster.meshID, key: intent.key, value: value) {
-                        throw EntryRefusal(key: intent.key, reason: e.description)
-                    }
-                } else {
-                    try book(roster: roster).check(kind: intent.kind, key: intent.key, value: intent.value, author: author, roster: roster)
-                }
+                try MeshEntryGate.check(kind: intent.kind, key: intent.key, value: intent.value, author: author,
+                                        roster: roster, book: book(roster: roster))
                 apply([intent], author: author)
             } catch let refusal as EntryRefusal {
                 refusals.append(refusal)

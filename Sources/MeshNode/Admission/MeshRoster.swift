@@ -189,6 +189,28 @@ public struct MeshRoster: Sendable {
         }
     }
 
+    /// What the replicated map asks before merging a write of kind `member` by `author` (a put,
+    /// or a delete when `value` is nil). Records and removals carry their own signatures and are
+    /// judged by the roster once in, so a joining node can take them in any order; a spent token is
+    /// only taken from a member; member entries are never deleted.
+    public func checkWrite(key: String, value: [UInt8]?, author: NodeID) throws(EntryRefusal) {
+        guard let value else { throw EntryRefusal(key: key, reason: "member entries are never deleted") }
+        switch MeshRoster.check(meshID: meshID, key: key, value: value) {
+        case .failure(let error):
+            throw EntryRefusal(key: key, reason: error.description)
+        case .success(.spent) where !isMember(author):
+            throw EntryRefusal(key: key, reason: "a spent token from \(author.short)…, which is not a member")
+        case .success:
+            return
+        }
+    }
+
+    /// Members that joined and members that left between `old` and this roster: the node closes
+    /// the links of the removed, drops their gossip and releases their leases.
+    public func changes(since old: MeshRoster) -> (joined: [NodeID], removed: [NodeID]) {
+        (members.filter { !old.isMember($0) }, old.members.filter { !isMember($0) })
+    }
+
     // MARK: Changes
 
     /// Founds a new mesh with this node as its only member, an admin (`warren mesh init`).
