@@ -66,7 +66,8 @@ import Testing
         var replica = self.replica
         let oldBobKey = try replica.book().openKey("web", local: bob.local)
         let intents = try replica.book().removeMember(bob.id, from: "web", local: alice.local)
-        #expect(intents.contains(.delete(.project, "key/web/\(bob.id)")))
+        #expect(intents.contains { $0.key == "key/web/2/\(alice.id)" })
+        #expect(!intents.contains { $0.key.contains(bob.id.description) })
         replica.apply(intents, author: alice.id)
         replica.apply(try replica.book().putSecret("API_TOKEN", value: "after-removal-secret", project: "web", local: alice.local), author: alice.id)
 
@@ -80,10 +81,14 @@ import Testing
         #expect(throws: ProjectError.notAMember(bob.id, project: "web")) {
             _ = try after.readSecret("API_TOKEN", project: "web", local: bob.local)
         }
-        #expect(!replica.snapshots.contains { $0.key == "key/web/\(bob.id)" })
+        #expect(!replica.snapshots.contains { $0.key == "key/web/2/\(bob.id)" })
+        // The only entry he can open is his old one, of generation 1: a key he already had.
+        var opened: [UInt32] = []
         for entry in replica.snapshots where entry.key.hasPrefix("key/") {
-            #expect(throws: SodiumError.authenticationFailed) { _ = try ProjectMemberKey(decoding: entry.value).open(with: bob.local.keyAgreement) }
+            let sealed = try ProjectMemberKey(decoding: entry.value)
+            if let key = try? sealed.open(with: bob.local.keyAgreement) { opened.append(key.generation) }
         }
+        #expect(opened == [1])
         // Even with the old key he kept, the new secret's ciphertext does not open.
         let newSecret = try #require(after.projects["web"]?.secrets["API_TOKEN"])
         #expect(newSecret.keyGeneration == 2)
@@ -160,7 +165,7 @@ import Testing
         #expect(try ProjectRecord(decoding: record.encoded()) == record)
         #expect(try ProjectMemberKey(decoding: memberKey.encoded()) == memberKey)
         #expect(try SealedSecret(decoding: secret.encoded()) == secret)
-        #expect(secret.entryKey == "web/A_B" && memberKey.entryKey == "key/web/\(bob.id)" && record.intent.key == "project/web")
+        #expect(secret.entryKey == "web/A_B" && memberKey.entryKey == "key/web/3/\(bob.id)" && record.intent.key == "project/web")
 
         let decoders: [(EntryTag, [UInt8], ([UInt8]) throws -> [UInt8])] = [
             (.project, record.encoded(), { try ProjectRecord(decoding: $0).encoded() }),
@@ -182,7 +187,7 @@ import Testing
         // Garbage under every key shape leaves the book intact and reading.
         var noisy = replica
         for (i, bytes) in GarbageInputs.random(count: 300, maxLength: 200, tag: EntryTag.sealedSecret.rawValue).enumerated() {
-            let keys = ["web/DB_PASSWORD", "key/web/\(bob.id)", "project/web", "web/N\(i)", "junk\(i)"]
+            let keys = ["web/DB_PASSWORD", "key/web/1/\(bob.id)", "project/web", "web/N\(i)", "junk\(i)"]
             let kind: MeshEntryKind = i % 2 == 0 ? .secret : .project
             // By a member (bob), so only the gate's checks of the value stand in the way.
             let refusals = noisy.submit([.put(kind, keys[i % keys.count], bytes)], author: bob.id)
@@ -235,5 +240,69 @@ import Testing
         let (roster, _) = try MeshRoster.found(addresses: [], at: t0, keys: alice.keys)
         let outside = replica.submit(try replica.book().putSecret("X", value: "v", project: "web", local: alice.local), author: carol.id, roster: roster)
         #expect(outside.first?.reason.contains("is not a mesh member") == true)
+    }
+
+    @Test func aNodeRemovedFromTheMeshKeepsNothingNewAndItsProjectsSurviveIt() throws {
+        // Carol founds the mesh and admits alice and bob; alice creates "web" with bob in it.
+        let (founded, founding) = try MeshRoster.found(addresses: [], at: t0, keys: carol.keys)
+        var replica = TestReplica()
+        replica.apply(founding, author: carol.id)
+        var verifier = InviteVerifier(roster: founded)
+        for node in [alice, bob] {
+            let token = try replica.roster(founded.meshID).issueInvite(role: .runner, ttl: 60, now: t0, inviterKeys: carol.keys)
+            replica.apply(try verifier.admit(token.encoded, joining: node.id, addresses: [], now: t0, voucherKeys: carol.keys).intents, author: carol.id)
+        }
+        var roster: MeshRoster { replica.roster(founded.meshID) }
+        #expect(roster.members.count == 3)
+        #expect(replica.submit(try replica.book(roster: roster).createProject("web", local: alice.local, now: t0), author: alice.id, roster: roster).isEmpty)
+        #expect(replica.submit(try replica.book(roster: roster).addMember(bob.id, to: "web", local: alice.local, roster: roster), author: alice.id, roster: roster).isEmpty)
+        #expect(replica.book(roster: roster).staleMembers(roster: roster).isEmpty)
+
+        // Carol removes alice, the project's creator, from the mesh.
+        replica.apply([try roster.remove(alice.id, at: t0 + 1, adminKeys: carol.keys)], author: carol.id)
+        let book = replica.book(roster: roster)
+        #expect(try book.members(of: "web") == [alice.id, bob.id].sorted())
+        let stale = book.staleMembers(roster: roster)
+        #expect(stale.count == 1 && stale.first?.project == "web" && stale.first?.member == alice.id)
+        // Alice can write nothing more; bob rotates the key away from her.
+        let fromAlice = replica.submit(try book.putSecret("LATE", value: "v", project: "web", local: alice.local), author: alice.id, roster: roster)
+        #expect(fromAlice.first?.reason.contains("is not a mesh member") == true)
+        let rotation = replica.submit(try book.removeMember(alice.id, from: "web", local: bob.local), author: bob.id, roster: roster)
+        #expect(rotation.isEmpty, "\(rotation)")
+        let after = replica.book(roster: roster)
+        #expect(try after.members(of: "web") == [bob.id])
+        #expect(after.staleMembers(roster: roster).isEmpty)
+        #expect(after.projects["web"]?.record.creator == alice.id)
+    }
+
+    @Test func keyHistoryMakesTheBookIndependentOfArrivalOrderAndTheGateKeepsItWhole() throws {
+        var replica = self.replica
+        // Bob adds carol, then alice removes bob: carol's generation-2 entry is written by alice,
+        // her generation-1 entry by bob, who is no longer a member.
+        replica.apply(try replica.book().addMember(carol.id, to: "web", local: bob.local), author: bob.id)
+        replica.apply(try replica.book().removeMember(bob.id, from: "web", local: alice.local), author: alice.id)
+        let book = replica.book()
+        #expect(try book.members(of: "web") == [alice.id, carol.id].sorted())
+        #expect(try book.readSecret("DB_PASSWORD", project: "web", local: carol.local) == "hunter2-distinctive-plaintext")
+        for order in [replica.snapshots.reversed(), replica.snapshots.shuffled()] {
+            let other = ProjectBook(entries: Array(order))
+            #expect(try other.members(of: "web") == [alice.id, carol.id].sorted())
+            #expect(try other.project("web").generation == 2)
+        }
+        // Key entries are not deleted, and a generation that skips ahead is refused.
+        let refused = replica.submit([
+            .delete(.project, "key/web/1/\(bob.id)"),
+            try ProjectMemberKey.sealing(ProjectKey.generate(generation: 4), project: "web", to: alice.id, addedBy: alice.id).intent,
+        ], author: alice.id)
+        #expect(refused.map(\.reason) == [
+            "key entries are kept as history; remove a member to rotate the key",
+            "key generation 4 does not follow the project's 2",
+        ])
+        // Bob, removed, can't write generation 2 (he'd need to be a member of it) nor 3.
+        let byBob = replica.submit([
+            try ProjectMemberKey.sealing(ProjectKey.generate(generation: 2), project: "web", to: bob.id, addedBy: bob.id).intent,
+            try ProjectMemberKey.sealing(ProjectKey.generate(generation: 3), project: "web", to: bob.id, addedBy: bob.id).intent,
+        ], author: bob.id)
+        #expect(byBob.count == 2 && byBob.allSatisfy { $0.reason.contains("not a member of project web") })
     }
 }

@@ -38,14 +38,16 @@ public struct InviteVerifier: Sendable {
     ) throws(AdmissionRefusal) -> (record: MembershipRecord, intents: [EntryIntent]) {
         let token = try verify(text, now: now)
         guard !roster.isRemoved(node) else { throw .removedNode(node) }
+        // The joining node's announced addresses are its own business: keep the ones that fit.
+        let announced = addresses.filter { !$0.isEmpty && $0.utf8.count <= InviteToken.maxAddressLength }.prefix(InviteToken.maxAddresses)
         let record: MembershipRecord
         do throws(AdmissionError) {
-            record = try MembershipRecord.admitting(node, addresses: addresses, token: token, at: now, voucherKeys: voucherKeys)
+            record = try MembershipRecord.admitting(node, addresses: Array(announced), token: token, at: now, voucherKeys: voucherKeys)
         } catch {
-            throw .malformed(error.description)
+            throw .malformed(error.description)  // not reached: the addresses were filtered above
         }
         spent.insert(token.id)
-        let spentEntry = SpentToken(meshID: roster.meshID, tokenID: token.id, member: node, at: now)
+        let spentEntry = SpentToken(token: token, member: node, at: now)
         return (record, [spentEntry.intent, record.intent])
     }
 }

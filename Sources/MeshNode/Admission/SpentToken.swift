@@ -16,7 +16,12 @@ public struct SpentToken: Sendable, Equatable {
     public let member: NodeID
     public let at: Date
 
-    public init(meshID: MeshID, tokenID: String, member: NodeID, at: Date) {
+    /// `token` spent to admit `member`.
+    public init(token: InviteToken, member: NodeID, at: Date) {
+        self.init(meshID: token.meshID, tokenID: token.id, member: member, at: at)
+    }
+
+    init(meshID: MeshID, tokenID: String, member: NodeID, at: Date) {
         self.meshID = meshID
         self.tokenID = tokenID
         self.member = member
@@ -31,6 +36,7 @@ public struct SpentToken: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var w = EntryWriter(tag: .spentToken)
         w.fixed(meshID.bytes)
+        // Always 32 hex digits: made from `InviteToken.id` or decoded from 16 bytes.
         w.fixed(Hex.decode(tokenID) ?? [UInt8](repeating: 0, count: 16))
         w.fixed(member.bytes)
         w.date(at)

@@ -33,8 +33,9 @@ extension ProjectBook {
     }
 
     /// `warren project remove-member P NODE`: rotates the key. A new generation sealed to every
-    /// remaining member, every secret re-encrypted under it (same version), and the removed
-    /// member's key entry deleted, so it can read nothing written after.
+    /// remaining member and every secret re-encrypted under it (same version): the removed member
+    /// gets no entry of the new generation, so it can read nothing written after. Its entries of
+    /// older generations stay as history; they open only keys it already had.
     public func removeMember(_ node: NodeID, from project: String, local: LocalMember) throws(ProjectError) -> [EntryIntent] {
         let p = try self.project(project)
         guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
@@ -45,7 +46,6 @@ extension ProjectBook {
         let new = ProjectKey.generate(generation: old.generation &+ 1)
         var intents: [EntryIntent] = []
         for member in remaining { intents.append(try seal(new, project: project, to: member, by: local.nodeID).intent) }
-        intents.append(.delete(.project, ProjectMemberKey.entryKey(project: project, member: node)))
         for secret in p.secrets.values.sorted(by: { $0.name < $1.name }) {
             let value: String
             do { value = try secret.open(with: old) } catch {

@@ -22,16 +22,21 @@ extension ProjectBook {
                 throw refuse("project \(record.name) already exists, created by \(existing.record.creator.short)…")
             }
         case .project where key.hasPrefix("key/"):
-            let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 3, let project = projects[String(parts[1])] else { throw refuse("no such project (yet)") }
-            let mayWrite = project.memberKeys[author] != nil || (project.memberKeys.isEmpty && author == project.record.creator)
-            guard mayWrite else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
-            guard let value else { return }
+            guard let value else { throw refuse("key entries are kept as history; remove a member to rotate the key") }
             let entry: ProjectMemberKey
             do { entry = try ProjectMemberKey(decoding: value) } catch { throw refuse(error.description) }
-            guard entry.entryKey == key else { throw refuse("its project and member differ from its key") }
-            guard entry.generation >= project.generation else {
-                throw refuse("key generation \(entry.generation) is older than the project's \(project.generation)")
+            guard entry.entryKey == key else { throw refuse("its project, generation and member differ from its key") }
+            guard let project = projects[entry.project] else { throw refuse("no such project (yet)") }
+            let isMember = project.memberKeys[author] != nil
+            switch entry.generation {
+            case project.generation where project.generation > 0:
+                guard isMember else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
+            case project.generation &+ 1:
+                guard isMember || (project.generation == 0 && author == project.record.creator) else {
+                    throw refuse("written by \(author.short)…, not a member of project \(project.name)")
+                }
+            default:
+                throw refuse("key generation \(entry.generation) does not follow the project's \(project.generation)")
             }
         case .secret:
             guard let slash = key.firstIndex(of: "/"), let project = projects[String(key[..<slash])] else { throw refuse("no such project (yet)") }

@@ -7,13 +7,15 @@ public import Gossip
 /// Entry keys:
 /// ```
 ///  kind project  project/<P>            ProjectRecord      written by the creator
-///  kind project  key/<P>/<node ID>      ProjectMemberKey   the key sealed to one member
+///  kind project  key/<P>/<gen>/<node>   ProjectMemberKey   generation <gen> of the key, sealed to one member
 ///  kind secret   <P>/<NAME>             SealedSecret       ciphertext under the project key
 /// ```
-/// Trust: a project record counts only when written by its creator; a key entry only when written
-/// by the creator or by a node holding a key entry that counts; a secret only when written by a
-/// member. With a roster, authors must also be mesh members. The members of a project are the
-/// holders of a key entry of its newest generation.
+/// Trust: a project record counts only when written by its creator; a key entry only when it
+/// chains back to the creator through the generations (see `settle`); a secret only when written
+/// by a member. With a roster, authors must have been admitted to the mesh. The members of a
+/// project are the holders of a key entry of its newest generation. Key entries are never deleted:
+/// they are the history that makes the book a pure function of the set of entries, whatever order
+/// they arrived in; `check` (the gate) keeps writes of non-members out of the replica.
 public struct ProjectBook: Sendable {
     /// Largest secret value accepted, in bytes.
     public static let maxSecretBytes = 32 * 1024
@@ -49,8 +51,10 @@ public struct ProjectBook: Sendable {
         var keyCandidates: [String: [(entry: ProjectMemberKey, author: NodeID)]] = [:]
         var secretCandidates: [String: [(secret: SealedSecret, author: NodeID)]] = [:]
         for e in entries where e.kind == .project || e.kind == .secret {
-            if let roster, !roster.isMember(e.author) {
-                rejections.append("\(e.kind)/\(e.key): its author \(e.author.short)… is not a mesh member")
+            // A removed member's past writes still count (they were made while it belonged); the
+            // gate keeps it from writing more.
+            if let roster, !roster.isMember(e.author), !roster.isRemoved(e.author) {
+                rejections.append("\(e.kind)/\(e.key): its author \(e.author.short)… was never a mesh member")
                 continue
             }
             do throws(EntryDecodingError) {
@@ -82,27 +86,37 @@ public struct ProjectBook: Sendable {
         }
     }
 
-    /// Decides which key entries and secrets of one project count.
+    /// Decides which key entries and secrets of one project count, generation by generation:
+    /// an entry of generation 1 counts when written by the creator or by a holder of a counted
+    /// generation-1 entry; one of generation g+1 when written by a holder of a counted entry of
+    /// generation g (a rotation) or g+1 (an addition). A gap in the generations ends the chain.
     private mutating func settle(_ name: String, keys: [(entry: ProjectMemberKey, author: NodeID)], secrets: [(secret: SealedSecret, author: NodeID)]) {
         guard var project = projects[name] else { return }
-        var trusted: Set<NodeID> = [project.record.creator]
-        var accepted: [NodeID: ProjectMemberKey] = [:]
-        var pending = keys
-        var progress = true
-        while progress {
-            progress = false
-            pending.removeAll { candidate in
-                guard trusted.contains(candidate.author) else { return false }
-                accepted[candidate.entry.member] = candidate.entry
-                trusted.insert(candidate.entry.member)
-                progress = true
-                return true
+        let byGeneration = Dictionary(grouping: keys) { $0.entry.generation }
+        var mayWrite: Set<NodeID> = [project.record.creator]
+        for g in byGeneration.keys.sorted() {
+            var pending = byGeneration[g]!
+            guard g == project.generation &+ 1 else {
+                for p in pending { rejections.append("\(p.entry.entryKey): generation \(g) does not follow generation \(project.generation)") }
+                continue
             }
+            var accepted: [NodeID: ProjectMemberKey] = [:]
+            var progress = true
+            while progress {
+                progress = false
+                pending.removeAll { candidate in
+                    guard mayWrite.contains(candidate.author) || accepted[candidate.author] != nil else { return false }
+                    accepted[candidate.entry.member] = candidate.entry
+                    progress = true
+                    return true
+                }
+            }
+            for p in pending { rejections.append("\(p.entry.entryKey): written by \(p.author.short)…, not a member of project \(name)") }
+            guard !accepted.isEmpty else { break }
+            project.generation = g
+            project.memberKeys = accepted
+            mayWrite = Set(accepted.keys)
         }
-        for p in pending { rejections.append("\(p.entry.entryKey): written by \(p.author.short)…, not a member of project \(name)") }
-        let generation = accepted.values.map(\.generation).max() ?? 0
-        project.generation = generation
-        project.memberKeys = accepted.filter { $0.value.generation == generation }
         for s in secrets {
             if project.memberKeys[s.author] != nil {
                 project.secrets[s.secret.name] = s.secret
@@ -130,6 +144,15 @@ public struct ProjectBook: Sendable {
 
     public func isMember(_ node: NodeID, of project: String) -> Bool {
         projects[project]?.memberKeys[node] != nil
+    }
+
+    /// Project members that are no longer mesh members (removed from the mesh): each still holds
+    /// the current key, so a remaining member rotates it with `removeMember` (the node does this
+    /// when the roster drops a node).
+    public func staleMembers(roster: MeshRoster) -> [(project: String, member: NodeID)] {
+        projectNames.flatMap { name in
+            projects[name]!.members.filter { !roster.isMember($0) }.map { (project: name, member: $0) }
+        }
     }
 
     /// The projects `node` belongs to, sorted.
