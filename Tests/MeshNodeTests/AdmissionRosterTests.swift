@@ -143,6 +143,14 @@ import Testing
         #expect(refusal == .removedNode(runner.id))
         #expect(refusal.description.contains("was removed from this mesh"))
         #expect(throws: AdmissionError.notAMember(runner.id)) { _ = try roster.remove(runner.id, at: t0, adminKeys: founder.keys) }
+
+        // A removed member can't vouch for anyone after its removal, even with a good token.
+        let joiner = TestNode()
+        let fresh = try roster.issueInvite(role: .runner, ttl: 60, now: t0 + 20, inviterKeys: founder.keys)
+        r.apply([try MembershipRecord.admitting(joiner.id, addresses: [], token: fresh, at: t0 + 30, voucherKeys: runner.keys).intent], author: runner.id)
+        let final = r.roster(mesh)
+        #expect(!final.isMember(joiner.id))
+        #expect(final.rejections.contains { $0.key == "member/\(joiner.id)" && $0.reason.contains("was removed") })
     }
 
     @Test func singleEntriesAreCheckedAgainstTheirKeyMeshAndSignature() throws {

@@ -13,7 +13,8 @@ public import Sodium
 ///    checked the token). A token admits one node: if two records carry it, the earlier one
 ///    (by time, then node ID) counts.
 /// 3. A **removal** counts when signed by an admin not removed before it; removals apply in time
-///    order. A removed node ID never counts as a member again.
+///    order. A removed node ID never counts as a member again, and records it signed or whose
+///    token it issued, dated at or after its removal, stop counting.
 ///
 /// The roster is a pure function of the set of entries, so every replica with the same entries
 /// agrees on it, whatever order the entries arrived in.
@@ -146,6 +147,17 @@ public struct MeshRoster: Sendable {
             }
             removals[removal.member] = removal
             records[removal.member] = nil
+        }
+        // A removed node's authority ends at its removal: records it signed, or whose token it
+        // issued, dated after that do not count. (One pass: the members such records admitted
+        // are dropped, not the ones those members admitted in turn.)
+        for (id, record) in records {
+            guard case .invited(let token) = record.origin else { continue }
+            let lapsed = [token.inviter, record.signer].first { removals[$0].map { $0.at <= record.admittedAt } ?? false }
+            if let lapsed {
+                records[id] = nil
+                rejections.append(Rejection(key: record.entryKey, reason: "made after \(lapsed.short)…, who vouched for it, was removed"))
+            }
         }
     }
 
