@@ -46,7 +46,7 @@ public struct ProjectBook: Sendable {
     public private(set) var rejections: [String] = []
 
     /// The book from live entries (kinds other than `project` and `secret` are ignored). With a
-    /// roster, entries by nodes that are not mesh members are refused.
+    /// roster, entries by nodes never admitted to the mesh are refused.
     public init(entries: [EntrySnapshot], roster: MeshRoster? = nil) {
         var keyCandidates: [String: [(entry: ProjectMemberKey, author: NodeID)]] = [:]
         var secretCandidates: [String: [(secret: SealedSecret, author: NodeID)]] = [:]
