@@ -239,6 +239,26 @@ import Testing
             "malformed membership record: its member differs from its key",
         ])
         #expect(r.submit([spent.intent], author: runner.id, roster: r.roster(mesh)).isEmpty)
+
+        // A member can't replace another's record with one that doesn't chain to the founder,
+        // nor reuse a token, nor remove anyone without being an admin.
+        let selfMade = try MembershipRecord.founding(addresses: [], at: t0, keys: runner.keys)
+        let usurper = MembershipRecord(meshID: mesh, member: founder.id, role: .admin, addresses: [], admittedAt: t0,
+                                       origin: selfMade.origin, signer: runner.id, signature: [])
+        let usurping = MembershipRecord(meshID: mesh, member: founder.id, role: .admin, addresses: [], admittedAt: t0, origin: selfMade.origin,
+                                        signer: runner.id, signature: runner.keys.sign(MembershipRecord.signingContext + usurper.body))
+        guard case .invited(let usedToken) = try MembershipRecord(decoding: admitted[0].value!).origin else { Issue.record("not invited"); return }
+        let reuse = try MembershipRecord.admitting(stranger.id, addresses: [], token: usedToken, at: t0, voucherKeys: founder.keys)
+        let byRunner = MemberRemoval.signed(meshID: mesh, member: founder.id, at: t0, adminKeys: runner.keys)
+        let before = r.snapshots
+        let attacks = r.submit([usurping.intent, reuse.intent, byRunner.intent], author: runner.id, roster: r.roster(mesh))
+        #expect(attacks.map(\.reason) == [
+            "a self-signed record that the mesh ID does not commit to",
+            "its invite token already admitted node \(runner.id.short)…",
+            "signed by \(runner.id.short)…, which is not an admin",
+        ])
+        #expect(r.snapshots == before)
+        #expect(r.roster(mesh).isAdmin(founder.id))
         #expect(r.roster(mesh).spentTokenIDs.contains(spent.tokenID))
 
         r.apply([try r.roster(mesh).remove(runner.id, at: t0 + 1, adminKeys: founder.keys)], author: founder.id)

@@ -35,6 +35,8 @@ public struct MeshRoster: Sendable {
     public private(set) var removals: [NodeID: MemberRemoval] = [:]
     /// IDs of tokens that may not be used again: gossiped spent tokens and the tokens of records.
     public private(set) var spentTokenIDs: Set<String> = []
+    /// The node each counted record's token admitted, by token ID.
+    private var tokenUsers: [String: NodeID] = [:]
     /// Entries that were refused, and why.
     public private(set) var rejections: [Rejection] = []
 
@@ -116,6 +118,7 @@ public struct MeshRoster: Sendable {
                     rejections.append(Rejection(key: record.entryKey, reason: "its invite token already admitted node \(earlier.short)…"))
                 } else {
                     usedTokens[token.id] = record.member
+                    tokenUsers[token.id] = record.member
                     spentTokenIDs.insert(token.id)
                     if records[record.member] == nil { records[record.member] = record }
                 }
@@ -202,18 +205,39 @@ public struct MeshRoster: Sendable {
     }
 
     /// What the replicated map asks before merging a write of kind `member` by `author` (a put,
-    /// or a delete when `value` is nil). Records and removals carry their own signatures and are
-    /// judged by the roster once in, so a joining node can take them in any order; a spent token is
-    /// only taken from a member; member entries are never deleted.
+    /// or a delete when `value` is nil).
+    ///
+    /// A write is let in only if it would count in this roster: otherwise any member could replace
+    /// `member/<X>` with a well-formed record that doesn't chain to the founder, and drop X from the
+    /// mesh. So a record needs its inviter to be an admin and its signer a member here, a removal
+    /// an admin signer, a spent token a member author; member entries are never deleted. A joining
+    /// node, whose roster is still empty, takes the founding record first and the others as
+    /// anti-entropy sends them again.
     public func checkWrite(key: String, value: [UInt8]?, author: NodeID) throws(EntryRefusal) {
-        guard let value else { throw EntryRefusal(key: key, reason: "member entries are never deleted") }
+        func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
+        guard let value else { throw refuse("member entries are never deleted") }
         switch MeshRoster.check(meshID: meshID, key: key, value: value) {
         case .failure(let error):
-            throw EntryRefusal(key: key, reason: error.description)
-        case .success(.spent) where !isMember(author):
-            throw EntryRefusal(key: key, reason: "a spent token from \(author.short)…, which is not a member")
-        case .success:
-            return
+            throw refuse(error.description)
+        case .success(.spent):
+            guard isMember(author) else { throw refuse("a spent token from \(author.short)…, which is not a member") }
+        case .success(.removal(let removal)):
+            guard isAdmin(removal.removedBy) else { throw refuse("signed by \(removal.removedBy.short)…, which is not an admin") }
+        case .success(.member(let record)):
+            guard !isRemoved(record.member) else { throw refuse("node \(record.member.short)… was removed from this mesh") }
+            switch record.origin {
+            case .founding(let salt):
+                guard record.signer == record.member, record.role == .admin, meshID.isFounded(by: record.member, salt: salt) else {
+                    throw refuse("a self-signed record that the mesh ID does not commit to")
+                }
+            case .invited(let token):
+                guard isMember(token.inviter) else { throw refuse("its inviter \(token.inviter.short)… is not a member of this mesh") }
+                guard isMember(record.signer) else { throw refuse("its signer \(record.signer.short)… is not a member of this mesh") }
+                if let why = MeshRoster.invalidity(of: record, token: token, in: self) { throw refuse(why) }
+                if let user = tokenUsers[token.id], user != record.member {
+                    throw refuse("its invite token already admitted node \(user.short)…")
+                }
+            }
         }
     }
 
