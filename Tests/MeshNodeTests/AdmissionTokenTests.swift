@@ -159,6 +159,14 @@ import Testing
         }
     }
 
+    @Test func invitationsNeedAPositiveTimeToLive() {
+        for ttl in [0, -5, .infinity] as [Double] {
+            #expect(throws: AdmissionError.invalidTTL(ttl)) {
+                _ = try roster.issueInvite(role: .runner, ttl: ttl, now: t0, inviterKeys: founder.keys)
+            }
+        }
+    }
+
     @Test func tokensRoundTripThroughTheirPrintedForm() throws {
         let token = try roster.issueInvite(role: .gateway, ttl: 600, now: t0, inviterKeys: founder.keys, addresses: ["127.0.0.2:7946", "[::1]:7946"])
         #expect(token.encoded.hasPrefix("warren1."))

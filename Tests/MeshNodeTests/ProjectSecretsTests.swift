@@ -143,6 +143,13 @@ import Testing
             _ = try replica.book().readSecret("DB_PASSWORD", project: "web", local: alice.local)
         }
 
+        // Secrets added to a project that doesn't exist yet create it, carol its only member.
+        let firstUse = try replica.book().putSecretCreatingProject("FIRST", value: "one", project: "solo", local: carol.local, now: t0)
+        #expect(firstUse.count == 3)
+        #expect(replica.submit(firstUse, author: carol.id).isEmpty)
+        #expect(try replica.book().readSecret("FIRST", project: "solo", local: carol.local) == "one")
+        #expect(try replica.book().putSecretCreatingProject("FIRST", value: "two", project: "solo", local: carol.local, now: t0).count == 1)
+
         let first = try replica.book().ensureProject("local", local: carol.local, now: t0)
         #expect(first.count == 2)
         replica.apply(first, author: carol.id)

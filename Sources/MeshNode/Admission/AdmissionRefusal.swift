@@ -49,6 +49,8 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
     /// Only admins may invite or remove members.
     case notAnAdmin(NodeID)
     case invalidAddresses(String)
+    /// An invitation must be valid for some time.
+    case invalidTTL(Double)
     /// The node to remove is not a member.
     case notAMember(NodeID)
 
@@ -58,6 +60,8 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "node \(id.short)… is not an admin of this mesh; only admins may invite or remove members"
         case .invalidAddresses(let why):
             return "invalid member addresses: \(why)"
+        case .invalidTTL(let seconds):
+            return "an invitation's time to live must be positive, got \(seconds) s; use e.g. --ttl 1h"
         case .notAMember(let id):
             return "node \(id) is not a member of this mesh"
         }

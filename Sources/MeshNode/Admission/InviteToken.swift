@@ -11,7 +11,8 @@ public import Sodium
 ///  ‖ Ed25519 signature (64) by the inviter over "warren invite v1\0" ‖ everything before it
 /// ```
 /// The one-time secret makes every token distinct; its hash is the token ID under which a spent
-/// token is gossiped, so the secret itself never leaves the token.
+/// token is gossiped. Once used, the whole token travels inside the new member's record (the
+/// roster checks the inviter's signature there); it is spent by then, so its secret is worth nothing.
 public struct InviteToken: Sendable, Equatable {
     public static let prefix = "warren1."
     public static let secretLength = 16

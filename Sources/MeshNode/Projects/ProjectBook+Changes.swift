@@ -71,6 +71,17 @@ extension ProjectBook {
         return [try sealSecret(value, project: project, name: name, version: version, key: key).intent]
     }
 
+    /// `putSecret`, creating the project first (this node its only member) when it doesn't exist:
+    /// what `secrets add` does until admission is wired.
+    public func putSecretCreatingProject(_ name: String, value: String, project: String, local: LocalMember, now: Date) throws(ProjectError) -> [EntryIntent] {
+        let creation = try ensureProject(project, local: local, now: now)
+        guard !creation.isEmpty else { return try putSecret(name, value: value, project: project, local: local) }
+        let created = ProjectBook(entries: creation.compactMap { intent in
+            intent.value.map { EntrySnapshot(kind: intent.kind, key: intent.key, value: $0, author: local.nodeID) }
+        })
+        return creation + (try created.putSecret(name, value: value, project: project, local: local))
+    }
+
     /// `warren secrets delete NAME --project P`: a tombstone for the secret.
     public func deleteSecret(_ name: String, project: String, local: LocalMember) throws(ProjectError) -> [EntryIntent] {
         guard SecretName.isValid(name) else { throw .invalidSecretName(name) }
