@@ -1,0 +1,101 @@
+public import Gossip
+
+/// The kinds of replicated entries, as the gossip layer numbers them.
+public enum MeshEntryKind: Int, Sendable, CaseIterable {
+    case member = 1
+    case gateway = 2
+    case lease = 3
+    case domainClaim = 4
+    case project = 5
+    case secret = 6
+}
+
+/// A write this logic asks the node to make: put `value` under (kind, key), or delete it
+/// (a tombstone) when `value` is nil. The node signs it, stamps the HLC and gossips it.
+public struct EntryIntent: Sendable, Equatable, CustomStringConvertible {
+    public var kind: MeshEntryKind
+    public var key: String
+    public var value: [UInt8]?
+
+    public init(kind: MeshEntryKind, key: String, value: [UInt8]?) {
+        self.kind = kind
+        self.key = key
+        self.value = value
+    }
+
+    public static func put(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8]) -> EntryIntent {
+        EntryIntent(kind: kind, key: key, value: value)
+    }
+
+    public static func delete(_ kind: MeshEntryKind, _ key: String) -> EntryIntent {
+        EntryIntent(kind: kind, key: key, value: nil)
+    }
+
+    public var isDelete: Bool { value == nil }
+
+    public var description: String { "\(isDelete ? "delete" : "put") \(kind)/\(key)" }
+}
+
+/// A live (not deleted) replicated entry as the gossip layer hands it over: its signature already
+/// checked against `author`.
+public struct EntrySnapshot: Sendable, Equatable {
+    public var kind: MeshEntryKind
+    public var key: String
+    public var value: [UInt8]
+    public var author: NodeID
+
+    public init(kind: MeshEntryKind, key: String, value: [UInt8], author: NodeID) {
+        self.kind = kind
+        self.key = key
+        self.value = value
+        self.author = author
+    }
+}
+
+/// The keys of entries of kind `member`.
+///
+/// ```
+///  member/<node ID>    MembershipRecord   who was admitted, with which role, on whose invitation
+///  removed/<node ID>   MemberRemoval      an admin's signed removal; never overwritten by an admission
+///  spent/<token ID>    SpentToken         an invite token already used
+/// ```
+public enum MemberEntryKey: Equatable, Sendable {
+    case member(NodeID)
+    case removed(NodeID)
+    case spent(tokenID: String)
+
+    public var string: String {
+        switch self {
+        case .member(let id): return "member/\(id)"
+        case .removed(let id): return "removed/\(id)"
+        case .spent(let token): return "spent/\(token)"
+        }
+    }
+
+    /// Nil for a key this module does not know.
+    public init?(_ key: String) {
+        guard let slash = key.firstIndex(of: "/") else { return nil }
+        let prefix = key[..<slash], rest = String(key[key.index(after: slash)...])
+        switch prefix {
+        case "member": guard let id = NodeID(rest) else { return nil }; self = .member(id)
+        case "removed": guard let id = NodeID(rest) else { return nil }; self = .removed(id)
+        case "spent":
+            guard rest.count == InviteToken.idLength, rest.allSatisfy(\.isHexDigit) else { return nil }
+            self = .spent(tokenID: rest)
+        default: return nil
+        }
+    }
+}
+
+/// A write the replicated map must not let in: which entry and why.
+public struct EntryRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+
+    public var description: String { "entry \(key.prefix(160)) refused: \(reason)" }
+}

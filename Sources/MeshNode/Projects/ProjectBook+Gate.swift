@@ -1,0 +1,59 @@
+public import Gossip
+
+/// What the replicated map asks before merging a write of kind `project` or `secret` (a put, or a
+/// delete when `value` is nil): the book alone ignores entries that don't count, but a write that
+/// is let in replaces the entry under its key, so a non-member's write must never get that far.
+///
+/// A write refused only because what it depends on has not arrived yet (a key entry before its
+/// project record, a secret before its new key generation) is let in when anti-entropy sends it
+/// again after them.
+extension ProjectBook {
+    public func check(kind: MeshEntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
+        func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
+        if let roster, !roster.isMember(author) { throw refuse("its author \(author.short)… is not a mesh member") }
+        switch kind {
+        case .project where key.hasPrefix("project/"):
+            guard let value else { throw refuse("projects are not deleted") }
+            let record: ProjectRecord
+            do { record = try ProjectRecord(decoding: value) } catch { throw refuse(error.description) }
+            guard ProjectRecord.entryKey(record.name) == key else { throw refuse("its name differs from its key") }
+            guard record.creator == author else { throw refuse("written by \(author.short)…, not by its creator") }
+            if let existing = projects[record.name], existing.record.creator != record.creator {
+                throw refuse("project \(record.name) already exists, created by \(existing.record.creator.short)…")
+            }
+        case .project where key.hasPrefix("key/"):
+            guard let value else { throw refuse("key entries are kept as history; remove a member to rotate the key") }
+            let entry: ProjectMemberKey
+            do { entry = try ProjectMemberKey(decoding: value) } catch { throw refuse(error.description) }
+            guard entry.entryKey == key else { throw refuse("its project, generation and member differ from its key") }
+            guard let project = projects[entry.project] else { throw refuse("no such project (yet)") }
+            let isMember = project.memberKeys[author] != nil
+            switch entry.generation {
+            case project.generation where project.generation > 0:
+                guard isMember else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
+            case project.generation &+ 1:
+                guard isMember || (project.generation == 0 && author == project.record.creator) else {
+                    throw refuse("written by \(author.short)…, not a member of project \(project.name)")
+                }
+            default:
+                throw refuse("key generation \(entry.generation) does not follow the project's \(project.generation)")
+            }
+        case .secret:
+            guard let slash = key.firstIndex(of: "/"), let project = projects[String(key[..<slash])] else { throw refuse("no such project (yet)") }
+            guard project.memberKeys[author] != nil else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
+            guard let value else { return }
+            let secret: SealedSecret
+            do { secret = try SealedSecret(decoding: value) } catch { throw refuse(error.description) }
+            guard secret.entryKey == key else { throw refuse("its project and name differ from its key") }
+            // Sealed under an older key, a removed member could read it: never let it in.
+            guard secret.keyGeneration >= project.generation else {
+                throw refuse("sealed under key generation \(secret.keyGeneration), older than the project's \(project.generation)")
+            }
+            if let current = project.secrets[secret.name], (secret.version, secret.keyGeneration) < (current.version, current.keyGeneration) {
+                throw refuse("version \(secret.version) is older than the current \(current.version)")
+            }
+        default:
+            throw refuse("not an entry of projects or secrets")
+        }
+    }
+}
