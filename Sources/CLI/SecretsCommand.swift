@@ -42,7 +42,7 @@ struct SecretsCommand: AsyncParsableCommand {
             let secrets: [SecretInfo] = try reportingFailures { try node.client.get("/v1/projects/\(project.urlPathEscaped)/secrets") }
             if node.json { try Output.json(secrets); return }
             if secrets.isEmpty { Output.line("Project \(project) has no secrets."); return }
-            Output.line(Output.table(["name", "version", "updated"], secrets.map { [$0.name, String($0.version), Output.age($0.updated)] }))
+            Output.line(Output.table(["name", "version"], secrets.map { [$0.name, String($0.version)] }))
         }
     }
 

@@ -124,13 +124,11 @@ public struct SecretInfo: Codable, Sendable, Equatable {
     public var project: String
     public var name: String
     public var version: UInt64
-    public var updated: Date
 
-    public init(project: String, name: String, version: UInt64, updated: Date) {
+    public init(project: String, name: String, version: UInt64) {
         self.project = project
         self.name = name
         self.version = version
-        self.updated = updated
     }
 }
 
