@@ -59,26 +59,9 @@ public final class EVPAEAD {
         nonce: UnsafeRawBufferPointer, ad: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
         buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer
     ) throws {
-        precondition(direction == .seal, "an EVPAEAD made to open cannot seal")
-        guard tag.count == Self.tagLength else {
-            throw LibCryptoError.invalidLength(what: "tag", expected: Self.tagLength, got: tag.count)
-        }
-        try start(nonce: nonce, ad: ad, encrypt: 1)
-        var outLength: Int32 = 0
-        if buffer.count > 0 {
-            let p = buffer.bindMemory(to: UInt8.self).baseAddress
-            guard EVP_EncryptUpdate(context, p, &outLength, p, Int32(buffer.count)) == 1 else {
-                throw LibCryptoError.setupFailed("encrypt")
-            }
-        }
-        // GCM and ChaCha20-Poly1305 are stream modes: Final writes nothing, but wants a valid pointer.
-        var scratch: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        let finished = withUnsafeMutableBytes(of: &scratch) {
-            EVP_EncryptFinal_ex(context, $0.bindMemory(to: UInt8.self).baseAddress, &outLength)
-        }
-        guard finished == 1,
-              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(Self.tagLength), tag.baseAddress) == 1
-        else { throw LibCryptoError.setupFailed("finish encryption") }
+        try begin(nonce: nonce, ad: ad)
+        try update(input: UnsafeRawBufferPointer(buffer), output: buffer)
+        try finishSeal(tag: tag)
     }
 
     /// Decrypts `buffer` in place, checking `tag`. On failure `authenticationFailed` is thrown and
@@ -87,22 +70,60 @@ public final class EVPAEAD {
         nonce: UnsafeRawBufferPointer, ad: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
         buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer
     ) throws {
-        precondition(direction == .open, "an EVPAEAD made to seal cannot open")
+        try begin(nonce: nonce, ad: ad)
+        try update(input: UnsafeRawBufferPointer(buffer), output: buffer)
+        try finishOpen(tag: tag)
+    }
+
+    // MARK: Streaming: one message in several pieces (begin, update…, finish)
+
+    /// Starts a message under `nonce` (12 bytes), authenticating `ad`.
+    public func begin(nonce: UnsafeRawBufferPointer, ad: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
+        try start(nonce: nonce, ad: ad, encrypt: direction == .seal ? 1 : 0)
+    }
+
+    /// Encrypts or decrypts the next piece of the message from `input` into the first
+    /// `input.count` bytes of `output`; the two may be the same memory.
+    public func update(input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) throws {
+        guard input.count > 0 else { return }
+        guard output.count >= input.count else {
+            throw LibCryptoError.invalidLength(what: "output buffer", expected: input.count, got: output.count)
+        }
+        var outLength: Int32 = 0
+        let rc = EVP_CipherUpdate(
+            context, output.bindMemory(to: UInt8.self).baseAddress, &outLength,
+            input.bindMemory(to: UInt8.self).baseAddress, Int32(input.count))
+        guard rc == 1 else { throw LibCryptoError.setupFailed(direction == .seal ? "encrypt" : "decrypt") }
+    }
+
+    /// Ends a sealed message and writes its 16-byte tag.
+    public func finishSeal(tag: UnsafeMutableRawBufferPointer) throws {
+        precondition(direction == .seal, "an EVPAEAD made to open cannot seal")
         guard tag.count == Self.tagLength else {
             throw LibCryptoError.invalidLength(what: "tag", expected: Self.tagLength, got: tag.count)
         }
-        try start(nonce: nonce, ad: ad, encrypt: 0)
+        // GCM and ChaCha20-Poly1305 are stream modes: Final writes nothing, but wants a valid pointer.
+        var scratch: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         var outLength: Int32 = 0
-        if buffer.count > 0 {
-            let p = buffer.bindMemory(to: UInt8.self).baseAddress
-            guard EVP_DecryptUpdate(context, p, &outLength, p, Int32(buffer.count)) == 1 else {
-                throw LibCryptoError.authenticationFailed
-            }
+        let finished = withUnsafeMutableBytes(of: &scratch) {
+            EVP_EncryptFinal_ex(context, $0.bindMemory(to: UInt8.self).baseAddress, &outLength)
+        }
+        guard finished == 1,
+              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(Self.tagLength), tag.baseAddress) == 1
+        else { throw LibCryptoError.setupFailed("finish encryption") }
+    }
+
+    /// Ends an opened message, checking its tag; throws `authenticationFailed` when it does not match.
+    public func finishOpen(tag: UnsafeRawBufferPointer) throws {
+        precondition(direction == .open, "an EVPAEAD made to seal cannot open")
+        guard tag.count == Self.tagLength else {
+            throw LibCryptoError.invalidLength(what: "tag", expected: Self.tagLength, got: tag.count)
         }
         guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(Self.tagLength), UnsafeMutableRawPointer(mutating: tag.baseAddress)) == 1 else {
             throw LibCryptoError.setupFailed("set the tag")
         }
         var scratch: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var outLength: Int32 = 0
         let verified = withUnsafeMutableBytes(of: &scratch) {
             EVP_DecryptFinal_ex(context, $0.bindMemory(to: UInt8.self).baseAddress, &outLength)
         }
