@@ -192,12 +192,18 @@ public final class LinkEndpoint: Sendable {
 
     /// Installs the handshake on a new connection; once it completes, the record cipher, HTTP/2
     /// and the error handler replace it, and `established` succeeds with the link.
+    ///
+    /// HTTP/2 lets only its client open streams, but both ends of a link must: a gateway opens
+    /// streams to the runner that dialled it, and the runner asks the gateway for leases. So the
+    /// acceptor of the TCP connection is the HTTP/2 client of the link's main session (the bulk
+    /// path, gateway → runner), and opens one long-lived stream at `LinkProtocol.reversePath` that
+    /// carries a second, nested HTTP/2 session in which the dialler is the client.
     private func configure(channel: any Channel, role: LinkHandshake.Role, established: EventLoopPromise<Link>) throws {
         let configuration = self.configuration
         let logger = self.logger
         let acceptStream = self.acceptStream
-        let initiator: Bool
-        if case .initiator = role { initiator = true } else { initiator = false }
+        let dialler: Bool
+        if case .initiator = role { dialler = true } else { dialler = false }
         let machine = LinkHandshake(role: role, identity: identity, meshID: meshID)
         let handshake = LinkHandshakeHandler(
             machine: machine, timeout: configuration.handshakeTimeout, logger: logger,
@@ -212,24 +218,91 @@ public final class LinkEndpoint: Sendable {
                 try sync.addHandler(decoder, position: .after(context.handler))
                 try sync.addHandler(LinkRecordEncoder(cipher: sealer), position: .after(decoder))
                 let peer = result.peer
-                let multiplexer = try sync.configureHTTP2Pipeline(
-                    mode: initiator ? .client : .server,
-                    connectionConfiguration: Self.connectionConfiguration(configuration),
-                    streamConfiguration: Self.streamConfiguration(configuration),
-                    inboundStreamInitializer: { stream in
-                        stream.eventLoop.makeCompletedFuture {
-                            try stream.pipeline.syncOperations.addHandler(
-                                LinkStreamHandler(role: .acceptor(decide: acceptStream, peer: peer), logger: logger))
+                let channel = context.channel
+                let makeLink = { (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in
+                    Link(peer: peer, direction: dialler ? .outbound : .inbound, suite: result.suite,
+                         channel: channel, multiplexer: multiplexer, logger: logger)
+                }
+                if dialler {
+                    // Wait for the acceptor's reverse stream, then open streams through it.
+                    let reverse = channel.eventLoop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
+                    let reverseTaken = NIOLockedValueBox(false)
+                    let decide: LinkStreamAcceptor = { headers, stream in
+                        guard headers.contains(where: { $0.0 == ":path" && $0.1 == LinkProtocol.reversePath }) else {
+                            return await acceptStream(headers, stream)
                         }
-                    })
-                try sync.addHandler(LinkErrorHandler(logger: logger))
-                let link = Link(
-                    peer: peer, direction: initiator ? .outbound : .inbound, suite: result.suite,
-                    channel: context.channel, multiplexer: multiplexer, logger: logger)
-                established.succeed(link)
+                        guard reverseTaken.withLockedValue({ taken in defer { taken = true }; return !taken }) else { return 409 }
+                        do {
+                            let multiplexer = try await stream.channel.configureHTTP2Pipeline(
+                                mode: .client, connectionConfiguration: Self.connectionConfiguration(configuration),
+                                streamConfiguration: Self.streamConfiguration(configuration),
+                                inboundStreamInitializer: { $0.close() }
+                            ).get()
+                            reverse.succeed(multiplexer)
+                            return 200
+                        } catch {
+                            reverse.fail(error)
+                            return 500
+                        }
+                    }
+                    _ = try sync.configureHTTP2Pipeline(
+                        mode: .server,
+                        connectionConfiguration: Self.connectionConfiguration(configuration),
+                        streamConfiguration: Self.streamConfiguration(configuration),
+                        inboundStreamInitializer: Self.acceptingStreams(decide, peer: peer, logger: logger))
+                    try sync.addHandler(LinkErrorHandler(logger: logger))
+                    let timeout = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
+                        reverse.fail(LinkError.handshakeTimeout)
+                    }
+                    channel.closeFuture.whenComplete { _ in reverse.fail(LinkError.closed) }
+                    reverse.futureResult.whenComplete { result in
+                        timeout.cancel()
+                        switch result {
+                        case .success(let multiplexer): established.succeed(makeLink(multiplexer))
+                        case .failure(let error):
+                            established.fail(error)
+                            channel.close(promise: nil)
+                        }
+                    }
+                } else {
+                    let multiplexer = try sync.configureHTTP2Pipeline(
+                        mode: .client,
+                        connectionConfiguration: Self.connectionConfiguration(configuration),
+                        streamConfiguration: Self.streamConfiguration(configuration),
+                        inboundStreamInitializer: { $0.close() })
+                    try sync.addHandler(LinkErrorHandler(logger: logger))
+                    // The reverse stream, with the nested session's server on it.
+                    let answered = channel.eventLoop.makePromise(of: Void.self)
+                    let request = Link.requestHeaders([(":path", LinkProtocol.reversePath)])
+                    multiplexer.createStreamChannel { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            let streamSync = stream.pipeline.syncOperations
+                            try streamSync.addHandler(LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
+                            _ = try streamSync.configureHTTP2Pipeline(
+                                mode: .server,
+                                connectionConfiguration: Self.connectionConfiguration(configuration),
+                                streamConfiguration: Self.streamConfiguration(configuration),
+                                inboundStreamInitializer: Self.acceptingStreams(acceptStream, peer: peer, logger: logger))
+                        }
+                    }.whenFailure { error in answered.fail(error) }
+                    answered.futureResult.whenFailure { error in
+                        logger.debug("link peer refused the reverse stream", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+                        channel.close(promise: nil)
+                    }
+                    established.succeed(makeLink(multiplexer))
+                }
             },
             onFailure: { error in established.fail(error) })
         try channel.pipeline.syncOperations.addHandler(handshake)
+    }
+
+    /// The initializer of streams the peer opens: each is answered by `decide`.
+    private static func acceptingStreams(_ decide: @escaping LinkStreamAcceptor, peer: NodeID, logger: Logger) -> NIOChannelInitializer {
+        { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(LinkStreamHandler(role: .acceptor(decide: decide, peer: peer), logger: logger))
+            }
+        }
     }
 
     static func connectionConfiguration(_ c: LinkConfiguration) -> NIOHTTP2Handler.ConnectionConfiguration {

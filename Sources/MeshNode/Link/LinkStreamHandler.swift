@@ -95,6 +95,7 @@ final class LinkStreamHandler: ChannelDuplexHandler {
                 return
             }
             state = .open
+            flushHeldWrites(context: context)
             promise.succeed(())
             if headers.endStream { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
 
@@ -160,16 +161,21 @@ final class LinkStreamHandler: ChannelDuplexHandler {
             return
         }
         state = .open
-        for (buffer, promise) in heldWrites {
-            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: promise)
-        }
-        heldWrites = []
-        context.flush()
+        flushHeldWrites(context: context)
         let held = early
         early = []
         for buffer in held where buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
         if !held.isEmpty { context.fireChannelReadComplete() }
         if earlyInputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+    }
+
+    private func flushHeldWrites(context: ChannelHandlerContext) {
+        let writes = heldWrites
+        heldWrites = []
+        for (buffer, promise) in writes {
+            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: promise)
+        }
+        context.flush()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
