@@ -4,6 +4,7 @@ import ArgumentParser
 struct Warren: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "warren",
-        abstract: "A peer-to-peer mesh that puts applications on the public internet through gateways."
+        abstract: "A peer-to-peer mesh that puts applications on the public internet through gateways.",
+        subcommands: [DebugLinkCommand.self]
     )
 }

@@ -37,6 +37,9 @@ public final class Link: Sendable, CustomStringConvertible {
         "link \(direction == .inbound ? "from" : "to") \(peer.short) (\(remoteAddress.map { "\($0)" } ?? "?"))"
     }
 
+    /// The event loop of the link's connection (and of all its streams).
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
     /// True until the link has closed.
     public var isActive: Bool { channel.isActive }
 

@@ -17,10 +17,10 @@ public enum LinkEvent: Sendable {
 /// Makes and accepts the encrypted links of one node in one mesh.
 ///
 /// ```swift
-/// let endpoint = LinkEndpoint(identity: identity, meshID: "m1") { headers, stream in
+/// let endpoint = LinkEndpoint(identity: identity, meshID: "m1", acceptStream: { headers, stream in
 ///     try? await stream.channel.pipeline.addHandler(MyBytesHandler())
 ///     return 200
-/// }
+/// })
 /// let port = try await endpoint.listen(host: "127.0.0.1", port: 0)
 /// let link = try await endpoint.dial(host: "127.0.0.2", port: 7946, expecting: gatewayID)
 /// let stream = try await link.openStream(headers: [("warren-port", "5001")]) { channel in ... }
@@ -219,7 +219,7 @@ public final class LinkEndpoint: Sendable {
                 try sync.addHandler(LinkRecordEncoder(cipher: sealer), position: .after(decoder))
                 let peer = result.peer
                 let channel = context.channel
-                let makeLink = { (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in
+                let makeLink = { @Sendable (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in
                     Link(peer: peer, direction: dialler ? .outbound : .inbound, suite: result.suite,
                          channel: channel, multiplexer: multiplexer, logger: logger)
                 }

@@ -43,6 +43,7 @@ final class LinkStreamHandler: ChannelDuplexHandler {
     private var earlyInputClosed = false
     private var heldWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var outputClosed = false
+    private var outputClosePending: EventLoopPromise<Void>?? = nil
 
     init(role: Role, logger: Logger) {
         self.role = role
@@ -96,6 +97,7 @@ final class LinkStreamHandler: ChannelDuplexHandler {
             }
             state = .open
             flushHeldWrites(context: context)
+            context.fireUserInboundEventTriggered(LinkStreamOpened())
             promise.succeed(())
             if headers.endStream { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
 
@@ -162,6 +164,7 @@ final class LinkStreamHandler: ChannelDuplexHandler {
         }
         state = .open
         flushHeldWrites(context: context)
+        context.fireUserInboundEventTriggered(LinkStreamOpened())
         let held = early
         early = []
         for buffer in held where buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
@@ -169,6 +172,7 @@ final class LinkStreamHandler: ChannelDuplexHandler {
         if earlyInputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
     }
 
+    /// Sends what was written before the stream opened, and a close of the output requested then.
     private func flushHeldWrites(context: ChannelHandlerContext) {
         let writes = heldWrites
         heldWrites = []
@@ -176,6 +180,10 @@ final class LinkStreamHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: promise)
         }
         context.flush()
+        if let promise = outputClosePending {
+            outputClosePending = nil
+            closeOutput(context: context, promise: promise)
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -195,7 +203,19 @@ final class LinkStreamHandler: ChannelDuplexHandler {
             context.close(mode: mode, promise: promise)
             return
         }
-        guard case .open = state, !outputClosed else {
+        switch state {
+        case .open:
+            closeOutput(context: context, promise: promise)
+        case .awaitingAnswer, .awaitingRequest, .deciding:
+            // Sent after the held writes once the stream opens.
+            outputClosePending = .some(promise)
+        case .done:
+            promise?.fail(LinkError.closed)
+        }
+    }
+
+    private func closeOutput(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        guard !outputClosed else {
             promise?.succeed(())
             return
         }
@@ -206,3 +226,10 @@ final class LinkStreamHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension LinkStreamHandler: Sendable {}
+
+/// The user inbound event a stream's handlers receive when the stream has opened (the answer was
+/// 2xx). Bytes written before it are held in memory until then; a writer that produces a lot
+/// should start on this event.
+public struct LinkStreamOpened: Sendable, Equatable {
+    public init() {}
+}
