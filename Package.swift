@@ -71,7 +71,9 @@ let package = Package(
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "MeshNode", "Curl",
+                "MeshNode", "Curl", "Sodium",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

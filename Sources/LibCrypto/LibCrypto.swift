@@ -1,1 +1,0 @@
-// The libcrypto wrapper: EVP AEAD for the links' record cipher.
