@@ -26,6 +26,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
     private var upstream = Upstream.none
+    /// Request parts read but not handled yet (bounded: reads are held while it is not empty).
+    private var queue = CircularBuffer<HTTPServerRequestPart>()
     /// Request parts read while the upstream connects (bounded: reads are held meanwhile).
     private var pending: [HTTPClientRequestPart] = []
     private var requestInFlight = false
@@ -47,8 +49,26 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Requests from the client
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !self.answered else { return }
-        let part = self.unwrapInboundIn(data)
+        guard !self.answered else { return }  // draining what the client still sends after an error answer
+        self.queue.append(self.unwrapInboundIn(data))
+        self.processQueue(context: context)
+    }
+
+    /// Handles queued request parts in order; a pipelined request's head waits until the exchange
+    /// before it is over (its response may come from another upstream).
+    private func processQueue(context: ChannelHandlerContext) {
+        while let part = self.queue.first {
+            if case .head = part, self.requestInFlight || self.responseInFlight { return }
+            self.queue.removeFirst()
+            self.handle(part, context: context)
+            if self.answered || self.upgrading {
+                self.queue.removeAll()
+                return
+            }
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(var head):
             self.requestInFlight = true
@@ -90,7 +110,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private var mayRead: Bool {
-        if self.upgrading || self.answered { return false }
+        if self.answered { return true }  // drain, so that closing doesn't reset the answer away
+        if self.upgrading || !self.queue.isEmpty { return false }
         if !self.requestInFlight && self.responseInFlight { return false }
         switch self.upstream {
         case .none: return true
@@ -181,7 +202,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let event = event as? UpstreamHTTPEvent else {
             switch event {
-            case ChannelEvent.inputClosed where !self.requestInFlight && !self.responseInFlight:
+            case ChannelEvent.inputClosed where self.answered || (!self.requestInFlight && !self.responseInFlight):
                 context.close(promise: nil)
             case ChannelEvent.inputClosed:
                 self.keepAlive = false  // answer this request, then close
@@ -240,6 +261,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !self.keepAlive {
                 context.close(promise: nil)
             } else if !self.requestInFlight {
+                self.processQueue(context: context)
                 self.resumeReadingIfPossible(context: context)
             }
         }
@@ -258,7 +280,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// How long an error answer waits for the client to finish sending before the connection closes.
+    static let lingerTime = TimeAmount.seconds(2)
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.answered { return }  // the decoder after an error answer: nothing more to say
         if let error = error as? HTTPParserError, !self.responseHeadSent, !self.answered {
             switch error {
             case .headerOverflow:
@@ -289,10 +315,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        // Half-close, keep draining what the client still sends (a close with unread bytes would
+        // reset the connection and could destroy the answer), and close for good after a grace time.
         let channel = context.channel
         context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
-            channel.close(promise: nil)
+            channel.close(mode: .output, promise: nil)
         }
+        context.eventLoop.scheduleTask(in: Self.lingerTime) { channel.close(promise: nil) }
+        self.resumeReadingIfPossible(context: context)
     }
 
     static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String) {

@@ -19,7 +19,7 @@ enum SpliceEvent: Sendable {
 /// of the other side's output; the channel closes once both directions are done. The partner may
 /// live on another event loop: only thread-safe `Channel` calls cross over.
 ///
-/// Created without a partner, the handler holds reads and keeps what it already read until
+/// Created without a partner, the handler keeps the first bytes it reads and then holds reads until
 /// `SpliceEvent.attach` arrives (used while the upstream is being connected).
 final class SpliceHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
@@ -57,7 +57,14 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let partner = self.partner, partner.isWritable {
+        let mayRead: Bool
+        if let partner = self.partner {
+            mayRead = partner.isWritable
+        } else {
+            // Before attach, read until something is held (handshakes below us must still run).
+            mayRead = self.held.isEmpty && !self.heldInputClosed
+        }
+        if mayRead {
             context.read()
         } else {
             self.readPending = true
