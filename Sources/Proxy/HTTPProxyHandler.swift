@@ -19,13 +19,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum Upstream {
         case none
         case connecting(Route)
-        case ready(Route, any Channel)
+        case ready(Route, any Channel, id: Int)
     }
 
     private let ingress: IngressContext
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
     private var upstream = Upstream.none
+    /// Numbers the upstream connections of this client, so late events of an old one are ignored.
+    private var upstreamCount = 0
     /// Request parts read but not handled yet (bounded: reads are held while it is not empty).
     private var queue = CircularBuffer<HTTPServerRequestPart>()
     /// Request parts read while the upstream connects (bounded: reads are held meanwhile).
@@ -97,7 +99,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .ready(_, let channel) = self.upstream { channel.flush() }
+        if case .ready(_, let channel, _) = self.upstream { channel.flush() }
         context.fireChannelReadComplete()
     }
 
@@ -116,7 +118,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch self.upstream {
         case .none: return true
         case .connecting: return false
-        case .ready(_, let channel): return channel.isWritable
+        case .ready(_, let channel, _): return channel.isWritable
         }
     }
 
@@ -131,17 +133,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func forward(_ part: HTTPClientRequestPart, route: Route?, context: ChannelHandlerContext) {
         if let route {
             switch self.upstream {
-            case .ready(let current, let channel) where current == route && channel.isActive:
+            case .ready(let current, let channel, _) where current == route && channel.isActive:
                 break
-            case .ready(_, let channel):
-                channel.close(promise: nil)
+            case .ready(_, let channel, _):
+                // Change state first: closing may report back synchronously.
                 self.connect(route, context: context)
+                channel.close(promise: nil)
             case .connecting, .none:
                 self.connect(route, context: context)
             }
         }
         switch self.upstream {
-        case .ready(_, let channel):
+        case .ready(_, let channel, _):
             if case .end = part {
                 channel.writeAndFlush(part, promise: nil)
             } else {
@@ -156,6 +159,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func connect(_ route: Route, context: ChannelHandlerContext) {
         self.upstream = .connecting(route)
+        self.upstreamCount += 1
+        let id = self.upstreamCount
         let client = context.channel
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         self.ingress.connector.connect(
@@ -164,23 +169,28 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             on: context.eventLoop,
             initializer: { upstream in
                 upstream.eventLoop.makeCompletedFuture {
-                    try UpstreamHTTPHandler.install(on: upstream, client: client)
+                    try UpstreamHTTPHandler.install(on: upstream, client: client, id: id)
                 }
             }
         ).hop(to: context.eventLoop).whenComplete { result in
             let (handler, context) = bound.value
-            handler.connected(result, route: route, context: context)
+            handler.connected(result, route: route, id: id, context: context)
         }
     }
 
-    private func connected(_ result: Result<any Channel, any Error>, route: Route, context: ChannelHandlerContext) {
-        guard case .connecting(let awaited) = self.upstream, awaited == route, context.channel.isActive else {
+    private func connected(
+        _ result: Result<any Channel, any Error>,
+        route: Route,
+        id: Int,
+        context: ChannelHandlerContext
+    ) {
+        guard case .connecting = self.upstream, id == self.upstreamCount, context.channel.isActive else {
             if case .success(let channel) = result { channel.close(promise: nil) }
             return
         }
         switch result {
         case .success(let channel):
-            self.upstream = .ready(route, channel)
+            self.upstream = .ready(route, channel, id: id)
             for part in self.pending { channel.write(part, promise: nil) }
             self.pending = []
             channel.flush()
@@ -211,8 +221,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return
         }
-        guard case .ready(_, let channel) = self.upstream else { return }
-        let current = ObjectIdentifier(channel)
+        guard case .ready(_, let channel, let current) = self.upstream else { return }
         switch event {
         case .response(let part, let id) where id == current:
             self.respond(part, context: context)
@@ -268,15 +277,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .ready(_, let channel) = self.upstream {
+        if context.channel.isWritable, case .ready(_, let channel, _) = self.upstream {
             channel.pipeline.fireUserInboundEventTriggered(UpstreamHTTPControl.clientWritable)
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .ready(_, let channel) = self.upstream { channel.close(promise: nil) }
+        let previous = self.upstream
         self.upstream = .none
+        if case .ready(_, let channel, _) = previous { channel.close(promise: nil) }
         context.fireChannelInactive()
     }
 
@@ -306,8 +316,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             "answering from the gateway",
             metadata: ["http.status": "\(status.code)", "listen.address": "\(self.ingress.address)"]
         )
-        if case .ready(_, let channel) = self.upstream { channel.close(promise: nil) }
+        let previous = self.upstream
         self.upstream = .none
+        if case .ready(_, let channel, _) = previous { channel.close(promise: nil) }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: "\(text.utf8.count)")

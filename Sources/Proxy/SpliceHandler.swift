@@ -33,6 +33,8 @@ final class SpliceHandler: ChannelDuplexHandler {
     private var readPending = false
     private var inputClosed = false
     private var outputClosed = false
+    /// Our output is shut (or being shut) after everything before it was written.
+    private var outputShut = false
 
     init(partner: (any Channel)?) {
         self.partner = partner
@@ -86,7 +88,7 @@ final class SpliceHandler: ChannelDuplexHandler {
             self.inputClosed = true
             if let partner = self.partner {
                 partner.pipeline.fireUserInboundEventTriggered(SpliceEvent.partnerInputClosed)
-                if self.outputClosed { context.close(promise: nil) }
+                if self.outputShut { context.close(promise: nil) }
             } else {
                 self.heldInputClosed = true
             }
@@ -96,8 +98,11 @@ final class SpliceHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // A full close (reset, error, idle timeout) ends the whole splice.
-        self.partner?.close(promise: nil)
+        // After an orderly end of both directions the partner finishes on its own (it may still
+        // be flushing); any other close (reset, error, idle timeout) ends the whole splice.
+        if !(self.inputClosed && self.outputShut) {
+            self.partner?.close(promise: nil)
+        }
         context.fireChannelInactive()
     }
 
@@ -130,10 +135,19 @@ final class SpliceHandler: ChannelDuplexHandler {
         case .partnerInputClosed:
             guard !self.outputClosed else { return }
             self.outputClosed = true
-            if self.inputClosed {
-                context.close(promise: nil)
-            } else {
-                context.close(mode: .output, promise: nil)
+            // Shut our output only once everything forwarded before is written: an empty write
+            // completes after the writes queued ahead of it. (A socket whose input is already
+            // shut escalates an output close to a full close, which would drop pending writes.)
+            let channel = context.channel
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).whenComplete { _ in
+                let handler = loopBound.value
+                handler.outputShut = true
+                if handler.inputClosed {
+                    channel.close(promise: nil)
+                } else {
+                    channel.close(mode: .output, promise: nil)
+                }
             }
         }
     }

@@ -4,15 +4,15 @@ import NIOCore
 import NIOHTTP1
 
 /// What the upstream side tells the client side's `HTTPProxyHandler` (through its pipeline, so
-/// the two channels may live on different event loops). `upstream` tells a stale upstream's
-/// late events from the current one's.
+/// the two channels may live on different event loops). `upstream`, a number the client side
+/// gives each upstream connection, tells a stale upstream's late events from the current one's.
 enum UpstreamHTTPEvent: Sendable {
-    case response(HTTPClientResponsePart, upstream: ObjectIdentifier)
-    case readComplete(upstream: ObjectIdentifier)
-    case writable(upstream: ObjectIdentifier)
-    case closed(upstream: ObjectIdentifier)
+    case response(HTTPClientResponsePart, upstream: Int)
+    case readComplete(upstream: Int)
+    case writable(upstream: Int)
+    case closed(upstream: Int)
     /// The upstream answered 101 and now carries raw bytes through a holding `SpliceHandler`.
-    case upgraded(upstream: ObjectIdentifier)
+    case upgraded(upstream: Int)
 }
 
 /// What the client side tells the upstream side.
@@ -29,30 +29,31 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     private let client: any Channel
+    private let id: Int
     private let encoder: HTTPRequestEncoder
     private let decoder: ByteToMessageHandler<HTTPResponseDecoder>
     private var readPending = false
     private var switching = false
     private var upgradeAnswered = false
 
-    init(client: any Channel, encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>) {
+    init(client: any Channel, id: Int, encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>) {
         self.client = client
+        self.id = id
         self.encoder = encoder
         self.decoder = decoder
     }
 
     /// Installs the HTTP client codec and this handler on a fresh upstream channel.
-    static func install(on upstream: any Channel, client: any Channel) throws {
+    static func install(on upstream: any Channel, client: any Channel, id: Int) throws {
         let encoder = HTTPRequestEncoder()
         let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-        let handler = UpstreamHTTPHandler(client: client, encoder: encoder, decoder: decoder)
+        let handler = UpstreamHTTPHandler(client: client, id: id, encoder: encoder, decoder: decoder)
         try upstream.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
-        let id = ObjectIdentifier(context.channel)
-        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.response(part, upstream: id))
+        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.response(part, upstream: self.id))
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
             self.upgradeAnswered = true
@@ -65,7 +66,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.client.pipeline.fireUserInboundEventTriggered(
-            UpstreamHTTPEvent.readComplete(upstream: ObjectIdentifier(context.channel))
+            UpstreamHTTPEvent.readComplete(upstream: self.id)
         )
         context.fireChannelReadComplete()
     }
@@ -81,7 +82,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             self.client.pipeline.fireUserInboundEventTriggered(
-                UpstreamHTTPEvent.writable(upstream: ObjectIdentifier(context.channel))
+                UpstreamHTTPEvent.writable(upstream: self.id)
             )
         }
         context.fireChannelWritabilityChanged()
@@ -104,7 +105,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.client.pipeline.fireUserInboundEventTriggered(
-            UpstreamHTTPEvent.closed(upstream: ObjectIdentifier(context.channel))
+            UpstreamHTTPEvent.closed(upstream: self.id)
         )
         context.fireChannelInactive()
     }
@@ -128,7 +129,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             channel.close(promise: nil)
             return
         }
-        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: ObjectIdentifier(channel)))
+        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: self.id))
     }
 }
 

@@ -170,20 +170,29 @@ struct GatewayTCPTests {
         let httpSocket = try await lab.socketAddress(of: http)
         let count = 1000
         let ok = try await withTimeout(90) {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
+            await withTaskGroup(of: String?.self) { group in
                 for i in 0..<count {
                     group.addTask {
-                        if i.isMultiple(of: 2) {
-                            let text = "connection \(i)"
-                            let back = try await TestClient.exchange(tcpSocket, send: ByteBuffer(string: text))
-                            return String(buffer: back) == text
-                        } else {
-                            return try await TestClient.http(httpSocket, host: "a.example").status == 200
+                        do {
+                            if i.isMultiple(of: 2) {
+                                let text = "connection \(i)"
+                                let back = try await TestClient.exchange(tcpSocket, send: ByteBuffer(string: text))
+                                return String(buffer: back) == text ? nil : "tcp: wrong echo"
+                            } else {
+                                let status = try await TestClient.http(httpSocket, host: "a.example").status
+                                return status == 200 ? nil : "http: status \(status)"
+                            }
+                        } catch {
+                            return "\(i.isMultiple(of: 2) ? "tcp" : "http"): \(error)"
                         }
                     }
                 }
                 var ok = 0
-                for try await success in group where success { ok += 1 }
+                var failures: [String: Int] = [:]
+                for await failure in group {
+                    if let failure { failures[failure, default: 0] += 1 } else { ok += 1 }
+                }
+                if !failures.isEmpty { print("failures: \(failures)") }
                 return ok
             }
         }
