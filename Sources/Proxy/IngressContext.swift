@@ -38,7 +38,7 @@ struct IngressContext: Sendable {
             case .success(let upstream):
                 Splice.attach(client, upstream)
             case .failure(let error):
-                logger.debug(
+                logger.info(
                     "upstream unavailable, closing client",
                     metadata: ["route.run": "\(route.runID)", "error": "\(error)"]
                 )
