@@ -1,0 +1,372 @@
+// The client half of HTTP proxying on a shared port: route each request by Host, forward it.
+
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Proxies HTTP/1.1 requests of one client connection, one at a time, each to the route of its
+/// `Host`. The upstream connection is kept while consecutive requests go to the same route.
+///
+/// Backpressure: reads from the client are held while the upstream is being connected or can't
+/// take more, and while a response is still coming (no pipelining across upstreams); the
+/// upstream half holds its reads while the client can't take more.
+/// An answered `101 Switching Protocols` turns the connection into a byte splice.
+final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum Upstream {
+        case none
+        case connecting(Route)
+        case ready(Route, any Channel, id: Int)
+    }
+
+    private let ingress: IngressContext
+    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
+    private let encoder: HTTPResponseEncoder
+    private var upstream = Upstream.none
+    /// Numbers the upstream connections of this client, so late events of an old one are ignored.
+    private var upstreamCount = 0
+    /// Request parts read but not handled yet (bounded: reads are held while it is not empty).
+    private var queue = CircularBuffer<HTTPServerRequestPart>()
+    /// Request parts read while the upstream connects (bounded: reads are held meanwhile).
+    private var pending: [HTTPClientRequestPart] = []
+    private var requestInFlight = false
+    private var responseInFlight = false
+    private var responseHeadSent = false
+    private var keepAlive = true
+    private var upgradeRequested = false
+    private var upgrading = false
+    /// An error answer was sent: ignore the rest of the request, close when written.
+    private var answered = false
+    private var readPending = false
+
+    init(ingress: IngressContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
+        self.ingress = ingress
+        self.decoder = decoder
+        self.encoder = encoder
+    }
+
+    // MARK: Requests from the client
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.answered else { return }  // draining what the client still sends after an error answer
+        self.queue.append(self.unwrapInboundIn(data))
+        self.processQueue(context: context)
+    }
+
+    /// Handles queued request parts in order; a pipelined request's head waits until the exchange
+    /// before it is over (its response may come from another upstream).
+    private func processQueue(context: ChannelHandlerContext) {
+        while let part = self.queue.first {
+            if case .head = part, self.requestInFlight || self.responseInFlight { return }
+            self.queue.removeFirst()
+            self.handle(part, context: context)
+            if self.answered || self.upgrading {
+                self.queue.removeAll()
+                return
+            }
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(var head):
+            self.requestInFlight = true
+            self.responseInFlight = true
+            self.responseHeadSent = false
+            self.keepAlive = head.isKeepAlive
+            guard let hostHeader = head.headers.first(name: "host") else {
+                self.answer(.badRequest, "the request has no Host header\n", context: context)
+                return
+            }
+            let host = HostName.fromHostHeader(hostHeader)
+            switch self.ingress.lookup(host: host) {
+            case .unknownHost, .noBinding:
+                self.answer(.notFound, "no service for host \"\(host)\" on this gateway\n", context: context)
+            case .route(let route):
+                self.upgradeRequested = head.headers.contains(name: "upgrade")
+                Self.addForwardingHeaders(&head.headers, client: context.channel.remoteAddress, host: hostHeader)
+                self.forward(.head(head), route: route, context: context)
+            }
+        case .body(let body):
+            self.forward(.body(.byteBuffer(body)), route: nil, context: context)
+        case .end(let trailers):
+            self.requestInFlight = false
+            self.forward(.end(trailers), route: nil, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .ready(_, let channel, _) = self.upstream { channel.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.mayRead {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    private var mayRead: Bool {
+        if self.answered { return true }  // drain, so that closing doesn't reset the answer away
+        if self.upgrading || !self.queue.isEmpty { return false }
+        if !self.requestInFlight && self.responseInFlight { return false }
+        switch self.upstream {
+        case .none: return true
+        case .connecting: return false
+        case .ready(_, let channel, _): return channel.isWritable
+        }
+    }
+
+    private func resumeReadingIfPossible(context: ChannelHandlerContext) {
+        if self.readPending, self.mayRead {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// Sends a request part upstream, connecting first when the head names another route.
+    private func forward(_ part: HTTPClientRequestPart, route: Route?, context: ChannelHandlerContext) {
+        if let route {
+            switch self.upstream {
+            case .ready(let current, let channel, _) where current == route && channel.isActive:
+                break
+            case .ready(_, let channel, _):
+                // Change state first: closing may report back synchronously.
+                self.connect(route, context: context)
+                channel.close(promise: nil)
+            case .connecting, .none:
+                self.connect(route, context: context)
+            }
+        }
+        switch self.upstream {
+        case .ready(_, let channel, _):
+            if case .end = part {
+                channel.writeAndFlush(part, promise: nil)
+            } else {
+                channel.write(part, promise: nil)
+            }
+        case .connecting:
+            self.pending.append(part)
+        case .none:
+            break  // the upstream went away mid-request; the answer is already on its way
+        }
+    }
+
+    private func connect(_ route: Route, context: ChannelHandlerContext) {
+        self.upstream = .connecting(route)
+        self.upstreamCount += 1
+        let id = self.upstreamCount
+        let client = context.channel
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.ingress.connector.connect(
+            to: route,
+            clientAddress: client.remoteAddress,
+            on: context.eventLoop,
+            initializer: { upstream in
+                upstream.eventLoop.makeCompletedFuture {
+                    try UpstreamHTTPHandler.install(on: upstream, client: client, id: id)
+                }
+            }
+        ).hop(to: context.eventLoop).whenComplete { result in
+            let (handler, context) = bound.value
+            handler.connected(result, route: route, id: id, context: context)
+        }
+    }
+
+    private func connected(
+        _ result: Result<any Channel, any Error>,
+        route: Route,
+        id: Int,
+        context: ChannelHandlerContext
+    ) {
+        guard case .connecting = self.upstream, id == self.upstreamCount, context.channel.isActive else {
+            if case .success(let channel) = result { channel.close(promise: nil) }
+            return
+        }
+        switch result {
+        case .success(let channel):
+            self.upstream = .ready(route, channel, id: id)
+            for part in self.pending { channel.write(part, promise: nil) }
+            self.pending = []
+            channel.flush()
+            self.resumeReadingIfPossible(context: context)
+        case .failure(let error):
+            self.upstream = .none
+            self.pending = []
+            switch error {
+            case ProxyError.upstreamNotConnected:
+                self.answer(.serviceUnavailable, "the service's runner is not connected to this gateway\n", context: context)
+            default:
+                self.answer(.badGateway, "the service did not accept the connection\n", context: context)
+            }
+        }
+    }
+
+    // MARK: Responses from the upstream
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? UpstreamHTTPEvent else {
+            switch event {
+            case ChannelEvent.inputClosed where self.answered || (!self.requestInFlight && !self.responseInFlight):
+                context.close(promise: nil)
+            case ChannelEvent.inputClosed:
+                self.keepAlive = false  // answer this request, then close
+            default:
+                context.fireUserInboundEventTriggered(event)
+            }
+            return
+        }
+        guard case .ready(_, let channel, let current) = self.upstream else { return }
+        switch event {
+        case .response(let part, let id) where id == current:
+            self.respond(part, context: context)
+        case .readComplete(let id) where id == current:
+            context.flush()
+        case .writable(let id) where id == current:
+            self.resumeReadingIfPossible(context: context)
+        case .closed(let id) where id == current:
+            self.upstream = .none
+            if self.responseInFlight || self.upgrading {
+                if self.responseHeadSent || self.upgrading {
+                    context.close(promise: nil)
+                } else {
+                    self.answer(.badGateway, "the service closed the connection without an answer\n", context: context)
+                }
+            }
+        case .upgraded(let id) where id == current:
+            self.switchToBytes(upstream: channel, context: context)
+        default:
+            break  // an event of an upstream this connection no longer uses
+        }
+    }
+
+    private func respond(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
+        guard !self.answered else { return }
+        switch part {
+        case .head(var head):
+            self.responseHeadSent = true
+            if head.status == .switchingProtocols && self.upgradeRequested {
+                self.upgrading = true
+            } else if self.upgradeRequested || !head.isKeepAlive {
+                // A declined upgrade leaves the request decoder stopped: finish with this response.
+                self.keepAlive = false
+            }
+            if !self.keepAlive && !self.upgrading {
+                head.headers.replaceOrAdd(name: "connection", value: "close")
+            }
+            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let body):
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        case .end(let trailers):
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            guard !self.upgrading else { return }
+            self.responseInFlight = false
+            self.responseHeadSent = false
+            if !self.keepAlive {
+                context.close(promise: nil)
+            } else if !self.requestInFlight {
+                self.processQueue(context: context)
+                self.resumeReadingIfPossible(context: context)
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .ready(_, let channel, _) = self.upstream {
+            channel.pipeline.fireUserInboundEventTriggered(UpstreamHTTPControl.clientWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let previous = self.upstream
+        self.upstream = .none
+        if case .ready(_, let channel, _) = previous { channel.close(promise: nil) }
+        context.fireChannelInactive()
+    }
+
+    /// How long an error answer waits for the client to finish sending before the connection closes.
+    static let lingerTime = TimeAmount.seconds(2)
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.answered { return }  // the decoder after an error answer: nothing more to say
+        if let error = error as? HTTPParserError, !self.responseHeadSent, !self.answered {
+            switch error {
+            case .headerOverflow:
+                self.answer(.requestHeaderFieldsTooLarge, "request headers exceed \(self.ingress.configuration.maxHeaderBytes) bytes\n", context: context)
+            default:
+                self.answer(.badRequest, "malformed HTTP request: \(error)\n", context: context)
+            }
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Helpers
+
+    /// Answers the current request with a short plain-text body, then closes the connection.
+    private func answer(_ status: HTTPResponseStatus, _ text: String, context: ChannelHandlerContext) {
+        self.answered = true
+        self.ingress.logger.debug(
+            "answering from the gateway",
+            metadata: ["http.status": "\(status.code)", "listen.address": "\(self.ingress.address)"]
+        )
+        let previous = self.upstream
+        self.upstream = .none
+        if case .ready(_, let channel, _) = previous { channel.close(promise: nil) }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: "\(text.utf8.count)")
+        headers.add(name: "connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        // Half-close, keep draining what the client still sends (a close with unread bytes would
+        // reset the connection and could destroy the answer), and close for good after a grace time.
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+        context.eventLoop.scheduleTask(in: Self.lingerTime) { channel.close(promise: nil) }
+        self.resumeReadingIfPossible(context: context)
+    }
+
+    static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String) {
+        if let ip = client?.ipAddress {
+            if let previous = headers.first(name: "x-forwarded-for") {
+                headers.replaceOrAdd(name: "x-forwarded-for", value: "\(previous), \(ip)")
+            } else {
+                headers.add(name: "x-forwarded-for", value: ip)
+            }
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        headers.replaceOrAdd(name: "x-forwarded-host", value: host)
+    }
+
+    /// After the 101 went out: the HTTP codec leaves, a splice half takes over (with any bytes the
+    /// decoder read past the request), and the two halves are attached.
+    private func switchToBytes(upstream: any Channel, context: ChannelHandlerContext) {
+        let channel = context.channel
+        let sync = channel.pipeline.syncOperations
+        do {
+            sync.removeHandler(context: context, promise: nil)
+            try sync.addHandler(SpliceHandler(partner: nil))
+            sync.removeHandler(self.encoder, promise: nil)
+            sync.removeHandler(self.decoder, promise: nil)
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
+        Splice.attach(channel, upstream)
+        // The splice half starts holding reads; a read that was held here is handed over.
+        if self.readPending { channel.read() }
+    }
+}
+
+@available(*, unavailable)
+extension HTTPProxyHandler: Sendable {}

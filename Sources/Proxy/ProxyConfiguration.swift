@@ -1,0 +1,17 @@
+// Limits of the data plane.
+
+public import NIOCore
+
+/// Limits that keep a slow or hostile client from holding unbounded memory or connections.
+public struct ProxyConfiguration: Sendable {
+    /// A connection with no byte read or written for this long is closed.
+    public var idleTimeout: TimeAmount = .seconds(300)
+    /// Largest HTTP request head (all header names and values); larger answers 431.
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// Largest TLS ClientHello read to find the SNI name; larger closes the connection.
+    public var maxClientHelloBytes: Int = 16 * 1024
+    /// Listen backlog of each gateway listener.
+    public var backlog: Int32 = 1024
+
+    public init() {}
+}

@@ -1,0 +1,65 @@
+// Routes a TLS connection by the SNI name of its ClientHello, without terminating TLS.
+
+import Logging
+import NIOCore
+
+/// Collects the ClientHello (bounded), looks its server name up, then splices the connection,
+/// replaying the bytes it read. Unknown or missing names get a TLS `unrecognized_name` alert.
+final class SNIRoutingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// A fatal TLS 1.0-framed alert record: unrecognized_name (112).
+    static let unrecognizedNameAlert: [UInt8] = [21, 3, 1, 0, 2, 2, 112]
+
+    private let ingress: IngressContext
+    private var collected = ByteBuffer()
+    private var routed = false
+
+    init(ingress: IngressContext) {
+        self.ingress = ingress
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.routed else {
+            context.fireChannelRead(data)
+            return
+        }
+        var buffer = self.unwrapInboundIn(data)
+        self.collected.writeBuffer(&buffer)
+        let name: String?
+        do {
+            switch try ClientHello.peek(self.collected, limit: self.ingress.configuration.maxClientHelloBytes) {
+            case .needMoreData: return
+            case .complete(let serverName): name = serverName
+            }
+        } catch {
+            self.ingress.logger.debug("closing TLS connection", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        guard case .route(let route) = self.ingress.lookup(host: name) else {
+            self.ingress.logger.debug("no route for SNI name", metadata: ["tls.sni": "\(name ?? "(none)")"])
+            context.writeAndFlush(
+                self.wrapOutboundOut(ByteBuffer(bytes: Self.unrecognizedNameAlert)),
+                promise: nil
+            )
+            context.close(promise: nil)
+            return
+        }
+        self.routed = true
+        do {
+            try context.pipeline.syncOperations.addHandler(SpliceHandler(partner: nil), position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(NIOAny(self.collected))
+        self.collected = ByteBuffer()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        self.ingress.spliceToUpstream(context.channel, route: route)
+    }
+}
+
+@available(*, unavailable)
+extension SNIRoutingHandler: Sendable {}

@@ -1,0 +1,137 @@
+// The upstream half of HTTP proxying: response parts back to the client's handler, with backpressure.
+
+import NIOCore
+import NIOHTTP1
+
+/// What the upstream side tells the client side's `HTTPProxyHandler` (through its pipeline, so
+/// the two channels may live on different event loops). `upstream`, a number the client side
+/// gives each upstream connection, tells a stale upstream's late events from the current one's.
+enum UpstreamHTTPEvent: Sendable {
+    case response(HTTPClientResponsePart, upstream: Int)
+    case readComplete(upstream: Int)
+    case writable(upstream: Int)
+    case closed(upstream: Int)
+    /// The upstream answered 101 and now carries raw bytes through a holding `SpliceHandler`.
+    case upgraded(upstream: Int)
+}
+
+/// What the client side tells the upstream side.
+enum UpstreamHTTPControl: Sendable {
+    /// The client can take more response bytes: resume reading if a read was held back.
+    case clientWritable
+}
+
+/// Last handler of an upstream channel used for HTTP: after `HTTPRequestEncoder` and the
+/// response decoder (which observes requests written, so HEAD responses decode right).
+final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let client: any Channel
+    private let id: Int
+    private let encoder: HTTPRequestEncoder
+    private let decoder: ByteToMessageHandler<HTTPResponseDecoder>
+    private var readPending = false
+    private var switching = false
+    private var upgradeAnswered = false
+
+    init(client: any Channel, id: Int, encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>) {
+        self.client = client
+        self.id = id
+        self.encoder = encoder
+        self.decoder = decoder
+    }
+
+    /// Installs the HTTP client codec and this handler on a fresh upstream channel.
+    static func install(on upstream: any Channel, client: any Channel, id: Int) throws {
+        let encoder = HTTPRequestEncoder()
+        let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+        let handler = UpstreamHTTPHandler(client: client, id: id, encoder: encoder, decoder: decoder)
+        try upstream.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.response(part, upstream: self.id))
+        switch part {
+        case .head(let head) where head.status == .switchingProtocols:
+            self.upgradeAnswered = true
+        case .end where self.upgradeAnswered:
+            self.switchToBytes(context: context)
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.client.pipeline.fireUserInboundEventTriggered(
+            UpstreamHTTPEvent.readComplete(upstream: self.id)
+        )
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.client.isWritable, !self.switching {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.client.pipeline.fireUserInboundEventTriggered(
+                UpstreamHTTPEvent.writable(upstream: self.id)
+            )
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case UpstreamHTTPControl.clientWritable:
+            if self.readPending, self.client.isWritable {
+                self.readPending = false
+                context.read()
+            }
+        case ChannelEvent.inputClosed:
+            // The app finished its side; an HTTP response is complete by then (the decoder saw EOF).
+            context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.client.pipeline.fireUserInboundEventTriggered(
+            UpstreamHTTPEvent.closed(upstream: self.id)
+        )
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    /// After a 101: the codec leaves, a holding splice half takes the bytes (including any the
+    /// decoder read past the response), and the client side is told to switch too.
+    private func switchToBytes(context: ChannelHandlerContext) {
+        self.switching = true
+        let channel = context.channel
+        let sync = channel.pipeline.syncOperations
+        do {
+            sync.removeHandler(context: context, promise: nil)
+            try sync.addHandler(SpliceHandler(partner: nil))
+            sync.removeHandler(self.encoder, promise: nil)
+            sync.removeHandler(self.decoder, promise: nil)
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
+        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: self.id))
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamHTTPHandler: Sendable {}
