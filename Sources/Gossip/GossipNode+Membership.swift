@@ -1,0 +1,144 @@
+import Logging
+
+/// Applying alive, suspect and dead updates (SWIM's rules: incarnations order the claims about a
+/// member, and only the member raises its own incarnation, to refute).
+extension GossipNode {
+    mutating func insertRecord(_ m: Member, now: Duration) {
+        records[m.id] = MemberRecord(member: m, stateChangedAt: now)
+        memberSlots[m.id] = memberIDs.count
+        memberIDs.append(m.id)
+        if m.state == .alive || m.state == .suspect { liveCount += 1 }
+        // New members join the current probe pass at a random place, as in memberlist.
+        let at = Int.random(in: probeCursor...probeList.count, using: &rng)
+        probeList.insert(m.id, at: at)
+    }
+
+    mutating func removeRecord(_ node: NodeID) {
+        guard let r = records.removeValue(forKey: node), let slot = memberSlots.removeValue(forKey: node) else { return }
+        if r.member.state == .alive || r.member.state == .suspect { liveCount -= 1 }
+        let last = memberIDs.removeLast()
+        if slot < memberIDs.count {
+            memberIDs[slot] = last
+            memberSlots[last] = slot
+        }
+        suspicions.removeValue(forKey: node)
+    }
+
+    mutating func setState(_ node: NodeID, _ state: MemberState, incarnation: UInt32, now: Duration) {
+        guard var r = records[node] else { return }
+        let wasLive = r.member.state == .alive || r.member.state == .suspect
+        let isLive = state == .alive || state == .suspect
+        if wasLive != isLive { liveCount += isLive ? 1 : -1 }
+        r.member.state = state
+        r.member.incarnation = incarnation
+        r.stateChangedAt = now
+        records[node] = r
+        pending.append(.memberChanged(r.member))
+    }
+
+    /// Raises our incarnation above `incarnation` and announces that we are alive.
+    mutating func refute(_ incarnation: UInt32) {
+        guard !leaving else { return }
+        local.incarnation = max(local.incarnation, incarnation) &+ 1
+        counters.refutations += 1
+        if config.lifeguard { awareness.apply(delta: 1) }
+        broadcasts.enqueue(.alive(local))
+    }
+
+    mutating func applyAlive(_ m: Member, now: Duration) {
+        if m.id == id {
+            // An alive claim about us newer than ours comes from a previous life of this node.
+            if m.incarnation > local.incarnation { refute(m.incarnation) }
+            return
+        }
+        guard let r = records[m.id] else {
+            var fresh = m
+            fresh.state = .alive
+            insertRecord(fresh, now: now)
+            pending.append(.memberChanged(fresh))
+            broadcasts.enqueue(.alive(fresh))
+            return
+        }
+        guard m.incarnation > r.member.incarnation else { return }
+        suspicions.removeValue(forKey: m.id)
+        var updated = r
+        updated.member.address = m.address
+        updated.member.metadata = m.metadata
+        records[m.id] = updated
+        setState(m.id, .alive, incarnation: m.incarnation, now: now)
+        broadcasts.enqueue(.alive(records[m.id]!.member))
+    }
+
+    mutating func applySuspect(_ node: NodeID, incarnation: UInt32, from: NodeID, now: Duration) {
+        if node == id {
+            if incarnation >= local.incarnation { refute(incarnation) }
+            return
+        }
+        guard let r = records[node], incarnation >= r.member.incarnation else { return }
+        switch r.member.state {
+        case .dead, .left:
+            return
+        case .suspect:
+            guard incarnation == r.member.incarnation || suspicions[node] == nil else { break }
+            // Lifeguard: an independent confirmation shortens the timeout and is passed on.
+            if suspicions[node]?.confirm(from: from) == true {
+                broadcasts.enqueue(.suspect(node: node, incarnation: incarnation, from: from))
+            }
+            return
+        case .alive:
+            break
+        }
+        let n = liveCount
+        let minTimeout = config.minSuspicionTimeout(members: n)
+        var expected = config.suspicionMult - 2
+        if n - 2 < expected || !config.lifeguard { expected = 0 }
+        suspicions[node] = Suspicion(
+            incarnation: incarnation, start: now, minTimeout: minTimeout,
+            maxTimeout: minTimeout * config.suspicionMaxTimeoutMult, expected: expected, from: from
+        )
+        counters.suspicionsRaised += 1
+        setState(node, .suspect, incarnation: incarnation, now: now)
+        broadcasts.enqueue(.suspect(node: node, incarnation: incarnation, from: from))
+    }
+
+    mutating func applyDead(_ node: NodeID, incarnation: UInt32, from: NodeID, now: Duration) {
+        if node == id {
+            if !leaving, incarnation >= local.incarnation { refute(incarnation) }
+            return
+        }
+        guard let r = records[node], incarnation >= r.member.incarnation else { return }
+        guard r.member.state == .alive || r.member.state == .suspect else { return }
+        suspicions.removeValue(forKey: node)
+        setState(node, from == node ? .left : .dead, incarnation: incarnation, now: now)
+        broadcasts.enqueue(.dead(node: node, incarnation: incarnation, from: from))
+    }
+
+    mutating func expireSuspicions(now: Duration) {
+        guard !suspicions.isEmpty else { return }
+        let due = suspicions.filter { $0.value.deadline <= now }.keys.sorted()
+        for node in due {
+            guard let s = suspicions.removeValue(forKey: node) else { continue }
+            counters.deathsDeclared += 1
+            logger.debug("suspicion timed out; member declared dead", metadata: ["peer.id": "\(node.short)"])
+            applyDead(node, incarnation: s.incarnation, from: id, now: now)
+        }
+    }
+
+    /// Sends queued updates to `gossipNodes` random members (recently dead ones included, so they
+    /// can learn of their death and refute it).
+    mutating func gossip(now: Duration) {
+        guard !broadcasts.isEmpty else { return }
+        let toTheDead = config.gossipToTheDead
+        let targets = randomMembers(config.gossipNodes) { r in
+            switch r.member.state {
+            case .alive, .suspect: true
+            case .dead, .left: now - r.stateChangedAt < toTheDead
+            }
+        }
+        for target in targets {
+            let updates = piggyback()
+            if updates.isEmpty { break }
+            send(.gossip(updates: updates), to: target)
+        }
+    }
+}
