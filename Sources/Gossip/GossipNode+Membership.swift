@@ -3,14 +3,16 @@ import Logging
 /// Applying alive, suspect and dead updates (SWIM's rules: incarnations order the claims about a
 /// member, and only the member raises its own incarnation, to refute).
 extension GossipNode {
-    mutating func insertRecord(_ m: Member, now: Duration) {
+    mutating func insertRecord(_ m: Member, now: Duration, joinProbePass: Bool = true) {
         records[m.id] = MemberRecord(member: m, stateChangedAt: now)
         memberSlots[m.id] = memberIDs.count
         memberIDs.append(m.id)
         if m.state == .alive || m.state == .suspect { liveCount += 1 }
         // New members join the current probe pass at a random place, as in memberlist.
-        let at = Int.random(in: probeCursor...probeList.count, using: &rng)
-        probeList.insert(m.id, at: at)
+        if joinProbePass {
+            let at = Int.random(in: probeCursor...probeList.count, using: &rng)
+            probeList.insert(m.id, at: at)
+        }
     }
 
     mutating func removeRecord(_ node: NodeID) {

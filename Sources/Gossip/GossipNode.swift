@@ -163,8 +163,12 @@ public struct GossipNode: Sendable {
     /// them. The simulator also uses it to start from a formed mesh.
     public mutating func bootstrap(members: [Member], now: Duration) {
         for m in members where m.id != id && records[m.id] == nil {
-            insertRecord(m, now: now)
+            insertRecord(m, now: now, joinProbePass: false)
         }
+        // One reshuffle instead of one random insertion per member.
+        probeList = memberIDs.filter(isProbeable)
+        probeList.shuffle(using: &rng)
+        probeCursor = 0
     }
 
     /// Announces a graceful departure. Keep ticking for a few gossip intervals so it spreads.
