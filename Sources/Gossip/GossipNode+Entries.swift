@@ -48,6 +48,7 @@ extension GossipNode {
             throw .keyTooLong(key: key, length: keyLength, limit: MessageCodec.Limits.key)
         }
         pending = []
+        alignGossipTimer(now: now)
         var entry = Entry(
             kind: kind, key: key, value: value, timestamp: clock.tick(physicalMillis: wallMillis(now)),
             author: id, signature: []
@@ -59,7 +60,7 @@ extension GossipNode {
         if case let .applied(previous) = map.merge(entry) {
             counters.entriesApplied += 1
             pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: true)))
-            broadcasts.enqueue(.entry(entry))
+            broadcast(.entry(entry))
         }
         return takePending()
     }
@@ -96,6 +97,6 @@ extension GossipNode {
         clock.observe(entry.timestamp, physicalMillis: wall)
         counters.entriesApplied += 1
         pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: false)))
-        if rebroadcast { broadcasts.enqueue(.entry(entry)) }
+        if rebroadcast { broadcast(.entry(entry)) }
     }
 }

@@ -44,7 +44,7 @@ extension GossipNode {
         local.incarnation = max(local.incarnation, incarnation) &+ 1
         counters.refutations += 1
         if config.lifeguard { awareness.apply(delta: 1) }
-        broadcasts.enqueue(.alive(local))
+        broadcast(.alive(local))
     }
 
     mutating func applyAlive(_ m: Member, now: Duration) {
@@ -58,7 +58,7 @@ extension GossipNode {
             fresh.state = .alive
             insertRecord(fresh, now: now)
             pending.append(.memberChanged(fresh))
-            broadcasts.enqueue(.alive(fresh))
+            broadcast(.alive(fresh))
             return
         }
         guard m.incarnation > r.member.incarnation else { return }
@@ -68,7 +68,7 @@ extension GossipNode {
         updated.member.metadata = m.metadata
         records[m.id] = updated
         setState(m.id, .alive, incarnation: m.incarnation, now: now)
-        broadcasts.enqueue(.alive(records[m.id]!.member))
+        broadcast(.alive(records[m.id]!.member))
     }
 
     mutating func applySuspect(_ node: NodeID, incarnation: UInt32, from: NodeID, now: Duration) {
@@ -83,8 +83,9 @@ extension GossipNode {
         case .suspect:
             guard incarnation == r.member.incarnation || suspicions[node] == nil else { break }
             // Lifeguard: an independent confirmation shortens the timeout and is passed on.
-            if suspicions[node]?.confirm(from: from) == true {
-                broadcasts.enqueue(.suspect(node: node, incarnation: incarnation, from: from))
+            if suspicions[node]?.confirm(from: from) == true, let deadline = suspicions[node]?.deadline {
+                suspicionTimers.push(node, at: deadline)
+                broadcast(.suspect(node: node, incarnation: incarnation, from: from))
             }
             return
         case .alive:
@@ -94,13 +95,15 @@ extension GossipNode {
         let minTimeout = config.minSuspicionTimeout(members: n)
         var expected = config.suspicionMult - 2
         if n - 2 < expected || !config.lifeguard { expected = 0 }
-        suspicions[node] = Suspicion(
+        let suspicion = Suspicion(
             incarnation: incarnation, start: now, minTimeout: minTimeout,
             maxTimeout: minTimeout * config.suspicionMaxTimeoutMult, expected: expected, from: from
         )
+        suspicions[node] = suspicion
+        suspicionTimers.push(node, at: suspicion.deadline)
         counters.suspicionsRaised += 1
         setState(node, .suspect, incarnation: incarnation, now: now)
-        broadcasts.enqueue(.suspect(node: node, incarnation: incarnation, from: from))
+        broadcast(.suspect(node: node, incarnation: incarnation, from: from))
     }
 
     mutating func applyDead(_ node: NodeID, incarnation: UInt32, from: NodeID, now: Duration) {
@@ -112,14 +115,15 @@ extension GossipNode {
         guard r.member.state == .alive || r.member.state == .suspect else { return }
         suspicions.removeValue(forKey: node)
         setState(node, from == node ? .left : .dead, incarnation: incarnation, now: now)
-        broadcasts.enqueue(.dead(node: node, incarnation: incarnation, from: from))
+        broadcast(.dead(node: node, incarnation: incarnation, from: from))
     }
 
     mutating func expireSuspicions(now: Duration) {
-        guard !suspicions.isEmpty else { return }
-        let due = suspicions.filter { $0.value.deadline <= now }.keys.sorted()
-        for node in due {
-            guard let s = suspicions.removeValue(forKey: node) else { continue }
+        while let timer = suspicionTimers.first, timer.time <= now {
+            _ = suspicionTimers.pop()
+            let node = timer.payload
+            guard let s = suspicions[node], s.deadline == timer.time else { continue }
+            suspicions.removeValue(forKey: node)
             counters.deathsDeclared += 1
             logger.debug("suspicion timed out; member declared dead", metadata: ["peer.id": "\(node.short)"])
             applyDead(node, incarnation: s.incarnation, from: id, now: now)
@@ -129,7 +133,7 @@ extension GossipNode {
     /// Sends queued updates to `gossipNodes` random members (recently dead ones included, so they
     /// can learn of their death and refute it).
     mutating func gossip(now: Duration) {
-        guard !broadcasts.isEmpty else { return }
+        guard hasPendingBroadcasts else { return }
         let toTheDead = config.gossipToTheDead
         let targets = randomMembers(config.gossipNodes) { r in
             switch r.member.state {

@@ -49,8 +49,12 @@ public struct GossipNode: Sendable {
     var probe: ProbeInFlight?
     var relays: [UInt32: Relay] = [:]
     var suspicions: [NodeID: Suspicion] = [:]
+    /// Suspicion deadlines; an entry is stale once its suspicion ended or moved its deadline.
+    var suspicionTimers = EventHeap<NodeID>()
     var awareness: Awareness
+    /// Membership updates and entries wait in separate queues (see `piggyback`).
     var broadcasts = BroadcastQueue()
+    var entryBroadcasts = BroadcastQueue()
     var rng: SeededRandom
     var nextSeq: UInt32 = 0
     var nextProbeAt: Duration
@@ -91,7 +95,7 @@ public struct GossipNode: Sendable {
         nextGossipAt = now + config.gossipInterval * Double.random(in: 0..<1, using: &rng)
         nextPushPullAt = now + config.pushPullInterval * Double.random(in: 0..<1, using: &rng)
         nextMaintenanceAt = now + config.maintenanceInterval
-        broadcasts.enqueue(.alive(local))
+        broadcast(.alive(local))
     }
 
     // MARK: Driving
@@ -99,6 +103,7 @@ public struct GossipNode: Sendable {
     /// Handles one message from member `from`. Malformed bytes are counted and dropped.
     public mutating func receive(bytes: [UInt8], from: NodeID, now: Duration) -> [Action] {
         pending = []
+        alignGossipTimer(now: now)
         counters.messagesReceived += 1
         counters.bytesReceived += bytes.count
         let message: Message
@@ -122,9 +127,8 @@ public struct GossipNode: Sendable {
         expireSuspicions(now: now)
         if now >= nextGossipAt {
             gossip(now: now)
-            // Keep the cadence even after an idle stretch.
-            let behind = ((now - nextGossipAt) / config.gossipInterval).rounded(.down)
-            nextGossipAt += config.gossipInterval * (Int(behind) + 1)
+            nextGossipAt += config.gossipInterval
+            alignGossipTimer(now: now)
         }
         if now >= nextPushPullAt {
             nextPushPullAt = now + config.scaledPushPullInterval(members: liveCount)
@@ -141,10 +145,11 @@ public struct GossipNode: Sendable {
     /// every `receive` or `tick` (a received update can bring the next gossip round forward).
     public var nextDeadline: Duration {
         var t = min(nextProbeAt, nextPushPullAt, nextMaintenanceAt)
-        if !broadcasts.isEmpty { t = min(t, nextGossipAt) }
+        if hasPendingBroadcasts { t = min(t, nextGossipAt) }
         if let p = probe { t = min(t, p.indirectSent ? p.endAt : p.indirectAt) }
         for r in relays.values { t = min(t, r.nackSent ? r.expiresAt : r.nackAt) }
-        for s in suspicions.values { t = min(t, s.deadline) }
+        // May be a stale (earlier) deadline: that only wakes the node early.
+        if let s = suspicionTimers.first { t = min(t, s.time) }
         return t
     }
 
@@ -174,9 +179,10 @@ public struct GossipNode: Sendable {
     /// Announces a graceful departure. Keep ticking for a few gossip intervals so it spreads.
     public mutating func leave(now: Duration) -> [Action] {
         pending = []
+        alignGossipTimer(now: now)
         leaving = true
         local.state = .left
-        broadcasts.enqueue(.dead(node: id, incarnation: local.incarnation, from: id))
+        broadcast(.dead(node: id, incarnation: local.incarnation, from: id))
         gossip(now: now)
         return takePending()
     }
@@ -184,10 +190,11 @@ public struct GossipNode: Sendable {
     /// Changes this node's address or metadata; raises the incarnation so the change wins.
     public mutating func update(address: String? = nil, metadata: [UInt8]? = nil, now: Duration) -> [Action] {
         pending = []
+        alignGossipTimer(now: now)
         if let address { local.address = address }
         if let metadata { local.metadata = metadata }
         local.incarnation &+= 1
-        broadcasts.enqueue(.alive(local))
+        broadcast(.alive(local))
         return takePending()
     }
 
@@ -208,9 +215,18 @@ public struct GossipNode: Sendable {
     public var healthScore: Int { awareness.score }
 
     /// True while updates wait to be disseminated.
-    public var hasPendingBroadcasts: Bool { !broadcasts.isEmpty }
+    public var hasPendingBroadcasts: Bool { !broadcasts.isEmpty || !entryBroadcasts.isEmpty }
 
     // MARK: Internals shared by the extensions
+
+    /// While the queue is empty the gossip timer is not a deadline, so it falls behind; bring it
+    /// to the next point of its cadence, so a fresh update waits for the next round as it would
+    /// with a ticker that never stops.
+    mutating func alignGossipTimer(now: Duration) {
+        guard nextGossipAt <= now else { return }
+        let behind = ((now - nextGossipAt) / config.gossipInterval).rounded(.down)
+        nextGossipAt += config.gossipInterval * (Int(behind) + 1)
+    }
 
     mutating func takePending() -> [Action] {
         defer { pending = [] }
@@ -234,7 +250,27 @@ public struct GossipNode: Sendable {
         let prefixSize = prefix.reduce(0) { $0 + MessageCodec.encodedSize(of: $1) }
         let budget = config.maxPacketBytes - MessageCodec.headerSize - prefixSize
         guard budget > 0 || prefix.isEmpty else { return prefix }
-        return prefix + broadcasts.take(budget: max(budget, 1), limit: config.retransmitLimit(members: liveCount))
+        let limit = config.retransmitLimit(members: liveCount)
+        // Entries get the first half of the room, so a storm of membership updates (a healed
+        // partition) cannot starve the replicated map; each side then fills what the other left.
+        var out = prefix + entryBroadcasts.take(budget: max(budget / 2, 1), limit: limit)
+        var used = out.dropFirst(prefix.count).reduce(0) { $0 + MessageCodec.encodedSize(of: $1) }
+        let members = broadcasts.take(budget: max(budget - used, 1), limit: limit, allowOversize: out.count == prefix.count)
+        out += members
+        used += members.reduce(0) { $0 + MessageCodec.encodedSize(of: $1) }
+        if budget - used > 0 {
+            out += entryBroadcasts.take(budget: budget - used, limit: limit, allowOversize: out.count == prefix.count)
+        }
+        return out
+    }
+
+    /// Queues an update for dissemination.
+    mutating func broadcast(_ update: Update) {
+        if case .entry = update {
+            entryBroadcasts.enqueue(update)
+        } else {
+            broadcasts.enqueue(update)
+        }
     }
 
     mutating func handle(_ message: Message, from: NodeID, now: Duration) {

@@ -66,10 +66,10 @@ import Testing
         sim.run(for: .seconds(1))
         try sim.put(on: 4, kind: .domainClaim, key: "app.example.com", value: [4])
         try sim.put(on: 900, kind: .domainClaim, key: "app.example.com", value: [9])
-        sim.run(for: .seconds(8))
+        sim.run(for: .seconds(2))
         #expect(sim.nodes[0].digest != sim.nodes[Self.n - 1].digest, "the partition should have split the state")
         sim.heal()
-        let converged = sim.run(step: .milliseconds(500), limit: .seconds(120)) {
+        let converged = sim.run(step: .milliseconds(500), limit: .seconds(60)) {
             let first = sim.nodes[0].digest
             return sim.nodes.allSatisfy { $0.digest == first }
         }

@@ -47,3 +47,5 @@ struct EventHeap<Payload> {
         return top
     }
 }
+extension EventHeap: Sendable where Payload: Sendable {}
+extension EventHeap.Event: Sendable where Payload: Sendable {}
