@@ -94,6 +94,8 @@ let package = Package(
             path: "bench/proxy-bench",
             swiftSettings: strict
         ),
+        // Gossip simulator figures for BENCHMARKS.md: `swift build -c release --product gossip-sim`.
+        .executableTarget(name: "gossip-sim", dependencies: ["Gossip"], path: "bench/gossip-sim", swiftSettings: strict),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),

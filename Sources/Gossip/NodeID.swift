@@ -27,6 +27,21 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The first characters of the printed form, for tables and logs.
     public var short: String { String(description.prefix(NodeID.shortLength)) }
 
+    /// Hashes whole words rather than 32 single bytes: member tables are looked up constantly.
+    public func hash(into hasher: inout Hasher) {
+        var word: UInt64 = 0
+        for (i, b) in bytes.enumerated() {
+            word = word << 8 | UInt64(b)
+            if i % 8 == 7 {
+                hasher.combine(word)
+                word = 0
+            }
+        }
+        hasher.combine(bytes.count)
+    }
+
+    public static func == (lhs: NodeID, rhs: NodeID) -> Bool { lhs.bytes == rhs.bytes }
+
     public static func < (lhs: NodeID, rhs: NodeID) -> Bool {
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
     }

@@ -1,0 +1,102 @@
+import Logging
+
+/// Errors from the local write API.
+public enum GossipError: Error, Hashable, Sendable, CustomStringConvertible {
+    case keyTooLong(key: String, length: Int, limit: Int)
+    case valueTooLarge(key: String, length: Int, limit: Int)
+    case signatureTooLong(length: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case let .keyTooLong(key, length, limit):
+            "entry key \"\(key.prefix(40))…\" is \(length) bytes; keys are limited to \(limit) bytes"
+        case let .valueTooLarge(key, length, limit):
+            "value for \"\(key)\" is \(length) bytes; values are limited to \(limit) bytes, store a reference instead"
+        case let .signatureTooLong(length, limit):
+            "the signer returned \(length) bytes; signatures are limited to \(limit) (Ed25519 gives 64)"
+        }
+    }
+}
+
+/// The replicated map: local writes, and the checks on entries from elsewhere.
+extension GossipNode {
+    /// Writes a value, signed by this node, and queues it for dissemination.
+    public mutating func put(kind: EntryKind, key: String, value: [UInt8], now: Duration) throws(GossipError) -> [Action] {
+        guard value.count <= MessageCodec.Limits.value else {
+            throw .valueTooLarge(key: key, length: value.count, limit: MessageCodec.Limits.value)
+        }
+        return try write(kind: kind, key: key, value: value, now: now)
+    }
+
+    /// Deletes a key by writing a tombstone (collected after `tombstoneGrace`).
+    public mutating func delete(kind: EntryKind, key: String, now: Duration) throws(GossipError) -> [Action] {
+        try write(kind: kind, key: key, value: nil, now: now)
+    }
+
+    /// The live entry at a key.
+    public func get(kind: EntryKind, key: String) -> Entry? { map.get(kind: kind, key: key) }
+
+    /// The live entries of one kind, sorted by key.
+    public func entries(kind: EntryKind) -> [Entry] { map.entries(kind: kind) }
+
+    /// Summary of the local replica, to compare replicas.
+    public var digest: MapDigest { map.digest }
+
+    private mutating func write(kind: EntryKind, key: String, value: [UInt8]?, now: Duration) throws(GossipError) -> [Action] {
+        let keyLength = key.utf8.count
+        guard keyLength <= MessageCodec.Limits.key else {
+            throw .keyTooLong(key: key, length: keyLength, limit: MessageCodec.Limits.key)
+        }
+        pending = []
+        alignGossipTimer(now: now)
+        var entry = Entry(
+            kind: kind, key: key, value: value, timestamp: clock.tick(physicalMillis: wallMillis(now)),
+            author: id, signature: []
+        )
+        entry.signature = sign(entry.signedBytes)
+        guard entry.signature.count <= MessageCodec.Limits.signature else {
+            throw .signatureTooLong(length: entry.signature.count, limit: MessageCodec.Limits.signature)
+        }
+        if case let .applied(previous) = map.merge(entry) {
+            counters.entriesApplied += 1
+            pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: true)))
+            broadcast(.entry(entry))
+        }
+        return takePending()
+    }
+
+    /// Checks and merges an entry from another node. Entries by non-members, dated too far ahead,
+    /// or with a bad signature are dropped and counted; they never enter the replica.
+    mutating func ingest(_ entry: Entry, now: Duration, rebroadcast: Bool) {
+        guard map.wouldAccept(entry) else {
+            counters.entriesStale += 1
+            return
+        }
+        guard entry.author == id || records[entry.author] != nil else {
+            counters.droppedNonMemberAuthor += 1
+            return
+        }
+        let wall = wallMillis(now)
+        let skew = UInt64(max(0, config.maxClockSkew.milliseconds))
+        guard entry.timestamp.wallMillis <= wall &+ skew else {
+            counters.droppedFutureDated += 1
+            logger.debug("dropped future-dated entry", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
+            return
+        }
+        let grace = UInt64(max(0, config.tombstoneGrace.milliseconds))
+        if entry.isTombstone, entry.timestamp.wallMillis &+ grace < wall {
+            counters.droppedExpiredTombstone += 1
+            return
+        }
+        guard verify(entry.signature, entry.signedBytes, entry.author) else {
+            counters.droppedBadSignature += 1
+            logger.debug("dropped entry with a bad signature", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
+            return
+        }
+        guard case let .applied(previous) = map.merge(entry) else { return }
+        clock.observe(entry.timestamp, physicalMillis: wall)
+        counters.entriesApplied += 1
+        pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: false)))
+        if rebroadcast { broadcast(.entry(entry)) }
+    }
+}
