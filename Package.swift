@@ -77,6 +77,7 @@ let package = Package(
         ),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
+        .testTarget(name: "CurlTests", dependencies: ["Curl"], swiftSettings: strict),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], swiftSettings: strict),
         .testTarget(
