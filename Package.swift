@@ -94,9 +94,10 @@ let package = Package(
         .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Sodium", "LibCrypto",
+                "MeshNode", "Sodium", "LibCrypto", "Curl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict

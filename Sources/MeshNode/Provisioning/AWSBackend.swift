@@ -1,5 +1,5 @@
 public import Curl
-public import Foundation
+import Foundation
 
 /// Gateways on AWS EC2, through the EC2 Query API signed with SigV4: a security group, the newest
 /// Ubuntu 22.04 image, a `t3.micro` instance with the first-boot script as user data.
@@ -279,14 +279,6 @@ public struct AWSBackend: GatewayBackend {
 
     /// Polls `poll` every `pollInterval` until it answers a value, or fails after `waitTimeout`.
     func waitFor<T>(_ what: String, _ poll: () async throws -> T?) async throws -> T {
-        let clock = ContinuousClock()
-        let deadline = clock.now + configuration.waitTimeout
-        while true {
-            if let value = try await poll() { return value }
-            guard clock.now < deadline else {
-                throw ProvisioningError.timedOut("timed out after \(configuration.waitTimeout) waiting for \(what)")
-            }
-            try await Task.sleep(for: configuration.pollInterval)
-        }
+        try await Polling(interval: configuration.pollInterval, timeout: configuration.waitTimeout).waitFor(what, poll)
     }
 }
