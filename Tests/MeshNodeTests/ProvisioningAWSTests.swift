@@ -134,6 +134,43 @@ struct ProvisioningAWSTests {
         }
     }
 
+    /// moto, with authentication on, checks each request's signature as AWS does: a real verifier
+    /// for the SigV4 signer. An IAM user and key are made first (the only unauthenticated calls).
+    @Test(.enabled(if: ProvisioningMotoServer.isInstalled, ProvisioningMotoServer.skipReason))
+    func motoVerifiesTheSignatureAndBadCredentialsAreExplained() async throws {
+        let moto = try ProvisioningMotoServer(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"])
+        func iam(_ action: String, _ parameters: [(String, String)]) async throws -> XMLNode {
+            let form = ([("Action", action), ("Version", "2010-05-08")] + parameters)
+                .map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&")
+            let signer = SigV4Signer(credentials: Self.credentials, region: "us-east-1", service: "iam")
+            let request = try signer.sign(HTTPRequest(method: "POST", url: moto.endpoint, headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")], text: form))
+            let response = try HTTPClient().perform(request)
+            #expect(response.status == 200, "\(action): \(response.text)")
+            return try #require(XMLNode.parse(response.body))
+        }
+        _ = try await iam("CreateUser", [("UserName", "warren")])
+        _ = try await iam("PutUserPolicy", [("UserName", "warren"), ("PolicyName", "ec2"),
+                                            ("PolicyDocument", #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)])
+        let key = try await iam("CreateAccessKey", [("UserName", "warren")])
+        let accessKeyID = try #require(key.descendants("AccessKeyId").first?.value())
+        let secret = try #require(key.descendants("SecretAccessKey").first?.value())
+
+        var good = Self.backend(moto).configuration
+        good.credentials = AWSCredentials(accessKeyID: accessKeyID, secretAccessKey: secret)
+        let answer = try await AWSBackend(configuration: good).call("DescribeSecurityGroups", [], region: "us-east-1")
+        #expect(answer.name == "DescribeSecurityGroupsResponse")
+
+        var bad = good
+        bad.credentials.secretAccessKey = "not-the-secret"
+        await #expect {
+            _ = try await AWSBackend(configuration: bad).create(GatewaySpec(name: "warren-gateway-a-b", joinToken: "t", meshPort: 7946)) { _ in }
+        } throws: { error in
+            let text = "\(error)"
+            return text.hasPrefix("AWS rejected the credentials (AuthFailure): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+                && text.contains("AWS said: AWS was not able to validate the provided access credentials")
+        }
+    }
+
     @Test func apiErrorsTellWhatToDo() {
         let auth = AWSBackend.apiError(action: "RunInstances", code: "AuthFailure", message: "AWS was not able to validate the provided access credentials", region: "eu-west-1", instanceType: "t3.micro")
         #expect("\(auth)".hasPrefix("AWS rejected the credentials (AuthFailure): check AWS_ACCESS_KEY_ID"))

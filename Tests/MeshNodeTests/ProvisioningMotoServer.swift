@@ -19,10 +19,11 @@ final class ProvisioningMotoServer {
     }()
     static let skipReason: Comment = "moto[server] is not installed: `pip install 'moto[server]'` (make test does it) to run the AWS end-to-end test"
 
-    init() throws {
+    /// `environment` adds moto settings, e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to check signatures.
+    init(environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-c", Self.script]
-        process.environment = ProcessInfo.processInfo.environment.merging(["MOTO_ALLOW_NONEXISTENT_REGION": "true", "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true"]) { _, new in new }
+        process.environment = ProcessInfo.processInfo.environment.merging(["MOTO_ALLOW_NONEXISTENT_REGION": "true", "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true"].merging(environment) { _, new in new }) { _, new in new }
         let out = Pipe()
         process.standardOutput = out
         process.standardInput = stdin

@@ -97,7 +97,9 @@ public struct AWSBackend: GatewayBackend {
             return made
         } catch {
             // Leave nothing behind; the first error is the one worth showing.
-            try? await delete(made, progress: progress)
+            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
+            let made = made
+            await Task { try? await self.delete(made, progress: progress) }.value
             throw error
         }
     }

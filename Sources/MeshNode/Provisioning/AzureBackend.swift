@@ -129,12 +129,16 @@ public struct AzureBackend: GatewayBackend {
 
             let vm = try await waitForProvisioning(vmPath, apiVersion: Self.computeAPIVersion, token: token)
             made.status = vm.object("properties")?.string("provisioningState") ?? "Succeeded"
-            let address = try await publicAddress(group: group, name: spec.name, token: token)
+            guard let address = try await publicAddress(group: group, name: spec.name, token: token) else {
+                throw unexpected("the public IP of \(spec.name) has no address")
+            }
             made.address = address
             progress(.addressAssigned(address))
             return made
         } catch {
-            try? await delete(made, progress: progress)
+            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
+            let made = made
+            await Task { try? await self.delete(made, progress: progress) }.value
             throw error
         }
     }
@@ -163,7 +167,7 @@ public struct AzureBackend: GatewayBackend {
             let vm = try await call("GET", "\(resourceGroupPath(groupName))/providers/Microsoft.Compute/virtualMachines/\(name)",
                                     apiVersion: Self.computeAPIVersion, token: token)
             let status = vm.status == 404 ? "missing" : vm.json.object("properties")?.string("provisioningState") ?? "unknown"
-            let address = try? await publicAddress(group: groupName, name: name, token: token)
+            let address = try? await publicAddress(group: groupName, name: name, token: token, wait: false)
             gateways.append(ProvisionedGateway(name: name, backend: kind, region: group.string("location") ?? configuration.location,
                                                address: address, status: status, resources: ["resourceGroup": groupName, "vm": name]))
         }
@@ -213,14 +217,16 @@ public struct AzureBackend: GatewayBackend {
         ]
     }
 
-    func publicAddress(group: String, name: String, token: String) async throws -> String {
+    /// The address of the gateway's public IP; with `wait`, polls until Azure has assigned it.
+    func publicAddress(group: String, name: String, token: String, wait: Bool = true) async throws -> String? {
         let path = "\(resourceGroupPath(group))/providers/Microsoft.Network/publicIPAddresses/\(name)-ip"
-        return try await waitFor("the public IP of \(name)") {
+        let read = { () async throws -> String? in
             let answer = try await self.call("GET", path, apiVersion: Self.networkAPIVersion, token: token)
             guard answer.status != 404 else { throw ProvisioningError.notFound(name) }
             try self.check(answer, "GET", path)
             return answer.json.object("properties")?.string("ipAddress")
         }
+        return wait ? try await waitFor("the public IP of \(name)", read) : try await read()
     }
 
     func resourceGroupPath(_ group: String) -> String {

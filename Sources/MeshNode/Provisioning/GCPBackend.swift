@@ -107,7 +107,9 @@ public struct GCPBackend: GatewayBackend {
             progress(.addressAssigned(address))
             return made
         } catch {
-            try? await delete(made, progress: progress)
+            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
+            let made = made
+            await Task { try? await self.delete(made, progress: progress) }.value
             throw error
         }
     }
