@@ -108,8 +108,23 @@ struct ProvisioningSigV4Tests {
     @Test(arguments: bundledCases)
     func bundledCase(_ testCase: Case) throws { try Self.check(testCase) }
 
-    @Test(.enabled(if: !extraCases.isEmpty, "WARREN_SIGV4_SUITE is not set"), arguments: extraCases)
+    @Test(.enabled(if: !extraCases.isEmpty, "WARREN_SIGV4_SUITE is not set or holds no cases"), arguments: extraCases)
     func extraSuiteCase(_ testCase: Case) throws { try Self.check(testCase) }
+
+    /// A suite named by WARREN_SIGV4_SUITE must not be skipped silently: it must hold cases in the
+    /// layout above, and folders in aws-c-auth's newer layout (request.txt + context.json, which
+    /// this test does not read) are named as unsupported.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["WARREN_SIGV4_SUITE"] != nil, "WARREN_SIGV4_SUITE is not set"))
+    func extraSuiteIsReadable() throws {
+        let root = try #require(ProcessInfo.processInfo.environment["WARREN_SIGV4_SUITE"])
+        #expect(!Self.extraCases.isEmpty, "WARREN_SIGV4_SUITE=\(root) holds no NAME.req cases (the layout of AWS's SigV4 test suite: NAME.req, .creq, .sts, .authz)")
+        let walker = FileManager.default.enumerator(at: URL(fileURLWithPath: root), includingPropertiesForKeys: nil)
+        var unsupported: [String] = []
+        while let file = walker?.nextObject() as? URL {
+            if file.lastPathComponent == "context.json" { unsupported.append(file.deletingLastPathComponent().path) }
+        }
+        #expect(unsupported.isEmpty, "cases in aws-c-auth's request.txt/context.json layout are not supported: \(unsupported)")
+    }
 
     @Test func signingAURLRequestAddsTheHeaders() throws {
         let date = Date(timeIntervalSince1970: 1_440_938_160)  // 2015-08-30T12:36:00Z
