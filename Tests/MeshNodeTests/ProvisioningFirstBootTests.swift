@@ -77,3 +77,27 @@ struct ProvisioningFirstBootTests {
         #expect(throws: ProvisioningError.self) { try GatewayName.validate(name) }
     }
 }
+
+@Suite("Backend factory")
+struct ProvisioningBackendsTests {
+    @Test func makesEachCloudFromSettings() throws {
+        let common = ["WARREN_RELEASE_URL": "https://r.example/w"]
+        let aws = try GatewayBackends.make(kind: "aws", settings: BackendSettings(common.merging(
+            ["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-1"]) { $1 }, environment: [:]))
+        #expect(aws.kind == "aws")
+        let azure = try GatewayBackends.make(kind: "Azure", settings: BackendSettings(common.merging(
+            ["AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s", "AZURE_SUBSCRIPTION_ID": "sub"]) { $1 }, environment: [:]))
+        #expect(azure.kind == "azure")
+        #expect((azure as? AzureBackend)?.configuration.location == "eastus")
+        #expect {
+            _ = try GatewayBackends.make(kind: "azure", settings: BackendSettings(common, environment: [:]))
+        } throws: { error in
+            "\(error)".contains("AZURE_TENANT_ID")
+        }
+        #expect {
+            _ = try GatewayBackends.make(kind: "digitalocean", settings: BackendSettings([:], environment: [:]))
+        } throws: { error in
+            "\(error)".contains("unknown gateway backend \"digitalocean\"")
+        }
+    }
+}
