@@ -1,4 +1,4 @@
-import Curl
+@testable import Curl
 import Foundation
 import Testing
 
@@ -185,5 +185,17 @@ struct HTTPClientTests {
             if case CurlError.cancelled = error { return true }
             return false
         }
+    }
+}
+
+@Suite("HTTPClient helpers")
+struct HTTPClientHelperTests {
+    @Test(arguments: [
+        ("http://127.0.0.1:8080/x", true), ("http://127.0.0.2/", true), ("http://localhost/v1", true),
+        ("http://[::1]:9000/", true), ("http://user@127.0.0.1/", true),
+        ("https://ec2.us-east-1.amazonaws.com/", false), ("http://128.0.0.1/", false), ("nonsense", false),
+    ])
+    func loopbackURLsAreRecognised(url: String, loopback: Bool) {
+        #expect(CurlTransfer.isLoopback(url) == loopback)
     }
 }
