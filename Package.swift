@@ -98,6 +98,7 @@ let package = Package(
         .executableTarget(name: "gossip-sim", dependencies: ["Gossip"], path: "bench/gossip-sim", swiftSettings: strict),
 
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
+        .testTarget(name: "CurlTests", dependencies: ["Curl"], swiftSettings: strict),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], swiftSettings: strict),
         .testTarget(
@@ -116,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Sodium", "LibCrypto",
+                "MeshNode", "Sodium", "LibCrypto", "Curl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

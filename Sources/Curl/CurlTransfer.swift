@@ -81,7 +81,9 @@ final class CurlTransfer {
         results.append(warren_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         if let path = client.unixSocketPath {
             results.append(warren_curl_setopt_string(handle, CURLOPT_UNIX_SOCKET_PATH, path))
-            // A proxy from the environment must not capture calls meant for the local socket.
+        }
+        if client.unixSocketPath != nil || Self.isLoopback(request.url) {
+            // A proxy from the environment (http_proxy) must not capture calls to this machine.
             results.append(warren_curl_setopt_string(handle, CURLOPT_NOPROXY, "*"))
         }
         results.append(warren_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(client.connectTimeout)))
@@ -146,7 +148,7 @@ final class CurlTransfer {
     /// One header line. A status line starts a new response (after a 100 Continue or a redirect).
     private func receiveHeader(_ bytes: UnsafeRawBufferPointer) {
         var line = String(decoding: bytes, as: UTF8.self)
-        while let last = line.last, last == "\r" || last == "\n" { line.removeLast() }
+        while let last = line.last, last.isNewline { line.removeLast() }
         if line.hasPrefix("HTTP/") {
             let parts = line.split(separator: " ", maxSplits: 2)
             status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
@@ -202,6 +204,21 @@ final class CurlTransfer {
         default:
             return .other(url, message: message)
         }
+    }
+
+    /// Whether the URL's host is this machine (localhost, 127.0.0.0/8, ::1).
+    static func isLoopback(_ url: String) -> Bool {
+        guard let schemeEnd = url.firstRange(of: "://") else { return false }
+        let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostAndPort = authority.split(separator: "@").last ?? authority
+        let host: Substring
+        if hostAndPort.hasPrefix("[") {
+            host = hostAndPort.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = hostAndPort.prefix { $0 != ":" }
+        }
+        let lower = host.lowercased()
+        return lower == "localhost" || lower.hasPrefix("127.") || lower == "::1"
     }
 
     private static func milliseconds(_ duration: Duration) -> Int {

@@ -1,0 +1,286 @@
+public import Curl
+import Foundation
+
+/// Gateways on AWS EC2, through the EC2 Query API signed with SigV4: a security group, the newest
+/// Ubuntu 22.04 image, a `t3.micro` instance with the first-boot script as user data.
+public struct AWSBackend: GatewayBackend {
+    public struct Configuration: Sendable {
+        public var credentials: AWSCredentials
+        public var region: String
+        /// Overrides `https://ec2.REGION.amazonaws.com/` (moto, LocalStack, a VPC endpoint).
+        public var endpoint: String?
+        /// Where the first-boot script downloads Warren from.
+        public var releaseURL: String
+        public var instanceType = "t3.micro"
+        /// Canonical's account, and its Ubuntu 22.04 (jammy) server images.
+        public var imageOwner = "099720109477"
+        public var imageNamePattern = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
+        public var pollInterval: Duration = .seconds(3)
+        /// How long to wait for an instance's public address, or for its termination.
+        public var waitTimeout: Duration = .seconds(300)
+
+        public init(credentials: AWSCredentials, region: String, endpoint: String? = nil, releaseURL: String) {
+            self.credentials = credentials
+            self.region = region
+            self.endpoint = endpoint
+            self.releaseURL = releaseURL
+        }
+
+        /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`
+        /// (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_EC2` (or `AWS_ENDPOINT_URL`) and `WARREN_RELEASE_URL`.
+        public init(settings: BackendSettings) throws {
+            let credentials = AWSCredentials(
+                accessKeyID: try settings.required("AWS_ACCESS_KEY_ID", purpose: "the AWS access key"),
+                secretAccessKey: try settings.required("AWS_SECRET_ACCESS_KEY", purpose: "the AWS secret key"),
+                sessionToken: settings["AWS_SESSION_TOKEN"]
+            )
+            self.init(
+                credentials: credentials,
+                region: try settings.required("AWS_REGION", "AWS_DEFAULT_REGION", purpose: "the AWS region"),
+                endpoint: settings["AWS_ENDPOINT_URL_EC2"] ?? settings["AWS_ENDPOINT_URL"],
+                releaseURL: try settings.required("WARREN_RELEASE_URL", purpose: "the URL of the Warren release gateways install")
+            )
+        }
+    }
+
+    public static let apiVersion = "2016-11-15"
+    /// The tag every resource made here carries, valued with the gateway's name.
+    public static let tagKey = "warren:gateway"
+
+    public let configuration: Configuration
+    let http: HTTPClient
+    public var kind: String { "aws" }
+
+    public init(configuration: Configuration, http: HTTPClient = HTTPClient()) {
+        self.configuration = configuration
+        self.http = http
+    }
+
+    // MARK: - GatewayBackend
+
+    public func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
+        try GatewayName.validate(spec.name)
+        let region = spec.region ?? configuration.region
+        let instanceType = spec.instanceType ?? configuration.instanceType
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, joinToken: spec.joinToken, publicAddress: .awsMetadata, meshPort: spec.meshPort)
+        let image = try await newestImage(region: region)
+
+        var made = ProvisionedGateway(name: spec.name, backend: kind, region: region, address: nil, status: "pending", resources: ["image": image])
+        do {
+            let group = try await call("CreateSecurityGroup", [
+                ("GroupName", spec.name),
+                ("GroupDescription", "Warren gateway \(spec.name)"),
+            ] + Self.tags(resourceType: "security-group", name: spec.name), region: region)
+            guard let groupID = group.value("groupId") else { throw unexpected("CreateSecurityGroup answered no groupId") }
+            made.resources["securityGroup"] = groupID
+            progress(.created(kind: "security group", id: groupID))
+
+            _ = try await call("AuthorizeSecurityGroupIngress", [("GroupId", groupID)] + Self.ingress(spec), region: region)
+
+            let run = try await call("RunInstances", [
+                ("ImageId", image),
+                ("InstanceType", instanceType),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("SecurityGroupId.1", groupID),
+                ("UserData", Data(script.text.utf8).base64EncodedString()),
+            ] + Self.tags(resourceType: "instance", name: spec.name), region: region, instanceType: instanceType)
+            guard let instanceID = run.value("instancesSet", "item", "instanceId") else { throw unexpected("RunInstances answered no instanceId") }
+            made.resources["instance"] = instanceID
+            progress(.created(kind: "instance", id: instanceID))
+            progress(.booting(instance: instanceID))
+
+            let address = try await waitForAddress(instanceID, region: region)
+            made.address = address
+            made.status = "running"
+            progress(.addressAssigned(address))
+            return made
+        } catch {
+            // Leave nothing behind; the first error is the one worth showing.
+            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
+            let made = made
+            await Task { try? await self.delete(made, progress: progress) }.value
+            throw error
+        }
+    }
+
+    public func delete(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws {
+        let region = gateway.region
+        var resources = gateway.resources
+        if resources["instance"] == nil || resources["securityGroup"] == nil, let found = try await list().first(where: { $0.name == gateway.name }) {
+            resources.merge(found.resources) { mine, _ in mine }
+        }
+        if let instanceID = resources["instance"] {
+            _ = try await call("TerminateInstances", [("InstanceId.1", instanceID)], region: region)
+            try await waitUntil("instance \(instanceID) to terminate") {
+                let described = try await self.describe(instanceIDs: [instanceID], region: region)
+                return described.allSatisfy { $0.status == "terminated" }
+            }
+            progress(.deleted(kind: "instance", id: instanceID))
+        }
+        if let groupID = resources["securityGroup"] {
+            // The group stays "in use" for a while after the instance is gone.
+            try await waitUntil("security group \(groupID) to be deletable") {
+                do {
+                    _ = try await self.call("DeleteSecurityGroup", [("GroupId", groupID)], region: region)
+                    return true
+                } catch ProvisioningError.api(_, let code, _) where code == "DependencyViolation" {
+                    return false
+                } catch ProvisioningError.api(_, let code, _) where code == "InvalidGroup.NotFound" {
+                    return true
+                }
+            }
+            progress(.deleted(kind: "security group", id: groupID))
+        }
+        if resources["instance"] == nil && resources["securityGroup"] == nil {
+            throw ProvisioningError.notFound(gateway.name)
+        }
+    }
+
+    public func list() async throws -> [ProvisionedGateway] {
+        try await describe(instanceIDs: [], region: configuration.region).filter { $0.status != "terminated" && $0.status != "shutting-down" }
+    }
+
+    // MARK: - Steps
+
+    /// The newest image matching the configured owner and name pattern.
+    func newestImage(region: String) async throws -> String {
+        let answer = try await call("DescribeImages", [
+            ("Owner.1", configuration.imageOwner),
+            ("Filter.1.Name", "name"), ("Filter.1.Value.1", configuration.imageNamePattern),
+            ("Filter.2.Name", "state"), ("Filter.2.Value.1", "available"),
+        ], region: region)
+        let images = answer.at("imagesSet")?.all("item") ?? []
+        // Newest by creation date; Canonical's names end in the build date, which breaks ties.
+        // (The name pattern already says amd64.)
+        let newest = images.max { a, b in
+            (a.value("creationDate") ?? "", a.value("name") ?? "") < (b.value("creationDate") ?? "", b.value("name") ?? "")
+        }
+        guard let id = newest?.value("imageId") else {
+            throw ProvisioningError.api(backend: kind, code: "NoImage",
+                message: "no image named \(configuration.imageNamePattern) from owner \(configuration.imageOwner) in \(region): choose another region with --region")
+        }
+        return id
+    }
+
+    static func ingress(_ spec: GatewaySpec) -> [(String, String)] {
+        var rules: [(proto: String, range: ClosedRange<Int>)] = [("tcp", spec.meshPort...spec.meshPort), ("udp", spec.meshPort...spec.meshPort)]
+        rules += spec.servicePorts.map { ("tcp", $0) }
+        return rules.enumerated().flatMap { index, rule -> [(String, String)] in
+            let p = "IpPermissions.\(index + 1)."
+            return [
+                (p + "IpProtocol", rule.proto),
+                (p + "FromPort", String(rule.range.lowerBound)),
+                (p + "ToPort", String(rule.range.upperBound)),
+                (p + "IpRanges.1.CidrIp", "0.0.0.0/0"),
+            ]
+        }
+    }
+
+    static func tags(resourceType: String, name: String) -> [(String, String)] {
+        [
+            ("TagSpecification.1.ResourceType", resourceType),
+            ("TagSpecification.1.Tag.1.Key", "Name"), ("TagSpecification.1.Tag.1.Value", name),
+            ("TagSpecification.1.Tag.2.Key", tagKey), ("TagSpecification.1.Tag.2.Value", name),
+        ]
+    }
+
+    func waitForAddress(_ instanceID: String, region: String) async throws -> String {
+        try await waitFor("instance \(instanceID) to get a public address") {
+            let instance = try await self.describe(instanceIDs: [instanceID], region: region).first
+            if let status = instance?.status, ["terminated", "shutting-down", "stopped"].contains(status) {
+                throw ProvisioningError.api(backend: self.kind, code: "InstanceStopped",
+                    message: "instance \(instanceID) stopped while booting (state \(status)); see its console output in the EC2 console")
+            }
+            return instance?.address
+        }
+    }
+
+    /// Instances tagged as gateways (all of them when `instanceIDs` is empty).
+    func describe(instanceIDs: [String], region: String) async throws -> [ProvisionedGateway] {
+        var parameters: [(String, String)] = instanceIDs.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) }
+        if instanceIDs.isEmpty { parameters += [("Filter.1.Name", "tag-key"), ("Filter.1.Value.1", Self.tagKey)] }
+        let answer = try await call("DescribeInstances", parameters, region: region)
+        return answer.descendants("instancesSet").flatMap { $0.all("item") }.compactMap { item -> ProvisionedGateway? in
+            guard let id = item.value("instanceId") else { return nil }
+            let tags = Dictionary((item.at("tagSet")?.all("item") ?? []).compactMap { tag in
+                tag.value("key").map { ($0, tag.value("value") ?? "") }
+            }, uniquingKeysWith: { first, _ in first })
+            var resources = ["instance": id]
+            resources["securityGroup"] = item.at("groupSet", "item")?.value("groupId")
+            resources["image"] = item.value("imageId")
+            return ProvisionedGateway(name: tags[Self.tagKey] ?? tags["Name"] ?? id, backend: kind, region: region,
+                                      address: item.value("ipAddress"), status: item.value("instanceState", "name") ?? "unknown", resources: resources)
+        }
+    }
+
+    // MARK: - The Query API
+
+    func endpoint(region: String) -> String {
+        configuration.endpoint ?? "https://ec2.\(region).amazonaws.com/"
+    }
+
+    /// One signed Query API call; the parsed XML answer, or an error a person can act on.
+    func call(_ action: String, _ parameters: [(String, String)], region: String, instanceType: String? = nil) async throws -> XMLNode {
+        let form = ([("Action", action), ("Version", Self.apiVersion)] + parameters)
+            .map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }
+            .joined(separator: "&")
+        let request = HTTPRequest(method: "POST", url: endpoint(region: region),
+                                  headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], text: form)
+        let signer = SigV4Signer(credentials: configuration.credentials, region: region, service: "ec2")
+        let response: HTTPResponse
+        do {
+            response = try await http.send(try signer.sign(request))
+        } catch let error as CurlError {
+            throw ProvisioningError.transport(backend: "AWS EC2 at \(endpoint(region: region))", message: error.description)
+        }
+        guard let xml = XMLNode.parse(response.body) else {
+            throw unexpected("\(action) answered HTTP \(response.status) with a body that is not XML: \(response.text.prefix(200))")
+        }
+        guard response.isSuccess else {
+            let error = xml.descendants("Error").first
+            let code = error?.value("Code") ?? "HTTP\(response.status)"
+            let message = error?.value("Message") ?? response.text
+            throw Self.apiError(action: action, code: code, message: message, region: region, instanceType: instanceType ?? configuration.instanceType)
+        }
+        return xml
+    }
+
+    /// AWS's error codes turned into what to do about them.
+    static func apiError(action: String, code: String, message: String, region: String, instanceType: String) -> ProvisioningError {
+        let advice: String
+        switch code {
+        case "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException", "IncompleteSignature":
+            advice = "AWS rejected the credentials (\(code)): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials), and that this machine's clock is right"
+        case "RequestExpired":
+            advice = "AWS says the request is too old (\(code)): this machine's clock is off; fix it (e.g. enable NTP) and retry"
+        case "UnauthorizedOperation":
+            advice = "the AWS credentials may not call \(action) (\(code)): grant the user ec2:\(action) in IAM"
+        case "OptInRequired":
+            advice = "the AWS account is not enabled in \(region) (\(code)): enable the region in the AWS console or use --region"
+        case "InsufficientInstanceCapacity", "Unsupported":
+            advice = "AWS has no \(instanceType) capacity in \(region) right now (\(code)): try another instance type with --instance-type or another region with --region"
+        case "InstanceLimitExceeded", "VcpuLimitExceeded", "ResourceLimitExceeded":
+            advice = "the AWS account reached its instance quota in \(region) (\(code)): delete unused instances or request a quota increase"
+        case "InvalidGroup.Duplicate":
+            advice = "a security group of that name already exists in \(region) (\(code)): delete the old gateway with `warren gateway delete` or choose another --name"
+        default:
+            advice = "AWS refused \(action) (\(code))"
+        }
+        return .api(backend: "aws", code: code, message: "\(advice). AWS said: \(message)")
+    }
+
+    func unexpected(_ message: String) -> ProvisioningError {
+        .unexpectedResponse(backend: "AWS EC2", message: message)
+    }
+
+    /// Polls `condition` every `pollInterval` until it holds, or fails after `waitTimeout`.
+    func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+        _ = try await waitFor(what) { try await condition() ? true : nil }
+    }
+
+    /// Polls `poll` every `pollInterval` until it answers a value, or fails after `waitTimeout`.
+    func waitFor<T>(_ what: String, _ poll: () async throws -> T?) async throws -> T {
+        try await Polling(interval: configuration.pollInterval, timeout: configuration.waitTimeout).waitFor(what, poll)
+    }
+}

@@ -1,0 +1,266 @@
+public import Curl
+import Foundation
+import LibCrypto
+
+/// Gateways on Google Compute Engine, through its REST API with a service-account key (OAuth 2.0
+/// JWT bearer grant, RS256): a firewall rule for the gateway's network tag, and an `e2-micro`
+/// Ubuntu 22.04 instance with the first-boot script as its `startup-script`.
+public struct GCPBackend: GatewayBackend {
+    public struct Configuration: Sendable {
+        /// The service-account key file's fields.
+        public var clientEmail: String
+        public var privateKeyPEM: String
+        public var tokenURI: String
+        public var project: String
+        public var zone: String
+        public var releaseURL: String
+        public var machineType = "e2-micro"
+        public var imageFamily = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
+        /// Overrides `https://compute.googleapis.com/compute/v1` (GCP_COMPUTE_ENDPOINT).
+        public var computeEndpoint = "https://compute.googleapis.com/compute/v1"
+        public var pollInterval: Duration = .seconds(3)
+        public var waitTimeout: Duration = .seconds(300)
+
+        public init(clientEmail: String, privateKeyPEM: String, tokenURI: String = "https://oauth2.googleapis.com/token",
+                    project: String, zone: String, releaseURL: String) {
+            self.clientEmail = clientEmail
+            self.privateKeyPEM = privateKeyPEM
+            self.tokenURI = tokenURI
+            self.project = project
+            self.zone = zone
+            self.releaseURL = releaseURL
+        }
+
+        /// From a service-account JSON key (`client_email`, `private_key`, `token_uri`, `project_id`).
+        public init(serviceAccountJSON: [UInt8], zone: String, releaseURL: String, project: String? = nil) throws {
+            guard let key = try? JSONSerialization.jsonObject(with: Data(serviceAccountJSON)) as? [String: Any],
+                  let email = key.string("client_email"), let pem = key.string("private_key") else {
+                throw ProvisioningError.invalidConfiguration("the GCP credentials are not a service-account JSON key (no client_email or private_key): create one with `gcloud iam service-accounts keys create`")
+            }
+            guard let projectID = project ?? key.string("project_id") else {
+                throw ProvisioningError.invalidConfiguration("the GCP project is not set: set GOOGLE_CLOUD_PROJECT")
+            }
+            self.init(clientEmail: email, privateKeyPEM: pem, tokenURI: key.string("token_uri") ?? "https://oauth2.googleapis.com/token",
+                      project: projectID, zone: zone, releaseURL: releaseURL)
+        }
+
+        /// From `GOOGLE_APPLICATION_CREDENTIALS` (a key file's path) or `GOOGLE_CREDENTIALS_JSON`
+        /// (the key itself), `GOOGLE_CLOUD_PROJECT` (default: the key's project), `GCP_ZONE`
+        /// (default us-central1-a), `WARREN_RELEASE_URL`, and the optional `GCP_COMPUTE_ENDPOINT`.
+        public init(settings: BackendSettings) throws {
+            let json: [UInt8]
+            if let inline = settings["GOOGLE_CREDENTIALS_JSON"] {
+                json = Array(inline.utf8)
+            } else {
+                let path = try settings.required("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIALS_JSON", purpose: "the GCP service-account key")
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw ProvisioningError.invalidConfiguration("cannot read the GCP key file \(path) named by GOOGLE_APPLICATION_CREDENTIALS")
+                }
+                json = Array(data)
+            }
+            try self.init(serviceAccountJSON: json, zone: settings["GCP_ZONE"] ?? "us-central1-a",
+                          releaseURL: try settings.required("WARREN_RELEASE_URL", purpose: "the URL of the Warren release gateways install"),
+                          project: settings["GOOGLE_CLOUD_PROJECT"])
+            if let endpoint = settings["GCP_COMPUTE_ENDPOINT"] { computeEndpoint = endpoint }
+        }
+    }
+
+    public static let scope = "https://www.googleapis.com/auth/compute"
+    /// The label on every instance made here, valued with the gateway's name.
+    public static let labelKey = "warren-gateway"
+
+    public let configuration: Configuration
+    let client: CloudJSONClient
+    public var kind: String { "gcp" }
+
+    public init(configuration: Configuration, http: HTTPClient = HTTPClient()) {
+        self.configuration = configuration
+        self.client = CloudJSONClient(backend: "Google Compute Engine", http: http)
+    }
+
+    // MARK: - GatewayBackend
+
+    public func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
+        try GatewayName.validate(spec.name)
+        let zone = spec.region ?? configuration.zone
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, joinToken: spec.joinToken, publicAddress: .gcpMetadata, meshPort: spec.meshPort)
+        let token = try await accessToken()
+        var made = ProvisionedGateway(name: spec.name, backend: kind, region: zone, address: nil, status: "PROVISIONING", resources: [:])
+        do {
+            let firewall = try await call("POST", "\(projectPath)/global/firewalls", token: token, body: Self.firewallBody(spec))
+            try await waitForOperation(firewall, token: token)
+            made.resources["firewall"] = spec.name
+            progress(.created(kind: "firewall rule", id: spec.name))
+
+            let insert = try await call("POST", "\(projectPath)/zones/\(zone)/instances", token: token, body: instanceBody(spec, zone: zone, script: script.text))
+            made.resources["instance"] = spec.name
+            try await waitForOperation(insert, token: token)
+            progress(.created(kind: "instance", id: spec.name))
+            progress(.booting(instance: spec.name))
+
+            let address: String = try await Polling(interval: configuration.pollInterval, timeout: configuration.waitTimeout).waitFor("instance \(spec.name) to get an external address") {
+                let instance = try await self.call("GET", "\(self.projectPath)/zones/\(zone)/instances/\(spec.name)", token: token)
+                made.status = instance.string("status") ?? made.status
+                return instance.array("networkInterfaces").first?.array("accessConfigs").first?.string("natIP")
+            }
+            made.address = address
+            progress(.addressAssigned(address))
+            return made
+        } catch {
+            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
+            let made = made
+            await Task { try? await self.delete(made, progress: progress) }.value
+            throw error
+        }
+    }
+
+    public func delete(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws {
+        let token = try await accessToken()
+        let zone = gateway.region
+        var found = false
+        let instancePath = "\(projectPath)/zones/\(zone)/instances/\(gateway.resources["instance"] ?? gateway.name)"
+        if let operation = try await callAllowingNotFound("DELETE", instancePath, token: token) {
+            try await waitForOperation(operation, token: token)
+            progress(.deleted(kind: "instance", id: gateway.name))
+            found = true
+        }
+        let firewallPath = "\(projectPath)/global/firewalls/\(gateway.resources["firewall"] ?? gateway.name)"
+        if let operation = try await callAllowingNotFound("DELETE", firewallPath, token: token) {
+            try await waitForOperation(operation, token: token)
+            progress(.deleted(kind: "firewall rule", id: gateway.name))
+            found = true
+        }
+        if !found { throw ProvisioningError.notFound(gateway.name) }
+    }
+
+    public func list() async throws -> [ProvisionedGateway] {
+        let token = try await accessToken()
+        let filter = "labels.\(Self.labelKey):*".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let answer = try await call("GET", "\(projectPath)/zones/\(configuration.zone)/instances?filter=\(filter)", token: token)
+        return answer.array("items").compactMap { item in
+            guard let name = item.string("name") else { return nil }
+            let address = item.array("networkInterfaces").first?.array("accessConfigs").first?.string("natIP")
+            return ProvisionedGateway(name: item.object("labels")?.string(Self.labelKey) ?? name, backend: kind, region: configuration.zone,
+                                      address: address, status: item.string("status") ?? "unknown",
+                                      resources: ["instance": name, "firewall": name])
+        }
+    }
+
+    // MARK: - Pieces
+
+    var projectPath: String { "/projects/\(configuration.project)" }
+
+    static func firewallBody(_ spec: GatewaySpec) -> [String: Any] {
+        let tcp = ["\(spec.meshPort)"] + spec.servicePorts.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+        return [
+            "name": spec.name,
+            "description": "Warren gateway \(spec.name)",
+            "network": "global/networks/default",
+            "direction": "INGRESS",
+            "sourceRanges": ["0.0.0.0/0"],
+            "targetTags": [spec.name],
+            "allowed": [["IPProtocol": "tcp", "ports": tcp], ["IPProtocol": "udp", "ports": ["\(spec.meshPort)"]]],
+        ]
+    }
+
+    func instanceBody(_ spec: GatewaySpec, zone: String, script: String) -> [String: Any] {
+        [
+            "name": spec.name,
+            "machineType": "zones/\(zone)/machineTypes/\(spec.instanceType ?? configuration.machineType)",
+            "labels": [Self.labelKey: spec.name],
+            "tags": ["items": [spec.name]],
+            "disks": [["boot": true, "autoDelete": true, "initializeParams": ["sourceImage": configuration.imageFamily]] as [String: Any]],
+            "networkInterfaces": [["network": "global/networks/default", "accessConfigs": [["name": "External NAT", "type": "ONE_TO_ONE_NAT"]]] as [String: Any]],
+            "metadata": ["items": [["key": "startup-script", "value": script]]],
+        ]
+    }
+
+    // MARK: - OAuth and Compute calls
+
+    /// The signed JWT of the OAuth 2.0 JWT bearer grant (RFC 7523), valid one hour from `now`.
+    func assertion(now: Date) throws -> String {
+        let issued = Int(now.timeIntervalSince1970)
+        let header = #"{"alg":"RS256","typ":"JWT"}"#
+        let claims = try JSONSerialization.data(withJSONObject: [
+            "iss": configuration.clientEmail, "scope": Self.scope, "aud": configuration.tokenURI,
+            "iat": issued, "exp": issued + 3600,
+        ] as [String: Any], options: [.sortedKeys])
+        let signingInput = Self.base64URL(Array(header.utf8)) + "." + Self.base64URL(Array(claims))
+        let signer: RSASigner
+        do { signer = try RSASigner(pem: configuration.privateKeyPEM) } catch {
+            throw ProvisioningError.invalidConfiguration("the private_key of the GCP service-account key is unusable: \(error)")
+        }
+        return signingInput + "." + Self.base64URL(try signer.sign(Array(signingInput.utf8)))
+    }
+
+    func accessToken() async throws -> String {
+        let answer = try await client.send("POST", configuration.tokenURI, bearer: nil, form: [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", try assertion(now: Date())),
+        ])
+        guard answer.status == 200, let token = answer.json.string("access_token") else {
+            let code = answer.json.string("error") ?? "HTTP\(answer.status)"
+            throw ProvisioningError.api(backend: "gcp", code: code, message:
+                "Google rejected the service-account key (\(code)): check GOOGLE_APPLICATION_CREDENTIALS (is the key deleted or disabled?). Google said: \(answer.json.string("error_description") ?? answer.text)")
+        }
+        return token
+    }
+
+    func call(_ method: String, _ path: String, token: String, body: [String: Any]? = nil) async throws -> [String: Any] {
+        let answer = try await client.send(method, configuration.computeEndpoint + path, bearer: token, json: body)
+        try check(answer)
+        return answer.json
+    }
+
+    func callAllowingNotFound(_ method: String, _ path: String, token: String) async throws -> [String: Any]? {
+        let answer = try await client.send(method, configuration.computeEndpoint + path, bearer: token)
+        if answer.status == 404 { return nil }
+        try check(answer)
+        return answer.json
+    }
+
+    /// Waits for a Compute operation (global or zonal) to be DONE; its error, if any, is thrown.
+    func waitForOperation(_ operation: [String: Any], token: String) async throws {
+        var current = operation
+        _ = try await Polling(interval: configuration.pollInterval, timeout: configuration.waitTimeout).waitFor("operation \(operation.string("name") ?? "")") { () -> Bool? in
+            if let error = current.object("error")?.array("errors").first {
+                throw Self.apiError(code: error.string("code") ?? "OperationFailed", message: error.string("message") ?? "", zone: self.configuration.zone, machineType: self.configuration.machineType)
+            }
+            if current.string("status") == "DONE" { return true }
+            guard let name = current.string("name") else { return true }
+            let scope = current.string("zone").map { "zones/\($0.split(separator: "/").last ?? "")" } ?? "global"
+            current = try await self.call("GET", "\(self.projectPath)/\(scope)/operations/\(name)", token: token)
+            return nil
+        }
+    }
+
+    func check(_ answer: CloudJSONClient.Answer) throws {
+        guard !(200..<300).contains(answer.status) else { return }
+        let error = answer.json.object("error")
+        let code = error?.array("errors").first?.string("reason") ?? error?.string("status") ?? "HTTP\(answer.status)"
+        throw Self.apiError(code: code, message: error?.string("message") ?? answer.text, zone: configuration.zone, machineType: configuration.machineType)
+    }
+
+    static func apiError(code: String, message: String, zone: String, machineType: String) -> ProvisioningError {
+        let advice: String
+        switch code {
+        case "authError", "UNAUTHENTICATED", "invalid_grant":
+            advice = "Google rejected the credentials (\(code)): check GOOGLE_APPLICATION_CREDENTIALS"
+        case "forbidden", "PERMISSION_DENIED", "accessNotConfigured":
+            advice = "the service account may not do this (\(code)): give it the Compute Admin role, and enable the Compute Engine API for the project"
+        case "ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", "resourceExhausted":
+            advice = "Google has no \(machineType) capacity in \(zone) right now (\(code)): try another machine type with --instance-type or another zone with --region"
+        case "QUOTA_EXCEEDED", "quotaExceeded":
+            advice = "the project reached a quota (\(code)): delete unused instances or request more quota"
+        case "alreadyExists":
+            advice = "a resource of that name already exists (\(code)): delete the old gateway with `warren gateway delete` or choose another --name"
+        default:
+            advice = "Google refused the request (\(code))"
+        }
+        return .api(backend: "gcp", code: code, message: "\(advice). Google said: \(message)")
+    }
+
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}
