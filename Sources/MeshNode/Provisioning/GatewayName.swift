@@ -1,33 +1,12 @@
 /// Generated gateway names in the style `warren-gateway-fast-walrus`.
 public enum GatewayName {
-    static let adjectives = [
-        "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "eager", "fast",
-        "fierce", "gentle", "golden", "happy", "jolly", "keen", "lively", "lucky", "mellow", "merry",
-        "mighty", "nimble", "noble", "plucky", "proud", "quick", "quiet", "rapid", "rustic", "shiny",
-        "silent", "silver", "smooth", "snowy", "steady", "sunny", "swift", "tidy", "vivid", "witty",
-    ]
-    static let animals = [
-        "badger", "beaver", "bison", "camel", "cheetah", "condor", "coyote", "crane", "dolphin", "eagle",
-        "falcon", "ferret", "gazelle", "gecko", "heron", "ibis", "jaguar", "koala", "lemur", "lynx",
-        "marmot", "moose", "narwhal", "ocelot", "otter", "owl", "panda", "pelican", "puffin", "rabbit",
-        "raven", "seal", "sparrow", "tapir", "tiger", "toucan", "turtle", "walrus", "wombat", "zebra",
-    ]
-
-    /// A random name not in `taken` (after a bounded number of draws, a numeric suffix decides).
+    /// A random name not in `taken`.
     public static func generate(avoiding taken: Set<String> = [], using rng: inout some RandomNumberGenerator) -> String {
-        var name = ""
-        for _ in 0..<32 {
-            name = "warren-gateway-\(adjectives.randomElement(using: &rng)!)-\(animals.randomElement(using: &rng)!)"
-            if !taken.contains(name) { return name }
-        }
-        var suffix = 2
-        while taken.contains("\(name)-\(suffix)") { suffix += 1 }
-        return "\(name)-\(suffix)"
+        RandomName.make(avoiding: taken, prefix: "warren-gateway-", using: &rng)
     }
 
     public static func generate(avoiding taken: Set<String> = []) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return generate(avoiding: taken, using: &rng)
+        RandomName.make(avoiding: taken, prefix: "warren-gateway-")
     }
 
     /// Checks a name given with `--name`: clouds accept lower-case letters, digits and dashes,
