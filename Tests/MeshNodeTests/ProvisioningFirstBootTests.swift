@@ -59,8 +59,8 @@ struct ProvisioningFirstBootTests {
             let parts = name.split(separator: "-")
             #expect(parts.count == 4)
             #expect(name.hasPrefix("warren-gateway-"))
-            #expect(GatewayName.adjectives.contains(String(parts[2])))
-            #expect(GatewayName.animals.contains(String(parts[3])))
+            #expect(RandomName.adjectives.contains(String(parts[2])))
+            #expect(RandomName.animals.contains(String(parts[3])))
             try GatewayName.validate(name)
             seen.insert(name)
         }
