@@ -66,7 +66,7 @@ struct ProvisioningFirstBootTests {
         }
         #expect(seen.count > 50)  // random, not one fixed name
 
-        let all = Set(GatewayName.adjectives.flatMap { a in GatewayName.animals.map { "warren-gateway-\(a)-\($0)" } })
+        let all = Set(RandomName.adjectives.flatMap { a in RandomName.animals.map { "warren-gateway-\(a)-\($0)" } })
         let last = GatewayName.generate(avoiding: all)
         #expect(!all.contains(last))
         #expect(last.hasSuffix("-2"))
