@@ -13,7 +13,7 @@ struct Warren: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, PsCommand.self, LogsCommand.self, StopCommand.self,
             SecretsCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self,
-            ConfigCommand.self, DebugLinkCommand.self,
+            NodeCommand.self, ConfigCommand.self, DebugLinkCommand.self,
         ]
     )
 

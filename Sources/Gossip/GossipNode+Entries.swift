@@ -39,6 +39,20 @@ extension GossipNode {
     /// The live entries of one kind, sorted by key.
     public func entries(kind: EntryKind) -> [Entry] { map.entries(kind: kind) }
 
+    /// Entries this node kept from an earlier run (its database): each signature is checked again,
+    /// and they are merged without being gossiped (push-pull spreads whatever others lack). Their
+    /// authors need not be known members yet: they were members when the entries were accepted.
+    public mutating func restore(_ entries: [Entry], now: Duration) -> [Action] {
+        pending = []
+        let wall = wallMillis(now)
+        for entry in entries where verify(entry.signature, entry.signedBytes, entry.author) {
+            if case .applied = map.merge(entry) {
+                clock.observe(entry.timestamp, physicalMillis: wall)
+            }
+        }
+        return takePending()
+    }
+
     /// Summary of the local replica, to compare replicas.
     public var digest: MapDigest { map.digest }
 

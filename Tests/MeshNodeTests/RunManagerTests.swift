@@ -17,7 +17,7 @@ private struct Harness {
         dir = try StateTestDirectory("warren-runs")
         store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         supervisor = RunSupervisor(stateDirectory: dir.path, configuration: .init(stopGracePeriod: .seconds(3)), logger: .quiet("runs"))
-        let gateway = GatewayLeases(addresses: ["127.0.0.2"], store: store, hooks: .init(changed: { _, _ in }, gossiped: { LeaseTable() }), logger: .quiet("leases"))
+        let gateway = GatewayLeases(addresses: ["127.0.0.2"], store: store, hooks: .init(changed: { _, _, _ in }, gossiped: { LeaseTable() }), logger: .quiet("leases"))
         self.gateway = gateway
         let context = RunManager.Context(
             nodeID: "testnodeabcdefgh",
@@ -132,13 +132,13 @@ private struct Harness {
         let dir = try StateTestDirectory("warren-leases")
         defer { dir.remove() }
         let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
-        let leases = GatewayLeases(addresses: ["127.0.0.2"], store: store, hooks: .init(changed: { _, _ in }, gossiped: { LeaseTable() }), ttl: 30, logger: .quiet("l"))
+        let leases = GatewayLeases(addresses: ["127.0.0.2"], store: store, hooks: .init(changed: { _, _, _ in }, gossiped: { LeaseTable() }), ttl: 30, logger: .quiet("l"))
         let req = LeaseRequest(binding: Binding(address: "127.0.0.2", port: 5001), runID: "r1", runName: "web", holder: "n", appPort: 8000)
         let t0 = Date()
         _ = try await leases.grant(req, now: t0)
         // A gateway restarted from the same state serves the same binding.
         let again = GatewayLeases(addresses: ["127.0.0.2"], store: try StateStore(stateDirectory: dir.path, logger: .quiet("s2")),
-                                  hooks: .init(changed: { _, _ in }, gossiped: { LeaseTable() }), logger: .quiet("l2"))
+                                  hooks: .init(changed: { _, _, _ in }, gossiped: { LeaseTable() }), logger: .quiet("l2"))
         try await again.load(now: t0)
         #expect(await again.leases.map(\.runName) == ["web"])
         #expect(await again.leases.first?.appPort == 8000)

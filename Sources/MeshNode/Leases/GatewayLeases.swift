@@ -7,12 +7,13 @@ public import Logging
 /// come back), published to the mesh, and dropped when not renewed within their TTL.
 public actor GatewayLeases: LeaseAuthority {
     public struct Hooks: Sendable {
-        /// The leases this gateway holds changed: publish them (gossip) and re-route (proxy).
-        public var changed: @Sendable (_ granted: [Lease], _ removed: [Lease]) async -> Void
+        /// The leases this gateway holds changed: publish the change (gossip) and re-route all
+        /// that are held now (proxy).
+        public var changed: @Sendable (_ granted: [Lease], _ removed: [Lease], _ held: [Lease]) async -> Void
         /// Other gateways' and stale copies of leases heard by gossip, to refuse what they hold.
         public var gossiped: @Sendable () async -> LeaseTable
 
-        public init(changed: @escaping @Sendable ([Lease], [Lease]) async -> Void, gossiped: @escaping @Sendable () async -> LeaseTable) {
+        public init(changed: @escaping @Sendable ([Lease], [Lease], [Lease]) async -> Void, gossiped: @escaping @Sendable () async -> LeaseTable) {
             self.changed = changed
             self.gossiped = gossiped
         }
@@ -41,7 +42,7 @@ public actor GatewayLeases: LeaseAuthority {
             table.merge(Lease(binding: Binding(address: r.gatewayAddress, port: r.port, host: r.host), runID: r.runID,
                               runName: r.runName, holder: r.holderNode, appPort: r.appPort, expires: r.expiresAt))
         }
-        await hooks.changed(table.leases, [])
+        await hooks.changed(table.leases, [], table.leases)
     }
 
     public var leases: [Lease] { table.leases }
@@ -69,7 +70,7 @@ public actor GatewayLeases: LeaseAuthority {
             throw error
         }
         try await persist(lease)
-        await hooks.changed([lease], [])
+        await hooks.changed([lease], [], table.leases)
         return lease
     }
 
@@ -78,7 +79,7 @@ public actor GatewayLeases: LeaseAuthority {
         for lease in gone { try? await unpersist(lease) }
         if !gone.isEmpty {
             logger.info("lease released", metadata: ["run.id": "\(request.runID)"])
-            await hooks.changed([], gone)
+            await hooks.changed([], gone, table.leases)
         }
     }
 
@@ -88,7 +89,7 @@ public actor GatewayLeases: LeaseAuthority {
         for lease in gone { try? await unpersist(lease) }
         if !gone.isEmpty {
             logger.info("leases expired", metadata: ["lease.count": "\(gone.count)"])
-            await hooks.changed([], gone)
+            await hooks.changed([], gone, table.leases)
         }
     }
 

@@ -26,7 +26,7 @@ public struct Lease: Codable, Sendable, Equatable {
 }
 
 /// A binding is already held: says by whom, and what to do instead.
-public struct LeaseConflict: Error, Equatable, Sendable, CustomStringConvertible {
+public struct LeaseConflict: Error, Equatable, Sendable, Codable, CustomStringConvertible {
     public var requested: Binding
     public var holder: Lease
 

@@ -103,8 +103,9 @@ public final class LinkEndpoint: Sendable {
         return channel.localAddress?.port ?? port
     }
 
-    /// Dials `host:port` and completes the handshake; the peer must prove `expecting`.
-    public func dial(host: String, port: Int, expecting: NodeID) async throws -> Link {
+    /// Dials `host:port` and completes the handshake; the peer must prove `expecting` (nil: any
+    /// node of the mesh, e.g. the seed of a join, whose ID the handshake then reveals).
+    public func dial(host: String, port: Int, expecting: NodeID?) async throws -> Link {
         let suite = configuration.suite ?? .preferred
         let established = group.next().makePromise(of: Link.self)
         let channel: any Channel

@@ -310,3 +310,12 @@ public actor RunManager {
         try? JSONDecoder().decode(Details.self, from: Data(s.utf8))
     }
 }
+
+extension RunManager {
+    /// Whether a public connection for `runID` may be dialled to `appPort`: the run is this
+    /// node's, serving or about to, and that is its app's port.
+    public func serves(runID: String, appPort: Int) -> Bool {
+        guard let record = records[runID], record.state == .running || record.state == .leasing else { return false }
+        return details[runID]?.appPort == appPort
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Gossip
+import Logging
+import MeshNode
+import ServiceLifecycle
+import UnixSignals
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run this machine's agent, or show its identity.",
+        subcommands: [Start.self, ID.self]
+    )
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the agent in the foreground (SIGTERM or Ctrl-C stops it gracefully).",
+            discussion: """
+                Links (TCP) and gossip (UDP) share the --listen port. A gateway serves services on its \
+                --public-address; every node can run services. Several nodes on one machine need one \
+                state directory each (--state-dir or WARREN_HOME) and distinct listen addresses, e.g. \
+                127.0.0.2:7420 and 127.0.0.3:7420.
+                """
+        )
+
+        @Option(name: .customLong("state-dir"), help: ArgumentHelp("The state directory (default: $WARREN_HOME, else ~/.warren).", valueName: "DIR"))
+        var stateDirectory: String?
+
+        @Option(help: ArgumentHelp("Where links and gossip listen.", valueName: "ADDR:PORT"))
+        var listen: String = "0.0.0.0:\(AgentOptions.defaultPort)"
+
+        @Option(help: ArgumentHelp("How other members reach this node, when not the listen address.", valueName: "ADDR:PORT"))
+        var advertise: String?
+
+        @Flag(help: "Serve as a gateway: accept public traffic on --public-address for services of the mesh.")
+        var gateway = false
+
+        @Option(help: ArgumentHelp("The gateway's public address, which services name in `gateway:`.", valueName: "ADDR"))
+        var publicAddress: String?
+
+        @Option(help: ArgumentHelp("The gateway's name in `warren gateway list` (default: warren-gateway-<node>).", valueName: "NAME"))
+        var name: String?
+
+        @Option(help: ArgumentHelp("A domain that points at this gateway (repeatable).", valueName: "DOMAIN"))
+        var domain: [String] = []
+
+        @Option(help: ArgumentHelp("A member to join the mesh through (repeatable).", valueName: "ADDR:PORT"))
+        var join: [String] = []
+
+        @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
+        var logLevel: String = "info"
+
+        func validate() throws {
+            guard Self.hostPort(listen) != nil else { throw ValidationError("--listen takes ADDR:PORT, got `\(listen)`") }
+            for j in join where Self.hostPort(j) == nil { throw ValidationError("--join takes ADDR:PORT, got `\(j)`") }
+            if gateway && publicAddress == nil { throw ValidationError("--gateway needs --public-address ADDR (what services name in `gateway:`)") }
+            if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }
+            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level `\(logLevel)`") }
+        }
+
+        static func hostPort(_ s: String) -> (String, Int)? {
+            guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+            let host = String(s[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            return host.isEmpty ? nil : (host, port)
+        }
+
+        func run() async throws {
+            let level = Logger.Level(rawValue: logLevel) ?? .info
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "warren.node")
+            let (host, port) = Self.hostPort(listen)!
+            let options = AgentOptions(
+                stateDirectory: StateDirectory.resolve(stateDirectory), listenHost: host, listenPort: port, advertise: advertise,
+                isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain, join: join)
+            let agent = AgentService(agent: NodeAgent(options: options, logger: logger))
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            do {
+                try await group.run()
+            } catch {
+                Output.error("error: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct ID: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "id", abstract: "Print this node's ID (made on first use).")
+        @Option(name: .customLong("state-dir"), help: ArgumentHelp("The state directory.", valueName: "DIR"))
+        var stateDirectory: String?
+
+        func run() async throws {
+            let dir = StateDirectory.resolve(stateDirectory)
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                Output.line(try NodeIdentity.loadOrCreate(directory: dir).id.description)
+            } catch {
+                Output.error("error: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// The agent as one service of the group: it runs until graceful shutdown cancels it.
+struct AgentService: Service {
+    let agent: NodeAgent
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await agent.run()
+        }
+    }
+}

@@ -1,0 +1,67 @@
+public import Gossip
+
+/// How `warren node start` runs a node.
+public struct AgentOptions: Sendable {
+    public static let defaultPort = 7420
+
+    /// `$WARREN_HOME`: identity, state database, logs, the local API socket.
+    public var stateDirectory: String
+    /// Where links (TCP) and gossip (UDP) listen.
+    public var listenHost: String
+    public var listenPort: Int
+    /// How other members reach this node ("host:port"); by default the listen address, or the
+    /// public address when listening on every interface.
+    public var advertise: String?
+    public var isGateway: Bool
+    /// A gateway's public address (what services name in `gateway:`).
+    public var publicAddress: String?
+    /// The address the gateway's public listeners bind: the public address itself when it is on
+    /// this machine (loopback in tests), every interface otherwise (a cloud VM's NATed address).
+    public var publicBindHost: String?
+    public var gatewayName: String?
+    public var domains: [String]
+    public var backend: String
+    /// Members to join through ("host:port").
+    public var join: [String]
+    public var meshID: String
+    public var gossip: GossipConfig
+
+    public init(
+        stateDirectory: String, listenHost: String = "0.0.0.0", listenPort: Int = AgentOptions.defaultPort,
+        advertise: String? = nil, isGateway: Bool = false, publicAddress: String? = nil, publicBindHost: String? = nil,
+        gatewayName: String? = nil, domains: [String] = [], backend: String = "local", join: [String] = [],
+        meshID: String = "warren", gossip: GossipConfig = .lan
+    ) {
+        self.stateDirectory = stateDirectory
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.advertise = advertise
+        self.isGateway = isGateway
+        self.publicAddress = publicAddress
+        self.publicBindHost = publicBindHost
+        self.gatewayName = gatewayName
+        self.domains = domains
+        self.backend = backend
+        self.join = join
+        self.meshID = meshID
+        self.gossip = gossip
+    }
+
+    var advertisedAddress: String {
+        if let advertise { return advertise }
+        let wildcard = listenHost == "0.0.0.0" || listenHost == "::"
+        let host = wildcard ? (publicAddress ?? "127.0.0.1") : listenHost
+        return HostPort.format(host, listenPort)
+    }
+
+    var resolvedPublicBindHost: String? {
+        guard let publicAddress else { return nil }
+        if let publicBindHost { return publicBindHost }
+        return publicAddress.hasPrefix("127.") || publicAddress == "::1" ? publicAddress : "0.0.0.0"
+    }
+}
+
+/// Why a node can't start, in words a person can act on.
+public struct NodeStartError: Error, CustomStringConvertible {
+    public var description: String
+}

@@ -1,0 +1,215 @@
+import Foundation
+import Gossip
+import Logging
+import NIOCore
+import Sodium
+
+/// This node's view of the mesh: the gossip state machine, driven by a clock, its UDP socket and
+/// its links; its replica of the signed entries, saved to the state database as it changes.
+actor MeshState: EntryReplica {
+    private var gossip: GossipNode
+    private var sealer: DatagramSealer
+    private let origin = ContinuousClock.now
+    private let wallAtOrigin = UInt64(Date().timeIntervalSince1970 * 1000)
+    private let store: StateStore
+    private let logger: Logger
+    private var transport: GossipTransport?
+    /// Sends a message too large for a datagram (push-pull) over a link to the member.
+    private var sendOverLink: (@Sendable (NodeID, String, [UInt8]) async -> Void)?
+    private var entryObservers: [@Sendable (Entry) async -> Void] = []
+    private var wake: CheckedContinuation<Void, Never>?
+    private(set) var droppedDatagrams = 0
+
+    init(identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger) throws {
+        let keys = identity.keyPair
+        let now = Duration.zero
+        gossip = GossipNode(
+            id: identity.id, address: address, metadata: metadata, config: config,
+            wallClockAtZero: UInt64(Date().timeIntervalSince1970 * 1000), now: now, random: SeededRandom(),
+            sign: { keys.sign($0) },
+            verify: { signature, message, author in Ed25519.verify(signature: signature, message: message, publicKey: author.bytes) },
+            logger: logger)
+        sealer = DatagramSealer(localID: identity.id, x25519SecretKey: identity.staticKey.secretKey)
+        self.store = store
+        self.logger = logger
+    }
+
+    var id: NodeID { gossip.id }
+
+    private var now: Duration { ContinuousClock.now - origin }
+    private var nowMilliseconds: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: Wiring
+
+    func attach(transport: GossipTransport, sendOverLink: @escaping @Sendable (NodeID, String, [UInt8]) async -> Void) {
+        self.transport = transport
+        self.sendOverLink = sendOverLink
+    }
+
+    /// `observer` hears of every entry that changes (the new version; a tombstone for a delete).
+    func observeEntries(_ observer: @escaping @Sendable (Entry) async -> Void) {
+        entryObservers.append(observer)
+    }
+
+    /// Loads the entries and members saved by an earlier run.
+    func restore() async throws {
+        let records = try await store.allEntries()
+        let entries = records.compactMap(Self.entry(from:))
+        await perform(gossip.restore(entries, now: now))
+        if let data = try await store.setting("members"), let saved = try? JSONDecoder().decode([SavedMember].self, from: data),
+           let members = Optional(saved.compactMap { s in NodeID(s.id).map { Member(id: $0, address: s.address, metadata: s.metadata) } }) {
+            gossip.bootstrap(members: members, now: now)
+        }
+        // Observers learn the restored state as if it had just arrived.
+        for entry in gossip.map.allEntries {
+            for observer in entryObservers { await observer(entry) }
+        }
+    }
+
+    // MARK: Driving
+
+    /// Ticks the state machine at its deadlines until cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            await perform(gossip.tick(now: now))
+            let wait = min(max(gossip.nextDeadline - now, .milliseconds(5)), .milliseconds(250))
+            try? await Task.sleep(for: wait)
+        }
+    }
+
+    /// A datagram from the UDP socket.
+    func receive(datagram: [UInt8]) async {
+        let opened: (sender: NodeID, payload: [UInt8])
+        do {
+            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gossip.member($0) != nil })
+        } catch {
+            droppedDatagrams += 1
+            logger.debug("dropped gossip datagram", metadata: ["reason": "\(error)"])
+            return
+        }
+        await perform(gossip.receive(bytes: opened.payload, from: opened.sender, now: now))
+    }
+
+    /// A message that came over a link: the link's handshake authenticated `peer`.
+    func receive(message: [UInt8], from peer: NodeID) async {
+        await perform(gossip.receive(bytes: message, from: peer, now: now))
+    }
+
+    /// Joins through `seed`, whose ID a link proved.
+    func join(seed: NodeID, address: String) async {
+        await perform(gossip.join(seeds: [(seed, address)], now: now))
+    }
+
+    func leave() async {
+        await perform(gossip.leave(now: now))
+    }
+
+    private func perform(_ actions: [GossipNode.Action]) async {
+        for action in actions {
+            switch action {
+            case .send(let to, let address, let bytes):
+                // Push-pull (full state) and anything over a datagram's size go over a link.
+                if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
+                    if let sendOverLink {
+                        Task { await sendOverLink(to, address, bytes) }
+                    }
+                } else if let transport, let sealed = try? sealer.seal(bytes, to: to, nowMilliseconds: nowMilliseconds) {
+                    transport.send(sealed, to: address)
+                }
+            case .memberChanged(let member):
+                logger.debug("member changed", metadata: ["peer.id": "\(member.id.short)", "peer.state": "\(member.state)"])
+                if member.state == .dead || member.state == .left { sealer.forget(member.id) }
+                await saveMembers()
+            case .entryChanged(let change):
+                await save(change.current)
+                for observer in entryObservers { await observer(change.current) }
+            }
+        }
+    }
+
+    // MARK: Entries
+
+    func put(kind: EntryKind, key: String, value: [UInt8]) async throws {
+        await perform(try gossip.put(kind: kind, key: key, value: value, now: now))
+    }
+
+    func delete(kind: EntryKind, key: String) async throws {
+        guard gossip.get(kind: kind, key: key) != nil else { return }
+        await perform(try gossip.delete(kind: kind, key: key, now: now))
+    }
+
+    func entries(kind: EntryKind) -> [Entry] {
+        gossip.entries(kind: kind)
+    }
+
+    func members() -> [Member] {
+        gossip.members()
+    }
+
+    func member(_ id: NodeID) -> Member? {
+        gossip.member(id)
+    }
+
+    // EntryReplica
+
+    func snapshots(kinds: Set<MeshEntryKind>) async -> [EntrySnapshot] {
+        kinds.flatMap { kind in
+            gossip.entries(kind: EntryKind(rawValue: UInt8(kind.rawValue))).compactMap { e in
+                e.value.map { EntrySnapshot(kind: kind, key: e.key, value: $0, author: e.author) }
+            }
+        }
+    }
+
+    func apply(_ intents: [EntryIntent]) async throws {
+        for intent in intents {
+            let kind = EntryKind(rawValue: UInt8(intent.kind.rawValue))
+            if let value = intent.value {
+                try await put(kind: kind, key: intent.key, value: value)
+            } else {
+                try await delete(kind: kind, key: intent.key)
+            }
+        }
+    }
+
+    func roster() async -> MeshRoster? {
+        nil  // Admission is not wired yet: every node that completes a link handshake is a member.
+    }
+
+    // MARK: Saving
+
+    private struct SavedMember: Codable {
+        var id: String
+        var address: String
+        var metadata: [UInt8]
+    }
+
+    private func saveMembers() async {
+        let saved = gossip.members().filter { $0.id != gossip.id && ($0.state == .alive || $0.state == .suspect) }
+            .map { SavedMember(id: $0.id.description, address: $0.address, metadata: $0.metadata) }
+        try? await store.setSetting("members", to: try? JSONEncoder().encode(saved))
+    }
+
+    private func save(_ entry: Entry) async {
+        do {
+            try await store.upsertEntry(Self.record(from: entry))
+        } catch {
+            logger.error("could not save a replicated entry", metadata: ["entry.key": "\(entry.key)", "error": "\(error)"])
+        }
+    }
+
+    /// HLC packed as wall milliseconds << 16 | logical (capped): ample for ordering on restore.
+    static func record(from e: Entry) -> ReplicatedEntryRecord {
+        ReplicatedEntryRecord(
+            kind: Int(e.kind.rawValue), key: e.key, value: Data(e.value ?? []),
+            hlc: e.timestamp.wallMillis << 16 | UInt64(min(e.timestamp.logical, 0xffff)),
+            author: Data(e.author.bytes), signature: Data(e.signature), deleted: e.isTombstone)
+    }
+
+    static func entry(from r: ReplicatedEntryRecord) -> Entry? {
+        guard let author = NodeID(bytes: Array(r.author)), (0...255).contains(r.kind) else { return nil }
+        return Entry(
+            kind: EntryKind(rawValue: UInt8(r.kind)), key: r.key, value: r.deleted ? nil : Array(r.value),
+            timestamp: HLCTimestamp(wallMillis: r.hlc >> 16, logical: UInt32(r.hlc & 0xffff)),
+            author: author, signature: Array(r.signature))
+    }
+}

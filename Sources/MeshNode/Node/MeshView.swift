@@ -1,0 +1,60 @@
+import Foundation
+import Gossip
+
+/// A gateway as it announces itself to the mesh (entry kind `gateway`, key: its node ID).
+struct GatewayEntry: Codable, Sendable, Equatable {
+    var name: String
+    /// The public address services name it by.
+    var address: String
+    var domains: [String]
+    /// Where its links and gossip are reached ("host:port").
+    var meshAddress: String
+    var backend: String
+    var region: String?
+}
+
+/// What this node knows of the mesh's gateways and leases, from the replicated entries.
+actor MeshView {
+    private(set) var gateways: [NodeID: GatewayEntry] = [:]
+    private var leases: [String: Lease] = [:]
+
+    /// The entry key of a lease: one binding on one gateway address.
+    static func leaseKey(_ b: Binding) -> String { "\(b.address)|\(b.port)|\(b.host ?? "")" }
+
+    func apply(_ entry: Entry) {
+        switch entry.kind.rawValue {
+        case UInt8(MeshEntryKind.gateway.rawValue):
+            guard let id = NodeID(entry.key) else { return }
+            gateways[id] = entry.value.flatMap { try? JSONDecoder().decode(GatewayEntry.self, from: Data($0)) }
+        case UInt8(MeshEntryKind.lease.rawValue):
+            leases[entry.key] = entry.value.flatMap { try? JSONDecoder().decode(Lease.self, from: Data($0)) }
+        default:
+            break
+        }
+    }
+
+    var knownGateways: [KnownGateway] {
+        gateways.values.map { KnownGateway(name: $0.name, address: $0.address, domains: $0.domains) }.sorted { $0.name < $1.name }
+    }
+
+    func gateway(address: String) -> (id: NodeID, entry: GatewayEntry)? {
+        gateways.first { $0.value.address == address }.map { ($0.key, $0.value) }
+    }
+
+    /// Live leases as gossip has them.
+    func leaseTable(now: Date = Date()) -> LeaseTable {
+        LeaseTable(leases: leases.values.filter { $0.isLive(at: now) }.sorted { $0.binding.port < $1.binding.port })
+    }
+
+    func gatewayInfos(members: [NodeID: String]) -> [GatewayInfo] {
+        let live = leaseTable().leases
+        return gateways.sorted { $0.value.name < $1.value.name }.map { id, g in
+            GatewayInfo(
+                name: g.name, address: g.address, domains: g.domains, node: id.description, backend: g.backend, region: g.region,
+                status: members[id] ?? "unknown",
+                bindings: live.filter { $0.binding.address == g.address }.map { lease in
+                    lease.binding.host.map { "\($0):\(lease.binding.port)" } ?? "\(lease.binding.port)"
+                })
+        }
+    }
+}

@@ -1,0 +1,196 @@
+public import Foundation
+import Gossip
+public import Logging
+import NIOCore
+import NIOPosix
+import Proxy
+
+/// A running Warren agent: identity, links, gossip, and — as its roles say — the gateway's
+/// leases and public listeners, and the runs of services. `run()` serves until its task is
+/// cancelled, then shuts down in order.
+public final class NodeAgent: Sendable {
+    public let options: AgentOptions
+    private let logger: Logger
+
+    public init(options: AgentOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let o = options
+        try PrivateFiles.ensureDirectory(o.stateDirectory)
+        let identity = try NodeIdentity.loadOrCreate(directory: o.stateDirectory)
+        let logger = { var l = self.logger; l[metadataKey: "node.id"] = "\(identity.id.short)"; return l }()
+        if o.isGateway, o.publicAddress == nil {
+            throw NodeStartError(description: "a gateway needs --public-address: the address services name in `gateway:`")
+        }
+        let store = try StateStore(stateDirectory: o.stateDirectory, logger: logger)
+        let mesh = try MeshState(
+            identity: identity, address: o.advertisedAddress, metadata: [o.isGateway ? 1 : 0], config: o.gossip,
+            store: store, logger: logger)
+        let view = MeshView()
+        await mesh.observeEntries { entry in await view.apply(entry) }
+
+        // Links: one acceptor for every kind of stream a peer may open.
+        let router = StreamRouter()
+        let endpoint = LinkEndpoint(identity: identity, meshID: o.meshID, logger: logger,
+                                    acceptStream: { headers, stream in await router.accept(headers, stream) })
+        let pool = LinkPool(endpoint: endpoint, logger: logger)
+
+        // The gateway role: leases on its address, published to the mesh, and the public listeners.
+        let (gatewayLeases, ingress) = Self.gatewayRole(o, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
+
+        let supervisor = RunSupervisor(stateDirectory: o.stateDirectory, logger: logger)
+        let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
+        let local = try LocalMember(identity: identity.keyPair)
+        let secrets = ProjectSecrets(replica: mesh, local: local)
+        let runs = RunManager(
+            store: store, supervisor: supervisor,
+            context: .init(
+                nodeID: identity.id.description,
+                secrets: { project in try await secrets.values(project: project) },
+                gateways: { await view.knownGateways },
+                leases: { await view.leaseTable() },
+                authority: authority),
+            logger: logger)
+
+        await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
+
+        // Sockets: links (TCP) and gossip (UDP) on the same port.
+        let port = try await endpoint.listen(host: o.listenHost, port: o.listenPort)
+        let transport = try await GossipTransport.bind(host: o.listenHost, port: port) { bytes, _ in
+            Task { await mesh.receive(datagram: bytes) }
+        }
+        await mesh.attach(transport: transport) { peer, address, bytes in
+            do {
+                let link = try await pool.link(to: peer, address: address)
+                _ = try await LinkRPC.call(link, path: "/gossip", body: bytes)
+            } catch {
+                logger.debug("gossip over a link failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+            }
+        }
+        try await mesh.restore()
+        try await gatewayLeases?.load()
+        if o.isGateway, let publicAddress = o.publicAddress {
+            let entry = GatewayEntry(
+                name: o.gatewayName ?? "warren-gateway-\(identity.id.short)", address: publicAddress, domains: o.domains,
+                meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
+            try await mesh.put(kind: .gateway, key: identity.id.description, value: Array(JSONEncoder().encode(entry)))
+        }
+        try await runs.recover()
+
+        let api = NodeAPI(
+            node: {
+                NodeInfo(id: identity.id.description, meshID: o.meshID, listen: HostPort.format(o.listenHost, port),
+                         isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory)
+            },
+            peers: {
+                await mesh.members().filter { $0.id != identity.id }.map { m in
+                    PeerInfo(id: m.id.description, address: m.address, state: "\(m.state)", isGateway: m.metadata.first == 1,
+                             linked: pool.existing(m.id) != nil)
+                }
+            },
+            gateways: {
+                let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
+                return await view.gatewayInfos(members: states)
+            },
+            leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
+            secrets: secrets, runs: runs)
+        let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: api.router, logger: logger)
+
+        logger.info("node started", metadata: [
+            "node.listen": "\(HostPort.format(o.listenHost, port))", "node.gateway": "\(o.publicAddress ?? "-")",
+            "node.state": "\(o.stateDirectory)",
+        ])
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.run() }
+            group.addTask { await mesh.run() }
+            group.addTask { await runs.watchExits() }
+            if let gatewayLeases {
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        await gatewayLeases.expire()
+                    }
+                }
+            }
+            for seed in o.join {
+                group.addTask { await Self.join(seed, endpoint: endpoint, mesh: mesh, logger: logger) }
+            }
+            // Until cancelled (SIGTERM / SIGINT through the service group).
+            group.addTask {
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                await mesh.leave()
+                try? await Task.sleep(for: .milliseconds(300))  // let the departure spread
+                await runs.shutdown()
+                await ingress?.shutdown()
+                await pool.shutdown()
+                await endpoint.shutdown()
+                await transport.close()
+                logger.info("node stopped")
+            }
+        }
+    }
+
+    /// The gateway role: leases on its address, published to the mesh, and the public listeners
+    /// kept in step with them. Nil for a node that is not a gateway.
+    static func gatewayRole(
+        _ o: AgentOptions, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
+    ) -> (GatewayLeases?, GatewayIngress?) {
+        guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
+        let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
+        let leases = GatewayLeases(
+            addresses: [publicAddress], store: store,
+            hooks: .init(
+                changed: { granted, removed, held in
+                    for lease in granted {
+                        try? await mesh.put(kind: .lease, key: MeshView.leaseKey(lease.binding), value: Array(try JSONEncoder().encode(lease)))
+                    }
+                    for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
+                    for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
+                        logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
+                    }
+                },
+                gossiped: { await view.leaseTable() }),
+            logger: logger)
+        return (leases, proxy)
+    }
+
+    /// Dials a seed until it answers, then joins the mesh through it.
+    static func join(_ seed: String, endpoint: LinkEndpoint, mesh: MeshState, logger: Logger) async {
+        guard let (host, port) = HostPort.parse(seed) else {
+            logger.error("--join needs host:port", metadata: ["join.seed": "\(seed)"])
+            return
+        }
+        var backoff = LinkBackoff()
+        var random = SystemRandomNumberGenerator()
+        while !Task.isCancelled {
+            do {
+                let link = try await endpoint.dial(host: host, port: port, expecting: nil)
+                await mesh.join(seed: link.peer, address: seed)
+                logger.info("joined the mesh", metadata: ["join.seed": "\(seed)", "peer.id": "\(link.peer.short)"])
+                return
+            } catch {
+                logger.info("seed not reachable yet; retrying", metadata: ["join.seed": "\(seed)", "error": "\(error)"])
+                try? await Task.sleep(for: backoff.next(using: &random))
+            }
+        }
+    }
+
+    /// The public listeners for a gateway's leases.
+    static func routingTable(_ leases: [Lease], bindHost: String) -> RoutingTable {
+        var table = RoutingTable()
+        for lease in leases {
+            let address = ListenAddress(host: bindHost, port: lease.binding.port)
+            let route = Route(runID: lease.runID, upstream: lease.holder, appPort: lease.appPort)
+            if let host = lease.binding.host {
+                try? table.addHost(host, route: route, on: address)
+            } else {
+                try? table.addExclusive(route, on: address)
+            }
+        }
+        return table
+    }
+}

@@ -1,0 +1,57 @@
+import Gossip
+import Logging
+import NIOCore
+import Proxy
+
+/// Answers the streams peers open on links: gossip messages, lease calls (on a gateway), and
+/// public connections to this node's apps (on a runner).
+actor StreamRouter {
+    private var mesh: MeshState?
+    private var leases: GatewayLeases?
+    private var runs: RunManager?
+    private var logger = Logger(label: "warren.node")
+
+    func configure(mesh: MeshState, leases: GatewayLeases?, runs: RunManager, logger: Logger) {
+        self.mesh = mesh
+        self.leases = leases
+        self.runs = runs
+        self.logger = logger
+    }
+
+    func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
+        let path = headers.first { $0.0 == ":path" }?.1 ?? "/"
+        let peer = stream.peer
+        switch path {
+        case "/gossip":
+            guard let mesh else { return 503 }
+            return await answer(LinkRPC.serve(stream) { bytes in
+                await mesh.receive(message: bytes, from: peer)
+                return []
+            })
+        case "/lease/grant", "/lease/release":
+            guard let leases else { return 404 }
+            return await answer(LinkRPC.serve(stream) { bytes in
+                await LinkLeases.serve(path, bytes, leases: leases, from: peer)
+            })
+        case "/proxy":
+            // Only a port of a run that this node serves, and only for the gateway it leased from.
+            guard let runs, let port = headers.first(where: { $0.0 == "warren-app-port" }).flatMap({ Int($0.1) }),
+                  let runID = headers.first(where: { $0.0 == "warren-run" })?.1,
+                  await runs.serves(runID: runID, appPort: port) else { return 403 }
+            do {
+                let app = try await AppDialer().dial(appPort: port, for: stream.channel).get()
+                Splice.attach(stream.channel, app)
+                return 200
+            } catch {
+                logger.debug("app refused a proxied connection", metadata: ["run.id": "\(runID)", "error": "\(error)"])
+                return 502
+            }
+        default:
+            return 404
+        }
+    }
+
+    private func answer(_ setUp: EventLoopFuture<Void>) async -> Int {
+        (try? await setUp.get()) != nil ? 200 : 500
+    }
+}
