@@ -177,7 +177,7 @@ struct DebugLinkCommand: AsyncParsableCommand {
             let seconds = (clock.now - start) / .seconds(1)
             let cpu = cpuSeconds() - cpuStart
             let gbits = Double(result.bytes) * 8 / seconds / 1e9
-            print(String(format: "bytes %d seconds %.3f gbit_per_s %.2f sender_side_cpu_s %.2f", result.bytes, seconds, gbits, cpu))
+            print(String(format: "bytes %d seconds %.3f gbit_per_s %.2f dialler_cpu_s %.2f", result.bytes, seconds, gbits, cpu))
             if hash {
                 print("digest \(result.digest) expected \(result.expectedDigest)")
             }
