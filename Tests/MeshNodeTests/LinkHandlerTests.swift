@@ -213,3 +213,21 @@ struct LinkHandlerTests {
         #expect(backoff.next(using: &random) <= .milliseconds(500))
     }
 }
+
+struct LinkKeepaliveTests {
+    @Test func silentLinkIsPingedThenClosed() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(LinkKeepaliveHandler(interval: .seconds(10), logger: .init(label: "test")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))  // heard at start: no ping yet
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: LinkKeepaliveHandler.pingFrame))
+        // An answer keeps it open.
+        try channel.writeInbound(ByteBuffer(bytes: [0]))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        #expect(!channel.isActive)
+    }
+}

@@ -160,4 +160,17 @@ struct LinkTests {
         await keeper.value
         await pair.shutdown()
     }
+
+    @Test func idleLinkAnswersKeepalivePingsAndStaysUp() async throws {
+        var configuration = LinkConfiguration()
+        configuration.keepaliveInterval = .milliseconds(50)
+        let pair = try await LinkPair.make(configuration: configuration)
+        let link = try await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)
+        // Idle for many intervals: each side pings, the other's HTTP/2 answers, nobody closes.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(link.isActive)
+        let stream = try await link.openStream(headers: [])
+        #expect(stream.peer == pair.serverIdentity.id)
+        await pair.shutdown()
+    }
 }
