@@ -4,6 +4,8 @@ import Logging
 @testable import MeshNode
 import NIOCore
 import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
 import Sodium
 import Testing
 
@@ -228,6 +230,27 @@ struct LinkKeepaliveTests {
         channel.embeddedEventLoop.advanceTime(by: .seconds(10))
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        #expect(!channel.isActive)
+    }
+}
+
+struct LinkStreamHandlerTests {
+    @Test func dataFloodBeforeTheAnswerResetsTheStream() throws {
+        let channel = EmbeddedChannel()
+        let handler = LinkStreamHandler(
+            role: .acceptor(decide: { _, _ in
+                try? await Task.sleep(for: .seconds(30))
+                return 200
+            }, peer: NodeIdentity.generate().id),
+            logger: .init(label: "test"))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: [":method": "POST", ":path": "/"])))
+        #expect(channel.isActive)
+        let chunk = ByteBuffer(repeating: 0, count: 16 << 10)
+        for _ in 0..<4 { try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk)))) }
+        #expect(channel.isActive)  // 64 KiB held
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk))))
         #expect(!channel.isActive)
     }
 }
