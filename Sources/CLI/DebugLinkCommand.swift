@@ -36,7 +36,7 @@ struct DebugLinkCommand: AsyncParsableCommand {
         @Option(help: "The link suite: aesgcm or chachapoly (default: AES-GCM when the CPU has AES instructions).")
         var suite: String?
 
-        @Flag(help: "Raise glibc's mmap threshold to 8 MiB at start (as the node does).")
+        @Flag(help: "Raise glibc's mmap threshold to 8 MiB (and its trim threshold to 64 MiB) at start.")
         var mmapThreshold = false
 
         @Flag(help: "Use a fresh in-memory identity instead of the key in WARREN_HOME.")
@@ -60,7 +60,12 @@ struct DebugLinkCommand: AsyncParsableCommand {
 
         func applyMallocSettings() {
             #if canImport(Glibc)
-            if mmapThreshold { _ = glibcMallopt(glibcMmapThreshold, 8 << 20) }
+            if mmapThreshold {
+                _ = glibcMallopt(glibcMmapThreshold, 8 << 20)
+                // Setting the mmap threshold freezes the trim threshold at 128 KiB, and the heap
+                // is then given back and faulted in again around every large buffer; raise it too.
+                _ = glibcMallopt(glibcTrimThreshold, 64 << 20)
+            }
             #endif
         }
     }
@@ -177,7 +182,7 @@ struct DebugLinkCommand: AsyncParsableCommand {
             let seconds = (clock.now - start) / .seconds(1)
             let cpu = cpuSeconds() - cpuStart
             let gbits = Double(result.bytes) * 8 / seconds / 1e9
-            print(String(format: "bytes %d seconds %.3f gbit_per_s %.2f sender_side_cpu_s %.2f", result.bytes, seconds, gbits, cpu))
+            print(String(format: "bytes %d seconds %.3f gbit_per_s %.2f dialler_cpu_s %.2f", result.bytes, seconds, gbits, cpu))
             if hash {
                 print("digest \(result.digest) expected \(result.expectedDigest)")
             }
@@ -195,6 +200,7 @@ struct DebugLinkCommand: AsyncParsableCommand {
 @_silgen_name("mallopt")
 private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 private let glibcMmapThreshold: Int32 = -3
+private let glibcTrimThreshold: Int32 = -1
 #endif
 
 /// CPU seconds (user + system) of this process so far.

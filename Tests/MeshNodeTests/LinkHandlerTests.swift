@@ -4,6 +4,8 @@ import Logging
 @testable import MeshNode
 import NIOCore
 import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
 import Sodium
 import Testing
 
@@ -211,5 +213,44 @@ struct LinkHandlerTests {
         #expect(waits[9] >= .seconds(5) && waits[9] <= .seconds(10))
         backoff.reset()
         #expect(backoff.next(using: &random) <= .milliseconds(500))
+    }
+}
+
+struct LinkKeepaliveTests {
+    @Test func silentLinkIsPingedThenClosed() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(LinkKeepaliveHandler(interval: .seconds(10), logger: .init(label: "test")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))  // heard at start: no ping yet
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: LinkKeepaliveHandler.pingFrame))
+        // An answer keeps it open.
+        try channel.writeInbound(ByteBuffer(bytes: [0]))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(30))
+        #expect(!channel.isActive)
+    }
+}
+
+struct LinkStreamHandlerTests {
+    @Test func dataFloodBeforeTheAnswerResetsTheStream() throws {
+        let channel = EmbeddedChannel()
+        let handler = LinkStreamHandler(
+            role: .acceptor(decide: { _, _ in
+                try? await Task.sleep(for: .seconds(30))
+                return 200
+            }, peer: NodeIdentity.generate().id),
+            logger: .init(label: "test"))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: [":method": "POST", ":path": "/"])))
+        #expect(channel.isActive)
+        let chunk = ByteBuffer(repeating: 0, count: 16 << 10)
+        for _ in 0..<4 { try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk)))) }
+        #expect(channel.isActive)  // 64 KiB held
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk))))
+        #expect(!channel.isActive)
     }
 }

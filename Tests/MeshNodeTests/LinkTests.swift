@@ -137,4 +137,40 @@ struct LinkTests {
         #expect(pair.server.links.isEmpty)
         await pair.shutdown()
     }
+
+    @Test func maintainedLinkComesBackAfterADrop() async throws {
+        let pair = try await LinkPair.make()
+        var clientEvents = pair.client.events.makeAsyncIterator()
+        var serverEvents = pair.server.events.makeAsyncIterator()
+        let keeper = Task {
+            await pair.client.maintainLink(
+                host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id,
+                backoff: LinkBackoff(initial: .milliseconds(50), cap: .milliseconds(200)))
+        }
+        guard case .up(let first) = await clientEvents.next() else { Issue.record("no first link"); return }
+        // The server drops every link it has; the client must dial again.
+        guard case .up(let serverSide) = await serverEvents.next() else { Issue.record("no inbound link"); return }
+        await serverSide.close()
+        guard case .down(let dropped) = await clientEvents.next() else { Issue.record("no down event"); return }
+        #expect(dropped === first)
+        guard case .up(let second) = await clientEvents.next() else { Issue.record("no second link"); return }
+        #expect(second !== first)
+        #expect(second.peer == pair.serverIdentity.id)
+        keeper.cancel()
+        await keeper.value
+        await pair.shutdown()
+    }
+
+    @Test func idleLinkAnswersKeepalivePingsAndStaysUp() async throws {
+        var configuration = LinkConfiguration()
+        configuration.keepaliveInterval = .milliseconds(50)
+        let pair = try await LinkPair.make(configuration: configuration)
+        let link = try await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)
+        // Idle for many intervals: each side pings, the other's HTTP/2 answers, nobody closes.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(link.isActive)
+        let stream = try await link.openStream(headers: [])
+        #expect(stream.peer == pair.serverIdentity.id)
+        await pair.shutdown()
+    }
 }

@@ -4,6 +4,9 @@ public import NIOCore
 public struct LinkConfiguration: Sendable {
     /// How long the Noise handshake may take before the connection is closed.
     public var handshakeTimeout: TimeAmount = .seconds(5)
+    /// After this long without a byte from the peer, a link sends an HTTP/2 PING; after three such
+    /// silent intervals it closes (nil: never).
+    public var keepaliveInterval: TimeAmount? = .seconds(10)
     /// How long a dial may wait for the TCP connection.
     public var connectTimeout: TimeAmount = .seconds(5)
     /// The suite the dialler asks for; nil picks AES-GCM when the processor has AES instructions.

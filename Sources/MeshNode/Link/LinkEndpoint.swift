@@ -217,7 +217,11 @@ public final class LinkEndpoint: Sendable {
                 let sync = context.pipeline.syncOperations
                 let decoder = ByteToMessageHandler(LinkRecordDecoder(cipher: opener), maximumBufferSize: LinkRecordDecoder.maximumBufferSize)
                 try sync.addHandler(decoder, position: .after(context.handler))
-                try sync.addHandler(LinkRecordEncoder(cipher: sealer), position: .after(decoder))
+                let encoder = LinkRecordEncoder(cipher: sealer)
+                try sync.addHandler(encoder, position: .after(decoder))
+                if let interval = configuration.keepaliveInterval {
+                    try sync.addHandler(LinkKeepaliveHandler(interval: interval, logger: logger), position: .after(encoder))
+                }
                 let peer = result.peer
                 let channel = context.channel
                 let makeLink = { @Sendable (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in

@@ -92,9 +92,10 @@ final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler
             case .send(let bytes):
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             case .complete(let result):
+                // If installing the link fails, `fail` still closes the connection.
+                try onComplete(context, result)
                 finished = true
                 timer?.cancel()
-                try onComplete(context, result)
                 let leftover = buffer
                 buffer = nil
                 if let leftover, leftover.readableBytes > 0 {

@@ -17,8 +17,9 @@ final class LinkStreamHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = HTTP2Frame.FramePayload
 
-    /// Data a peer may send on a stream before it is answered (a well-behaved peer sends none).
-    static let maxEarlyData = 1 << 20
+    /// Data a peer may send on a stream before it is answered (a well-behaved peer sends none);
+    /// with 1024 concurrent streams this bounds what one link can make a node buffer to 64 MiB.
+    static let maxEarlyData = 64 << 10
 
     enum Role {
         /// This side opened the stream: send `headers`, await the answer.
