@@ -167,6 +167,9 @@ public struct GossipNode: Sendable {
     /// Adds members known from elsewhere (persisted state, an invite) as alive, without gossiping
     /// them. The simulator also uses it to start from a formed mesh.
     public mutating func bootstrap(members: [Member], now: Duration) {
+        records.reserveCapacity(records.count + members.count)
+        memberSlots.reserveCapacity(memberSlots.count + members.count)
+        memberIDs.reserveCapacity(memberIDs.count + members.count)
         for m in members where m.id != id && records[m.id] == nil {
             insertRecord(m, now: now, joinProbePass: false)
         }
@@ -174,6 +177,8 @@ public struct GossipNode: Sendable {
         probeList = memberIDs.filter(isProbeable)
         probeList.shuffle(using: &rng)
         probeCursor = 0
+        // Stagger the first full-state exchange over the interval scaled for the mesh's size.
+        nextPushPullAt = now + config.scaledPushPullInterval(members: liveCount) * Double.random(in: 0..<1, using: &rng)
     }
 
     /// Announces a graceful departure. Keep ticking for a few gossip intervals so it spreads.
