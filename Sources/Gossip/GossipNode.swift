@@ -256,6 +256,8 @@ public struct GossipNode: Sendable {
         let budget = config.maxPacketBytes - MessageCodec.headerSize - prefixSize
         guard budget > 0 || prefix.isEmpty else { return prefix }
         let limit = config.retransmitLimit(members: liveCount)
+        entryBroadcasts.startMessage()
+        broadcasts.startMessage()
         // Entries get the first half of the room, so a storm of membership updates (a healed
         // partition) cannot starve the replicated map; each side then fills what the other left.
         var out = prefix + entryBroadcasts.take(budget: max(budget / 2, 1), limit: limit)
