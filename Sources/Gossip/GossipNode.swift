@@ -74,11 +74,13 @@ public struct GossipNode: Sendable {
     ///   - wallClockAtZero: milliseconds since the Unix epoch at `now == .zero`.
     ///   - now: the current monotonic time.
     ///   - random: seeded generator; `SeededRandom()` in production.
+    /// - Throws: `GossipError` when the address or metadata exceed the wire limits.
     public init(
         id: NodeID, address: String, metadata: [UInt8] = [], config: GossipConfig = .lan,
         wallClockAtZero: UInt64, now: Duration, random: SeededRandom,
         sign: @escaping Signer, verify: @escaping Verifier, logger: Logger = Logger(label: "warren.gossip")
-    ) {
+    ) throws(GossipError) {
+        try Self.check(address: address, metadata: metadata)
         self.id = id
         self.config = config
         self.local = Member(id: id, address: address, metadata: metadata, incarnation: 0, state: .alive)
@@ -193,7 +195,8 @@ public struct GossipNode: Sendable {
     }
 
     /// Changes this node's address or metadata; raises the incarnation so the change wins.
-    public mutating func update(address: String? = nil, metadata: [UInt8]? = nil, now: Duration) -> [Action] {
+    public mutating func update(address: String? = nil, metadata: [UInt8]? = nil, now: Duration) throws(GossipError) -> [Action] {
+        try Self.check(address: address ?? local.address, metadata: metadata ?? local.metadata)
         pending = []
         alignGossipTimer(now: now)
         if let address { local.address = address }
@@ -223,6 +226,16 @@ public struct GossipNode: Sendable {
     public var hasPendingBroadcasts: Bool { !broadcasts.isEmpty || !entryBroadcasts.isEmpty }
 
     // MARK: Internals shared by the extensions
+
+    static func check(address: String, metadata: [UInt8]) throws(GossipError) {
+        let length = address.utf8.count
+        guard length <= MessageCodec.Limits.address else {
+            throw .addressTooLong(address: address, length: length, limit: MessageCodec.Limits.address)
+        }
+        guard metadata.count <= MessageCodec.Limits.metadata else {
+            throw .metadataTooLarge(length: metadata.count, limit: MessageCodec.Limits.metadata)
+        }
+    }
 
     /// While the queue is empty the gossip timer is not a deadline, so it falls behind; bring it
     /// to the next point of its cadence, so a fresh update waits for the next round as it would

@@ -151,6 +151,20 @@ import Testing
         #expect(run() == run())
     }
 
+    @Test func refusesOversizedAddressesAndMetadata() {
+        var (a, _) = pair()
+        #expect(throws: GossipError.self) { try a.update(address: String(repeating: "h", count: 300), now: .zero) }
+        #expect(throws: GossipError.self) { try a.update(metadata: Array(repeating: 1, count: 600), now: .zero) }
+        #expect(a.localMember.incarnation == 0)
+    }
+
+    @Test func metadataChangesRaiseTheIncarnation() throws {
+        var (a, _) = pair()
+        _ = try a.update(metadata: [1, 2], now: .seconds(1))
+        #expect(a.localMember.incarnation == 1)
+        #expect(a.localMember.metadata == [1, 2])
+    }
+
     @Test func presetsKeepMemberlistNumbers() {
         let lan = GossipConfig.lan
         #expect(lan.probeInterval == .seconds(1) && lan.probeTimeout == .milliseconds(500))

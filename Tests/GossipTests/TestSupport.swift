@@ -5,7 +5,8 @@ func testID(_ byte: UInt8) -> NodeID { NodeID(bytes: Array(repeating: byte, coun
 
 func makeNode(_ byte: UInt8, config: GossipConfig = .lan, now: Duration = .zero) -> GossipNode {
     let id = testID(byte)
-    return GossipNode(
+    // Test addresses are short, so this cannot throw.
+    return try! GossipNode(
         id: id, address: "10.0.0.\(byte):7946", config: config, wallClockAtZero: 1_800_000_000_000, now: now,
         random: SeededRandom(seed: UInt64(byte)), sign: SimulatedSignature.signer(for: id), verify: SimulatedSignature.verifier
     )
