@@ -16,6 +16,8 @@ struct BroadcastQueue: Sendable {
         var size: Int
         var transmits: Int
         var order: UInt64
+        /// The message that last took it; one message never carries an update twice.
+        var message: UInt64 = 0
     }
 
     /// A bucket slot; stale when its item was replaced (the slot's `order` differs) or removed.
@@ -32,6 +34,11 @@ struct BroadcastQueue: Sendable {
     private var buckets: [[Ref]] = []
     private var refCount = 0
     private var counter: UInt64 = 0
+    private var message: UInt64 = 1
+
+    /// Starts a new outgoing message: `take` calls until the next `startMessage` skip updates
+    /// already taken for this one.
+    mutating func startMessage() { message &+= 1 }
 
     var isEmpty: Bool { slotOfKey.isEmpty }
     var count: Int { slotOfKey.count }
@@ -83,6 +90,10 @@ struct BroadcastQueue: Sendable {
                     i -= 1
                     continue
                 }
+                if item.message == message {
+                    i -= 1
+                    continue
+                }
                 if used + item.size > budget, !(out.isEmpty && allowOversize) {
                     skipped += 1
                     if skipped > 16 { break scan }
@@ -99,6 +110,7 @@ struct BroadcastQueue: Sendable {
                     slotOfKey.removeValue(forKey: item.key)
                 } else {
                     slots[ref.slot]?.transmits += 1
+                    slots[ref.slot]?.message = message
                     promoted.append((ref, t + 1))
                 }
                 // Nothing smaller than a suspicion (73 bytes) would fit any more.

@@ -3,13 +3,9 @@ struct ByteWriter {
     var bytes: [UInt8] = []
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xff)) }
-    mutating func u32(_ v: UInt32) {
-        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((v >> UInt32(shift)) & 0xff)) }
-    }
-    mutating func u64(_ v: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((v >> UInt64(shift)) & 0xff)) }
-    }
+    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
     mutating func raw(_ v: [UInt8]) { bytes.append(contentsOf: v) }
     /// Callers keep `v` within the codec's limits (all far below 2^16 / 2^32).
     mutating func bytes8(_ v: [UInt8]) { u8(UInt8(truncatingIfNeeded: v.count)); raw(v) }
@@ -32,18 +28,17 @@ struct ByteReader {
         defer { index += 1 }
         return bytes[index]
     }
-    mutating func u16() throws(WireError) -> UInt16 {
-        UInt16(try u8()) << 8 | UInt16(try u8())
-    }
-    mutating func u32() throws(WireError) -> UInt32 {
-        var v: UInt32 = 0
-        for _ in 0..<4 { v = v << 8 | UInt32(try u8()) }
-        return v
-    }
-    mutating func u64() throws(WireError) -> UInt64 {
-        var v: UInt64 = 0
-        for _ in 0..<8 { v = v << 8 | UInt64(try u8()) }
-        return v
+    mutating func u16() throws(WireError) -> UInt16 { try integer() }
+    mutating func u32() throws(WireError) -> UInt32 { try integer() }
+    mutating func u64() throws(WireError) -> UInt64 { try integer() }
+
+    private mutating func integer<T: FixedWidthInteger>() throws(WireError) -> T {
+        let size = MemoryLayout<T>.size
+        guard remaining >= size else { throw .truncated }
+        defer { index += size }
+        return bytes.withUnsafeBytes { raw in
+            T(bigEndian: raw.loadUnaligned(fromByteOffset: index, as: T.self))
+        }
     }
     mutating func raw(_ count: Int) throws(WireError) -> [UInt8] {
         guard count >= 0, remaining >= count else { throw .truncated }

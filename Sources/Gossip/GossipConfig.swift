@@ -97,7 +97,8 @@ public struct GossipConfig: Hashable, Sendable {
     /// The suspicion timeout with no confirmations: suspicionMult · max(1, log10(n)) · probeInterval.
     public func minSuspicionTimeout(members n: Int) -> Duration {
         let scale = Swift.max(1.0, log10(Double(Swift.max(1, n))))
-        return probeInterval * (Double(suspicionMult) * scale)
+        // Whole milliseconds: log10(1000) in floating point is a hair under 3.
+        return .milliseconds(Int64((Double(probeInterval.milliseconds) * Double(suspicionMult) * scale).rounded()))
     }
 
     /// memberlist's push-pull scaling: the interval grows with log2(n) beyond 32 members so the

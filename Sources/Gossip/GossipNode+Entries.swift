@@ -5,6 +5,8 @@ public enum GossipError: Error, Hashable, Sendable, CustomStringConvertible {
     case keyTooLong(key: String, length: Int, limit: Int)
     case valueTooLarge(key: String, length: Int, limit: Int)
     case signatureTooLong(length: Int, limit: Int)
+    case addressTooLong(address: String, length: Int, limit: Int)
+    case metadataTooLarge(length: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -14,6 +16,10 @@ public enum GossipError: Error, Hashable, Sendable, CustomStringConvertible {
             "value for \"\(key)\" is \(length) bytes; values are limited to \(limit) bytes, store a reference instead"
         case let .signatureTooLong(length, limit):
             "the signer returned \(length) bytes; signatures are limited to \(limit) (Ed25519 gives 64)"
+        case let .addressTooLong(address, length, limit):
+            "member address \"\(address.prefix(40))…\" is \(length) bytes; addresses are limited to \(limit)"
+        case let .metadataTooLarge(length, limit):
+            "member metadata is \(length) bytes; it is limited to \(limit), gossip a reference instead"
         }
     }
 }

@@ -74,11 +74,13 @@ public struct GossipNode: Sendable {
     ///   - wallClockAtZero: milliseconds since the Unix epoch at `now == .zero`.
     ///   - now: the current monotonic time.
     ///   - random: seeded generator; `SeededRandom()` in production.
+    /// - Throws: `GossipError` when the address or metadata exceed the wire limits.
     public init(
         id: NodeID, address: String, metadata: [UInt8] = [], config: GossipConfig = .lan,
         wallClockAtZero: UInt64, now: Duration, random: SeededRandom,
         sign: @escaping Signer, verify: @escaping Verifier, logger: Logger = Logger(label: "warren.gossip")
-    ) {
+    ) throws(GossipError) {
+        try Self.check(address: address, metadata: metadata)
         self.id = id
         self.config = config
         self.local = Member(id: id, address: address, metadata: metadata, incarnation: 0, state: .alive)
@@ -167,6 +169,9 @@ public struct GossipNode: Sendable {
     /// Adds members known from elsewhere (persisted state, an invite) as alive, without gossiping
     /// them. The simulator also uses it to start from a formed mesh.
     public mutating func bootstrap(members: [Member], now: Duration) {
+        records.reserveCapacity(records.count + members.count)
+        memberSlots.reserveCapacity(memberSlots.count + members.count)
+        memberIDs.reserveCapacity(memberIDs.count + members.count)
         for m in members where m.id != id && records[m.id] == nil {
             insertRecord(m, now: now, joinProbePass: false)
         }
@@ -174,6 +179,8 @@ public struct GossipNode: Sendable {
         probeList = memberIDs.filter(isProbeable)
         probeList.shuffle(using: &rng)
         probeCursor = 0
+        // Stagger the first full-state exchange over the interval scaled for the mesh's size.
+        nextPushPullAt = now + config.scaledPushPullInterval(members: liveCount) * Double.random(in: 0..<1, using: &rng)
     }
 
     /// Announces a graceful departure. Keep ticking for a few gossip intervals so it spreads.
@@ -188,7 +195,8 @@ public struct GossipNode: Sendable {
     }
 
     /// Changes this node's address or metadata; raises the incarnation so the change wins.
-    public mutating func update(address: String? = nil, metadata: [UInt8]? = nil, now: Duration) -> [Action] {
+    public mutating func update(address: String? = nil, metadata: [UInt8]? = nil, now: Duration) throws(GossipError) -> [Action] {
+        try Self.check(address: address ?? local.address, metadata: metadata ?? local.metadata)
         pending = []
         alignGossipTimer(now: now)
         if let address { local.address = address }
@@ -218,6 +226,16 @@ public struct GossipNode: Sendable {
     public var hasPendingBroadcasts: Bool { !broadcasts.isEmpty || !entryBroadcasts.isEmpty }
 
     // MARK: Internals shared by the extensions
+
+    static func check(address: String, metadata: [UInt8]) throws(GossipError) {
+        let length = address.utf8.count
+        guard length <= MessageCodec.Limits.address else {
+            throw .addressTooLong(address: address, length: length, limit: MessageCodec.Limits.address)
+        }
+        guard metadata.count <= MessageCodec.Limits.metadata else {
+            throw .metadataTooLarge(length: metadata.count, limit: MessageCodec.Limits.metadata)
+        }
+    }
 
     /// While the queue is empty the gossip timer is not a deadline, so it falls behind; bring it
     /// to the next point of its cadence, so a fresh update waits for the next round as it would
@@ -251,6 +269,8 @@ public struct GossipNode: Sendable {
         let budget = config.maxPacketBytes - MessageCodec.headerSize - prefixSize
         guard budget > 0 || prefix.isEmpty else { return prefix }
         let limit = config.retransmitLimit(members: liveCount)
+        entryBroadcasts.startMessage()
+        broadcasts.startMessage()
         // Entries get the first half of the room, so a storm of membership updates (a healed
         // partition) cannot starve the replicated map; each side then fills what the other left.
         var out = prefix + entryBroadcasts.take(budget: max(budget / 2, 1), limit: limit)

@@ -29,15 +29,14 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Hashes whole words rather than 32 single bytes: member tables are looked up constantly.
     public func hash(into hasher: inout Hasher) {
-        var word: UInt64 = 0
-        for (i, b) in bytes.enumerated() {
-            word = word << 8 | UInt64(b)
-            if i % 8 == 7 {
-                hasher.combine(word)
-                word = 0
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset + 8 <= raw.count {
+                hasher.combine(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                offset += 8
             }
+            hasher.combine(raw.count)
         }
-        hasher.combine(bytes.count)
     }
 
     public static func == (lhs: NodeID, rhs: NodeID) -> Bool { lhs.bytes == rhs.bytes }

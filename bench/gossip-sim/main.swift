@@ -3,12 +3,13 @@
 //   swift build -c release --product gossip-sim
 //   .build/release/gossip-sim <scenario> [--nodes N] [--loss P] [--seed S] [--runs R] [--no-lifeguard]
 //
-// Scenarios: dissemination, model, bandwidth, crash, stall, partition, all.
+// Scenarios: dissemination, model, bandwidth, crash, stall, partition; "missing" is a diagnostic
+// that lists the nodes a fresh entry has not reached after 5 s.
 // Everything runs on virtual time; the wall time printed is only how long the simulation took.
 import Gossip
 
 struct Arguments {
-    var scenario = "all"
+    var scenario = "dissemination"
     var nodes = 1000
     var loss = 0.0
     var seed: UInt64 = 1
@@ -230,6 +231,31 @@ case "stall":
 case "partition":
     let s = partition(nodes: args.nodes, seed: args.seed, duration: .seconds(args.runs))
     print("partition nodes=\(args.nodes) seconds=\(args.runs) converged after heal in \(s.map { fmt($0) } ?? "no convergence") s")
+case "missing":
+    // Diagnostics: which nodes lack a fresh entry after 5 s, and what they saw.
+    let sim = GossipSimulator(.init(nodeCount: args.nodes, seed: args.seed, loss: args.loss))
+    sim.run(until: .seconds(2))
+    try? sim.put(on: 0, kind: .gateway, key: "bench", value: [1])
+    var received: [Int: [String]] = [:]
+    var kinds: [String: Int] = [:]
+    sim.observer = { i, action, now in
+        if case let .send(to, _, bytes) = action, let m = try? MessageCodec.decode(bytes), let j = sim.index(of: to) {
+            let hasEntry: ([Update]) -> Bool = { $0.contains(where: { if case .entry = $0 { true } else { false } }) }
+            switch m {
+            case let .gossip(u) where hasEntry(u): received[j, default: []].append("gossip from \(i) at \(now)")
+            case let .ping(_, _, u) where hasEntry(u): kinds["ping", default: 0] += 1
+            case let .ack(_, u) where hasEntry(u): kinds["ack", default: 0] += 1
+            case let .indirectPing(_, _, _, u) where hasEntry(u): kinds["indirect", default: 0] += 1
+            default: break
+            }
+        }
+    }
+    sim.run(for: .seconds(5))
+    let total = received.values.reduce(0) { $0 + $1.count }
+    print("entry gossip messages: \(total) to \(received.count) distinct nodes; piggybacked: \(kinds)")
+    for (i, node) in sim.nodes.enumerated() where node.get(kind: .gateway, key: "bench") == nil {
+        print("node \(i) lacks it; counters \(node.counters); sent to it: \(received[i] ?? [])")
+    }
 default:
     print("unknown scenario \(args.scenario); use dissemination, model, bandwidth, crash, stall or partition")
 }

@@ -81,12 +81,14 @@ public final class GossipSimulator {
         nodes.reserveCapacity(options.nodeCount)
         for (i, id) in ids.enumerated() {
             let skew = skewMillis > 0 ? Int64.random(in: -skewMillis...skewMillis, using: &rng) : 0
-            nodes.append(GossipNode(
+            // Addresses here are short constants, so the limits cannot be hit.
+            guard let node = try? GossipNode(
                 id: id, address: "sim-\(i)", config: options.config,
                 wallClockAtZero: UInt64(Int64(Self.wallClockBase) + skew), now: .zero,
                 random: SeededRandom(seed: rng.next()),
                 sign: SimulatedSignature.signer(for: id), verify: SimulatedSignature.verifier
-            ))
+            ) else { preconditionFailure("simulator node addresses are within the limits") }
+            nodes.append(node)
         }
         if options.formed {
             let all = ids.enumerated().map { Member(id: $1, address: "sim-\($0)") }

@@ -23,7 +23,7 @@ actor MeshState: EntryReplica {
     init(identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger) throws {
         let keys = identity.keyPair
         let now = Duration.zero
-        gossip = GossipNode(
+        gossip = try GossipNode(
             id: identity.id, address: address, metadata: metadata, config: config,
             wallClockAtZero: UInt64(Date().timeIntervalSince1970 * 1000), now: now, random: SeededRandom(),
             sign: { keys.sign($0) },
