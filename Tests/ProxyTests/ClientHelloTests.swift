@@ -62,7 +62,7 @@ func opensslClientHello(serverName: String) async throws -> ByteBuffer? {
     }
     // openssl may ignore SIGTERM while it waits for the server: end it for sure, then reap it.
     kill(process.processIdentifier, SIGKILL)
-    process.waitUntilExit()
+    await waitForExit(process)
     await server.close()
     return captured.bytes
 }
