@@ -46,6 +46,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The AWS provisioning tests run against moto's EC2 server (PyPI).
+if [ "${WARREN_SKIP_MOTO:-}" != 1 ] && command -v python3 >/dev/null 2>&1 && ! python3 -c "import moto.server" >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "Installing moto[server] (for the AWS provisioning tests)"
+        python3 -m pip install -q 'moto[server]' || echo "warning: moto could not be installed; the AWS tests will say they are skipped" >&2
+    else
+        echo "note: the AWS provisioning tests need moto: python3 -m pip install 'moto[server]'" >&2
+    fi
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     echo "Warren needs the Swift toolchain (6.1 or newer) on PATH; see https://www.swift.org/install/" >&2
     exit 1

@@ -25,6 +25,7 @@ public struct AppDialer: Sendable {
         }.flatMap {
             ClientBootstrap(group: inbound.eventLoop)
                 .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.recvAllocator, value: SpliceSocket.receiveAllocator)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(self.connectTimeout)
                 .channelInitializer { app in

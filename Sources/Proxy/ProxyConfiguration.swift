@@ -15,3 +15,9 @@ public struct ProxyConfiguration: Sendable {
 
     public init() {}
 }
+
+/// Socket settings of the byte channels the Proxy splices: reads of up to 256 KiB (fewer system
+/// calls on bulk transfers; a buffer lives only until it is written on) and TCP_NODELAY.
+enum SpliceSocket {
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
+}

@@ -10,6 +10,8 @@ enum SpliceEvent: Sendable {
     case partnerWritable
     /// The partner's input ended: half-close our output.
     case partnerInputClosed
+    /// The partner closed for good (reset, error, timeout): deliver what is queued, then close.
+    case partnerClosed
 }
 
 /// One half of a splice: forwards every `ByteBuffer` read on its channel to its partner channel.
@@ -101,7 +103,7 @@ final class SpliceHandler: ChannelDuplexHandler {
         // After an orderly end of both directions the partner finishes on its own (it may still
         // be flushing); any other close (reset, error, idle timeout) ends the whole splice.
         if !(self.inputClosed && self.outputShut) {
-            self.partner?.close(promise: nil)
+            self.partner?.pipeline.fireUserInboundEventTriggered(SpliceEvent.partnerClosed)
         }
         context.fireChannelInactive()
     }
@@ -119,7 +121,7 @@ final class SpliceHandler: ChannelDuplexHandler {
             self.held = []
             self.heldBytes = 0
             if !context.channel.isActive {
-                partner.close(promise: nil)
+                partner.pipeline.fireUserInboundEventTriggered(SpliceEvent.partnerClosed)
             } else if self.heldInputClosed {
                 self.heldInputClosed = false
                 partner.pipeline.fireUserInboundEventTriggered(SpliceEvent.partnerInputClosed)
@@ -131,6 +133,13 @@ final class SpliceHandler: ChannelDuplexHandler {
             if self.readPending, let partner = self.partner, partner.isWritable {
                 self.readPending = false
                 context.read()
+            }
+        case .partnerClosed:
+            // What the partner sent before it went is delivered first (a bounded wait: a client
+            // that never reads is closed by its idle timeout).
+            let channel = context.channel
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).whenComplete { _ in
+                channel.close(promise: nil)
             }
         case .partnerInputClosed:
             guard !self.outputClosed else { return }

@@ -117,67 +117,6 @@ struct GatewayHTTPTests {
         await lab.stop()
     }
 
-    @Test func bulkUploadAndDownloadKeepTheirChecksums() async throws {
-        let lab = try await Lab.start()
-        let app = try await TestServer.http(name: "app")
-        let listen = lab.anyPort
-        var table = RoutingTable()
-        try table.addHost("bulk.example", route: lab.route(app), on: listen)
-        await lab.gateway.apply(table)
-        let address = try await lab.socketAddress(of: listen)
-        let size = 200 * 1024 * 1024
-        let expected = Payload.checksum(totalBytes: size)
-
-        // Upload: the app answers the length and checksum of what it received.
-        let upload = try await withTimeout(90) {
-            let connection = try await TestClient.connect(address)
-            return try await connection.executeThenClose { inbound, outbound in
-                let head = "POST /upload HTTP/1.1\r\nHost: bulk.example\r\nContent-Length: \(size)\r\nConnection: close\r\n\r\n"
-                try await outbound.write(ByteBuffer(string: head))
-                var left = size
-                var index = 0
-                while left > 0 {
-                    let chunk = min(left, Payload.chunkSize)
-                    try await outbound.write(Payload.chunk(index, size: chunk))
-                    left -= chunk
-                    index += 1
-                }
-                var received = ByteBuffer()
-                for try await var part in inbound { received.writeBuffer(&part) }
-                return String(buffer: received)
-            }
-        }
-        #expect(upload.hasSuffix("\(size) \(expected.value)"))
-
-        // Download: the client checks what the app sent.
-        let download = try await withTimeout(90) {
-            let connection = try await TestClient.connect(address)
-            return try await connection.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(string: "GET /download/\(size) HTTP/1.1\r\nHost: bulk.example\r\nConnection: close\r\n\r\n"))
-                var sum = Checksum()
-                var headDone = false
-                var pending = ByteBuffer()
-                for try await var part in inbound {
-                    if headDone {
-                        sum.update(part)
-                        continue
-                    }
-                    pending.writeBuffer(&part)
-                    if let end = pending.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) {
-                        pending.moveReaderIndex(to: end.upperBound)
-                        headDone = true
-                        sum.update(pending)
-                    }
-                }
-                return sum
-            }
-        }
-        #expect(download.count == size)
-        #expect(download.value == expected.value)
-        await app.close()
-        await lab.stop()
-    }
-
     @Test func webSocketUpgradeSwitchesToSplicing() async throws {
         let lab = try await Lab.start()
         let app = try await TestServer.http(name: "app")
@@ -223,6 +162,71 @@ struct GatewayHTTPTests {
         var reply = echoed
         #expect(reply.readBytes(length: 2) == [0x81, UInt8("ping through warren".utf8.count)])
         #expect(reply.readString(length: reply.readableBytes) == "ping through warren")
+        await app.close()
+        await lab.stop()
+    }
+}
+
+/// 200 MiB each way; slow in debug builds, so it has a suite with a longer limit of its own.
+@Suite("Gateway: bulk transfers", .timeLimit(.minutes(10)))
+struct GatewayBulkTests {
+    @Test func bulkUploadAndDownloadKeepTheirChecksums() async throws {
+        let lab = try await Lab.start()
+        let app = try await TestServer.http(name: "app")
+        let listen = lab.anyPort
+        var table = RoutingTable()
+        try table.addHost("bulk.example", route: lab.route(app), on: listen)
+        await lab.gateway.apply(table)
+        let address = try await lab.socketAddress(of: listen)
+        let size = 200 * 1024 * 1024
+        let expected = Payload.checksum(totalBytes: size)
+
+        // Upload: the app answers the length and checksum of what it received.
+        let upload = try await withTimeout(240) {
+            let connection = try await TestClient.connect(address)
+            return try await connection.executeThenClose { inbound, outbound in
+                let head = "POST /upload HTTP/1.1\r\nHost: bulk.example\r\nContent-Length: \(size)\r\nConnection: close\r\n\r\n"
+                try await outbound.write(ByteBuffer(string: head))
+                var left = size
+                var index = 0
+                while left > 0 {
+                    let chunk = min(left, Payload.chunkSize)
+                    try await outbound.write(Payload.chunk(index, size: chunk))
+                    left -= chunk
+                    index += 1
+                }
+                var received = ByteBuffer()
+                for try await var part in inbound { received.writeBuffer(&part) }
+                return String(buffer: received)
+            }
+        }
+        #expect(upload.hasSuffix("\(size) \(expected.value)"))
+
+        // Download: the client checks what the app sent.
+        let download = try await withTimeout(240) {
+            let connection = try await TestClient.connect(address)
+            return try await connection.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "GET /download/\(size) HTTP/1.1\r\nHost: bulk.example\r\nConnection: close\r\n\r\n"))
+                var sum = Checksum()
+                var headDone = false
+                var pending = ByteBuffer()
+                for try await var part in inbound {
+                    if headDone {
+                        sum.update(part)
+                        continue
+                    }
+                    pending.writeBuffer(&part)
+                    if let end = pending.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) {
+                        pending.moveReaderIndex(to: end.upperBound)
+                        headDone = true
+                        sum.update(pending)
+                    }
+                }
+                return sum
+            }
+        }
+        #expect(download.count == size)
+        #expect(download.value == expected.value)
         await app.close()
         await lab.stop()
     }

@@ -1,7 +1,28 @@
 import Foundation
 import Testing
 
-/// Runs a command to completion (every command here is bounded by `timeout`).
+/// Runs a command to completion on a thread of its own, so that waiting never blocks the
+/// concurrency pool the other tests run on (every command here is bounded by `timeout`).
+@discardableResult
+func runAsync(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try run(arguments, environment: environment) })
+        }
+    }
+}
+
+/// Waits for a started process on a thread of its own.
+func waitForExit(_ process: Process) async {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            process.waitUntilExit()
+            continuation.resume()
+        }
+    }
+}
+
+/// Runs a command to completion, blocking the calling thread.
 @discardableResult
 func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let process = Process()
@@ -56,9 +77,20 @@ struct NetnsLabTests {
         let prefix = "wt\(String(getpid() % 1000, radix: 36))-"
         let env = ["WARREN_NETNS_PREFIX": prefix]
         let lab = NetnsLab.script
-        defer { _ = try? run([lab, "down"], environment: env) }
+        do {
+            try await self.exercise(lab: lab, env: env, prefix: prefix)
+        } catch {
+            _ = try? await runAsync([lab, "down"], environment: env)
+            throw error
+        }
+        // "down" leaves nothing behind.
+        _ = try await runAsync([lab, "down"], environment: env)
+        let left = try await runAsync(["ip", "netns", "list"])
+        #expect(!left.output.contains(prefix))
+    }
 
-        let up = try run([lab, "up"], environment: env)
+    func exercise(lab: String, env: [String: String], prefix: String) async throws {
+        let up = try await runAsync([lab, "up"], environment: env)
         try #require(up.status == 0, "netns.sh up failed: \(up.output)")
 
         // The site connects out to the public side, which sees the router's address (NAT).
@@ -70,10 +102,10 @@ struct NetnsLabTests {
         var outbound = (status: Int32(-1), output: "")
         for _ in 0..<20 {
             try await Task.sleep(for: .milliseconds(200))
-            outbound = try run([lab, "exec", "site", "timeout", "5", "python3", "-c", Self.connector, "198.18.0.10", "7000"], environment: env)
+            outbound = try await runAsync([lab, "exec", "site", "timeout", "5", "python3", "-c", Self.connector, "198.18.0.10", "7000"], environment: env)
             if outbound.status == 0 { break }
         }
-        publicListener.waitUntilExit()
+        await waitForExit(publicListener)
         #expect(outbound.status == 0, "the site could not reach the public side: \(outbound.output)")
         #expect(outbound.output.trimmingCharacters(in: .whitespacesAndNewlines) == "198.18.0.1")
 
@@ -84,13 +116,8 @@ struct NetnsLabTests {
         siteListener.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
         try siteListener.run()
         try await Task.sleep(for: .milliseconds(500))
-        let inbound = try run([lab, "exec", "client", "timeout", "5", "python3", "-c", Self.connector, "10.213.0.2", "7001"], environment: env)
+        let inbound = try await runAsync([lab, "exec", "client", "timeout", "5", "python3", "-c", Self.connector, "10.213.0.2", "7001"], environment: env)
         #expect(inbound.status != 0, "the client reached the site directly: \(inbound.output)")
-        siteListener.waitUntilExit()
-
-        // "down" leaves nothing behind.
-        _ = try run([lab, "down"], environment: env)
-        let left = try run(["ip", "netns", "list"])
-        #expect(!left.output.contains(prefix))
+        await waitForExit(siteListener)
     }
 }
