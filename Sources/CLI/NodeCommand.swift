@@ -3,6 +3,8 @@ import Foundation
 import Gossip
 import Logging
 import MeshNode
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -48,12 +50,16 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("A member to join the mesh through (repeatable).", valueName: "ADDR:PORT"))
         var join: [String] = []
 
+        @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).", valueName: "ADDR:PORT"))
+        var metrics: String?
+
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
         var logLevel: String = "info"
 
         func validate() throws {
             guard Self.hostPort(listen) != nil else { throw ValidationError("--listen takes ADDR:PORT, got `\(listen)`") }
             for j in join where Self.hostPort(j) == nil { throw ValidationError("--join takes ADDR:PORT, got `\(j)`") }
+            if let metrics, Self.hostPort(metrics) == nil { throw ValidationError("--metrics takes ADDR:PORT, got `\(metrics)`") }
             if gateway && publicAddress == nil { throw ValidationError("--gateway needs --public-address ADDR (what services name in `gateway:`)") }
             if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level `\(logLevel)`") }
@@ -74,9 +80,16 @@ struct NodeCommand: AsyncParsableCommand {
             }
             let logger = Logger(label: "warren.node")
             let (host, port) = Self.hostPort(listen)!
+            var metricsEndpoint: (host: String, port: Int, emit: MetricsServer.Emit)?
+            if let metrics, let (mhost, mport) = Self.hostPort(metrics) {
+                let registry = PrometheusCollectorRegistry()
+                MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+                metricsEndpoint = (mhost, mport, { registry.emitToBuffer() })
+            }
             let options = AgentOptions(
                 stateDirectory: StateDirectory.resolve(stateDirectory), listenHost: host, listenPort: port, advertise: advertise,
-                isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain, join: join)
+                isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain, join: join,
+                metrics: metricsEndpoint)
             let agent = AgentService(agent: NodeAgent(options: options, logger: logger))
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -112,8 +125,12 @@ struct AgentService: Service {
     let agent: NodeAgent
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await agent.run()
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await agent.run()
+            }
+        } catch is CancellationError {
+            // SIGTERM / SIGINT: the agent has shut down in order; that is success.
         }
     }
 }

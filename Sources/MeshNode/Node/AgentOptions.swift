@@ -25,12 +25,15 @@ public struct AgentOptions: Sendable {
     public var join: [String]
     public var meshID: String
     public var gossip: GossipConfig
+    /// Where to serve Prometheus metrics, and what to serve (the process's registry).
+    public var metrics: (host: String, port: Int, emit: MetricsServer.Emit)?
 
     public init(
         stateDirectory: String, listenHost: String = "0.0.0.0", listenPort: Int = AgentOptions.defaultPort,
         advertise: String? = nil, isGateway: Bool = false, publicAddress: String? = nil, publicBindHost: String? = nil,
         gatewayName: String? = nil, domains: [String] = [], backend: String = "local", join: [String] = [],
-        meshID: String = "warren", gossip: GossipConfig = .lan
+        meshID: String = "warren", gossip: GossipConfig = .lan,
+        metrics: (host: String, port: Int, emit: MetricsServer.Emit)? = nil
     ) {
         self.stateDirectory = stateDirectory
         self.listenHost = listenHost
@@ -45,6 +48,7 @@ public struct AgentOptions: Sendable {
         self.join = join
         self.meshID = meshID
         self.gossip = gossip
+        self.metrics = metrics
     }
 
     var advertisedAddress: String {

@@ -142,6 +142,8 @@ actor MeshState: EntryReplica {
         gossip.entries(kind: kind)
     }
 
+    var counters: GossipCounters { gossip.counters }
+
     func members() -> [Member] {
         gossip.members()
     }

@@ -98,6 +98,11 @@ public final class NodeAgent: Sendable {
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: api.router, logger: logger)
+        let metricsServer: MetricsServer? = if let m = o.metrics {
+            try await MetricsServer.bind(host: m.host, port: m.port, emit: m.emit, logger: logger)
+        } else {
+            nil
+        }
 
         logger.info("node started", metadata: [
             "node.listen": "\(HostPort.format(o.listenHost, port))", "node.gateway": "\(o.publicAddress ?? "-")",
@@ -108,6 +113,11 @@ public final class NodeAgent: Sendable {
             group.addTask { try await server.run() }
             group.addTask { await mesh.run() }
             group.addTask { await runs.watchExits() }
+            if metricsServer != nil {
+                group.addTask {
+                    await NodeMetrics().run(mesh: mesh, view: view, pool: pool, endpoint: endpoint, leases: gatewayLeases, runs: runs)
+                }
+            }
             if let gatewayLeases {
                 group.addTask {
                     while !Task.isCancelled {
@@ -129,6 +139,7 @@ public final class NodeAgent: Sendable {
                 await pool.shutdown()
                 await endpoint.shutdown()
                 await transport.close()
+                await metricsServer?.close()
                 logger.info("node stopped")
             }
         }
