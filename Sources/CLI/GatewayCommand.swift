@@ -6,7 +6,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "Manage gateways: the public machines services are reached through.",
-        subcommands: [List.self]
+        subcommands: [GatewayCreateCommand.self, List.self, GatewayDeleteCommand.self]
     )
 
     struct List: AsyncParsableCommand {
