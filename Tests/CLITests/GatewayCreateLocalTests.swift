@@ -49,33 +49,49 @@ import Testing
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {
-        let runner = try BackgroundNode(address: "127.0.0.62")
+        // The gateway process runs but never joins.
+        let neverJoins = try BackgroundNode.fakeWarren("echo waiting forever; exec sleep 600")
+        defer { try? FileManager.default.removeItem(atPath: neverJoins) }
+        let runner = try BackgroundNode(address: "127.0.0.62", gatewayBinary: neverJoins)
         defer { runner.stop() }
-        // A gateway cannot join in a millisecond: the first check after the start fails.
-        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-slow", "--address", "127.0.0.63", "--timeout", "0.001"])
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-slow", "--address", "127.0.0.63", "--timeout", "1"])
         #expect(r.status == 1)
-        #expect(r.stderr.contains("did not join the mesh within"), "\(r.stderr)")
+        #expect(r.stderr.contains("gateway gw-cli-slow did not join the mesh within 1.0 seconds"), "\(r.stderr)")
+        #expect(r.stderr.contains("waiting forever"), "the log's tail is shown: \(r.stderr)")
         #expect(r.stderr.contains("removed what was made for gw-cli-slow"), "\(r.stderr)")
         #expect(!r.stdout.contains("NAME"))
         #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-slow"))
         #expect(BackgroundNode.gatewayProcesses(named: "gw-cli-slow").isEmpty)
     }
 
+    @Test func aGatewayThatExitsIsReportedWithItsLog() throws {
+        let fails = try BackgroundNode.fakeWarren("echo 'error: cannot bind 127.0.0.69:7420: address in use'; exit 1")
+        defer { try? FileManager.default.removeItem(atPath: fails) }
+        let runner = try BackgroundNode(address: "127.0.0.68", gatewayBinary: fails)
+        defer { runner.stop() }
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-exit", "--address", "127.0.0.69"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("the gateway node gw-cli-exit exited before joining the mesh"), "\(r.stderr)")
+        #expect(r.stderr.contains("cannot bind 127.0.0.69:7420: address in use"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-exit"))
+    }
+
     @Test func ctrlCCancelsTheCreationAndRemovesWhatWasMade() throws {
-        let runner = try BackgroundNode(address: "127.0.0.64")
+        let neverJoins = try BackgroundNode.fakeWarren("exec sleep 600")
+        defer { try? FileManager.default.removeItem(atPath: neverJoins) }
+        let runner = try BackgroundNode(address: "127.0.0.64", gatewayBinary: neverJoins)
         defer { runner.stop() }
         let create = try RunningWarren(
             ["gateway", "create", "--project", "local", "--name", "gw-cli-int", "--address", "127.0.0.65", "--state-dir", runner.directory],
             environment: [:])
         try #require(create.waitForStderr(containing: "booting:", seconds: 30), "\(create.stderr)")
-        // Hold the gateway still so it cannot join before the interrupt lands.
         let pidText = try String(contentsOfFile: runner.directory + "/gateways/gw-cli-int/gateway.pid", encoding: .utf8)
         let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
-        kill(pid, SIGSTOP)
         kill(create.process.processIdentifier, SIGINT)
         let (status, stdout) = create.finish(seconds: 60)
         #expect(status == 130, "\(create.stderr)")
         #expect(create.stderr.contains("cleaning up"), "\(create.stderr)")
+        #expect(create.stderr.contains("removed what was made for gw-cli-int"), "\(create.stderr)")
         #expect(!stdout.contains("NAME"))
         #expect(kill(pid, 0) != 0, "the gateway process still runs")
         #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-int"))

@@ -15,14 +15,18 @@ final class BackgroundNode {
         !(["AWS_", "AZURE_", "GOOGLE_", "GCP_"].contains { key.hasPrefix($0) } || key == "WARREN_RELEASE_URL" || key == "WARREN_HOME")
     }
 
-    init(address: String, port: Int = 7420) throws {
+    /// `gatewayBinary`: what the node starts as a local gateway instead of `warren` (a stand-in
+    /// that never joins, for the failure paths).
+    init(address: String, port: Int = 7420, gatewayBinary: String? = nil) throws {
         self.address = address
         self.port = port
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgc-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         process.executableURL = WarrenProcess.binary
         process.arguments = ["node", "start", "--state-dir", directory, "--listen", "\(address):\(port)", "--log-level", "debug"]
-        process.environment = Self.cleanEnvironment
+        var environment = Self.cleanEnvironment
+        if let gatewayBinary { environment["WARREN_GATEWAY_BINARY"] = gatewayBinary }
+        process.environment = environment
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -41,6 +45,14 @@ final class BackgroundNode {
     struct NodeDidNotStart: Error, CustomStringConvertible {
         var log: String
         var description: String { "the node did not start:\n\(log)" }
+    }
+
+    /// A stand-in for `warren` that runs `body` (a shell script), in a temporary file.
+    static func fakeWarren(_ body: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wgc-fake-\(UUID().uuidString.prefix(8))").path
+        try "#!/bin/sh\n\(body)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        return path
     }
 
     /// `warren ARGS --state-dir <this node>` with a clean environment plus `environment`.
@@ -117,7 +129,7 @@ final class RunningWarren: @unchecked Sendable {
         out = Drain(outPipe.fileHandleForReading)
         let handle = errPipe.fileHandleForReading
         Thread.detachNewThread { [self] in
-            while let data = try? handle.read(upToCount: 4096), !data.isEmpty {
+            while case let data = handle.availableData, !data.isEmpty {
                 lock.withLock { errText += String(decoding: data, as: UTF8.self) }
             }
         }

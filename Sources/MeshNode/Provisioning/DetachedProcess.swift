@@ -61,14 +61,13 @@ enum DetachedProcess {
         let clock = ContinuousClock()
         let deadline = clock.now + grace
         while clock.now < deadline {
-            reap(pid)
-            if !ProcessGroup.isAlive(pgid: pid) { return false }
+            // A zombie counts as gone; reaping it after the check leaves none behind.
+            if !ProcessGroup.isAlive(pgid: pid) { reap(pid); return false }
             await pause()
         }
         ProcessGroup.signal(pgid: pid, SIGKILL)
         for _ in 0..<40 {
-            reap(pid)
-            if !ProcessGroup.isAlive(pgid: pid) { break }
+            if !ProcessGroup.isAlive(pgid: pid) { reap(pid); break }
             await pause()
         }
         return true

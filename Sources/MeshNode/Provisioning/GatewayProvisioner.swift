@@ -104,7 +104,9 @@ public actor GatewayProvisioner {
             name = GatewayName.generate(avoiding: taken)
         }
         let settings = BackendSettings(secrets, environment: context.environment.merging(request.environment) { _, caller in caller })
-        let local = LocalBackend.Configuration(directory: directory, address: request.address, environment: context.environment)
+        let local = LocalBackend.Configuration(
+            directory: directory, binary: context.environment[LocalBackend.binaryVariable].flatMap { $0.isEmpty ? nil : $0 },
+            address: request.address, environment: context.environment)
         let backend = try context.makeBackend(kind, settings, local)
         var timeout = Self.defaultTimeout[kind] ?? Self.defaultCloudTimeout
         if let seconds = request.timeoutSeconds {

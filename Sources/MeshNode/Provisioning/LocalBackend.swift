@@ -41,6 +41,10 @@ public struct LocalBackend: GatewayBackend {
     public let configuration: Configuration
     public var kind: String { "local" }
 
+    /// The node's environment variable naming the `warren` binary local gateways run, when not
+    /// the node's own (another build, or a stand-in in tests).
+    public static let binaryVariable = "WARREN_GATEWAY_BINARY"
+
     /// The environment variable that marks a gateway's process with its name, so a pid file that
     /// outlived its process never makes us signal a stranger that reused the number.
     static let markerVariable = "WARREN_LOCAL_GATEWAY"
