@@ -127,6 +127,10 @@ import Testing
 
         let listed = try runner.gateways().first { $0["address"] as? String == publicAddress }
         #expect(listed?["status"] as? String == "alive")
+        // The VM's node names itself after its ID; this node knows the name, backend and region it chose.
+        #expect(listed?["name"] as? String == "gw-aws-a")
+        #expect(listed?["backend"] as? String == "aws")
+        #expect(listed?["region"] as? String == "us-east-1")
 
         let deleted = try runner.warren(["gateway", "delete", "gw-aws-a", "-y"], environment: environment)
         #expect(deleted.status == 0, "\(deleted.stderr)")

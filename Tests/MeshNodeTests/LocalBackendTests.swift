@@ -43,9 +43,10 @@ import Testing
             return path
         }
 
-        func backend(binary: String, address: String? = nil, candidates: [String] = ["127.0.0.64"]) -> LocalBackend {
+        /// `grace`: long enough for a busy machine to run the SIGTERM, unless the test wants a kill.
+        func backend(binary: String, address: String? = nil, candidates: [String] = ["127.0.0.64"], grace: Duration = .seconds(10)) -> LocalBackend {
             LocalBackend(configuration: .init(
-                directory: root + "/gateways", binary: binary, address: address, candidates: candidates, stopGrace: .milliseconds(300)))
+                directory: root + "/gateways", binary: binary, address: address, candidates: candidates, stopGrace: grace))
         }
     }
 
@@ -103,7 +104,7 @@ import Testing
 
     @Test func aGatewayThatIgnoresSIGTERMIsKilledAfterTheGrace() async throws {
         let sandbox = try Sandbox()
-        let backend = sandbox.backend(binary: try sandbox.fakeWarren(ignoreTERM: true), candidates: ["127.0.0.65"])
+        let backend = sandbox.backend(binary: try sandbox.fakeWarren(ignoreTERM: true), candidates: ["127.0.0.65"], grace: .milliseconds(300))
         let made = try await backend.create(GatewaySpec(name: "gw-unit-b", joinToken: "127.0.0.63:7420", meshPort: 47_421)) { _ in }
         let pid = try #require(made.resources["pid"].flatMap { pid_t($0) })
         try await Self.waitForFile(backend.directory(of: "gw-unit-b") + "/arguments")
