@@ -132,6 +132,21 @@ import Testing
         #expect(s.cloud.deleted == ["gw-p-c"])
     }
 
+    @Test func twoCreationsOfOneNameDoNotBothRun() async throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let request = GatewayCreateRequest(project: "p", backend: "aws", name: "gw-p-d", timeoutSeconds: 30)
+        let first = try await s.provisioner.prepare(request)
+        let second = try await s.provisioner.prepare(request)
+        let provisioner = s.provisioner
+        let running = Task { try await provisioner.create(first) { _ in } }
+        for _ in 0..<200 where s.cloud.created.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        await #expect(throws: GatewayCreationError.self) { _ = try await provisioner.create(second) { _ in } }
+        s.mesh.gateways = [Self.alive("warren-gateway-x", address: "203.0.113.7")]
+        _ = try await running.value
+        #expect(s.cloud.created.count == 1)
+    }
+
     @Test func badRequestsAreRefusedBeforeAnythingIsMade() async throws {
         let s = try Self.setup(realBackends: true)
         defer { try? FileManager.default.removeItem(atPath: s.directory) }
@@ -158,7 +173,6 @@ import Testing
         let creation = try await s.provisioner.prepare(withKeys)
         #expect(creation.backendKind == "aws")
         #expect(creation.spec.name.hasPrefix("warren-gateway-"))
-        await s.provisioner.abandon(creation)
     }
 
     @Test func deleteRefusesUnknownGatewaysAndThoseMadeElsewhere() async throws {

@@ -65,8 +65,6 @@ public actor GatewayProvisioner {
 
     private let context: Context
     private var inFlight: [String: Task<GatewayRecord, any Error>] = [:]
-    /// Names of prepared creations, held until they run or are abandoned.
-    private var reserved: Set<String> = []
 
     public init(context: Context) {
         self.context = context
@@ -118,7 +116,6 @@ public actor GatewayProvisioner {
         let spec = GatewaySpec(
             name: name, region: request.region, instanceType: request.instanceType,
             joinToken: kind == "local" ? context.localJoin : context.cloudJoin, meshPort: AgentOptions.defaultPort, domain: request.domain)
-        reserved.insert(name)
         return Creation(project: request.project, spec: spec, timeout: timeout, backend: backend)
     }
 
@@ -126,20 +123,18 @@ public actor GatewayProvisioner {
     /// timeout or cancellation of the calling task, removes what was made and throws.
     public func create(_ creation: Creation, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws -> GatewayRecord {
         let name = creation.spec.name
+        // Checked again here, atomically with the start: two creations of one name may have been prepared.
+        guard inFlight[name] == nil, (try? record(named: name)) ?? nil == nil else {
+            throw GatewayCreationError(description: "a gateway named \(name) is being created or exists already: choose another --name")
+        }
         let task = Task { try await self.run(creation, progress: progress) }
         inFlight[name] = task
-        reserved.remove(name)
         defer { inFlight[name] = nil }
         return try await withTaskCancellationHandler {
             try await task.value
         } onCancel: {
             task.cancel()
         }
-    }
-
-    /// Forgets a prepared creation that will not run.
-    public func abandon(_ creation: Creation) {
-        reserved.remove(creation.spec.name)
     }
 
     private func run(_ creation: Creation, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws -> GatewayRecord {
@@ -240,7 +235,7 @@ public actor GatewayProvisioner {
     /// Throws unless `name` is a gateway this node made or is making: `notFound`, or a refusal
     /// that names the node running a gateway made elsewhere.
     public func checkDeletable(_ name: String) async throws {
-        if inFlight[name] != nil || reserved.contains(name) { return }
+        if inFlight[name] != nil { return }
         if try record(named: name) != nil { return }
         if let known = await context.gateways().first(where: { $0.name == name }) {
             throw ProvisioningError.invalidConfiguration(
@@ -286,7 +281,6 @@ public actor GatewayProvisioner {
     private func takenNames() async -> Set<String> {
         var names = Set(await context.gateways().map(\.name))
         names.formUnion(inFlight.keys)
-        names.formUnion(reserved)
         names.formUnion(((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []))
         return names
     }
