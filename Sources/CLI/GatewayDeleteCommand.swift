@@ -22,11 +22,11 @@ struct GatewayDeleteCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
-        let display = ProgressDisplay(terminal: false)
         let request = GatewayDeleteRequest(environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment))
         let last = try reportingFailures {
             try node.client.progress("DELETE", "/v1/gateways/\(name.urlPathEscaped)", request) { event in
-                if event.step != .failed && event.step != .deleted { display.show(event) }
+                // One line a thing removed: "deleted instance i-0abc", "deleted state directory …".
+                if event.step != .failed && event.step != .deleted { Output.error(event.message) }
             }
         }
         guard let last, last.step == .deleted else {

@@ -45,7 +45,13 @@ enum DetachedProcess {
             cEnvironment.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, &cArguments, &cEnvironment)
+        var result = posix_spawn(&pid, executable, &actions, &attributes, &cArguments, &cEnvironment)
+        // ETXTBSY: the file was just written, and a process forked elsewhere meanwhile still holds
+        // it open for writing for an instant. Retried briefly, as Go's os/exec does.
+        for _ in 0..<20 where result == ETXTBSY {
+            usleep(25_000)
+            result = posix_spawn(&pid, executable, &actions, &attributes, &cArguments, &cEnvironment)
+        }
         guard result == 0 else {
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(result)))")
         }
