@@ -124,6 +124,7 @@ import Testing
         let table = stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         #expect(table == [["NAME", "ADDRESS"], ["gw-aws-a", publicAddress]], "\(stdout)")
         #expect(create.stderr.contains("resources created: created security group"), "\(create.stderr)")
+        #expect(create.stderr.contains("joins the mesh through 127.0.0.69:7423 (a loopback address a cloud VM cannot reach"), "\(create.stderr)")
 
         let listed = try runner.gateways().first { $0["address"] as? String == publicAddress }
         #expect(listed?["status"] as? String == "alive")

@@ -141,7 +141,14 @@ public actor GatewayProvisioner {
         let spec = creation.spec
         let backend = creation.backend
         let pending = ProvisionedGateway(name: spec.name, backend: backend.kind, region: spec.region ?? "-", address: nil, status: "creating", resources: [:])
-        progress(GatewayProgress(step: .accepted, message: "creating \(spec.name) with the \(backend.kind) backend",
+        var note = ""
+        if backend.kind != "local" {
+            note = "; it joins the mesh through \(spec.joinToken)"
+            if spec.joinToken.hasPrefix("127.") || spec.joinToken.hasPrefix("[::1]") || spec.joinToken.hasPrefix("localhost") {
+                note += " (a loopback address a cloud VM cannot reach: start this node with --advertise PUBLIC-ADDRESS:PORT)"
+            }
+        }
+        progress(GatewayProgress(step: .accepted, message: "creating \(spec.name) with the \(backend.kind) backend\(note)",
                                  gateway: GatewayRecord(gateway: pending, project: creation.project, created: Date())))
         let made: ProvisionedGateway
         do {
