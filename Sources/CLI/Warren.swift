@@ -12,7 +12,7 @@ struct Warren: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, PsCommand.self, LogsCommand.self, StopCommand.self,
-            SecretsCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self,
+            SecretsCommand.self, ProjectCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self,
             NodeCommand.self, ConfigCommand.self, DebugLinkCommand.self,
         ]
     )

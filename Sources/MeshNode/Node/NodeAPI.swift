@@ -18,6 +18,8 @@ public struct NodeAPI: Sendable {
     public var leases: @Sendable () async -> [LeaseInfo]
     public var secrets: any SecretsService
     public var runs: RunManager
+    /// `gateway create/delete`; nil on a node that does not provision gateways.
+    public var provisioner: GatewayProvisioner?
 
     public init(
         node: @escaping @Sendable () async -> NodeInfo, peers: @escaping @Sendable () async -> [PeerInfo],
@@ -39,6 +41,7 @@ public struct NodeAPI: Sendable {
         r.get("/v1/peers") { _ in try .json(await api.peers()) }
         r.get("/v1/gateways") { _ in try .json(await api.gateways()) }
         r.get("/v1/leases") { _ in try .json(await api.leases()) }
+        addGatewayProvisioningRoutes(to: &r)
 
         r.get("/v1/projects/:project/secrets") { req in
             try .json(try await api.secrets.list(project: req.parameter("project")))

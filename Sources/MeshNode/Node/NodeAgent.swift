@@ -80,7 +80,7 @@ public final class NodeAgent: Sendable {
         }
         try await runs.recover()
 
-        let api = NodeAPI(
+        var api = NodeAPI(
             node: {
                 NodeInfo(id: identity.id.description, meshID: o.meshID, listen: HostPort.format(o.listenHost, port),
                          isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory)
@@ -97,6 +97,7 @@ public final class NodeAgent: Sendable {
             },
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)
+        api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: api.router, logger: logger)
         let metricsServer: MetricsServer? = if let m = o.metrics {
             try await MetricsServer.bind(host: m.host, port: m.port, emit: m.emit, logger: logger)

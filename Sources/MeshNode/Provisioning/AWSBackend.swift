@@ -27,7 +27,7 @@ public struct AWSBackend: GatewayBackend {
         }
 
         /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`
-        /// (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_EC2` (or `AWS_ENDPOINT_URL`) and `WARREN_RELEASE_URL`.
+        /// (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_EC2` (or `AWS_ENDPOINT_URL`), `AWS_IMAGE_OWNER` and `WARREN_RELEASE_URL`.
         public init(settings: BackendSettings) throws {
             let credentials = AWSCredentials(
                 accessKeyID: try settings.required("AWS_ACCESS_KEY_ID", purpose: "the AWS access key"),
@@ -40,6 +40,8 @@ public struct AWSBackend: GatewayBackend {
                 endpoint: settings["AWS_ENDPOINT_URL_EC2"] ?? settings["AWS_ENDPOINT_URL"],
                 releaseURL: try settings.required("WARREN_RELEASE_URL", purpose: "the URL of the Warren release gateways install")
             )
+            // Canonical publishes under other accounts in some partitions (aws-cn, GovCloud); "self" for your own images.
+            if let owner = settings["AWS_IMAGE_OWNER"] { imageOwner = owner }
         }
     }
 

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import MeshNode
+
+/// `warren gateway create`: the node makes the gateway with the project's backend and reports
+/// each step; this command shows them and prints NAME and ADDRESS once the gateway is alive in
+/// the mesh. Ctrl-C (or a timeout) has the node remove what it made.
+struct GatewayCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create a gateway with the project's backend and wait until it joins the mesh.",
+        discussion: """
+            The backend is --backend, else the project's (`warren project set-backend`), else `local`: \
+            a gateway node on this machine, on a free loopback address. Cloud backends read their \
+            credentials from the project's secrets, then from this shell's environment \
+            (AWS_ACCESS_KEY_ID …, AZURE_CLIENT_ID …, GOOGLE_APPLICATION_CREDENTIALS …, WARREN_RELEASE_URL). \
+            A cloud gateway joins the mesh through this node's advertised address, which must be \
+            reachable from the cloud.
+            """
+    )
+
+    @Option(help: "The project whose backend and credentials are used.") var project: String
+    @Option(help: ArgumentHelp("local, aws, azure or gcp (default: the project's backend, else local).", valueName: "KIND"))
+    var backend: String?
+    @Option(help: "The gateway's name (default: a generated warren-gateway-<adjective>-<animal>).") var name: String?
+    @Option(help: "The cloud region or zone (default: the backend's).") var region: String?
+    @Option(help: "The VM size (default: t3.micro, Standard_B1s, e2-micro).") var instanceType: String?
+    @Option(help: "A domain that will point at the gateway.") var domain: String?
+    @Option(help: ArgumentHelp("local backend: the loopback address to use (default: the first free of 127.0.0.2 …).", valueName: "ADDR"))
+    var address: String?
+    @Option(help: ArgumentHelp("How long to wait for the gateway to join the mesh (default: 60 local, 600 cloud).", valueName: "SECONDS"))
+    var timeout: Double?
+    @OptionGroup var node: NodeOptions
+
+    func validate() throws {
+        if let backend, !GatewayProvisioner.kinds.contains(backend.lowercased()) {
+            throw ValidationError("unknown backend `\(backend)`: use one of \(GatewayProvisioner.kinds.joined(separator: ", "))")
+        }
+        if let name { do { try GatewayName.validate(name) } catch { throw ValidationError("\(error)") } }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    func run() async throws {
+        let client = node.client
+        let request = GatewayCreateRequest(
+            project: project, backend: backend?.lowercased(), name: name, region: region, instanceType: instanceType, domain: domain,
+            address: address, timeoutSeconds: timeout,
+            environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment))
+        if !node.json { Output.line("Creating gateway, it may take some time...") }
+        let display = ProgressDisplay()
+        let creating = CreatingName()
+        // Ctrl-C: ask the node to cancel (it removes what it made); the stream then ends with
+        // `failed` and the steps of the cleanup. Before the name is known, closing is enough.
+        Interrupt.install {
+            guard let name = creating.name else { Foundation.exit(130) }
+            creating.interrupted = true
+            _ = try? client.progress("DELETE", "/v1/gateways/\(name.urlPathEscaped)", GatewayDeleteRequest()) { _ in }
+        }
+        let last = try reportingFailures {
+            try client.progress("POST", "/v1/gateways", request) { event in
+                if event.step == .accepted { creating.name = event.gateway?.name }
+                if event.step != .failed { display.show(event) }
+            }
+        }
+        guard let last, last.step == .ready, let record = last.gateway else {
+            display.finish(success: false)
+            Output.error("error: \(last?.error ?? "the node ended the creation without a result; see `warren gateway list`")")
+            throw ExitCode(creating.interrupted ? 130 : 1)
+        }
+        display.finish(success: true)
+        if node.json { try Output.json(record); return }
+        Output.line(Output.table(["name", "address"], [[record.name, record.gateway.address ?? "-"]]))
+    }
+}
+
+/// The name of the gateway being made, once the node has said it; read by the Ctrl-C handler.
+final class CreatingName: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _name: String?
+    private var _interrupted = false
+
+    var name: String? {
+        get { lock.withLock { _name } }
+        set { lock.withLock { _name = newValue } }
+    }
+
+    var interrupted: Bool {
+        get { lock.withLock { _interrupted } }
+        set { lock.withLock { _interrupted = newValue } }
+    }
+}

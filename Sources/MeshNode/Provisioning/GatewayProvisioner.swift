@@ -1,0 +1,322 @@
+public import Foundation
+
+/// `warren gateway create/delete` on the node: picks the backend from the request and the
+/// project's secrets, has it make the machine (or local process), waits until the new gateway is
+/// alive in gossip, and keeps a record of what it made so `delete` can remove it. A creation that
+/// fails, times out or is cancelled removes what it made.
+public actor GatewayProvisioner {
+    public struct Context: Sendable {
+        /// The node's state directory; gateways are recorded (and local ones live) in `gateways/`.
+        public var stateDirectory: String
+        /// Where a local gateway joins the mesh (this node's listen address, "host:port").
+        public var localJoin: String
+        /// Where a cloud gateway joins: this node's advertised address. It must be reachable
+        /// from the cloud; once admission lands, a single-use invite token takes its place.
+        public var cloudJoin: String
+        /// The project's opened secrets (backend kind and credentials).
+        public var projectSettings: @Sendable (_ project: String) async throws -> [String: String]
+        public var peers: @Sendable () async -> [PeerInfo]
+        public var gateways: @Sendable () async -> [GatewayInfo]
+        /// The node's environment, under the caller's and the project's settings.
+        public var environment: [String: String]
+        /// Makes the backend `kind`; tests swap in fakes.
+        public var makeBackend: @Sendable (_ kind: String, _ settings: BackendSettings, _ local: LocalBackend.Configuration) throws -> any GatewayBackend
+        public var pollInterval: Duration
+
+        public init(
+            stateDirectory: String, localJoin: String, cloudJoin: String,
+            projectSettings: @escaping @Sendable (String) async throws -> [String: String],
+            peers: @escaping @Sendable () async -> [PeerInfo], gateways: @escaping @Sendable () async -> [GatewayInfo],
+            environment: [String: String] = ProcessInfo.processInfo.environment,
+            makeBackend: @escaping @Sendable (String, BackendSettings, LocalBackend.Configuration) throws -> any GatewayBackend = GatewayProvisioner.defaultBackend,
+            pollInterval: Duration = .milliseconds(200)
+        ) {
+            self.stateDirectory = stateDirectory
+            self.localJoin = localJoin
+            self.cloudJoin = cloudJoin
+            self.projectSettings = projectSettings
+            self.peers = peers
+            self.gateways = gateways
+            self.environment = environment
+            self.makeBackend = makeBackend
+            self.pollInterval = pollInterval
+        }
+    }
+
+    /// The backends a gateway can be made with.
+    public static let kinds = ["local"] + GatewayBackends.cloudKinds
+    /// How long a new gateway has to join: a local process starts in seconds; a VM boots and
+    /// downloads Warren first.
+    public static let defaultTimeout: [String: Duration] = ["local": .seconds(60)]
+    public static let defaultCloudTimeout: Duration = .seconds(600)
+
+    public static let defaultBackend: @Sendable (String, BackendSettings, LocalBackend.Configuration) throws -> any GatewayBackend = { kind, settings, local in
+        kind == "local" ? LocalBackend(configuration: local) : try GatewayBackends.make(kind: kind, settings: settings)
+    }
+
+    /// A checked request, ready to run.
+    public struct Creation: Sendable {
+        public var project: String
+        public var spec: GatewaySpec
+        public var timeout: Duration
+        var backend: any GatewayBackend
+        public var backendKind: String { backend.kind }
+    }
+
+    private let context: Context
+    private var inFlight: [String: Task<GatewayRecord, any Error>] = [:]
+
+    public init(context: Context) {
+        self.context = context
+    }
+
+    var directory: String { context.stateDirectory + "/gateways" }
+
+    // MARK: - Create
+
+    /// Checks `request` and configures its backend. The errors are the caller's to fix (an
+    /// unknown backend, a missing credential, a name taken), before anything is made.
+    public func prepare(_ request: GatewayCreateRequest) async throws -> Creation {
+        let secrets: [String: String]
+        do {
+            secrets = try await context.projectSettings(request.project)
+        } catch {
+            throw ProvisioningError.invalidConfiguration("the settings of project \(request.project) could not be read: \(error)")
+        }
+        let kind = (request.backend ?? secrets["WARREN_BACKEND"] ?? "local").lowercased()
+        guard Self.kinds.contains(kind) else {
+            throw ProvisioningError.invalidConfiguration("unknown gateway backend \(kind.debugDescription): use one of \(Self.kinds.joined(separator: ", "))")
+        }
+        if request.address != nil, kind != "local" {
+            throw ProvisioningError.invalidConfiguration("--address is for the local backend; \(kind) gateways get their address from the cloud")
+        }
+        let taken = await takenNames()
+        let name: String
+        if let given = request.name {
+            try GatewayName.validate(given)
+            guard !taken.contains(given) else {
+                throw ProvisioningError.invalidConfiguration("a gateway named \(given) exists already: choose another --name, or delete it with `warren gateway delete \(given)`")
+            }
+            name = given
+        } else {
+            name = GatewayName.generate(avoiding: taken)
+        }
+        let settings = BackendSettings(secrets, environment: context.environment.merging(request.environment) { _, caller in caller })
+        let local = LocalBackend.Configuration(
+            directory: directory, binary: context.environment[LocalBackend.binaryVariable].flatMap { $0.isEmpty ? nil : $0 },
+            address: request.address, environment: context.environment)
+        let backend = try context.makeBackend(kind, settings, local)
+        var timeout = Self.defaultTimeout[kind] ?? Self.defaultCloudTimeout
+        if let seconds = request.timeoutSeconds {
+            guard seconds > 0, seconds <= 86_400 else {
+                throw ProvisioningError.invalidConfiguration("--timeout must be between 0 and 86400 seconds, got \(seconds)")
+            }
+            timeout = .milliseconds(Int64(seconds * 1000))
+        }
+        let spec = GatewaySpec(
+            name: name, region: request.region, instanceType: request.instanceType,
+            joinToken: kind == "local" ? context.localJoin : context.cloudJoin, meshPort: AgentOptions.defaultPort, domain: request.domain)
+        return Creation(project: request.project, spec: spec, timeout: timeout, backend: backend)
+    }
+
+    /// Makes the gateway and waits until it is alive in gossip, reporting each step. On failure,
+    /// timeout or cancellation of the calling task, removes what was made and throws.
+    public func create(_ creation: Creation, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws -> GatewayRecord {
+        let name = creation.spec.name
+        // Checked again here, atomically with the start: two creations of one name may have been prepared.
+        guard inFlight[name] == nil, (try? record(named: name)) ?? nil == nil else {
+            throw GatewayCreationError(description: "a gateway named \(name) is being created or exists already: choose another --name")
+        }
+        let task = Task { try await self.run(creation, progress: progress) }
+        inFlight[name] = task
+        defer { inFlight[name] = nil }
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    private func run(_ creation: Creation, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws -> GatewayRecord {
+        let spec = creation.spec
+        let backend = creation.backend
+        let pending = ProvisionedGateway(name: spec.name, backend: backend.kind, region: spec.region ?? "-", address: nil, status: "creating", resources: [:])
+        var note = ""
+        if backend.kind != "local" {
+            note = "; it joins the mesh through \(spec.joinToken)"
+            if spec.joinToken.hasPrefix("127.") || spec.joinToken.hasPrefix("[::1]") || spec.joinToken.hasPrefix("localhost") {
+                note += " (a loopback address a cloud VM cannot reach: start this node with --advertise PUBLIC-ADDRESS:PORT)"
+            }
+        }
+        progress(GatewayProgress(step: .accepted, message: "creating \(spec.name) with the \(backend.kind) backend\(note)",
+                                 gateway: GatewayRecord(gateway: pending, project: creation.project, created: Date())))
+        let made: ProvisionedGateway
+        do {
+            made = try await backend.create(spec) { event in progress(Self.progress(for: event)) }
+        } catch {
+            throw GatewayCreationError(description: "creating \(spec.name) with the \(backend.kind) backend failed: \(Self.describe(error))")
+        }
+        let record = GatewayRecord(gateway: made, project: creation.project, created: Date())
+        do {
+            try Task.checkCancellation()
+            try save(record)
+            return try await waitUntilReady(record, timeout: creation.timeout, backend: backend, progress: progress)
+        } catch {
+            let why = Self.describe(error)
+            progress(GatewayProgress(step: .cleanup, message: "removing what was made for \(spec.name)"))
+            // A fresh task: the cleanup must run to its end even when this one is cancelled.
+            let cleanup = Task { try await self.remove(record, backend: backend, progress: progress) }
+            do {
+                try await cleanup.value
+            } catch {
+                throw GatewayCreationError(
+                    description: "\(why); removing what was made failed too: \(Self.describe(error)). Left behind: \(Self.describe(made.resources))")
+            }
+            throw GatewayCreationError(description: "\(why); removed what was made for \(spec.name)")
+        }
+    }
+
+    private func waitUntilReady(
+        _ record: GatewayRecord, timeout: Duration, backend: any GatewayBackend, progress: @escaping @Sendable (GatewayProgress) -> Void
+    ) async throws -> GatewayRecord {
+        let made = record.gateway
+        let nodeID = made.resources["node"]
+        let local = backend as? LocalBackend
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var joined = false
+        while true {
+            try Task.checkCancellation()
+            if let nodeID, !joined, await context.peers().contains(where: { $0.id == nodeID && $0.state == "alive" }) {
+                joined = true
+                progress(GatewayProgress(step: .joined, message: "node \(nodeID.prefix(8)) joined the mesh"))
+            }
+            let entry = await context.gateways().first { g in
+                g.status == "alive" && (nodeID.map { g.node == $0 } ?? (g.name == made.name || (made.address != nil && g.address == made.address)))
+            }
+            if let entry {
+                if !joined { progress(GatewayProgress(step: .joined, message: "node \(entry.node.prefix(8)) joined the mesh")) }
+                var ready = record
+                ready.gateway.status = "ready"
+                ready.gateway.address = entry.address
+                ready.gateway.resources["node"] = entry.node
+                try? save(ready)
+                progress(GatewayProgress(step: .ready, message: "gateway \(made.name) is ready at \(entry.address)", gateway: ready))
+                return ready
+            }
+            if let local, !local.isRunning(made.name) {
+                let tail = local.logTail(made.name)
+                throw ProvisioningError.invalidConfiguration("the gateway node \(made.name) exited before joining the mesh\(tail.isEmpty ? "" : "; its log ends with:\n\(tail)")")
+            }
+            guard clock.now < deadline else {
+                let hint = local.map { "; its log ends with:\n\($0.logTail(made.name))" }
+                    ?? " (it joins through \(context.cloudJoin), which must be reachable from the VM; its console log tells more)"
+                throw ProvisioningError.timedOut("gateway \(made.name) did not join the mesh within \(timeout)\(hint)")
+            }
+            try await Task.sleep(for: context.pollInterval)
+        }
+    }
+
+    // MARK: - Delete
+
+    /// Removes a gateway this node made: cancels its creation if it is still running, else has
+    /// its backend remove the machine and everything made for it, then forgets it.
+    public func delete(name: String, environment: [String: String], progress: @escaping @Sendable (GatewayProgress) -> Void) async throws {
+        if let task = inFlight[name] {
+            progress(GatewayProgress(step: .cleanup, message: "cancelling the creation of \(name)"))
+            task.cancel()
+            _ = try? await task.value
+            progress(GatewayProgress(step: .deleted, message: "creation of \(name) cancelled; what was made is removed"))
+            return
+        }
+        try await checkDeletable(name)
+        guard let record = try record(named: name) else { throw ProvisioningError.notFound(name) }
+        let secrets = (try? await context.projectSettings(record.project)) ?? [:]
+        let settings = BackendSettings(secrets, environment: context.environment.merging(environment) { _, caller in caller })
+        let backend = try context.makeBackend(record.gateway.backend, settings, LocalBackend.Configuration(directory: directory, environment: context.environment))
+        let task = Task { try await self.remove(record, backend: backend, progress: progress) }
+        try await task.value
+        progress(GatewayProgress(step: .deleted, message: "gateway \(name) deleted", gateway: record))
+    }
+
+    /// Throws unless `name` is a gateway this node made or is making: `notFound`, or a refusal
+    /// that names the node running a gateway made elsewhere.
+    public func checkDeletable(_ name: String) async throws {
+        if inFlight[name] != nil { return }
+        if try record(named: name) != nil { return }
+        if let known = await context.gateways().first(where: { $0.name == name }) {
+            throw ProvisioningError.invalidConfiguration(
+                "gateway \(name) was not created by this node (it runs as node \(known.node.prefix(8)) at \(known.address)): delete it from the node that created it, or stop its `warren node start`")
+        }
+        throw ProvisioningError.notFound(name)
+    }
+
+    /// The backend's delete, then the record. A local gateway's directory holds the record too.
+    private func remove(_ record: GatewayRecord, backend: any GatewayBackend, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws {
+        do {
+            try await backend.delete(record.gateway) { event in
+                progress(GatewayProgress(step: .cleanup, message: event.description))
+            }
+        } catch ProvisioningError.notFound {
+            // Gone already (removed by hand, or a half-made local gateway): forget it.
+        }
+        try? FileManager.default.removeItem(atPath: directory + "/" + record.name)
+    }
+
+    // MARK: - Records
+
+    /// The gateways this node made, as last recorded.
+    public func records() -> [GatewayRecord] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.sorted().compactMap { try? record(named: $0) }
+    }
+
+    private func record(named name: String) throws -> GatewayRecord? {
+        guard (try? GatewayName.validate(name)) != nil,
+              let data = FileManager.default.contents(atPath: directory + "/" + name + "/gateway.json")
+        else { return nil }
+        return try APIJSON.makeDecoder().decode(GatewayRecord.self, from: data)
+    }
+
+    private func save(_ record: GatewayRecord) throws {
+        let dir = directory + "/" + record.name
+        try PrivateFiles.ensureDirectory(directory)
+        try PrivateFiles.ensureDirectory(dir)
+        try APIJSON.makeEncoder().encode(record).write(to: URL(fileURLWithPath: dir + "/gateway.json"), options: .atomic)
+    }
+
+    private func takenNames() async -> Set<String> {
+        var names = Set(await context.gateways().map(\.name))
+        names.formUnion(inFlight.keys)
+        names.formUnion(((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []))
+        return names
+    }
+
+    // MARK: - Wording
+
+    static func progress(for event: ProvisioningEvent) -> GatewayProgress {
+        switch event {
+        case .created: return GatewayProgress(step: .resources, message: event.description)
+        case .booting, .addressAssigned: return GatewayProgress(step: .booting, message: event.description)
+        case .deleted: return GatewayProgress(step: .cleanup, message: event.description)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case is CancellationError: return "cancelled"
+        case let error as ProvisioningError: return error.description
+        case let error as APIError: return error.message
+        default: return "\(error)"
+        }
+    }
+
+    static func describe(_ resources: [String: String]) -> String {
+        resources.isEmpty ? "nothing recorded" : resources.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+}
+
+/// Why a creation failed, and what became of what it had made.
+public struct GatewayCreationError: Error, CustomStringConvertible {
+    public var description: String
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+
+/// `warren gateway create/delete` with the local backend, end to end: a runner node, and gateway
+/// nodes started by it as real processes on loopback (127.0.0.60–69, kept apart from other tests).
+@Suite(.serialized) struct GatewayCreateLocalTests {
+    @Test func createWaitsUntilTheGatewayJoinsListShowsItAndDeleteStopsIt() throws {
+        let runner = try BackgroundNode(address: "127.0.0.60")
+        defer { runner.stop() }
+
+        let created = try runner.warren(["gateway", "create", "--project", "local", "--backend", "local", "--name", "gw-cli-a", "--address", "127.0.0.61"])
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(created.stdout.hasPrefix("Creating gateway, it may take some time...\n"))
+        let table = created.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(table == [["NAME", "ADDRESS"], ["gw-cli-a", "127.0.0.61"]], "\(created.stdout)")
+        // Not a terminal: one plain line a step, in order.
+        let steps = ["resources created:", "booting:", "joined the mesh:", "ready:"].map { created.stderr.range(of: $0)?.lowerBound }
+        #expect(steps.allSatisfy { $0 != nil }, "\(created.stderr)")
+        #expect(steps.compactMap { $0 } == steps.compactMap { $0 }.sorted())
+
+        let pidText = try String(contentsOfFile: runner.directory + "/gateways/gw-cli-a/gateway.pid", encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let listed = try runner.gateways().first { $0["name"] as? String == "gw-cli-a" }
+        #expect(listed?["address"] as? String == "127.0.0.61")
+        #expect(listed?["status"] as? String == "alive")
+        #expect(listed?["backend"] as? String == "local")
+        let table2 = try runner.warren(["gateway", "list"])
+        #expect(table2.stdout.contains("gw-cli-a") && table2.stdout.contains("alive"), "\(table2.stdout)")
+
+        // The gateway is a node of its own: its API answers in its state directory.
+        let own = try WarrenProcess.run(["peers", "--json", "--state-dir", runner.directory + "/gateways/gw-cli-a"])
+        #expect(own.status == 0, "\(own.stderr)")
+
+        let deleted = try runner.warren(["gateway", "delete", "gw-cli-a", "-y"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(deleted.stdout.contains("Gateway gw-cli-a deleted."))
+        #expect(kill(pid, 0) != 0, "the gateway process still runs")
+        #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-a"))
+        // It left the mesh gracefully, or is gone from the list.
+        let gone = try BackgroundNode.eventually(15) {
+            let entry = try runner.gateways().first { $0["name"] as? String == "gw-cli-a" }
+            return entry == nil || ["left", "dead"].contains(entry?["status"] as? String ?? "")
+        }
+        #expect(gone)
+
+        let again = try runner.warren(["gateway", "delete", "gw-cli-a", "-y"])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("gw-cli-a"), "\(again.stderr)")
+    }
+
+    @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {
+        // The gateway process runs but never joins.
+        let neverJoins = try BackgroundNode.fakeWarren("echo waiting forever; exec sleep 600")
+        defer { try? FileManager.default.removeItem(atPath: neverJoins) }
+        let runner = try BackgroundNode(address: "127.0.0.62", gatewayBinary: neverJoins)
+        defer { runner.stop() }
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-slow", "--address", "127.0.0.63", "--timeout", "1"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("gateway gw-cli-slow did not join the mesh within 1.0 seconds"), "\(r.stderr)")
+        #expect(r.stderr.contains("waiting forever"), "the log's tail is shown: \(r.stderr)")
+        #expect(r.stderr.contains("removed what was made for gw-cli-slow"), "\(r.stderr)")
+        #expect(!r.stdout.contains("NAME"))
+        #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-slow"))
+        #expect(BackgroundNode.gatewayProcesses(named: "gw-cli-slow").isEmpty)
+    }
+
+    @Test func aGatewayThatExitsIsReportedWithItsLog() throws {
+        let fails = try BackgroundNode.fakeWarren("echo 'error: cannot bind 127.0.0.69:7420: address in use'; exit 1")
+        defer { try? FileManager.default.removeItem(atPath: fails) }
+        let runner = try BackgroundNode(address: "127.0.0.68", gatewayBinary: fails)
+        defer { runner.stop() }
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-exit", "--address", "127.0.0.69"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("the gateway node gw-cli-exit exited before joining the mesh"), "\(r.stderr)")
+        #expect(r.stderr.contains("cannot bind 127.0.0.69:7420: address in use"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-exit"))
+    }
+
+    @Test func ctrlCCancelsTheCreationAndRemovesWhatWasMade() throws {
+        let neverJoins = try BackgroundNode.fakeWarren("exec sleep 600")
+        defer { try? FileManager.default.removeItem(atPath: neverJoins) }
+        let runner = try BackgroundNode(address: "127.0.0.64", gatewayBinary: neverJoins)
+        defer { runner.stop() }
+        let create = try RunningWarren(
+            ["gateway", "create", "--project", "local", "--name", "gw-cli-int", "--address", "127.0.0.65", "--state-dir", runner.directory],
+            environment: [:])
+        try #require(create.waitForStderr(containing: "booting:", seconds: 30), "\(create.stderr)")
+        let pidText = try String(contentsOfFile: runner.directory + "/gateways/gw-cli-int/gateway.pid", encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(create.process.processIdentifier, SIGINT)
+        let (status, stdout) = create.finish(seconds: 60)
+        #expect(status == 130, "\(create.stderr)")
+        #expect(create.stderr.contains("cleaning up"), "\(create.stderr)")
+        #expect(create.stderr.contains("removed what was made for gw-cli-int"), "\(create.stderr)")
+        #expect(!stdout.contains("NAME"))
+        #expect(kill(pid, 0) != 0, "the gateway process still runs")
+        #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-int"))
+    }
+
+    @Test func unknownBackendsAreRefusedByTheCLIAndByTheNode() throws {
+        let runner = try BackgroundNode(address: "127.0.0.66")
+        defer { runner.stop() }
+        let flag = try runner.warren(["gateway", "create", "--project", "local", "--backend", "openstack"])
+        #expect(flag.status == 2)
+        #expect(flag.stderr.contains("unknown backend `openstack`"), "\(flag.stderr)")
+
+        // A project's stored setting is checked by the node.
+        let stored = try runner.warren(["secrets", "add", "WARREN_BACKEND", "openstack", "--project", "odd"])
+        #expect(stored.status == 0, "\(stored.stderr)")
+        let r = try runner.warren(["gateway", "create", "--project", "odd"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("unknown gateway backend \"openstack\": use one of local, aws, azure, gcp"), "\(r.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: runner.directory + "/gateways")) ?? []).isEmpty)
+    }
+
+    @Test func awsWithoutCredentialsNamesTheVariables() throws {
+        let runner = try BackgroundNode(address: "127.0.0.66", port: 7421)
+        defer { runner.stop() }
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--backend", "aws"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("AWS_ACCESS_KEY_ID"), "\(r.stderr)")
+        #expect(r.stderr.contains("warren project set-backend"), "\(r.stderr)")
+
+        let set = try runner.warren(["project", "set-backend", "cloudy", "aws"])
+        #expect(set.status == 1)
+        #expect(set.stderr.contains("AWS_ACCESS_KEY_ID") && set.stderr.contains("Nothing stored"), "\(set.stderr)")
+    }
+
+    @Test func setBackendStoresTheKindAndCredentialsAsSecrets() throws {
+        let runner = try BackgroundNode(address: "127.0.0.67")
+        defer { runner.stop() }
+        let env = ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1",
+                   "WARREN_RELEASE_URL": "https://example.com/warren.tar.gz"]
+        let set = try runner.warren(["project", "set-backend", "cloudy", "aws"], environment: env)
+        #expect(set.status == 0, "\(set.stderr)")
+        let list = try runner.warren(["secrets", "list", "--project", "cloudy", "--json"])
+        let names = ((try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
+        #expect(Set(names) == ["WARREN_BACKEND", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "WARREN_RELEASE_URL"])
+
+        // A name taken by a gateway of the mesh, or a local address for a cloud, is refused before anything is made.
+        let address = try runner.warren(["gateway", "create", "--project", "cloudy", "--address", "127.0.0.68"])
+        #expect(address.status == 1)
+        #expect(address.stderr.contains("--address is for the local backend"), "\(address.stderr)")
+    }
+}

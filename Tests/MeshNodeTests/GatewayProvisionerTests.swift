@@ -1,0 +1,191 @@
+import Foundation
+@testable import MeshNode
+import Testing
+
+/// The provisioner's choices and its cleanup, with a fake cloud backend and a fake mesh view.
+@Suite struct GatewayProvisionerTests {
+    /// A backend that makes nothing, remembering what it was asked.
+    final class FakeCloud: GatewayBackend, @unchecked Sendable {
+        let kind: String
+        private let lock = NSLock()
+        private var _created: [GatewaySpec] = []
+        private var _deleted: [String] = []
+        init(kind: String) { self.kind = kind }
+
+        var created: [GatewaySpec] { lock.withLock { _created } }
+        var deleted: [String] { lock.withLock { _deleted } }
+
+        func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
+            lock.withLock { _created.append(spec) }
+            progress(.created(kind: "security group", id: "sg-1"))
+            progress(.booting(instance: "i-1"))
+            progress(.addressAssigned("203.0.113.7"))
+            return ProvisionedGateway(name: spec.name, backend: kind, region: spec.region ?? "r1", address: "203.0.113.7", status: "running",
+                                      resources: ["instance": "i-1", "securityGroup": "sg-1"])
+        }
+
+        func delete(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws {
+            lock.withLock { _deleted.append(gateway.name) }
+            progress(.deleted(kind: "instance", id: "i-1"))
+        }
+
+        func list() async throws -> [ProvisionedGateway] { [] }
+    }
+
+    /// What the fake mesh shows.
+    final class FakeMesh: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _gateways: [GatewayInfo] = []
+        var gateways: [GatewayInfo] {
+            get { lock.withLock { _gateways } }
+            set { lock.withLock { _gateways = newValue } }
+        }
+    }
+
+    final class Progress: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [GatewayProgress] = []
+        func append(_ p: GatewayProgress) { lock.withLock { list.append(p) } }
+        var steps: [GatewayProgress.Step] { lock.withLock { list.map(\.step) } }
+    }
+
+    struct Setup {
+        let provisioner: GatewayProvisioner
+        let cloud: FakeCloud
+        let mesh: FakeMesh
+        let directory: String
+    }
+
+    static func setup(secrets: [String: String] = [:], realBackends: Bool = false) throws -> Setup {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgp-\(UUID().uuidString.prefix(8))").path
+        let cloud = FakeCloud(kind: "aws")
+        let mesh = FakeMesh()
+        let fake: @Sendable (String, BackendSettings, LocalBackend.Configuration) throws -> any GatewayBackend = { kind, _, _ in
+            guard kind == "aws" else { throw ProvisioningError.invalidConfiguration("only aws in this test") }
+            return cloud
+        }
+        let context = GatewayProvisioner.Context(
+            stateDirectory: directory, localJoin: "127.0.0.1:7420", cloudJoin: "198.51.100.1:7420",
+            projectSettings: { _ in secrets }, peers: { [] }, gateways: { mesh.gateways }, environment: [:],
+            makeBackend: realBackends ? GatewayProvisioner.defaultBackend : fake,
+            pollInterval: .milliseconds(20))
+        return Setup(provisioner: GatewayProvisioner(context: context), cloud: cloud, mesh: mesh, directory: directory)
+    }
+
+    static func alive(_ name: String, address: String, node: String = "NODE") -> GatewayInfo {
+        GatewayInfo(name: name, address: address, domains: [], node: node, backend: "local", region: nil, status: "alive", bindings: [])
+    }
+
+    @Test func aCloudGatewayIsReadyWhenItsAddressIsAliveInGossipAndIsRecordedForDelete() async throws {
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"])
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-p-a", region: "eu-west-1"))
+        #expect(creation.backendKind == "aws")
+        #expect(creation.spec.joinToken == "198.51.100.1:7420")
+        let progress = Progress()
+        let mesh = s.mesh
+        // The VM's node joins a little later, named by default after its ID.
+        Task {
+            try await Task.sleep(for: .milliseconds(100))
+            mesh.gateways = [Self.alive("warren-gateway-abc", address: "203.0.113.7", node: "NODEABC")]
+        }
+        let record = try await s.provisioner.create(creation, progress: progress.append)
+        #expect(record.gateway.address == "203.0.113.7")
+        #expect(record.gateway.resources["node"] == "NODEABC")
+        #expect(record.project == "p")
+        #expect(progress.steps == [.accepted, .resources, .booting, .booting, .joined, .ready])
+        #expect(await s.provisioner.records().map(\.name) == ["gw-p-a"])
+
+        let deletion = Progress()
+        try await s.provisioner.delete(name: "gw-p-a", environment: [:], progress: deletion.append)
+        #expect(s.cloud.deleted == ["gw-p-a"])
+        #expect(deletion.steps.last == .deleted)
+        #expect(await s.provisioner.records().isEmpty)
+    }
+
+    @Test func aTimeoutDeletesWhatWasMade() async throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", name: "gw-p-b", timeoutSeconds: 0.1))
+        let progress = Progress()
+        await #expect {
+            _ = try await s.provisioner.create(creation, progress: progress.append)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("did not join the mesh within") && text.contains("removed what was made for gw-p-b")
+        }
+        #expect(s.cloud.deleted == ["gw-p-b"])
+        #expect(progress.steps.contains(.cleanup))
+        #expect(await s.provisioner.records().isEmpty)
+    }
+
+    @Test func cancellingTheCallerDeletesWhatWasMade() async throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", name: "gw-p-c"))
+        let progress = Progress()
+        let provisioner = s.provisioner
+        let task = Task { try await provisioner.create(creation, progress: progress.append) }
+        for _ in 0..<200 where !progress.steps.contains(.booting) { try await Task.sleep(for: .milliseconds(10)) }
+        task.cancel()
+        await #expect(throws: GatewayCreationError.self) { _ = try await task.value }
+        #expect(s.cloud.deleted == ["gw-p-c"])
+    }
+
+    @Test func twoCreationsOfOneNameDoNotBothRun() async throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let request = GatewayCreateRequest(project: "p", backend: "aws", name: "gw-p-d", timeoutSeconds: 30)
+        let first = try await s.provisioner.prepare(request)
+        let second = try await s.provisioner.prepare(request)
+        let provisioner = s.provisioner
+        let running = Task { try await provisioner.create(first) { _ in } }
+        for _ in 0..<200 where s.cloud.created.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        await #expect(throws: GatewayCreationError.self) { _ = try await provisioner.create(second) { _ in } }
+        s.mesh.gateways = [Self.alive("warren-gateway-x", address: "203.0.113.7")]
+        _ = try await running.value
+        #expect(s.cloud.created.count == 1)
+    }
+
+    @Test func badRequestsAreRefusedBeforeAnythingIsMade() async throws {
+        let s = try Self.setup(realBackends: true)
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        s.mesh.gateways = [Self.alive("gw-taken", address: "127.0.0.9")]
+        let cases: [(GatewayCreateRequest, String)] = [
+            (GatewayCreateRequest(project: "p", backend: "openstack"), "unknown gateway backend \"openstack\""),
+            (GatewayCreateRequest(project: "p", backend: "aws"), "AWS_ACCESS_KEY_ID"),
+            (GatewayCreateRequest(project: "p", backend: "azure"), "AZURE_TENANT_ID"),
+            (GatewayCreateRequest(project: "p", name: "gw-taken"), "a gateway named gw-taken exists already"),
+            (GatewayCreateRequest(project: "p", name: "Not_A_Name"), "invalid gateway name"),
+            (GatewayCreateRequest(project: "p", backend: "aws", address: "127.0.0.9"), "--address is for the local backend"),
+        ]
+        for (request, wording) in cases {
+            await #expect {
+                _ = try await s.provisioner.prepare(request)
+            } throws: { error in
+                "\(error)".contains(wording)
+            }
+        }
+        // Credentials from the caller's environment are enough.
+        let withKeys = GatewayCreateRequest(project: "p", backend: "aws", environment: [
+            "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1", "WARREN_RELEASE_URL": "https://example.com/w",
+        ])
+        let creation = try await s.provisioner.prepare(withKeys)
+        #expect(creation.backendKind == "aws")
+        #expect(creation.spec.name.hasPrefix("warren-gateway-"))
+    }
+
+    @Test func deleteRefusesUnknownGatewaysAndThoseMadeElsewhere() async throws {
+        let s = try Self.setup()
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        s.mesh.gateways = [Self.alive("gw-elsewhere", address: "127.0.0.9", node: "KQ2XYZABCDEF")]
+        await #expect(throws: ProvisioningError.notFound("gw-nowhere")) {
+            try await s.provisioner.delete(name: "gw-nowhere", environment: [:]) { _ in }
+        }
+        await #expect {
+            try await s.provisioner.delete(name: "gw-elsewhere", environment: [:]) { _ in }
+        } throws: { error in
+            "\(error)".contains("was not created by this node (it runs as node KQ2XYZAB at 127.0.0.9)")
+        }
+    }
+}
