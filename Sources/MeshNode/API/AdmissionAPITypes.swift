@@ -87,7 +87,7 @@ public struct ProjectMemberRequest: Codable, Sendable, Equatable {
 public struct ProjectInfo: Codable, Sendable, Equatable {
     public var name: String
     public var members: [String]
-    /// The key generation (1 at creation, one more per rotation or addition).
+    /// The key generation: 1 at creation, one more at each rotation (a member removed).
     public var generation: UInt32
     /// Whether this node is a member (can read the project's secrets).
     public var isMember: Bool
