@@ -182,6 +182,48 @@ struct AdmissionProcessTests {
         }
     }
 
+    @Test("A member removed from the mesh loses its links and its projects' keys rotate without it")
+    func meshRemoval() async throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (dirA, dirB) = (root + "/a", root + "/b")
+        let a = try Self.found(dirA, host: "127.0.0.41")
+        defer { a.stop() }
+        let b = try WarrenNodeProcess(stateDirectory: dirB, listen: "127.0.0.42:\(Self.port)", join: [try Self.invite(dirA)])
+        defer { b.stop() }
+        #expect(b.waitUntilServing())
+        let idB = try Self.nodeID(dirB)
+        #expect(try Self.pollUntil { try Self.warren(["mesh", "members", "--state-dir", dirA, "--json"]).stdout.contains(idB) })
+        #expect(try Self.warren(["project", "create", "P", "--state-dir", dirA]).status == 0)
+        #expect(try Self.warren(["project", "add-member", "P", idB, "--state-dir", dirA]).status == 0)
+        #expect(try Self.pollUntil { try Self.warren(["project", "list", "--json", "--state-dir", dirB]).stdout.contains("\"isMember\" : true") })
+
+        let removal = try Self.warren(["mesh", "remove", idB, "--state-dir", dirA])
+        #expect(removal.status == 0, "\(removal.stderr)")
+        let mesh = try JSONDecoder().decode(MeshInfo.self, from: Data(Self.warren(["mesh", "members", "--state-dir", dirA, "--json"]).stdout.utf8))
+        #expect(!mesh.members.map(\.id).contains(idB))
+        #expect(mesh.removed == [idB])
+        // The remaining member rotates P's key (generation 2) without B.
+        #expect(try Self.pollUntil {
+            let list = try Self.warren(["project", "list", "--json", "--state-dir", dirA]).stdout
+            return list.contains("\"generation\" : 2") && !list.contains(idB)
+        })
+        let after = "after-removal-\(UUID().uuidString)"
+        #expect(try Self.warren(["secrets", "add", "LATER", after, "--project", "P", "--state-dir", dirA]).status == 0)
+        try await Task.sleep(for: .seconds(2))
+        // A closed B's links and keeps them closed.
+        let peers = try Self.warren(["peers", "--state-dir", dirA, "--json"]).stdout
+        #expect(!peers.contains("\"linked\" : true"), "\(peers)")
+        a.stop()
+        b.stop()
+        let localB = try LocalMember(identity: NodeIdentity.loadOrCreate(directory: dirB).keyPair)
+        let bookB = try await Self.book(dirB)
+        #expect(throws: ProjectError.self) { try bookB.readSecret("LATER", project: "P", local: localB) }
+        for file in try Self.files(under: dirB) {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: file)).range(of: Data(after.utf8)) == nil)
+        }
+    }
+
     // MARK: Helpers
 
     /// Polls `condition` every 250 ms for at most `timeout` seconds.

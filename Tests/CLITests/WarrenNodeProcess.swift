@@ -46,16 +46,22 @@ final class WarrenNodeProcess: @unchecked Sendable {
     }
 
     /// Stops the node (SIGTERM, then SIGKILL after 10 s) and returns what it wrote to stderr.
+    /// Idempotent: a second call returns the same text.
     @discardableResult
     func stop() -> String {
+        if let stopped { return stopped }
         if process.isRunning {
             process.terminate()
             if waitForExit(timeout: 10) == nil { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
         _ = stdout.text()
-        return stderr.text()
+        let text = stderr.text()
+        stopped = text
+        return text
     }
+
+    private var stopped: String?
 
     /// stderr so far is only readable once the process has exited.
     var log: String { stop() }
