@@ -14,6 +14,8 @@ struct MeshAdminAPI: Sendable {
     /// This node's advertised address: the first an invite token lists.
     let advertised: String
     let endpoint: LinkEndpoint
+    /// On a gateway, its leases: a removed member's are released.
+    let leases: GatewayLeases?
     let logger: Logger
 
     func register(into r: inout APIRouter) {
@@ -81,7 +83,8 @@ struct MeshAdminAPI: Sendable {
         return meshInfo()
     }
 
-    /// Called with every change of the roster in force: closes the links of removed nodes and,
+    /// Called with every change of the roster in force: closes the links of removed nodes, releases
+    /// their leases on this gateway, and,
     /// on one remaining member per project (the smallest node ID, so members don't race), rotates
     /// the key of every project a removed node belonged to.
     func rosterChanged(old: MeshRoster?, new: MeshRoster?) async {
@@ -90,6 +93,9 @@ struct MeshAdminAPI: Sendable {
         for link in endpoint.links where removed.contains(link.peer) {
             logger.info("closing the link of a removed member", metadata: ["peer.id": "\(link.peer.short)"])
             await link.close()
+        }
+        for node in old.map({ new.changes(since: $0).removed }) ?? [] {
+            await leases?.release(heldBy: node.description)
         }
         let book = ProjectBook(entries: await mesh.snapshots(kinds: [.project, .secret]), roster: new)
         for (project, member) in book.staleMembers(roster: new) {

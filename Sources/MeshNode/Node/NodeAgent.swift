@@ -62,7 +62,7 @@ public final class NodeAgent: Sendable {
         await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
         await router.configureAdmission(gate: gate, desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger))
         let admin = MeshAdminAPI(gate: gate, mesh: mesh, keys: identity.keyPair, local: local, advertised: o.advertisedAddress,
-                                 endpoint: endpoint, logger: logger)
+                                 endpoint: endpoint, leases: gatewayLeases, logger: logger)
         await mesh.observeRoster { old, new in await admin.rosterChanged(old: old, new: new) }
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
