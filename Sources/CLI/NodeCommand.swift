@@ -47,7 +47,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("A domain that points at this gateway (repeatable).", valueName: "DOMAIN"))
         var domain: [String] = []
 
-        @Option(help: ArgumentHelp("A member to join the mesh through (repeatable).", valueName: "ADDR:PORT"))
+        @Option(help: ArgumentHelp("A member to join through (repeatable), or the invite token of a mesh with admission.", valueName: "ADDR:PORT|TOKEN"))
         var join: [String] = []
 
         @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).", valueName: "ADDR:PORT"))
@@ -58,7 +58,9 @@ struct NodeCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard Self.hostPort(listen) != nil else { throw ValidationError("--listen takes ADDR:PORT, got `\(listen)`") }
-            for j in join where Self.hostPort(j) == nil { throw ValidationError("--join takes ADDR:PORT, got `\(j)`") }
+            for j in join where Self.hostPort(j) == nil && !j.hasPrefix(InviteToken.prefix) {
+                throw ValidationError("--join takes ADDR:PORT or an invite token (warren1.…), got `\(j)`")
+            }
             if let metrics, Self.hostPort(metrics) == nil { throw ValidationError("--metrics takes ADDR:PORT, got `\(metrics)`") }
             if gateway && publicAddress == nil { throw ValidationError("--gateway needs --public-address ADDR (what services name in `gateway:`)") }
             if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }

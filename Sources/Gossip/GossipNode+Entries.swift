@@ -113,6 +113,11 @@ extension GossipNode {
             logger.debug("dropped entry with a bad signature", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
             return
         }
+        guard accept(entry) else {
+            counters.droppedRefused += 1
+            logger.debug("dropped an entry its owner refused", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
+            return
+        }
         guard case let .applied(previous) = map.merge(entry) else { return }
         clock.observe(entry.timestamp, physicalMillis: wall)
         counters.entriesApplied += 1

@@ -64,6 +64,9 @@ public struct GossipNode: Sendable {
     let wallClockAtZero: UInt64
     let sign: Signer
     let verify: Verifier
+    /// Whether an entry from elsewhere, its signature checked, may enter the replica: the owner's
+    /// own rules (e.g. authors admitted to the mesh). Every entry passes by default.
+    public var accept: @Sendable (Entry) -> Bool = { _ in true }
     let logger: Logger
     /// Actions produced by the call in progress.
     var pending: [Action] = []
@@ -361,6 +364,8 @@ public struct GossipCounters: Hashable, Sendable {
     public var droppedBadSignature = 0
     public var droppedNonMemberAuthor = 0
     public var droppedFutureDated = 0
+    /// Entries the owner's `accept` refused.
+    public var droppedRefused = 0
     public var droppedExpiredTombstone = 0
     public var tombstonesCollected = 0
     public var refutations = 0

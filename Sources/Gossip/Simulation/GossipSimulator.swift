@@ -180,6 +180,11 @@ public final class GossipSimulator {
         reschedule(i)
     }
 
+    /// Sets node `i`'s check of entries from elsewhere (`GossipNode.accept`).
+    public func setAccept(on i: Int, _ accept: @escaping @Sendable (Entry) -> Bool) {
+        nodes[i].accept = accept
+    }
+
     public func delete(on i: Int, kind: EntryKind, key: String) throws(GossipError) {
         let actions = try nodes[i].delete(kind: kind, key: key, now: now)
         perform(actions, by: i)

@@ -83,6 +83,17 @@ public actor GatewayLeases: LeaseAuthority {
         }
     }
 
+    /// Releases every lease held by `holder` (a node ID, printed): a node removed from the mesh.
+    public func release(heldBy holder: String) async {
+        var gone: [Lease] = []
+        for runID in Set(table.leases.filter { $0.holder == holder }.map(\.runID)) { gone += table.release(runID: runID) }
+        for lease in gone { try? await unpersist(lease) }
+        if !gone.isEmpty {
+            logger.info("leases of a removed member released", metadata: ["lease.holder": "\(holder)", "lease.count": "\(gone.count)"])
+            await hooks.changed([], gone, table.leases)
+        }
+    }
+
     /// Drops leases not renewed in time (their runner is gone). Call periodically.
     public func expire(now: Date = Date()) async {
         let gone = table.expire(now: now)

@@ -19,6 +19,9 @@ actor MeshState: EntryReplica {
     private var entryObservers: [@Sendable (Entry) async -> Void] = []
     private var wake: CheckedContinuation<Void, Never>?
     private(set) var droppedDatagrams = 0
+    /// Admission: who may talk to this node (see `MeshState+Admission.swift`).
+    var gate: MeshGate?
+    var rosterObservers: [@Sendable (_ old: MeshRoster?, _ new: MeshRoster?) async -> Void] = []
 
     init(identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger) throws {
         let keys = identity.keyPair
@@ -46,6 +49,12 @@ actor MeshState: EntryReplica {
         self.sendOverLink = sendOverLink
     }
 
+    /// Puts admission in force through `gate` (call before `restore`; see `MeshState+Admission.swift`).
+    func enforce(_ gate: MeshGate) {
+        self.gate = gate
+        gossip.accept = { gate.accept($0) }
+    }
+
     /// `observer` hears of every entry that changes (the new version; a tombstone for a delete).
     func observeEntries(_ observer: @escaping @Sendable (Entry) async -> Void) {
         entryObservers.append(observer)
@@ -56,6 +65,7 @@ actor MeshState: EntryReplica {
         let records = try await store.allEntries()
         let entries = records.compactMap(Self.entry(from:))
         await perform(gossip.restore(entries, now: now))
+        await refreshGate()
         if let data = try await store.setting("members"), let saved = try? JSONDecoder().decode([SavedMember].self, from: data),
            let members = Optional(saved.compactMap { s in NodeID(s.id).map { Member(id: $0, address: s.address, metadata: s.metadata) } }) {
             gossip.bootstrap(members: members, now: now)
@@ -81,7 +91,7 @@ actor MeshState: EntryReplica {
     func receive(datagram: [UInt8]) async {
         let opened: (sender: NodeID, payload: [UInt8])
         do {
-            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gossip.member($0) != nil })
+            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gossip.member($0) != nil && (gate?.isMember($0) ?? true) })
         } catch {
             droppedDatagrams += 1
             logger.debug("dropped gossip datagram", metadata: ["reason": "\(error)"])
@@ -105,6 +115,7 @@ actor MeshState: EntryReplica {
     }
 
     private func perform(_ actions: [GossipNode.Action]) async {
+        var admissionChanged = false
         for action in actions {
             switch action {
             case .send(let to, let address, let bytes):
@@ -121,10 +132,12 @@ actor MeshState: EntryReplica {
                 if member.state == .dead || member.state == .left { sealer.forget(member.id) }
                 await saveMembers()
             case .entryChanged(let change):
+                admissionChanged = admissionChanged || MeshState.admissionKinds.contains(change.current.kind.rawValue)
                 await save(change.current)
                 for observer in entryObservers { await observer(change.current) }
             }
         }
+        if admissionChanged || (gate?.isProvisional ?? false) { await refreshGate() }
     }
 
     // MARK: Entries
@@ -174,7 +187,7 @@ actor MeshState: EntryReplica {
     }
 
     func roster() async -> MeshRoster? {
-        nil  // Admission is not wired yet: every node that completes a link handshake is a member.
+        gate?.roster
     }
 
     // MARK: Saving

@@ -26,15 +26,19 @@ public final class NodeAgent: Sendable {
             throw NodeStartError(description: "a gateway needs --public-address: the address services name in `gateway:`")
         }
         let store = try StateStore(stateDirectory: o.stateDirectory, logger: logger)
+        let plan = try await MeshSetup.plan(join: o.join, store: store)
+        let meshID = plan.meshID?.description ?? o.meshID
+        let gate = MeshGate(meshID: plan.meshID)
         let mesh = try MeshState(
             identity: identity, address: o.advertisedAddress, metadata: [o.isGateway ? 1 : 0], config: o.gossip,
             store: store, logger: logger)
+        await mesh.enforce(gate)
         let view = MeshView()
         await mesh.observeEntries { entry in await view.apply(entry) }
 
         // Links: one acceptor for every kind of stream a peer may open.
         let router = StreamRouter()
-        let endpoint = LinkEndpoint(identity: identity, meshID: o.meshID, logger: logger,
+        let endpoint = LinkEndpoint(identity: identity, meshID: meshID, logger: logger, admit: { gate.mayLink($0) },
                                     acceptStream: { headers, stream in await router.accept(headers, stream) })
         let pool = LinkPool(endpoint: endpoint, logger: logger)
 
@@ -56,6 +60,10 @@ public final class NodeAgent: Sendable {
             logger: logger)
 
         await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
+        await router.configureAdmission(gate: gate, desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger))
+        let admin = MeshAdminAPI(gate: gate, mesh: mesh, keys: identity.keyPair, local: local, advertised: o.advertisedAddress,
+                                 endpoint: endpoint, leases: gatewayLeases, logger: logger)
+        await mesh.observeRoster { old, new in await admin.rosterChanged(old: old, new: new) }
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
         let port = try await endpoint.listen(host: o.listenHost, port: o.listenPort)
@@ -82,7 +90,7 @@ public final class NodeAgent: Sendable {
 
         var api = NodeAPI(
             node: {
-                NodeInfo(id: identity.id.description, meshID: o.meshID, listen: HostPort.format(o.listenHost, port),
+                NodeInfo(id: identity.id.description, meshID: meshID, listen: HostPort.format(o.listenHost, port),
                          isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory)
             },
             peers: {
@@ -98,7 +106,9 @@ public final class NodeAgent: Sendable {
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)
         api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api)
-        let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: api.router, logger: logger)
+        var routes = api.router
+        admin.register(into: &routes)
+        let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)
         let metricsServer: MetricsServer? = if let m = o.metrics {
             try await MetricsServer.bind(host: m.host, port: m.port, emit: m.emit, logger: logger)
         } else {
@@ -127,8 +137,19 @@ public final class NodeAgent: Sendable {
                     }
                 }
             }
-            for seed in o.join {
-                group.addTask { await Self.join(seed, endpoint: endpoint, mesh: mesh, logger: logger) }
+            for seed in plan.seeds {
+                group.addTask { try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: plan.meshID != nil, logger: logger) }
+            }
+            if let (text, token) = plan.token, !(gate.roster?.isMember(identity.id) ?? false) {
+                group.addTask {
+                    try await TokenJoin.join(token: token, text: text, addresses: [o.advertisedAddress], endpoint: endpoint,
+                                             mesh: mesh, store: store, logger: logger)
+                }
+            } else if let (_, token) = plan.token {
+                // Admitted on an earlier run: rejoin through the members the token lists.
+                for seed in token.addresses {
+                    group.addTask { try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: true, logger: logger) }
+                }
             }
             // Until cancelled (SIGTERM / SIGINT through the service group).
             group.addTask {

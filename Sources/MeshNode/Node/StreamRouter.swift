@@ -10,6 +10,8 @@ actor StreamRouter {
     private var leases: GatewayLeases?
     private var runs: RunManager?
     private var logger = Logger(label: "warren.node")
+    private var gate: MeshGate?
+    private var desk: AdmissionDesk?
 
     func configure(mesh: MeshState, leases: GatewayLeases?, runs: RunManager, logger: Logger) {
         self.mesh = mesh
@@ -18,9 +20,19 @@ actor StreamRouter {
         self.logger = logger
     }
 
+    /// Admission: a peer that is not a member may only present its invite token.
+    func configureAdmission(gate: MeshGate, desk: AdmissionDesk) {
+        self.gate = gate
+        self.desk = desk
+    }
+
     func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
         let path = headers.first { $0.0 == ":path" }?.1 ?? "/"
         let peer = stream.peer
+        if let desk, path == AdmissionDesk.path {
+            return await answer(LinkRPC.serve(stream) { bytes in await desk.answer(bytes, from: peer) })
+        }
+        if let gate, !gate.isMember(peer) { return 403 }
         switch path {
         case "/gossip":
             guard let mesh else { return 503 }

@@ -30,7 +30,9 @@ extension ProjectBook {
             let isMember = project.memberKeys[author] != nil
             switch entry.generation {
             case project.generation where project.generation > 0:
-                guard isMember else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
+                // The creator seals generation 1 to itself and to members it adds; those entries
+                // may arrive in any order (as `settle` counts them).
+                guard isMember || (entry.generation == 1 && author == project.record.creator) else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
             case project.generation &+ 1:
                 guard isMember || (project.generation == 0 && author == project.record.creator) else {
                     throw refuse("written by \(author.short)…, not a member of project \(project.name)")

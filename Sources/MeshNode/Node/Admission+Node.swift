@@ -1,0 +1,207 @@
+import Foundation
+import Gossip
+public import Logging
+import Sodium
+
+/// The mesh a node's state directory belongs to, and `warren mesh init`.
+///
+/// The mesh ID is kept in the state database (setting `mesh.id`). A node whose state has one uses
+/// it as its links' mesh ID (the handshake prologue) and enforces admission; a node that never ran
+/// `mesh init` nor joined with a token stays in the default mesh "warren", where every node that
+/// completes a link handshake is a member (`--join ADDR:PORT` without a token).
+public enum MeshSetup {
+    static let meshIDSetting = "mesh.id"
+
+    /// Founds a new mesh with this node as its first member, an admin, on the state directory of
+    /// a node that is not running: writes the founding record as a signed entry and the mesh ID.
+    /// `addresses` are how members reach this node (what invite tokens list first).
+    public static func initialize(stateDirectory: String, addresses: [String], logger: Logger) async throws -> MeshID {
+        try PrivateFiles.ensureDirectory(stateDirectory)
+        let identity = try NodeIdentity.loadOrCreate(directory: stateDirectory)
+        let store = try StateStore(stateDirectory: stateDirectory, logger: logger)
+        if let existing = try await meshID(store: store) {
+            throw MeshSetupError(description: "this node already belongs to mesh \(existing); a node belongs to one mesh (use another state directory for a new one)")
+        }
+        let mesh = try MeshState(identity: identity, address: addresses.first ?? "", metadata: [], config: .lan, store: store, logger: logger)
+        try await mesh.restore()
+        let (roster, intents) = try MeshRoster.found(addresses: addresses, at: Date(), keys: identity.keyPair)
+        try await mesh.apply(intents)
+        try await store.setSetting(meshIDSetting, to: Data(roster.meshID.description.utf8))
+        return roster.meshID
+    }
+
+    /// The mesh ID kept in the state, if any.
+    static func meshID(store: StateStore) async throws -> MeshID? {
+        guard let data = try await store.setting(meshIDSetting) else { return nil }
+        guard let id = MeshID(String(decoding: data, as: UTF8.self)) else {
+            throw MeshSetupError(description: "the mesh ID in the state database is malformed; restore the state directory from a backup")
+        }
+        return id
+    }
+
+    static func save(_ meshID: MeshID, store: StateStore) async throws {
+        try await store.setSetting(meshIDSetting, to: Data(meshID.description.utf8))
+    }
+
+    /// How the node starts, from its state and its `--join` arguments: the mesh it belongs to (nil:
+    /// the default mesh), and the invite token it presents, if any.
+    static func plan(join: [String], store: StateStore) async throws -> (meshID: MeshID?, token: (text: String, token: InviteToken)?, seeds: [String]) {
+        let stored = try await meshID(store: store)
+        var token: (String, InviteToken)?
+        var seeds: [String] = []
+        for argument in join {
+            guard argument.hasPrefix(InviteToken.prefix) else { seeds.append(argument); continue }
+            guard token == nil else { throw MeshSetupError(description: "--join takes one invite token") }
+            do {
+                token = (argument, try InviteToken(encoded: argument))
+            } catch {
+                throw MeshSetupError(description: "refused to join: \(error)")
+            }
+        }
+        if let (_, parsed) = token, let stored, parsed.meshID != stored {
+            throw MeshSetupError(description: "this node already belongs to mesh \(stored), and the invite token is for mesh \(parsed.meshID); a node belongs to one mesh (use another state directory)")
+        }
+        return (stored ?? token?.1.meshID, token, seeds)
+    }
+}
+
+/// Why `mesh init` or a start with `--join` can't go on; or the refusal of the contacted member.
+public struct MeshSetupError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// What a joining node sends on `/admission/join`, and what the member answers.
+struct JoinRequest: Codable {
+    var token: String?
+    /// How members reach the joining node.
+    var addresses: [String]
+}
+
+struct JoinAnswer: Codable {
+    var admitted: Bool
+    /// The refusal, as the joining node shows it.
+    var error: String?
+}
+
+/// A member's side of admission: answers `/admission/join` with `InviteVerifier`, and writes the
+/// new member's record and the spent token to gossip. One at a time, so a token admits one node.
+actor AdmissionDesk {
+    static let path = "/admission/join"
+
+    private let gate: MeshGate
+    private let mesh: MeshState
+    private let keys: Ed25519.KeyPair
+    private let logger: Logger
+
+    init(gate: MeshGate, mesh: MeshState, keys: Ed25519.KeyPair, logger: Logger) {
+        self.gate = gate
+        self.mesh = mesh
+        self.keys = keys
+        self.logger = logger
+    }
+
+    func answer(_ body: [UInt8], from peer: NodeID) async -> [UInt8] {
+        let result = await admit(body, from: peer)
+        return (try? Array(JSONEncoder().encode(result))) ?? []
+    }
+
+    private func admit(_ body: [UInt8], from peer: NodeID) async -> JoinAnswer {
+        guard let request = try? JSONDecoder().decode(JoinRequest.self, from: Data(body)) else {
+            return JoinAnswer(admitted: false, error: "the admission request could not be read; is the joining node the same version?")
+        }
+        guard let roster = gate.roster else {
+            return JoinAnswer(admitted: false, error: "the contacted node's mesh has no admission (it never ran `warren mesh init`); join it with --join ADDR:PORT")
+        }
+        // The answer to an earlier attempt may have been lost: a member is admitted already.
+        if roster.isMember(peer) { return JoinAnswer(admitted: true) }
+        var verifier = InviteVerifier(roster: roster)
+        do {
+            let (record, intents) = try verifier.admit(request.token, joining: peer, addresses: request.addresses, now: Date(), voucherKeys: keys)
+            try await mesh.apply(intents)
+            logger.info("admitted a node to the mesh", metadata: ["peer.id": "\(peer.short)", "peer.role": "\(record.role)"])
+            return JoinAnswer(admitted: true)
+        } catch let refusal as AdmissionRefusal {
+            logger.info("refused to admit a node", metadata: ["peer.id": "\(peer.short)", "reason": "\(refusal)"])
+            return JoinAnswer(admitted: false, error: refusal.description)
+        } catch {
+            logger.error("could not record an admission", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+            return JoinAnswer(admitted: false, error: "the member could not record the admission: \(error)")
+        }
+    }
+}
+
+/// The joining node's side: present the token to a member it lists, then join gossip through it.
+enum TokenJoin {
+    /// Rounds over the token's addresses before giving up (with backoff, about a minute).
+    static let rounds = 8
+
+    /// Returns once admitted and joined; throws the member's refusal, or that no member answered.
+    static func join(
+        token: InviteToken, text: String, addresses: [String], endpoint: LinkEndpoint, mesh: MeshState, store: StateStore, logger: Logger
+    ) async throws {
+        let body = Array(try JSONEncoder().encode(JoinRequest(token: text, addresses: addresses)))
+        var backoff = LinkBackoff()
+        var random = SystemRandomNumberGenerator()
+        var failures: [String] = []
+        for _ in 0..<rounds {
+            for address in token.addresses {
+                try Task.checkCancellation()
+                guard let (host, port) = HostPort.parse(address) else { continue }
+                let link: Link
+                let answer: JoinAnswer
+                do {
+                    link = try await endpoint.dial(host: host, port: port, expecting: nil)
+                    let bytes = try await LinkRPC.call(link, path: AdmissionDesk.path, body: body)
+                    answer = try JSONDecoder().decode(JoinAnswer.self, from: Data(bytes))
+                } catch {
+                    failures.append("\(address): \(error)")
+                    logger.info("member not reachable yet; retrying", metadata: ["join.member": "\(address)", "error": "\(error)"])
+                    continue
+                }
+                guard answer.admitted else {
+                    throw MeshSetupError(description: "node \(link.peer.short)… refused to admit this node: \(answer.error ?? "no reason given")")
+                }
+                try await MeshSetup.save(token.meshID, store: store)
+                await mesh.join(seed: link.peer, address: address)
+                logger.info("admitted to the mesh", metadata: ["mesh.id": "\(token.meshID)", "peer.id": "\(link.peer.short)"])
+                return
+            }
+            try await Task.sleep(for: backoff.next(using: &random))
+        }
+        throw MeshSetupError(description: "no member listed in the invite token answered (\(failures.suffix(3).joined(separator: "; "))); check that one of \(token.addresses.joined(separator: ", ")) is running and reachable")
+    }
+}
+
+extension TokenJoin {
+    /// Handshakes refused before a join through an address gives up: a member of a mesh with
+    /// admission does not complete a handshake in another mesh's name.
+    static let refusedHandshakes = 3
+
+    /// Dials a member at `seed` ("host:port") until it answers, then joins gossip through it
+    /// (a node of the default mesh, or a member rejoining its mesh after a restart).
+    static func join(_ seed: String, endpoint: LinkEndpoint, mesh: MeshState, admission: Bool, logger: Logger) async throws {
+        guard let (host, port) = HostPort.parse(seed) else {
+            throw MeshSetupError(description: "--join needs host:port or an invite token, got `\(seed)`")
+        }
+        var backoff = LinkBackoff()
+        var random = SystemRandomNumberGenerator()
+        var refused = 0
+        while !Task.isCancelled {
+            do {
+                let link = try await endpoint.dial(host: host, port: port, expecting: nil)
+                await mesh.join(seed: link.peer, address: seed)
+                logger.info("joined the mesh", metadata: ["join.seed": "\(seed)", "peer.id": "\(link.peer.short)"])
+                return
+            } catch LinkError.handshakeFailed(let why) where !admission {
+                refused += 1
+                logger.info("the seed refused the handshake", metadata: ["join.seed": "\(seed)", "error": "\(why)"])
+                if refused >= refusedHandshakes {
+                    throw MeshSetupError(description: "the node at \(seed) refused to link: it belongs to a mesh with admission, and \(AdmissionRefusal.noToken)")
+                }
+            } catch {
+                logger.info("seed not reachable yet; retrying", metadata: ["join.seed": "\(seed)", "error": "\(error)"])
+            }
+            try? await Task.sleep(for: backoff.next(using: &random))
+        }
+    }
+}

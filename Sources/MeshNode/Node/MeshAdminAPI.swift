@@ -1,0 +1,153 @@
+import Foundation
+import Gossip
+import Logging
+import Sodium
+
+/// The local API's admission and project routes (`warren invite`, `mesh remove`, `project …`; see
+/// AdmissionAPITypes.swift), and what the node does when the roster drops a member: close its
+/// links and rotate the keys of its projects.
+struct MeshAdminAPI: Sendable {
+    let gate: MeshGate
+    let mesh: MeshState
+    let keys: Ed25519.KeyPair
+    let local: LocalMember
+    /// This node's advertised address: the first an invite token lists.
+    let advertised: String
+    let endpoint: LinkEndpoint
+    /// On a gateway, its leases: a removed member's are released.
+    let leases: GatewayLeases?
+    let logger: Logger
+
+    func register(into r: inout APIRouter) {
+        let api = self
+        r.get("/v1/mesh") { _ in try .json(api.meshInfo()) }
+        r.post("/v1/invites") { req in try .json(try api.invite(req.decode(InviteRequest.self)), status: 201) }
+        r.post("/v1/mesh/remove") { req in try .json(try await api.remove(req.decode(MemberRemoveRequest.self))) }
+        r.get("/v1/projects") { _ in try .json(await api.projects()) }
+        r.post("/v1/projects") { req in
+            let name = try req.decode(ProjectCreateRequest.self).name
+            return try .json(try await api.change(name) { book in try book.createProject(name, local: api.local, now: Date()) }, status: 201)
+        }
+        r.post("/v1/projects/:project/members") { req in
+            let project = try req.parameter("project"), node = try api.nodeID(req.decode(ProjectMemberRequest.self).node)
+            let roster = api.gate.roster
+            return try .json(try await api.change(project) { book in try book.addMember(node, to: project, local: api.local, roster: roster) })
+        }
+        r.delete("/v1/projects/:project/members/:node") { req in
+            let project = try req.parameter("project"), node = try api.nodeID(req.parameter("node"))
+            _ = try await api.change(project) { book in try book.removeMember(node, from: project, local: api.local) }
+            return .noContent
+        }
+    }
+
+    // MARK: Mesh
+
+    func meshInfo() -> MeshInfo {
+        guard let roster = gate.roster else { return MeshInfo(meshID: gate.meshID?.description, founder: nil, members: [], removed: []) }
+        return MeshInfo(
+            meshID: roster.meshID.description, founder: roster.founder?.description,
+            members: roster.members.compactMap { id in
+                roster.records[id].map { MemberInfo(id: id.description, role: $0.role.description, addresses: $0.addresses) }
+            },
+            removed: roster.removals.keys.sorted().map(\.description))
+    }
+
+    func invite(_ request: InviteRequest) throws(APIError) -> InviteInfo {
+        let roster = try requireRoster()
+        guard let role = MeshRole(request.role) else { throw .badRequest("unknown role `\(request.role)`: use admin, gateway or runner") }
+        // This node first (the joining node dials it), then the other members.
+        var addresses = [advertised]
+        for a in roster.memberAddresses where !addresses.contains(a) { addresses.append(a) }
+        do {
+            let token = try roster.issueInvite(role: role, ttl: request.ttlSeconds, now: Date(), inviterKeys: keys,
+                                               addresses: Array(addresses.prefix(InviteToken.maxAddresses)))
+            return InviteInfo(token: token.encoded, role: role.description, expires: token.expires)
+        } catch .notAnAdmin(let id) {
+            throw APIError(status: 403, AdmissionError.notAnAdmin(id).description)
+        } catch {
+            throw .badRequest(error.description)
+        }
+    }
+
+    func remove(_ request: MemberRemoveRequest) async throws(APIError) -> MeshInfo {
+        let roster = try requireRoster()
+        let node = try nodeID(request.node)
+        do {
+            try await mesh.apply([try roster.remove(node, at: Date(), adminKeys: keys)])
+        } catch let error as AdmissionError {
+            if case .notAnAdmin = error { throw APIError(status: 403, error.description) }
+            throw .conflict(error.description)
+        } catch {
+            throw .internalError("could not write the removal: \(error)")
+        }
+        return meshInfo()
+    }
+
+    /// Called with every change of the roster in force: closes the links of removed nodes, releases
+    /// their leases on this gateway, and,
+    /// on one remaining member per project (the smallest node ID, so members don't race), rotates
+    /// the key of every project a removed node belonged to.
+    func rosterChanged(old: MeshRoster?, new: MeshRoster?) async {
+        guard let new else { return }
+        let removed = Set(old.map { new.changes(since: $0).removed } ?? []).union(new.removals.keys)
+        for link in endpoint.links where removed.contains(link.peer) {
+            logger.info("closing the link of a removed member", metadata: ["peer.id": "\(link.peer.short)"])
+            await link.close()
+        }
+        for node in old.map({ new.changes(since: $0).removed }) ?? [] {
+            await leases?.release(heldBy: node.description)
+        }
+        let book = ProjectBook(entries: await mesh.snapshots(kinds: [.project, .secret]), roster: new)
+        for (project, member) in book.staleMembers(roster: new) {
+            let remaining = ((try? book.members(of: project)) ?? []).filter { new.isMember($0) }
+            guard remaining.min() == local.nodeID else { continue }
+            do {
+                try await mesh.apply(try book.removeMember(member, from: project, local: local))
+                logger.info("rotated a project key after a member's removal", metadata: ["project": "\(project)", "peer.id": "\(member.short)"])
+            } catch {
+                logger.error("could not rotate a project key", metadata: ["project": "\(project)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Projects
+
+    func projects() async -> [ProjectInfo] {
+        let book = await currentBook()
+        return book.projectNames.compactMap { try? info(book.project($0)) }
+    }
+
+    /// Writes the entries `make` returns for `project`, and answers the project as it is then.
+    func change(_ project: String, _ make: (ProjectBook) throws -> [EntryIntent]) async throws(APIError) -> ProjectInfo {
+        do {
+            try await mesh.apply(try make(await currentBook()))
+            return info(try await currentBook().project(project))
+        } catch let error as ProjectError {
+            throw ProjectSecrets.apiError(error)
+        } catch {
+            throw .internalError("could not write the project's entries: \(error)")
+        }
+    }
+
+    private func currentBook() async -> ProjectBook {
+        ProjectBook(entries: await mesh.snapshots(kinds: [.project, .secret]), roster: await mesh.roster())
+    }
+
+    private func info(_ p: ProjectBook.Project) -> ProjectInfo {
+        ProjectInfo(name: p.name, members: p.members.map(\.description), generation: p.generation, isMember: p.memberKeys[local.nodeID] != nil)
+    }
+
+    // MARK: Input
+
+    private func requireRoster() throws(APIError) -> MeshRoster {
+        guard let roster = gate.roster else {
+            throw .conflict("this node's mesh has no admission: run `warren mesh init` on the first node (stopped) to found a mesh")
+        }
+        return roster
+    }
+
+    func nodeID(_ text: String) throws(APIError) -> NodeID {
+        guard let id = NodeID(text) else { throw .badRequest("`\(text.prefix(80))` is not a node ID; see `warren mesh members` or `warren node id`") }
+        return id
+    }
+}
