@@ -95,8 +95,12 @@ public actor RunManager {
         if active.contains(name) {
             throw .conflict("a run named \"\(name)\" is already active on this node; stop it (`warren stop \(name)`) or change `name:`")
         }
-        // Refuse before starting anything when this node already knows the holder.
-        if let holder = await context.leases().conflict(for: binding, runID: id, now: Date()) {
+        // Refuse before starting anything when this node already knows the holder. A lease of a
+        // run of this node that has ended was released (the gateway forgot it); only gossip may
+        // not have caught up, so that copy does not count.
+        let ended = Set(records.values.filter { !$0.state.isActive }.map(\.id))
+        let known = LeaseTable(leases: await context.leases().leases.filter { !ended.contains($0.runID) })
+        if let holder = known.conflict(for: binding, runID: id, now: Date()) {
             throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
         }
 
