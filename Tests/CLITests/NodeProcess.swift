@@ -32,35 +32,59 @@ final class NodeProcess: @unchecked Sendable {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGKILL, as a crash or a power cut would; waits (bounded) for it to be gone.
-    func kill() {
+    func kill() async {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
-        waitForExit(seconds: 5)
+        _ = await waitForExit(seconds: 5)
     }
 
     /// SIGTERM (graceful shutdown), then SIGKILL if it hasn't exited within `seconds`.
-    func stop(seconds: TimeInterval = 5) {
+    func stop(seconds: TimeInterval = 5) async {
         guard process.isRunning else { return }
         process.terminate()
-        if !waitForExit(seconds: seconds) { kill() }
+        if await !waitForExit(seconds: seconds) { await kill() }
     }
 
-    @discardableResult
-    private func waitForExit(seconds: TimeInterval) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        return !process.isRunning
+    private func waitForExit(seconds: TimeInterval) async -> Bool {
+        await eventually(within: seconds) { !process.isRunning }
     }
 }
 
+/// Runs a program to its end without blocking a thread of the concurrency pool (which has as
+/// many threads as cores: a test that blocks them starves every other test of the run).
+func launch(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)) async throws -> WarrenProcess.Result {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.currentDirectoryURL = WarrenProcess.packageRoot
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    let (exits, exited) = AsyncStream<Void>.makeStream()
+    process.terminationHandler = { _ in exited.finish() }
+    try process.run()
+    let stdout = Drain(out.fileHandleForReading), stderr = Drain(err.fileHandleForReading)
+    let pid = process.processIdentifier
+    let watchdog = Task {
+        try await Task.sleep(for: timeout)
+        Glibc.kill(pid, SIGKILL)
+    }
+    for await _ in exits {}
+    watchdog.cancel()
+    // The pipes reach their end as the program exits (nothing it starts keeps them).
+    return WarrenProcess.Result(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
+}
+
 /// Polls `condition` every 200 ms until it holds or `seconds` have passed; returns whether it held.
-func eventually(within seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+func eventually(within seconds: TimeInterval, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
     repeat {
-        if try condition() { return true }
-        usleep(200_000)
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(200))
     } while Date() < deadline
-    return try condition()
+    return try await condition()
 }
 
 /// A TCP port nobody listens on right now at `host` (the kernel's pick). Another process could
@@ -100,16 +124,9 @@ func killProcesses(workingUnder directory: String) {
 }
 
 /// Fetches `url` with curl (bounded), optionally with another Host header; nil when it fails.
-func fetch(_ url: String, host: String? = nil) -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["curl", "-sS", "--fail", "--max-time", "5"] + (host.map { ["-H", "Host: \($0)"] } ?? []) + [url]
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    process.standardInput = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return nil }
-    let body = Drain(out.fileHandleForReading).text()
-    process.waitUntilExit()
-    return process.terminationStatus == 0 ? body : nil
+func fetch(_ url: String, host: String? = nil) async -> String? {
+    let arguments = ["curl", "-sS", "--fail", "--max-time", "5"] + (host.map { ["-H", "Host: \($0)"] } ?? []) + [url]
+    guard let result = try? await launch(URL(fileURLWithPath: "/usr/bin/env"), arguments, timeout: .seconds(10)),
+          result.status == 0 else { return nil }
+    return result.stdout
 }
