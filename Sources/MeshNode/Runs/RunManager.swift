@@ -140,8 +140,7 @@ public actor RunManager {
             try await supervisor.waitForPort(id: id, port: d.appPort, timeout: context.portTimeout)
         } catch {
             if Task.isCancelled { return }
-            _ = try? await supervisor.stop(id: id, gracePeriod: .seconds(2))
-            try? await finish(id, state: .failed, detail: "\(error)")
+            await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
             return
         }
         try? await setState(id, .leasing)
@@ -150,13 +149,20 @@ public actor RunManager {
             _ = try await context.authority.grant(request)
         } catch {
             if Task.isCancelled { return }
-            _ = try? await supervisor.stop(id: id, gracePeriod: .seconds(2))
-            try? await finish(id, state: .failed, detail: "\(error)")
+            await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
             return
         }
         try? await setState(id, .running)
         logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(d.url)"])
         await keepRenewing(request)
+    }
+
+    /// Stops a run that can't go on, with the reason. The reason is noted first: `watchExits` may
+    /// see the exit the stop causes before this finishes, and ends the run with the noted reason.
+    private func abandon(_ id: String, reason: String, gracePeriod: Duration) async {
+        records[id]?.detail = reason
+        _ = try? await supervisor.stop(id: id, gracePeriod: gracePeriod)
+        try? await finish(id, state: .failed, detail: reason)
     }
 
     private func keepRenewing(_ request: LeaseRequest) async {
@@ -168,8 +174,7 @@ public actor RunManager {
             } catch let conflict as LeaseConflict {
                 // Someone else holds it now (we were gone too long): this run can no longer serve.
                 logger.warning("lease lost", metadata: ["run.id": "\(request.runID)", "error": "\(conflict)"])
-                _ = try? await supervisor.stop(id: request.runID, gracePeriod: .seconds(5))
-                try? await finish(request.runID, state: .failed, detail: "its binding was taken while it could not renew: \(conflict)")
+                await abandon(request.runID, reason: "its binding was taken while it could not renew: \(conflict)", gracePeriod: .seconds(5))
                 return
             } catch {
                 // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
