@@ -130,3 +130,11 @@ func fetch(_ url: String, host: String? = nil) async -> String? {
           result.status == 0 else { return nil }
     return result.stdout
 }
+
+extension WarrenProcess {
+    /// `run` for async tests: waits without holding a thread of the concurrency pool.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> Result {
+        try await launch(binary, arguments, environment: environment, timeout: .seconds(timeout))
+    }
+}

@@ -139,7 +139,7 @@ final class Lab: @unchecked Sendable {
     func warren(_ arguments: [String], home: String? = nil) async throws -> WarrenProcess.Result {
         var env = environment
         if let home { env["WARREN_HOME"] = home }
-        return try await launch(WarrenProcess.binary, arguments, environment: env)
+        return try await WarrenProcess.run(arguments, environment: env)
     }
 
     /// `warren run DIR -f FILE --project local -d` of a service serving DIR (which holds NAME.txt)
