@@ -73,5 +73,13 @@ import Testing
         table.merge(old)
         #expect(table.leases == [new])
     }
-}
 
+    @Test func ttlComesFromTheEnvironmentWhenValid() {
+        #expect(LeaseTable.ttl(environment: [:]) == 30)
+        #expect(LeaseTable.ttl(environment: ["WARREN_LEASE_TTL_SECONDS": "3"]) == 3)
+        #expect(LeaseTable.ttl(environment: ["WARREN_LEASE_TTL_SECONDS": "0.5"]) == 0.5)
+        for bad in ["", "0", "-4", "soon", "inf", "nan"] {
+            #expect(LeaseTable.ttl(environment: ["WARREN_LEASE_TTL_SECONDS": bad]) == 30, "\(bad)")
+        }
+    }
+}

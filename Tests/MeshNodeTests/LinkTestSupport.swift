@@ -78,7 +78,9 @@ struct LinkPair {
 func rawConnection(port: Int, writing bytes: [UInt8], closeAfterWrite: Bool = false) async throws {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
+    // The server may close first (a short handshake timeout on a loaded machine): what these
+    // tests wait for anyway, so a write that finds the connection closed is no failure.
+    try? await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
     if closeAfterWrite { try? await channel.close(mode: .output).get() }
     try await channel.closeFuture.get()
 }

@@ -13,7 +13,8 @@ private struct Harness {
 
     /// - Parameter localView: whether the runner sees the gateway's leases (as gossip would show
     ///   them); without it, only the gateway can refuse.
-    init(localView: Bool = true, portTimeout: Duration = .seconds(30)) throws {
+    /// - Parameter view: the runner's view instead (e.g. one that gossip has not updated yet).
+    init(localView: Bool = true, view: (@Sendable (GatewayLeases) async -> LeaseTable)? = nil, portTimeout: Duration = .seconds(30)) throws {
         dir = try StateTestDirectory("warren-runs")
         store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         supervisor = RunSupervisor(stateDirectory: dir.path, configuration: .init(stopGracePeriod: .seconds(3)), logger: .quiet("runs"))
@@ -23,7 +24,10 @@ private struct Harness {
             nodeID: "testnodeabcdefgh",
             secrets: { project in SecretValues(project: project, values: ["GATEWAY_IP": "127.0.0.2"]) },
             gateways: { [KnownGateway(name: "gw", address: "127.0.0.2")] },
-            leases: { localView ? LeaseTable(leases: await gateway.leases) : LeaseTable() },
+            leases: {
+                if let view { return await view(gateway) }
+                return localView ? LeaseTable(leases: await gateway.leases) : LeaseTable()
+            },
             authority: gateway, lookup: { _ in [] }, portTimeout: portTimeout, renewInterval: .seconds(1))
         manager = RunManager(store: store, supervisor: supervisor, context: context, logger: .quiet("manager"))
     }
@@ -85,6 +89,23 @@ private struct Harness {
         let app2 = try await freePort()
         let second = try await h.manager.submit(h.request(external: 5001, app: app2, name: "web-2"))
         #expect(try await h.waitWhile(second.id, in: [.starting, .leasing]).state == .running)
+        await h.cleanUp()
+    }
+
+    /// The gateway forgets a stopped run's lease at once, but the runner's gossiped copy lags:
+    /// the run's own node knows it stopped, so that copy must not refuse the next service.
+    @Test func aStoppedRunsLeaseNotYetGossipedAwayDoesNotBlockItsPort() async throws {
+        let lagging = LaggingView()
+        let h = try Harness(view: { gateway in await lagging.sees(await gateway.leases) })
+        let watcher = Task { await h.manager.watchExits() }
+        defer { watcher.cancel() }
+        let first = try await h.manager.submit(h.request(external: 5003, app: try await freePort(), name: "first"))
+        #expect(try await h.waitWhile(first.id, in: [.starting, .leasing]).state == .running)
+        _ = await lagging.sees(await h.gateway.leases)  // gossip brought the grant
+        _ = try await h.manager.stop("first")
+        #expect(await lagging.sees([]).leases.map(\.runName) == ["first"])
+        let next = try await h.manager.submit(h.request(external: 5003, app: try await freePort(), name: "next"))
+        #expect(try await h.waitWhile(next.id, in: [.starting, .leasing]).state == .running)
         await h.cleanUp()
     }
 
@@ -150,5 +171,15 @@ private struct Harness {
         await #expect(throws: LeaseUnavailable.self) {
             _ = try await again.grant(LeaseRequest(binding: Binding(address: "127.0.0.9", port: 1), runID: "r3", runName: "x", holder: "n", appPort: 1))
         }
+    }
+}
+
+/// A replica that learns grants but never hears of releases (gossip that has not caught up).
+private actor LaggingView {
+    private var table = LeaseTable()
+
+    func sees(_ leases: [Lease]) -> LeaseTable {
+        for lease in leases { table.merge(lease) }
+        return table
     }
 }

@@ -5,7 +5,17 @@ public import Foundation
 /// A value type with no clock of its own: the caller passes `now`, so expiry is tested without
 /// waiting.
 public struct LeaseTable: Sendable, Equatable {
-    public static let defaultTTL: TimeInterval = 30
+    /// 30 s, or `$WARREN_LEASE_TTL_SECONDS` (a positive number) so that end-to-end tests see a
+    /// killed runner's lease expire in seconds. Runners renew every third of it, so set it alike
+    /// on every node of a mesh.
+    public static let defaultTTL: TimeInterval = ttl(environment: ProcessInfo.processInfo.environment)
+
+    static func ttl(environment: [String: String]) -> TimeInterval {
+        guard let text = environment["WARREN_LEASE_TTL_SECONDS"], let seconds = TimeInterval(text), seconds > 0, seconds.isFinite else {
+            return 30
+        }
+        return seconds
+    }
 
     /// Live and not yet collected leases, by run and binding.
     public private(set) var leases: [Lease] = []

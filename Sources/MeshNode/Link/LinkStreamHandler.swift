@@ -189,6 +189,12 @@ final class LinkStreamHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let buffer = unwrapOutboundIn(data)
+        // No empty DATA frames: NIOHTTP2 closes a connection whose peer sends two in a row without
+        // END_STREAM (a flood guard), and concurrent streams' empty writes would trip it.
+        guard buffer.readableBytes > 0 else {
+            promise?.succeed(())
+            return
+        }
         switch state {
         case .open:
             context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: promise)

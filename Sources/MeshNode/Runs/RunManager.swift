@@ -95,8 +95,12 @@ public actor RunManager {
         if active.contains(name) {
             throw .conflict("a run named \"\(name)\" is already active on this node; stop it (`warren stop \(name)`) or change `name:`")
         }
-        // Refuse before starting anything when this node already knows the holder.
-        if let holder = await context.leases().conflict(for: binding, runID: id, now: Date()) {
+        // Refuse before starting anything when this node already knows the holder. A lease of a
+        // run of this node that has ended was released (the gateway forgot it); only gossip may
+        // not have caught up, so that copy does not count.
+        let ended = Set(records.values.filter { !$0.state.isActive }.map(\.id))
+        let known = LeaseTable(leases: await context.leases().leases.filter { !ended.contains($0.runID) })
+        if let holder = known.conflict(for: binding, runID: id, now: Date()) {
             throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
         }
 
@@ -136,8 +140,7 @@ public actor RunManager {
             try await supervisor.waitForPort(id: id, port: d.appPort, timeout: context.portTimeout)
         } catch {
             if Task.isCancelled { return }
-            _ = try? await supervisor.stop(id: id, gracePeriod: .seconds(2))
-            try? await finish(id, state: .failed, detail: "\(error)")
+            await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
             return
         }
         try? await setState(id, .leasing)
@@ -146,13 +149,20 @@ public actor RunManager {
             _ = try await context.authority.grant(request)
         } catch {
             if Task.isCancelled { return }
-            _ = try? await supervisor.stop(id: id, gracePeriod: .seconds(2))
-            try? await finish(id, state: .failed, detail: "\(error)")
+            await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
             return
         }
         try? await setState(id, .running)
         logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(d.url)"])
         await keepRenewing(request)
+    }
+
+    /// Stops a run that can't go on, with the reason. The reason is noted first: `watchExits` may
+    /// see the exit the stop causes before this finishes, and ends the run with the noted reason.
+    private func abandon(_ id: String, reason: String, gracePeriod: Duration) async {
+        records[id]?.detail = reason
+        _ = try? await supervisor.stop(id: id, gracePeriod: gracePeriod)
+        try? await finish(id, state: .failed, detail: reason)
     }
 
     private func keepRenewing(_ request: LeaseRequest) async {
@@ -164,8 +174,7 @@ public actor RunManager {
             } catch let conflict as LeaseConflict {
                 // Someone else holds it now (we were gone too long): this run can no longer serve.
                 logger.warning("lease lost", metadata: ["run.id": "\(request.runID)", "error": "\(conflict)"])
-                _ = try? await supervisor.stop(id: request.runID, gracePeriod: .seconds(5))
-                try? await finish(request.runID, state: .failed, detail: "its binding was taken while it could not renew: \(conflict)")
+                await abandon(request.runID, reason: "its binding was taken while it could not renew: \(conflict)", gracePeriod: .seconds(5))
                 return
             } catch {
                 // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
