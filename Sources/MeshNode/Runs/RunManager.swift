@@ -159,9 +159,12 @@ public actor RunManager {
 
     /// Stops a run that can't go on, with the reason. The reason is noted first: `watchExits` may
     /// see the exit the stop causes before this finishes, and ends the run with the noted reason.
+    /// Its binding is released too: a grant whose answer was lost (the link dropped) must not
+    /// hold the port until its TTL runs out.
     private func abandon(_ id: String, reason: String, gracePeriod: Duration) async {
         records[id]?.detail = reason
         _ = try? await supervisor.stop(id: id, gracePeriod: gracePeriod)
+        await release(id)
         try? await finish(id, state: .failed, detail: reason)
     }
 
@@ -188,7 +191,11 @@ public actor RunManager {
     /// Stops a run by name or ID and releases its binding.
     public func stop(_ reference: String) async throws(APIError) -> RunInfo {
         let record = try find(reference)
-        guard record.state.isActive else { return info(record) }
+        guard record.state.isActive else {
+            // Ended already; give back any binding the gateway may still hold for it.
+            await release(record.id)
+            return info(record)
+        }
         try await setState(record.id, .stopping)
         tasks[record.id]?.cancel()
         _ = try? await supervisor.stop(id: record.id)
