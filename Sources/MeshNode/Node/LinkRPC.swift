@@ -23,9 +23,13 @@ enum LinkRPC {
             collected.fail(error)
             throw error
         }
-        var buffer = stream.channel.allocator.buffer(capacity: body.count)
-        buffer.writeBytes(body)
-        try await stream.channel.writeAndFlush(buffer)
+        // No write for an empty body: an empty DATA frame counts against NIOHTTP2's DoS heuristic
+        // (one in a row tolerated), and a burst of them on one link closes the link.
+        if !body.isEmpty {
+            var buffer = stream.channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            try await stream.channel.writeAndFlush(buffer)
+        }
         try await stream.channel.close(mode: .output)
         return try await withThrowingTaskGroup(of: [UInt8].self) { group in
             group.addTask { try await collected.futureResult.get() }
@@ -47,9 +51,12 @@ enum LinkRPC {
             Task {
                 guard let request = try? await collected.futureResult.get() else { return }
                 let answer = await handler(request)
-                var buffer = stream.channel.allocator.buffer(capacity: answer.count)
-                buffer.writeBytes(answer)
-                try? await stream.channel.writeAndFlush(buffer)
+                // An empty answer (gossip's) is the half-close alone: see `call`.
+                if !answer.isEmpty {
+                    var buffer = stream.channel.allocator.buffer(capacity: answer.count)
+                    buffer.writeBytes(answer)
+                    try? await stream.channel.writeAndFlush(buffer)
+                }
                 try? await stream.channel.close(mode: .output)
             }
         }
