@@ -202,6 +202,26 @@ struct GatewayTCPTests {
         await lab.stop()
     }
 
+    /// An upstream ready before NIO has registered the accepted client must still get the client's
+    /// first bytes (the splice used to take the not yet active client for closed and reset it).
+    @Test func anUpstreamReadyAtOnceGetsTheClientsFirstBytes() async throws {
+        let echo = try await TestServer.echo()
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let connector = try await PreconnectedConnector.make(to: echo, on: loop, count: 3)
+        let gateway = GatewayIngress(group: loop, connector: connector)
+        let listen = ListenAddress(host: "127.0.0.2", port: 0)
+        var table = RoutingTable()
+        try table.addExclusive(Route(runID: "r", upstream: "preconnected", appPort: echo.port), on: listen)
+        #expect(await gateway.apply(table).isEmpty)
+        let socket = try #require(await gateway.localAddress(of: listen))
+        for i in 0..<3 {
+            let back = try await withTimeout(60) { try await TestClient.exchange(socket, send: ByteBuffer(string: "early \(i)")) }
+            #expect(String(buffer: back) == "early \(i)")
+        }
+        await gateway.shutdown()
+        await echo.close()
+    }
+
     @Test func aStalledClientHoldsTheAppBack() async throws {
         let lab = try await Lab.start()
         let firehose = FirehoseCounter()
