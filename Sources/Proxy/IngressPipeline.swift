@@ -11,7 +11,7 @@ enum IngressPipeline {
         switch context.binding {
         case .exclusive(let route):
             try sync.addHandler(SpliceHandler(partner: nil))
-            context.spliceToUpstream(channel, route: route)
+            try sync.addHandler(UpstreamStartHandler(ingress: context, route: route))
         case .hostRouted:
             try sync.addHandler(ProtocolSniffer(ingress: context))
         case nil:

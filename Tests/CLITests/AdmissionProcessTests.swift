@@ -18,7 +18,7 @@ struct AdmissionProcessTests {
     }
 
     static func warren(_ arguments: [String]) throws -> WarrenProcess.Result {
-        try WarrenProcess.run(arguments, timeout: 30)
+        try WarrenProcess.runBlocking(arguments, timeout: 30)
     }
 
     /// `mesh init` on a stopped node, then start it.

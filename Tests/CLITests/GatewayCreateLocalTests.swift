@@ -28,7 +28,7 @@ import Testing
         #expect(table2.stdout.contains("gw-cli-a") && table2.stdout.contains("alive"), "\(table2.stdout)")
 
         // The gateway is a node of its own: its API answers in its state directory.
-        let own = try WarrenProcess.run(["peers", "--json", "--state-dir", runner.directory + "/gateways/gw-cli-a"])
+        let own = try WarrenProcess.runBlocking(["peers", "--json", "--state-dir", runner.directory + "/gateways/gw-cli-a"])
         #expect(own.status == 0, "\(own.stderr)")
 
         let deleted = try runner.warren(["gateway", "delete", "gw-cli-a", "-y"])

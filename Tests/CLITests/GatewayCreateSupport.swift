@@ -35,7 +35,7 @@ final class BackgroundNode {
         log = Drain(out.fileHandleForReading)
         // Ready once its API answers.
         for _ in 0..<200 {
-            if let r = try? WarrenProcess.run(["peers", "--json", "--state-dir", directory], timeout: 10), r.status == 0 { return }
+            if let r = try? WarrenProcess.runBlocking(["peers", "--json", "--state-dir", directory], timeout: 10), r.status == 0 { return }
             guard process.isRunning else { break }
             usleep(100_000)
         }
@@ -61,7 +61,7 @@ final class BackgroundNode {
         for key in ProcessInfo.processInfo.environment.keys where BackgroundNode.cleanEnvironment[key] == nil && env[key] == nil {
             env[key] = ""  // WarrenProcess merges over its own environment: blank out what the node lacks too
         }
-        return try WarrenProcess.run(arguments + ["--state-dir", directory], environment: env, timeout: timeout)
+        return try WarrenProcess.runBlocking(arguments + ["--state-dir", directory], environment: env, timeout: timeout)
     }
 
     /// Stops the node and every local gateway it made (their processes outlive it by design).

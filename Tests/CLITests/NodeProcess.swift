@@ -131,10 +131,3 @@ func fetch(_ url: String, host: String? = nil) async -> String? {
     return result.stdout
 }
 
-extension WarrenProcess {
-    /// `run` for async tests: waits without holding a thread of the concurrency pool.
-    @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> Result {
-        try await launch(binary, arguments, environment: environment, timeout: .seconds(timeout))
-    }
-}

@@ -32,7 +32,7 @@ final class WarrenNodeProcess: @unchecked Sendable {
     func waitUntilServing(timeout: TimeInterval = 30) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline && process.isRunning {
-            if (try? WarrenProcess.run(["peers", "--state-dir", stateDirectory], timeout: 10))?.status == 0 { return true }
+            if (try? WarrenProcess.runBlocking(["peers", "--state-dir", stateDirectory], timeout: 10))?.status == 0 { return true }
             usleep(200_000)
         }
         return false

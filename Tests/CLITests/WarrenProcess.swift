@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs the built `warren` binary as a user would, and captures what it prints.
 struct WarrenProcess {
-    struct Result {
+    struct Result: Sendable {
         var status: Int32
         var stdout: String
         var stderr: String
@@ -22,8 +22,19 @@ struct WarrenProcess {
 
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// Runs `warren` to completion on a thread of its own: waiting for a process must not occupy one
+    /// of the concurrency pool's threads (two on a 2-core machine), which every other test needs.
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Swift.Result { try runBlocking(arguments, environment: environment, timeout: timeout) })
+            }
+        }
+    }
+
+    /// Runs `warren` to completion, blocking the calling thread.
+    static func runBlocking(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments

@@ -4,7 +4,7 @@ import Testing
 /// Two `warren` processes on loopback: one listens (`debug link-serve`), the other dials it and
 /// moves bulk data through one stream (`debug link-send --hash`); the receiver compares BLAKE2b
 /// digests of what was sent and what arrived, and fails on any difference.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(15)))
 struct LinkProcessTests {
     /// The `warren` executable built beside this test bundle.
     static var warren: URL {
@@ -13,7 +13,8 @@ struct LinkProcessTests {
             .appendingPathComponent("warren")
     }
 
-    final class Server {
+    /// Its fields are set once in `init`; `Process` may be waited on from any thread.
+    final class Server: @unchecked Sendable {
         let process = Process()
         let home: URL
         let nodeID: String
@@ -43,14 +44,37 @@ struct LinkProcessTests {
             port = String(words[3])
         }
 
-        func stop() {
+        /// Starts `link-serve` and reads its first line, off the concurrency pool.
+        static func start(home: URL? = nil) async throws -> Server {
+            try await offPool { try Server(home: home) }
+        }
+
+        func stop() async {
             process.terminate()
-            process.waitUntilExit()
+            await waitForExit(process)
             try? FileManager.default.removeItem(at: home)
         }
     }
 
-    static func send(to server: Server, arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Runs `body` with a started server, which is stopped afterwards (also when `body` throws).
+    static func withServer<T>(_ body: (Server) async throws -> T) async throws -> T {
+        let server = try await Server.start()
+        do {
+            let result = try await body(server)
+            await server.stop()
+            return result
+        } catch {
+            await server.stop()
+            throw error
+        }
+    }
+
+    /// Runs `link-send` to completion, off the concurrency pool.
+    static func send(to server: Server, arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await offPool { try sendBlocking(to: server, arguments: arguments) }
+    }
+
+    static func sendBlocking(to server: Server, arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = warren
         process.arguments = ["debug", "link-send", "--ephemeral", "--port", server.port, "--expect", server.nodeID] + arguments
@@ -63,32 +87,33 @@ struct LinkProcessTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test func oneGibibyteCrossesALinkIntact() throws {
+    @Test func oneGibibyteCrossesALinkIntact() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.warren.path), "build the warren product first (swift build)")
-        let server = try Server()
-        defer { server.stop() }
-        let result = try Self.send(to: server, arguments: ["--bytes", String(1 << 30), "--hash"])
+        let result = try await Self.withServer { server in
+            try await Self.send(to: server, arguments: ["--bytes", String(1 << 30), "--hash"])
+        }
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("bytes \(1 << 30) "), "\(result.output)")
         let digests = result.output.split(separator: "\n").first { $0.hasPrefix("digest ") }?.split(separator: " ")
         #expect(digests?.count == 4 && digests?[1] == digests?[3], "\(result.output)")
     }
 
-    @Test func bytesFlowFromAcceptorToDiallerIntact() throws {
-        let server = try Server()
-        defer { server.stop() }
-        let result = try Self.send(to: server, arguments: ["--bytes", String(128 << 20), "--hash", "--direction", "down"])
+    @Test func bytesFlowFromAcceptorToDiallerIntact() async throws {
+        let result = try await Self.withServer { server in
+            try await Self.send(to: server, arguments: ["--bytes", String(128 << 20), "--hash", "--direction", "down"])
+        }
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("bytes \(128 << 20) "), "\(result.output)")
     }
 
-    @Test func aSecondServeReusesItsIdentity() throws {
-        let first = try Server()
+    @Test func aSecondServeReusesItsIdentity() async throws {
+        let first = try await Server.start()
         let id = first.nodeID
         first.process.terminate()
-        first.process.waitUntilExit()
-        let second = try Server(home: first.home)
-        defer { second.stop() }
+        await waitForExit(first.process)
+        let second = try await Server.start(home: first.home)
         #expect(second.nodeID == id)
+        await second.stop()
     }
 }
+

@@ -5,7 +5,7 @@ import NIOPosix
 import Testing
 
 /// Whole links between two real endpoints on loopback.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(10)))
 struct LinkTests {
     @Test func streamCarriesBytesBothWaysWithHalfClose() async throws {
         let pair = try await LinkPair.make()

@@ -13,7 +13,7 @@ struct LocalAPIRunLogsTests {
         var commands: [String]
     }
 
-    @Test("an attached run streams its log until it exits, and its record is saved", .timeLimit(.minutes(1)))
+    @Test("an attached run streams its log until it exits, and its record is saved", .timeLimit(.minutes(10)))
     func attachedRunStreamsLogs() async throws {
         let dir = try StateTestDirectory("api-runs")
         defer { dir.remove() }

@@ -140,7 +140,7 @@ struct ClientHelloTests {
     }
 }
 
-@Suite("Gateway: TLS routed by SNI", .timeLimit(.minutes(1)))
+@Suite("Gateway: TLS routed by SNI", .timeLimit(.minutes(10)))
 struct GatewaySNITests {
     @Test func tlsConnectionsAreRoutedBySNIWithoutTermination() async throws {
         let lab = try await Lab.start()
@@ -153,13 +153,13 @@ struct GatewaySNITests {
         await lab.gateway.apply(table)
         let socket = try await lab.socketAddress(of: listen)
         let helloA = try await opensslClientHello(serverName: "A.example") ?? handBuiltClientHello(serverName: "A.example")
-        let answerA = try await withTimeout(10) { try await TestClient.exchange(socket, send: helloA, halfClose: false) }
+        let answerA = try await withTimeout(60) { try await TestClient.exchange(socket, send: helloA, halfClose: false) }
         #expect(String(buffer: answerA) == "tls app a")
         let helloB = handBuiltClientHello(serverName: "b.example", recordSplit: 10)
-        let answerB = try await withTimeout(10) { try await TestClient.exchange(socket, send: helloB, halfClose: false) }
+        let answerB = try await withTimeout(60) { try await TestClient.exchange(socket, send: helloB, halfClose: false) }
         #expect(String(buffer: answerB) == "tls app b")
         let unknown = handBuiltClientHello(serverName: "c.example")
-        let alert = try await withTimeout(10) { try await TestClient.exchange(socket, send: unknown, halfClose: false) }
+        let alert = try await withTimeout(60) { try await TestClient.exchange(socket, send: unknown, halfClose: false) }
         #expect(Array(alert.readableBytesView) == SNIRoutingHandler.unrecognizedNameAlert)
         await a.close()
         await b.close()

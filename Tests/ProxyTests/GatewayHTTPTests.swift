@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 @testable import Proxy
 
-@Suite("Gateway: HTTP host routing and failure answers", .timeLimit(.minutes(2)))
+@Suite("Gateway: HTTP host routing and failure answers", .timeLimit(.minutes(10)))
 struct GatewayHTTPTests {
     @Test func getIsRoutedByHostWithForwardingHeaders() async throws {
         let lab = try await Lab.start()
@@ -16,13 +16,13 @@ struct GatewayHTTPTests {
         #expect(await lab.gateway.apply(table).isEmpty)
         let address = try await lab.socketAddress(of: listen)
 
-        let a = try await withTimeout(10) { try await TestClient.http(address, host: "A.Example.:80") }
+        let a = try await withTimeout(60) { try await TestClient.http(address, host: "A.Example.:80") }
         #expect(a.status == 200)
         #expect(a.response.contains("hello from app-a"))
         #expect(a.response.contains("x-forwarded-for: 127.0.0.1"))
         #expect(a.response.contains("x-forwarded-proto: http"))
         #expect(a.response.contains("x-forwarded-host: A.Example.:80"))
-        let b = try await withTimeout(10) { try await TestClient.http(address, host: "b.example") }
+        let b = try await withTimeout(60) { try await TestClient.http(address, host: "b.example") }
         #expect(b.response.contains("hello from app-b"))
 
         await appA.close()
@@ -43,7 +43,7 @@ struct GatewayHTTPTests {
         let requests = "GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\n"
             + "GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\n"
             + "GET /hello HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n"
-        let response = try await withTimeout(10) {
+        let response = try await withTimeout(60) {
             String(buffer: try await TestClient.exchange(address, send: ByteBuffer(string: requests), halfClose: false))
         }
         #expect(response.components(separatedBy: "hello from app-a").count == 3)
@@ -62,10 +62,10 @@ struct GatewayHTTPTests {
         try table.addHost("a.example", route: lab.route(app), on: listen)
         await lab.gateway.apply(table)
         let address = try await lab.socketAddress(of: listen)
-        let answer = try await withTimeout(10) { try await TestClient.http(address, host: "Nobody.Example") }
+        let answer = try await withTimeout(60) { try await TestClient.http(address, host: "Nobody.Example") }
         #expect(answer.status == 404)
         #expect(answer.response.contains("no service for host \"nobody.example\""))
-        let noHost = try await withTimeout(10) { try await TestClient.http(address, host: nil) }
+        let noHost = try await withTimeout(60) { try await TestClient.http(address, host: nil) }
         #expect(noHost.status == 400)
         await app.close()
         await lab.stop()
@@ -78,7 +78,7 @@ struct GatewayHTTPTests {
         try table.addHost("a.example", route: Route(runID: "r", upstream: "absent-runner", appPort: 1), on: listen)
         await lab.gateway.apply(table)
         let address = try await lab.socketAddress(of: listen)
-        let answer = try await withTimeout(10) { try await TestClient.http(address, host: "a.example") }
+        let answer = try await withTimeout(60) { try await TestClient.http(address, host: "a.example") }
         #expect(answer.status == 503)
         await lab.stop()
     }
@@ -93,7 +93,7 @@ struct GatewayHTTPTests {
         try table.addHost("a.example", route: route, on: listen)
         await lab.gateway.apply(table)
         let address = try await lab.socketAddress(of: listen)
-        let answer = try await withTimeout(10) { try await TestClient.http(address, host: "a.example") }
+        let answer = try await withTimeout(60) { try await TestClient.http(address, host: "a.example") }
         #expect(answer.status == 502)
         await lab.stop()
     }
@@ -109,7 +109,7 @@ struct GatewayHTTPTests {
         await lab.gateway.apply(table)
         let address = try await lab.socketAddress(of: listen)
         let big = "X-Big: " + String(repeating: "x", count: 8192) + "\r\n"
-        let answer = try await withTimeout(10) {
+        let answer = try await withTimeout(60) {
             try await TestClient.http(address, host: "a.example", extraHeaders: big)
         }
         #expect(answer.status == 431)
@@ -126,7 +126,7 @@ struct GatewayHTTPTests {
         await lab.gateway.apply(table)
         let address = try await lab.socketAddress(of: listen)
 
-        let (head, echoed) = try await withTimeout(10) {
+        let (head, echoed) = try await withTimeout(60) {
             let connection = try await TestClient.connect(address)
             return try await connection.executeThenClose { inbound, outbound in
                 // The handshake of RFC 6455 §1.3, whose accept key is known.
@@ -167,8 +167,9 @@ struct GatewayHTTPTests {
     }
 }
 
-/// 200 MiB each way; slow in debug builds, so it has a suite with a longer limit of its own.
-@Suite("Gateway: bulk transfers", .timeLimit(.minutes(10)))
+/// 200 MiB each way. The limits only catch hangs: on a loaded 2-core machine a debug build may take
+/// minutes.
+@Suite("Gateway: bulk transfers", .timeLimit(.minutes(20)))
 struct GatewayBulkTests {
     @Test func bulkUploadAndDownloadKeepTheirChecksums() async throws {
         let lab = try await Lab.start()
@@ -182,7 +183,7 @@ struct GatewayBulkTests {
         let expected = Payload.checksum(totalBytes: size)
 
         // Upload: the app answers the length and checksum of what it received.
-        let upload = try await withTimeout(240) {
+        let upload = try await withTimeout(540) {
             let connection = try await TestClient.connect(address)
             return try await connection.executeThenClose { inbound, outbound in
                 let head = "POST /upload HTTP/1.1\r\nHost: bulk.example\r\nContent-Length: \(size)\r\nConnection: close\r\n\r\n"
@@ -200,14 +201,14 @@ struct GatewayBulkTests {
                 return String(buffer: received)
             }
         }
-        #expect(upload.hasSuffix("\(size) \(expected.value)"))
+        #expect(upload.hasSuffix(expected))
 
         // Download: the client checks what the app sent.
-        let download = try await withTimeout(240) {
+        let download = try await withTimeout(540) {
             let connection = try await TestClient.connect(address)
             return try await connection.executeThenClose { inbound, outbound in
                 try await outbound.write(ByteBuffer(string: "GET /download/\(size) HTTP/1.1\r\nHost: bulk.example\r\nConnection: close\r\n\r\n"))
-                var sum = Checksum()
+                let sum = Checksum()
                 var headDone = false
                 var pending = ByteBuffer()
                 for try await var part in inbound {
@@ -222,11 +223,10 @@ struct GatewayBulkTests {
                         sum.update(pending)
                     }
                 }
-                return sum
+                return sum.finish()
             }
         }
-        #expect(download.count == size)
-        #expect(download.value == expected.value)
+        #expect(download == expected)
         await app.close()
         await lab.stop()
     }

@@ -4,7 +4,7 @@ import NIOPosix
 import Testing
 @testable import Proxy
 
-@Suite("Gateway: exclusive TCP, listeners, limits", .timeLimit(.minutes(2)))
+@Suite("Gateway: exclusive TCP, listeners, limits", .timeLimit(.minutes(10)))
 struct GatewayTCPTests {
     @Test func exclusivePortSplicesBytesAndHonoursHalfClose() async throws {
         let lab = try await Lab.start()
@@ -18,7 +18,7 @@ struct GatewayTCPTests {
         var message = ByteBuffer()
         for i in 0..<64 { message.writeImmutableBuffer(Payload.chunk(i, size: 16 * 1024)) }
         let sent = message
-        let back = try await withTimeout(20) { try await TestClient.exchange(address, send: sent) }
+        let back = try await withTimeout(60) { try await TestClient.exchange(address, send: sent) }
         #expect(back == sent)
         await echo.close()
         await lab.stop()
@@ -34,7 +34,7 @@ struct GatewayTCPTests {
         try table.addExclusive(lab.route(greeter), on: listen)
         await lab.gateway.apply(table)
         let address = try await lab.socketAddress(of: listen)
-        let banner = try await withTimeout(10) { try await TestClient.exchange(address, send: ByteBuffer(), halfClose: false) }
+        let banner = try await withTimeout(60) { try await TestClient.exchange(address, send: ByteBuffer(), halfClose: false) }
         #expect(String(buffer: banner) == "220 banner\r\n")
         await greeter.close()
         await lab.stop()
@@ -53,7 +53,7 @@ struct GatewayTCPTests {
         for address in [listen, refused] {
             let socket = try await lab.socketAddress(of: address)
             // Closed with "hello" unread, the kernel may answer with a reset: closed either way.
-            let answer = try await withTimeout(10) {
+            let answer = try await withTimeout(60) {
                 do {
                     return try await TestClient.exchange(socket, send: ByteBuffer(string: "hello"), halfClose: false)
                 } catch let error as IOError where error.errnoCode == ECONNRESET {
@@ -76,7 +76,7 @@ struct GatewayTCPTests {
         await lab.gateway.apply(table)
         #expect(await lab.gateway.listening == [first])
         let firstSocket = try await lab.socketAddress(of: first)
-        let echoed = try await withTimeout(10) { try await TestClient.exchange(firstSocket, send: ByteBuffer(string: "one")) }
+        let echoed = try await withTimeout(60) { try await TestClient.exchange(firstSocket, send: ByteBuffer(string: "one")) }
         #expect(String(buffer: echoed) == "one")
 
         // Move the service: the first listener goes, the second comes, as a host-routed port.
@@ -86,7 +86,7 @@ struct GatewayTCPTests {
         #expect(await lab.gateway.listening == [second])
         await #expect(throws: (any Error).self) { _ = try await TestClient.connect(firstSocket) }
         let secondSocket = try await lab.socketAddress(of: second)
-        let answer = try await withTimeout(10) { try await TestClient.http(secondSocket, host: "a.example") }
+        let answer = try await withTimeout(60) { try await TestClient.http(secondSocket, host: "a.example") }
         #expect(answer.status == 200)
 
         // A binding that can't be bound is reported and the rest still applies.
@@ -123,7 +123,7 @@ struct GatewayTCPTests {
         )
         #expect(await gateway.apply(restartedTable).isEmpty)
         let socket = try #require(await gateway.localAddress(of: fixed))
-        let echoed = try await withTimeout(10) { try await TestClient.exchange(socket, send: ByteBuffer(string: "back")) }
+        let echoed = try await withTimeout(60) { try await TestClient.exchange(socket, send: ByteBuffer(string: "back")) }
         #expect(String(buffer: echoed) == "back")
         await gateway.shutdown()
         await restarted.stop()
@@ -146,7 +146,7 @@ struct GatewayTCPTests {
         for listen in [tcp, http] {
             let socket = try await lab.socketAddress(of: listen)
             // Sends nothing and never half-closes: only the idle timeout can end this.
-            let received = try await withTimeout(20) {
+            let received = try await withTimeout(60) {
                 try await TestClient.exchange(socket, send: ByteBuffer(), halfClose: false)
             }
             #expect(received.readableBytes == 0)
@@ -169,7 +169,7 @@ struct GatewayTCPTests {
         let tcpSocket = try await lab.socketAddress(of: tcp)
         let httpSocket = try await lab.socketAddress(of: http)
         let count = 1000
-        let ok = try await withTimeout(90) {
+        let ok = try await withTimeout(300) {
             await withTaskGroup(of: String?.self) { group in
                 for i in 0..<count {
                     group.addTask {
@@ -200,6 +200,26 @@ struct GatewayTCPTests {
         await echo.close()
         await app.close()
         await lab.stop()
+    }
+
+    /// An upstream ready before NIO has registered the accepted client must still get the client's
+    /// first bytes (the splice used to take the not yet active client for closed and reset it).
+    @Test func anUpstreamReadyAtOnceGetsTheClientsFirstBytes() async throws {
+        let echo = try await TestServer.echo()
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let connector = try await PreconnectedConnector.make(to: echo, on: loop, count: 3)
+        let gateway = GatewayIngress(group: loop, connector: connector)
+        let listen = ListenAddress(host: "127.0.0.2", port: 0)
+        var table = RoutingTable()
+        try table.addExclusive(Route(runID: "r", upstream: "preconnected", appPort: echo.port), on: listen)
+        #expect(await gateway.apply(table).isEmpty)
+        let socket = try #require(await gateway.localAddress(of: listen))
+        for i in 0..<3 {
+            let back = try await withTimeout(60) { try await TestClient.exchange(socket, send: ByteBuffer(string: "early \(i)")) }
+            #expect(String(buffer: back) == "early \(i)")
+        }
+        await gateway.shutdown()
+        await echo.close()
     }
 
     @Test func aStalledClientHoldsTheAppBack() async throws {

@@ -4,35 +4,42 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import Sodium
 @testable import Proxy
 
-/// A 64-bit FNV-1a checksum, enough to tell that 200 MiB arrived intact and in order.
-struct Checksum {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+/// The length and BLAKE2b-256 of a byte stream, enough to tell that 200 MiB arrived intact and in
+/// order. libsodium does the hashing: a per-byte Swift loop over 200 MiB takes long in debug builds.
+final class Checksum {
+    private let hash = BLAKE2b(outputLength: 32)
     private(set) var count = 0
 
-    mutating func update(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { bytes in
-            var h = self.value
-            for byte in bytes {
-                h ^= UInt64(byte)
-                h &*= 0x100_0000_01b3
-            }
-            self.value = h
-        }
+    func update(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { self.hash.update(RawBytes(bytes: $0)) }
         self.count += buffer.readableBytes
     }
+
+    /// "LENGTH HEX"; ends the hash, so call it once, after the last update.
+    func finish() -> String {
+        "\(self.count) \(self.hash.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined())"
+    }
+}
+
+/// A borrowed raw buffer, as libsodium's wrapper takes them.
+private struct RawBytes: ContiguousBytes {
+    let bytes: UnsafeRawBufferPointer
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self.bytes) }
 }
 
 /// Deterministic bytes for bulk transfers: chunk `i` of a stream.
 enum Payload {
     static let chunkSize = 64 * 1024
 
-    static func chunk(_ index: Int, size: Int = chunkSize) -> ByteBuffer {
+    /// A few pseudo-random chunks, made once: generating 200 MiB byte by byte is slow in debug builds.
+    private static let bases: [ByteBuffer] = (0..<7).map { seed in
         var buffer = ByteBuffer()
-        buffer.reserveCapacity(size)
-        var x = UInt64(truncatingIfNeeded: index) &* 0x9e37_79b9_7f4a_7c15 | 1
-        for _ in 0..<(size / 8) {
+        buffer.reserveCapacity(chunkSize)
+        var x = UInt64(truncatingIfNeeded: seed) &* 0x9e37_79b9_7f4a_7c15 | 1
+        for _ in 0..<(chunkSize / 8) {
             x ^= x << 13
             x ^= x >> 7
             x ^= x << 17
@@ -41,8 +48,18 @@ enum Payload {
         return buffer
     }
 
-    static func checksum(totalBytes: Int) -> Checksum {
-        var sum = Checksum()
+    /// Chunk `index` (at most `chunkSize` bytes): one of the base chunks with `index` stamped at its
+    /// start, so that a lost, repeated or reordered chunk changes the checksum.
+    static func chunk(_ index: Int, size: Int = chunkSize) -> ByteBuffer {
+        precondition((0...chunkSize).contains(size), "a payload chunk is at most \(chunkSize) bytes")
+        var buffer = self.bases[index % self.bases.count].getSlice(at: 0, length: size)!
+        if size >= 8 { buffer.setInteger(UInt64(truncatingIfNeeded: index), at: buffer.readerIndex) }
+        return buffer
+    }
+
+    /// The checksum (`Checksum.finish()`) of the first `totalBytes` of the stream.
+    static func checksum(totalBytes: Int) -> String {
+        let sum = Checksum()
         var index = 0
         var left = totalBytes
         while left > 0 {
@@ -51,7 +68,7 @@ enum Payload {
             left -= size
             index += 1
         }
-        return sum
+        return sum.finish()
     }
 }
 
@@ -144,7 +161,7 @@ final class GreeterHandler: ChannelInboundHandler {
 }
 
 /// `GET /hello` → "hello from NAME" and the forwarding headers it saw;
-/// `POST /upload` → "LENGTH CHECKSUM" of the body; `GET /download/N` → N bytes of `Payload`.
+/// `POST /upload` → "LENGTH HASH" of the body (`Checksum.finish()`); `GET /download/N` → N bytes of `Payload`.
 final class TestHTTPApp: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -172,7 +189,7 @@ final class TestHTTPApp: ChannelInboundHandler, RemovableChannelHandler {
             self.upload.update(body)
         case .end:
             if self.uri == "/upload" {
-                self.respond("\(self.upload.count) \(self.upload.value)", context: context)
+                self.respond(self.upload.finish(), context: context)
             } else if self.uri.hasPrefix("/download/"), let size = Int(self.uri.dropFirst("/download/".count)) {
                 var headers = HTTPHeaders()
                 headers.add(name: "content-length", value: "\(size)")
