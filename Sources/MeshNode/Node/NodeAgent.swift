@@ -71,6 +71,8 @@ public final class NodeAgent: Sendable {
             Task { await mesh.receive(datagram: bytes) }
         }
         await mesh.attach(transport: transport) { peer, address, bytes in
+            // Never dial a node removed from the mesh: it would be linked again from this side.
+            guard gate.mayLink(peer) else { return }
             do {
                 let link = try await pool.link(to: peer, address: address)
                 _ = try await LinkRPC.call(link, path: "/gossip", body: bytes)
