@@ -193,27 +193,6 @@ public final class NodeAgent: Sendable {
         return (leases, proxy)
     }
 
-    /// Dials a seed until it answers, then joins the mesh through it.
-    static func join(_ seed: String, endpoint: LinkEndpoint, mesh: MeshState, logger: Logger) async {
-        guard let (host, port) = HostPort.parse(seed) else {
-            logger.error("--join needs host:port", metadata: ["join.seed": "\(seed)"])
-            return
-        }
-        var backoff = LinkBackoff()
-        var random = SystemRandomNumberGenerator()
-        while !Task.isCancelled {
-            do {
-                let link = try await endpoint.dial(host: host, port: port, expecting: nil)
-                await mesh.join(seed: link.peer, address: seed)
-                logger.info("joined the mesh", metadata: ["join.seed": "\(seed)", "peer.id": "\(link.peer.short)"])
-                return
-            } catch {
-                logger.info("seed not reachable yet; retrying", metadata: ["join.seed": "\(seed)", "error": "\(error)"])
-                try? await Task.sleep(for: backoff.next(using: &random))
-            }
-        }
-    }
-
     /// The public listeners for a gateway's leases.
     static func routingTable(_ leases: [Lease], bindHost: String) -> RoutingTable {
         var table = RoutingTable()
