@@ -174,3 +174,24 @@ struct LinkTests {
         await pair.shutdown()
     }
 }
+
+/// A gateway's link carries one stream per public connection, and clients that abort reset them:
+/// hundreds of resets in a few seconds must not close the link (swift-nio-http2's default closes
+/// it after 200 in 30 s; bench/tunnel saw that as ExcessiveRSTFrames).
+@Suite(.timeLimit(.minutes(10)))
+struct LinkResetTests {
+    @Test func manyResetStreamsLeaveTheLinkUp() async throws {
+        let pair = try await LinkPair.make()
+        let link = try await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)
+        for _ in 0..<400 {
+            let stream = try await link.openStream(headers: [("warren-test", "reset")])
+            // close() resets the stream (RST_STREAM), as an aborted public connection does.
+            try? await stream.channel.close()
+        }
+        // The link is still up and still carries streams.
+        let stream = try await link.openStream(headers: [("warren-test", "after")])
+        try? await stream.channel.close(mode: .output)
+        #expect(link.isActive)
+        await pair.shutdown()
+    }
+}

@@ -2,6 +2,9 @@ public import NIOCore
 
 /// Settings of links. The defaults are those measured to move bulk data fast (see BENCHMARKS.md).
 public struct LinkConfiguration: Sendable {
+    /// Stream resets (and stream errors) a link takes in 30 s before it is closed as a flood.
+    public static let maximumStreamResetsPer30Seconds = 100_000
+
     /// How long the Noise handshake may take before the connection is closed.
     public var handshakeTimeout: TimeAmount = .seconds(5)
     /// After this long without a byte from the peer, a link sends an HTTP/2 PING; after three such

@@ -327,6 +327,13 @@ public final class LinkEndpoint: Sendable {
         stream.targetWindowSize = c.streamWindow
         stream.outboundBufferSizeHighWatermark = c.streamHighWatermark
         stream.outboundBufferSizeLowWatermark = c.streamLowWatermark
+        // swift-nio-http2 closes a connection after 200 stream resets or errors in 30 s (its guard
+        // against "rapid reset" floods from anonymous clients). On a link every stream is a public
+        // connection of a gateway, and clients that abort reset their streams: a busy gateway
+        // would tear down the link to its runner. The peer here is an authenticated mesh member,
+        // so the bound is raised to what a busy link can do, not removed.
+        stream.streamResetFrameRateLimit.maximumCount = LinkConfiguration.maximumStreamResetsPer30Seconds
+        stream.streamErrorRateLimit.maximumCount = LinkConfiguration.maximumStreamResetsPer30Seconds
         return stream
     }
 }
