@@ -66,8 +66,8 @@ actor MeshState: EntryReplica {
         let entries = records.compactMap(Self.entry(from:))
         await perform(gossip.restore(entries, now: now))
         await refreshGate()
-        if let data = try await store.setting("members"), let saved = try? JSONDecoder().decode([SavedMember].self, from: data),
-           let members = Optional(saved.compactMap { s in NodeID(s.id).map { Member(id: $0, address: s.address, metadata: s.metadata) } }) {
+        if let data = try await store.setting("members"), let saved = try? JSONDecoder().decode([SavedMember].self, from: data) {
+            let members = saved.compactMap { s in NodeID(s.id).map { Member(id: $0, address: s.address, metadata: s.metadata) } }
             gossip.bootstrap(members: members, now: now)
         }
         // Observers learn the restored state as if it had just arrived.

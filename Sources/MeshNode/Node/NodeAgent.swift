@@ -128,7 +128,7 @@ public final class NodeAgent: Sendable {
             group.addTask { await runs.watchExits() }
             if metricsServer != nil {
                 group.addTask {
-                    await NodeMetrics().run(mesh: mesh, view: view, pool: pool, endpoint: endpoint, leases: gatewayLeases, runs: runs)
+                    await NodeMetrics().run(mesh: mesh, view: view, endpoint: endpoint, leases: gatewayLeases, runs: runs)
                 }
             }
             if let gatewayLeases {

@@ -11,16 +11,22 @@ struct NodeMetrics {
     private let leasesKnown = Gauge(label: "warren_leases", dimensions: [("scope", "mesh")])
     private let leasesGranted = Gauge(label: "warren_leases", dimensions: [("scope", "granted_here")])
     private let runsActive = Gauge(label: "warren_runs_active")
-    private let gossipMessagesSent = Gauge(label: "warren_gossip_messages_sent_total")
-    private let gossipMessagesReceived = Gauge(label: "warren_gossip_messages_received_total")
-    private let gossipBytesSent = Gauge(label: "warren_gossip_bytes_sent_total")
-    private let gossipBytesReceived = Gauge(label: "warren_gossip_bytes_received_total")
-    private let probesFailed = Gauge(label: "warren_gossip_probes_failed_total")
-    private let droppedDatagrams = Gauge(label: "warren_gossip_datagrams_dropped_total")
-    private let droppedEntries = Gauge(label: "warren_gossip_entries_dropped_total")
+    /// Monotonic totals, exported as Prometheus counters (`rate()` works on them): each sample
+    /// adds what the source counted since the previous one.
+    private let totals: [(counter: Counter, read: @Sendable (GossipCounters, Int) -> Int)] = [
+        (Counter(label: "warren_gossip_messages_sent_total"), { c, _ in c.messagesSent }),
+        (Counter(label: "warren_gossip_messages_received_total"), { c, _ in c.messagesReceived }),
+        (Counter(label: "warren_gossip_bytes_sent_total"), { c, _ in c.bytesSent }),
+        (Counter(label: "warren_gossip_bytes_received_total"), { c, _ in c.bytesReceived }),
+        (Counter(label: "warren_gossip_probes_failed_total"), { c, _ in c.probesFailed }),
+        (Counter(label: "warren_gossip_datagrams_dropped_total"), { _, dropped in dropped }),
+        (Counter(label: "warren_gossip_entries_dropped_total"), { c, _ in
+            c.droppedBadSignature + c.droppedNonMemberAuthor + c.droppedFutureDated + c.undecodable }),
+    ]
 
     /// Samples until the task is cancelled.
-    func run(mesh: MeshState, view: MeshView, pool: LinkPool, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager) async {
+    func run(mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager) async {
+        var last = [Int](repeating: 0, count: totals.count)
         while !Task.isCancelled {
             links.record(endpoint.links.count)
             let all = await mesh.members()
@@ -29,13 +35,12 @@ struct NodeMetrics {
             if let leases { leasesGranted.record(await leases.leases.count) }
             runsActive.record(await runs.list().filter(\.isActive).count)
             let c = await mesh.counters
-            gossipMessagesSent.record(c.messagesSent)
-            gossipMessagesReceived.record(c.messagesReceived)
-            gossipBytesSent.record(c.bytesSent)
-            gossipBytesReceived.record(c.bytesReceived)
-            probesFailed.record(c.probesFailed)
-            droppedDatagrams.record(await mesh.droppedDatagrams)
-            droppedEntries.record(c.droppedBadSignature + c.droppedNonMemberAuthor + c.droppedFutureDated + c.undecodable)
+            let dropped = await mesh.droppedDatagrams
+            for (i, total) in totals.enumerated() {
+                let value = total.read(c, dropped)
+                if value > last[i] { total.counter.increment(by: Int64(value - last[i])) }
+                last[i] = value
+            }
             try? await Task.sleep(for: .seconds(2))
         }
     }
