@@ -14,7 +14,7 @@ struct Warren: AsyncParsableCommand {
             RunCommand.self, PsCommand.self, LogsCommand.self, StopCommand.self,
             SecretsCommand.self, ProjectCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self,
             NodeCommand.self, ConfigCommand.self, DebugLinkCommand.self,
-            MeshCommand.self, InviteCommand.self, ProjectCommand.self,
+            MeshCommand.self, InviteCommand.self,
         ]
     )
 

@@ -1,0 +1,22 @@
+import Foundation
+import Testing
+
+@Suite struct HelpText {
+    /// The root help lists each subcommand once, and every listed one answers its own `--help`.
+    @Test func rootHelpListsEachSubcommandOnceAndEachHasHelp() async throws {
+        let root = try await WarrenProcess.run(["--help"])
+        #expect(root.status == 0, "\(root.stderr)")
+        let section = root.stdout.components(separatedBy: "SUBCOMMANDS:").last ?? ""
+        // Subcommand rows are indented by two spaces; wrapped abstracts by many more.
+        let names = section.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("  "), !line.hasPrefix("   ") else { return nil }
+            return line.split(separator: " ").first.map(String.init)
+        }
+        #expect(names.contains("gateway") && names.contains("run") && names.contains("project"))
+        #expect(names.count == Set(names).count, "listed more than once: \(names)")
+        for name in names where name != "See" {
+            let help = try await WarrenProcess.run([name, "--help"])
+            #expect(help.status == 0 && help.stdout.contains("USAGE: warren \(name)"), "\(name): \(help.stderr)")
+        }
+    }
+}
