@@ -47,6 +47,9 @@ import Testing
         #expect(GatewayResolver.hostsFile(text, "www.example.com") == ["127.0.0.2"])
         #expect(GatewayResolver.hostsFile(text, "other.example.com") == ["127.0.0.3"])
         #expect(GatewayResolver.hostsFile(text, "missing.example.com").isEmpty)
-        #expect(GatewayResolver.dns("localhost").contains { $0 == "127.0.0.1" || $0 == "::1" })
+        // Numeric addresses come back as they are, without asking /etc/hosts or DNS (the test
+        // machine's resolver is not the test's to rely on).
+        #expect(GatewayResolver.dns("127.0.0.2") == ["127.0.0.2"])
+        #expect(GatewayResolver.dns("::1") == ["::1"])
     }
 }
