@@ -25,6 +25,11 @@ public final class NodeAgent: Sendable {
         if o.isGateway, o.publicAddress == nil {
             throw NodeStartError(description: "a gateway needs --public-address: the address services name in `gateway:`")
         }
+        if let limit = OpenFileLimit.raise(), limit < 4096 {
+            logger.warning("few open files allowed: every proxied connection takes a descriptor", metadata: [
+                "limit": "\(limit)", "hint": "raise the hard limit, e.g. LimitNOFILE=65536 in a systemd unit or `ulimit -Hn`",
+            ])
+        }
         let store = try StateStore(stateDirectory: o.stateDirectory, logger: logger)
         let plan = try await MeshSetup.plan(join: o.join, store: store)
         let meshID = plan.meshID?.description ?? o.meshID
