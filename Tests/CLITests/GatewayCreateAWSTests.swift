@@ -81,7 +81,7 @@ import Testing
             print(ec2.register_image(Name="ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240601", Architecture="x86_64",
                                      RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"])
             """)
-        let runner = try BackgroundNode(address: "127.0.0.69", port: 7423)
+        let runner = try BackgroundNode(address: "127.0.0.69", port: 7423, foundsMesh: true)
         defer { runner.stop() }
         let environment = [
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -106,7 +106,8 @@ import Testing
         let execStart = try #require(userData.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         var arguments = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
         #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}", "--join"]))
-        #expect(arguments.last == "127.0.0.69:7423", "joins through the creating node: \(arguments)")
+        #expect(arguments.last?.hasPrefix("warren1.") == true, "joins with a single-use invite: \(arguments)")
+        #expect(!userData.contains("127.0.0.69:7423"), "not through the creating node's address alone")
         arguments = arguments.dropFirst().map { $0 == "${PUBLIC_ADDRESS}" ? publicAddress : $0 }
         // This machine stands in for the VM: its own state directory, and loopback for the mesh.
         let vmState = runner.directory + "/played-vm"
@@ -124,7 +125,7 @@ import Testing
         let table = stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         #expect(table == [["NAME", "ADDRESS"], ["gw-aws-a", publicAddress]], "\(stdout)")
         #expect(create.stderr.contains("resources created: created security group"), "\(create.stderr)")
-        #expect(create.stderr.contains("joins the mesh through 127.0.0.69:7423 (a loopback address a cloud VM cannot reach"), "\(create.stderr)")
+        #expect(create.stderr.contains("joins the mesh with a single-use invite through 127.0.0.69:7423 (a loopback address a cloud VM cannot reach"), "\(create.stderr)")
 
         let listed = try runner.gateways().first { $0["address"] as? String == publicAddress }
         #expect(listed?["status"] as? String == "alive")
@@ -132,6 +133,9 @@ import Testing
         #expect(listed?["name"] as? String == "gw-aws-a")
         #expect(listed?["backend"] as? String == "aws")
         #expect(listed?["region"] as? String == "us-east-1")
+        let node = try #require(listed?["node"] as? String)
+        let roster = try runner.roster()
+        #expect(roster.members.contains { $0.id == node && $0.role == "gateway" }, "\(roster)")
 
         let deleted = try runner.warren(["gateway", "delete", "gw-aws-a", "-y"], environment: environment)
         #expect(deleted.status == 0, "\(deleted.stderr)")

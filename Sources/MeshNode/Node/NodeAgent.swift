@@ -107,7 +107,7 @@ public final class NodeAgent: Sendable {
             },
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)
-        api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api)
+        api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         var routes = api.router
         admin.register(into: &routes)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)
