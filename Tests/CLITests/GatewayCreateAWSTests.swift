@@ -89,7 +89,8 @@ import Testing
             "WARREN_RELEASE_URL": "https://releases.example.com/warren-linux-x86_64.tar.gz",
         ]
         let create = try RunningWarren(
-            ["gateway", "create", "--project", "cloudy", "--backend", "aws", "--name", "gw-aws-a", "--timeout", "90", "--state-dir", runner.directory],
+            ["gateway", "create", "--project", "cloudy", "--backend", "aws", "--name", "gw-aws-a", "--domain", "edge.example.com",
+             "--timeout", "90", "--state-dir", runner.directory],
             environment: environment)
         defer { if create.process.isRunning { create.process.terminate() } }
         try #require(create.waitForStderr(containing: "booting: public address ", seconds: 60), "\(create.stderr)")
@@ -105,7 +106,8 @@ import Testing
         #expect(userData.contains("https://releases.example.com/warren-linux-x86_64.tar.gz"))
         let execStart = try #require(userData.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         var arguments = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
-        #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}", "--join"]))
+        #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}",
+                                     "--name", "gw-aws-a", "--domain", "edge.example.com", "--join"]))
         #expect(arguments.last?.hasPrefix("warren1.") == true, "joins with a single-use invite: \(arguments)")
         #expect(!userData.contains("127.0.0.69:7423"), "not through the creating node's address alone")
         arguments = arguments.dropFirst().map { $0 == "${PUBLIC_ADDRESS}" ? publicAddress : $0 }
@@ -129,8 +131,11 @@ import Testing
 
         let listed = try runner.gateways().first { $0["address"] as? String == publicAddress }
         #expect(listed?["status"] as? String == "alive")
-        // The VM's node names itself after its ID; this node knows the name, backend and region it chose.
         #expect(listed?["name"] as? String == "gw-aws-a")
+        #expect(listed?["domains"] as? [String] == ["edge.example.com"], "the VM's node gossips its domains")
+        // The VM's node knows its own name (this node knows the backend and region it chose).
+        let own = try WarrenProcess.runBlocking(["gateway", "list", "--json", "--state-dir", vmState])
+        #expect(own.stdout.contains("\"gw-aws-a\""), "\(own.stdout)")
         #expect(listed?["backend"] as? String == "aws")
         #expect(listed?["region"] as? String == "us-east-1")
         let node = try #require(listed?["node"] as? String)

@@ -162,7 +162,7 @@ struct ProvisioningAzureTests {
         let vm = try #require(fake.requests.first { $0.method == "PUT" && $0.path.contains("virtualMachines") }?.json)
         let customData = try #require(((vm["properties"] as? [String: Any])?["osProfile"] as? [String: Any])?["customData"] as? String)
         let script = String(decoding: try #require(Data(base64Encoded: customData)), as: UTF8.self)
-        let expected = try FirstBootScript(releaseURL: "https://releases.example.com/warren.tar.gz", joinToken: "wrn1-token", publicAddress: .azureMetadata, meshPort: 7946)
+        let expected = try FirstBootScript(releaseURL: "https://releases.example.com/warren.tar.gz", spec: spec, publicAddress: .azureMetadata)
         #expect(script == expected.text)
 
         let listed = try await backend.list()

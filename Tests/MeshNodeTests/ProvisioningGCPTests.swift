@@ -176,7 +176,7 @@ struct ProvisioningGCPTests {
         let insert = try #require(fake.requests.first { $0.method == "POST" && $0.path.hasSuffix("/instances") }?.json)
         let items = try #require((insert["metadata"] as? [String: Any])?["items"] as? [[String: Any]])
         let script = try #require(items.first { $0["key"] as? String == "startup-script" }?["value"] as? String)
-        #expect(script == (try FirstBootScript(releaseURL: "https://releases.example.com/warren", joinToken: "wrn1-gcp", publicAddress: .gcpMetadata, meshPort: 7946)).text)
+        #expect(script == (try FirstBootScript(releaseURL: "https://releases.example.com/warren", spec: spec, publicAddress: .gcpMetadata)).text)
         // Operations were polled until DONE.
         #expect(fake.requests.contains { $0.method == "GET" && $0.path.contains("/operations/") })
 

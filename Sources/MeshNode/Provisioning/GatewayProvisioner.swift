@@ -119,6 +119,7 @@ public actor GatewayProvisioner {
         } else {
             name = GatewayName.generate(avoiding: taken)
         }
+        for domain in request.domains { try GatewayDomain.validate(domain) }
         let settings = BackendSettings(secrets, environment: context.environment.merging(request.environment) { _, caller in caller })
         let local = LocalBackend.Configuration(
             directory: directory, binary: context.environment[LocalBackend.binaryVariable].flatMap { $0.isEmpty ? nil : $0 },
@@ -138,7 +139,7 @@ public actor GatewayProvisioner {
         let address = kind == "local" ? context.localJoin : context.cloudJoin
         let spec = GatewaySpec(
             name: name, region: request.region, instanceType: request.instanceType,
-            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domain: request.domain)
+            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains)
         let joinsThrough = token.flatMap { try? InviteToken(encoded: $0) }?.addresses.first ?? address
         return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil, backend: backend)
     }
