@@ -152,5 +152,6 @@ import Testing
             """)
         #expect(left == "0 0", "instances and groups left: \(left)")
         #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-aws-a"))
+        #expect(try runner.roster().removed.contains(node), "the VM's node is removed from the mesh")
     }
 }

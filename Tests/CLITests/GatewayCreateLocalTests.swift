@@ -49,7 +49,7 @@ import Testing
         #expect(again.stderr.contains("gw-cli-a"), "\(again.stderr)")
     }
 
-    @Test func inAMeshWithAdmissionTheGatewayJoinsWithAnInviteAsAGateway() throws {
+    @Test func inAMeshWithAdmissionTheGatewayJoinsWithAnInviteAsAGatewayAndDeleteRemovesIt() throws {
         let admin = try BackgroundNode(address: "127.0.0.60", port: 7422, foundsMesh: true)
         defer { admin.stop() }
         let created = try admin.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-m", "--address", "127.0.0.61"])
@@ -73,8 +73,14 @@ import Testing
         #expect(refused.stderr.contains("Run `warren gateway create` on an admin's node"), "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: admin.directory + "/gateways/gw-cli-m/gateways/gw-cli-n"))
 
+        // Deleted, it is out of the mesh for good: no longer a gateway of it, nor a member.
         let deleted = try admin.warren(["gateway", "delete", "gw-cli-m", "-y"])
         #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(deleted.stderr.contains("removed node \(node.prefix(8)) from the mesh"), "\(deleted.stderr)")
+        #expect(try admin.gateways().isEmpty)
+        let after = try admin.roster()
+        #expect(after.removed.contains(node), "\(after)")
+        #expect(!after.members.contains { $0.id == node }, "\(after)")
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {

@@ -47,6 +47,7 @@ import Testing
         private var list: [GatewayProgress] = []
         func append(_ p: GatewayProgress) { lock.withLock { list.append(p) } }
         var steps: [GatewayProgress.Step] { lock.withLock { list.map(\.step) } }
+        var messages: [String] { lock.withLock { list.map(\.message) } }
     }
 
     struct Setup {
@@ -150,6 +151,38 @@ import Testing
             "\(error)".contains("is not an admin of this mesh") && "\(error)".contains("Run `warren gateway create` on an admin's node")
         }
         #expect(s.cloud.created.isEmpty)
+    }
+
+    @Test func deleteRemovesTheGatewayFromTheMeshAfterItsMachine() async throws {
+        let asked = Asked()
+        let failing = Asked()
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in nil } removeMember: { node in
+            asked.append(Double(node == "NODEABC" ? 1 : 0))
+            if !failing.values.isEmpty { throw APIError(status: 500, "the store is read-only") }
+            return true
+        }
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        for name in ["gw-p-r", "gw-p-s"] {
+            let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: name))
+            s.mesh.gateways = [Self.alive(name, address: "203.0.113.7", node: "NODEABC")]
+            _ = try await s.provisioner.create(creation) { _ in }
+            s.mesh.gateways = []
+        }
+        let progress = Progress()
+        try await s.provisioner.delete(name: "gw-p-r", environment: [:], progress: progress.append)
+        #expect(asked.values == [1], "the gateway's node is removed")
+        #expect(s.cloud.deleted == ["gw-p-r"])
+        #expect(progress.messages.contains("removed node NODEABC from the mesh"))
+
+        // A removal that fails says what to run; the machine and the record are gone all the same.
+        failing.append(1)
+        await #expect {
+            try await s.provisioner.delete(name: "gw-p-s", environment: [:]) { _ in }
+        } throws: { error in
+            "\(error)".contains("its node could not be removed from the mesh: the store is read-only; remove it with `warren mesh remove NODEABC`")
+        }
+        #expect(s.cloud.deleted == ["gw-p-r", "gw-p-s"])
+        #expect(await s.provisioner.records().isEmpty)
     }
 
     @Test func aTimeoutDeletesWhatWasMade() async throws {

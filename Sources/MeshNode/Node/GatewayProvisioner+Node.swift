@@ -11,6 +11,7 @@ extension GatewayProvisioner {
             localJoin: HostPort.format(wildcard ? "127.0.0.1" : o.listenHost, boundPort),
             cloudJoin: advertised.advertisedAddress,
             invite: { ttl in try admin.gatewayInvite(ttl: ttl) },
+            removeMember: { node in try await admin.removeIfMember(node) },
             projectSettings: { project in try await secrets.values(project: project).values },
             peers: api.peers, gateways: api.gateways))
     }

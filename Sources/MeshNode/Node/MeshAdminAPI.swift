@@ -81,6 +81,14 @@ struct MeshAdminAPI: Sendable {
         return try invite(InviteRequest(role: MeshRole.gateway.description, ttlSeconds: ttl)).token
     }
 
+    /// Removes `node` as `mesh remove` does, for `gateway delete`; false when the mesh has no
+    /// admission or `node` is not a member (a gateway that never joined).
+    func removeIfMember(_ node: String) async throws(APIError) -> Bool {
+        guard let roster = gate.roster, let id = NodeID(node), roster.isMember(id) else { return false }
+        _ = try await remove(MemberRemoveRequest(node: node))
+        return true
+    }
+
     func remove(_ request: MemberRemoveRequest) async throws(APIError) -> MeshInfo {
         let roster = try requireRoster()
         let node = try nodeID(request.node)

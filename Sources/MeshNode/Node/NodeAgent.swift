@@ -103,7 +103,7 @@ public final class NodeAgent: Sendable {
             },
             gateways: {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
-                return await view.gatewayInfos(members: states)
+                return await view.gatewayInfos(members: states, removed: gate.roster.map { Set($0.removals.keys) } ?? [])
             },
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)

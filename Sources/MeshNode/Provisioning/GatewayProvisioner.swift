@@ -289,7 +289,8 @@ public actor GatewayProvisioner {
         throw ProvisioningError.notFound(name)
     }
 
-    /// The backend's delete, then the record. A local gateway's directory holds the record too.
+    /// The backend's delete, then the member, then the record. A local gateway's directory holds
+    /// the record too.
     private func remove(_ record: GatewayRecord, backend: any GatewayBackend, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws {
         do {
             try await backend.delete(record.gateway) { event in
@@ -298,7 +299,20 @@ public actor GatewayProvisioner {
         } catch ProvisioningError.notFound {
             // Gone already (removed by hand, or a half-made local gateway): forget it.
         }
+        // With its machine gone, the gateway leaves the roster too (a signed removal, as `warren
+        // mesh remove` writes), so it shows neither as a member nor as a gateway that left.
+        var memberFailure: String?
+        if let node = record.gateway.resources["node"] {
+            do {
+                if try await context.removeMember(node) {
+                    progress(GatewayProgress(step: .cleanup, message: "removed node \(node.prefix(8)) from the mesh"))
+                }
+            } catch {
+                memberFailure = "gateway \(record.name) is deleted, but its node could not be removed from the mesh: \(Self.describe(error)); remove it with `warren mesh remove \(node)`"
+            }
+        }
         try? FileManager.default.removeItem(atPath: directory + "/" + record.name)
+        if let memberFailure { throw ProvisioningError.invalidConfiguration(memberFailure) }
     }
 
     // MARK: - Records
