@@ -1,4 +1,5 @@
-public import Foundation
+import Foundation
+public import MeshNode
 
 /// Compute Engine's behaviour, as the REST reference shows it: inserts and deletes answer an
 /// Operation (RUNNING), which GET .../operations/NAME then reports DONE; GET of a missing
@@ -16,7 +17,12 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
     private var assertions: [String] = []
     private var operationCount = 0
 
-    public init() {}
+    /// The mesh port the firewall must open.
+    let meshPort: Int
+
+    public init(meshPort: Int = AgentOptions.defaultPort) {
+        self.meshPort = meshPort
+    }
 
     /// What the fake was asked that the documentation does not allow.
     public var violations: [String] { lock.withLock { problems } }
@@ -57,7 +63,7 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
             let allowed = body["allowed"] as? [[String: Any]] ?? []
             let tcp = allowed.first { $0["IPProtocol"] as? String == "tcp" }?["ports"] as? [String] ?? []
             let udp = allowed.first { $0["IPProtocol"] as? String == "udp" }?["ports"] as? [String] ?? []
-            if !tcp.contains("7946") || !tcp.contains("1024-65535") || udp != ["7946"] { note("firewall ports tcp \(tcp) udp \(udp)") }
+            if !tcp.contains("\(meshPort)") || !tcp.contains("1024-65535") || udp != ["\(meshPort)"] { note("firewall ports tcp \(tcp) udp \(udp)") }
             if body["direction"] as? String != "INGRESS" || body["sourceRanges"] as? [String] != ["0.0.0.0/0"] || body["targetTags"] as? [String] != [name] {
                 note("firewall shape \(body)")
             }

@@ -1,5 +1,5 @@
-public import Foundation
-import MeshNode
+import Foundation
+public import MeshNode
 
 /// Resource Manager's behaviour, as the REST reference shows it: PUT answers 201 with the
 /// resource (provisioningState "Updating" for the VM, which must then be polled), GET answers
@@ -18,7 +18,12 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
     private var problems: [String] = []
     private var polls = 0
 
-    public init() {}
+    /// The mesh port the firewall must open.
+    let meshPort: Int
+
+    public init(meshPort: Int = AgentOptions.defaultPort) {
+        self.meshPort = meshPort
+    }
 
     /// What the fake was asked that the documentation does not allow.
     public var violations: [String] { lock.withLock { problems } }
@@ -109,7 +114,7 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
         } else if path.contains("/networksecuritygroups/") {
             let rules = properties["securityRules"] as? [[String: Any]] ?? []
             let ports = rules.compactMap { ($0["properties"] as? [String: Any])?["destinationPortRange"] as? String }
-            if !ports.contains("7946") || !ports.contains("1024-65535") { note("NSG rules miss ports: \(ports)") }
+            if !ports.contains("\(meshPort)") || !ports.contains("1024-65535") { note("NSG rules miss ports: \(ports)") }
             for rule in rules {
                 let p = rule["properties"] as? [String: Any] ?? [:]
                 if p["direction"] as? String != "Inbound" || p["access"] as? String != "Allow" || p["priority"] as? Int == nil { note("malformed rule \(rule)") }

@@ -18,7 +18,7 @@ struct ProvisioningAzureTests {
     }
 
     @Test func createListDelete() async throws {
-        let arm = FakeResourceManager()
+        let arm = FakeResourceManager(meshPort: 7946)
         let fake = try await ProvisioningFakeCloud { arm.respond($0) }
         defer { Task { await fake.shutdown() } }
         let backend = try Self.backend(fake)
@@ -53,7 +53,7 @@ struct ProvisioningAzureTests {
     }
 
     @Test func badSecretIsAnActionableError() async throws {
-        let arm = FakeResourceManager()
+        let arm = FakeResourceManager(meshPort: 7946)
         let fake = try await ProvisioningFakeCloud { arm.respond($0) }
         defer { Task { await fake.shutdown() } }
         await #expect {

@@ -17,7 +17,7 @@ struct ProvisioningGCPTests {
         let key = try ServiceAccountKey()
         defer { key.remove() }
         let directory = key.directory
-        let compute = FakeComputeEngine()
+        let compute = FakeComputeEngine(meshPort: 7946)
         let fake = try await ProvisioningFakeCloud { compute.respond($0) }
         defer { Task { await fake.shutdown() } }
         var environment = try FakeComputeEngine.environment(url: fake.url, key: key)
