@@ -14,8 +14,10 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             a gateway node on this machine, on a free loopback address. Cloud backends read their \
             credentials from the project's secrets, then from this shell's environment \
             (AWS_ACCESS_KEY_ID …, AZURE_CLIENT_ID …, GOOGLE_APPLICATION_CREDENTIALS …, WARREN_RELEASE_URL). \
-            A cloud gateway joins the mesh through this node's advertised address, which must be \
-            reachable from the cloud.
+            In a mesh with admission (`warren mesh init`) this node, which must be an admin, signs a \
+            single-use invite (role gateway) for the new gateway; without admission the gateway \
+            joins by address. A cloud gateway reaches the mesh through this node's advertised \
+            address, which must be reachable from the cloud.
             """
     )
 
