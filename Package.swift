@@ -105,6 +105,19 @@ let package = Package(
         // Gossip simulator figures for BENCHMARKS.md: `swift build -c release --product gossip-sim`.
         .executableTarget(name: "gossip-sim", dependencies: ["Gossip"], path: "bench/gossip-sim", swiftSettings: strict),
 
+        // Local fakes of the cloud APIs (Resource Manager, Compute Engine), for MeshNodeTests and
+        // CLITests; a library only the tests use.
+        .target(
+            name: "CloudFakes",
+            dependencies: [
+                "MeshNode",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/CloudFakes",
+            swiftSettings: strict
+        ),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
         .testTarget(name: "CurlTests", dependencies: ["Curl"], swiftSettings: strict),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),
@@ -126,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Sodium", "LibCrypto", "Curl",
+                "MeshNode", "Sodium", "LibCrypto", "Curl", "CloudFakes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -135,6 +148,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "CloudFakes"], swiftSettings: strict),
     ]
 )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: the walkthrough of the README on this machine. A gateway node (127.0.0.2) and a
-# runner node (127.0.0.3) in a temporary state directory; the runner runs examples/service.dstack.yml,
-# which the gateway publishes at http://127.0.0.2:5001. Everything stops on exit, even on failure.
+# `make demo`: the walkthrough of the README on this machine. A runner node (127.0.0.3) in a
+# temporary state directory makes a gateway node (127.0.0.2) with `warren gateway create --backend
+# local`; the runner runs examples/service.dstack.yml, which the gateway publishes at
+# http://127.0.0.2:5001. Everything stops on exit, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,7 @@ done
 
 state=$(mktemp -d /tmp/warren-demo.XXXXXX)
 export WARREN_HOME="$state/rn"   # the CLI talks to the runner node
-gw_pid="" rn_pid="" run_name=""
+rn_pid="" run_name="" gateway_made=""
 
 cleanup() {
     status=$?
@@ -44,6 +45,12 @@ cleanup() {
         echo "\$ warren stop $run_name"
         "$warren" stop "$run_name"
     fi
+    if [ -n "$gateway_made" ] && [ -n "$rn_pid" ] && kill -0 "$rn_pid" 2>/dev/null; then
+        echo "\$ warren gateway delete demo-gw -y"
+        "$warren" gateway delete demo-gw -y
+    fi
+    # The gateway runs detached from the runner node: stop it by its pid file if it still runs.
+    gw_pid=$(cat "$state/rn/gateways/demo-gw/gateway.pid" 2>/dev/null)
     for pid in $rn_pid $gw_pid; do
         kill -TERM "$pid" 2>/dev/null
     done
@@ -54,7 +61,7 @@ cleanup() {
     done
     if [ "$status" != 0 ]; then
         echo "demo failed; the nodes' logs:" >&2
-        tail -n 20 "$state"/*.log >&2 2>/dev/null
+        tail -n 20 "$state"/*.log "$state"/rn/gateways/*/gateway.log >&2 2>/dev/null
     fi
     rm -rf "$state"
     echo "both nodes stopped; $state removed"
@@ -65,23 +72,20 @@ trap 'exit 130' INT TERM
 
 say() { echo; echo "\$ $*"; }
 
-say "warren node start --state-dir $state/gw --listen $gateway:$node_port --gateway --public-address $gateway --name demo-gw &"
-"$warren" node start --state-dir "$state/gw" --listen "$gateway:$node_port" --gateway --public-address "$gateway" --name demo-gw \
-    >"$state/gateway.log" 2>&1 &
-gw_pid=$!
-say "warren node start --state-dir $state/rn --listen $runner:$node_port --join $gateway:$node_port &"
-"$warren" node start --state-dir "$state/rn" --listen "$runner:$node_port" --join "$gateway:$node_port" \
-    >"$state/runner.log" 2>&1 &
+say "warren node start --state-dir $state/rn --listen $runner:$node_port &"
+"$warren" node start --state-dir "$state/rn" --listen "$runner:$node_port" >"$state/runner.log" 2>&1 &
 rn_pid=$!
-
-echo "(waiting for the runner to hear of the gateway…)"
 for i in $(seq 100); do
-    "$warren" gateway list 2>/dev/null | grep -q "$gateway" && break
-    [ "$i" = 100 ] && { echo "demo: the runner did not see the gateway within 20 s" >&2; exit 1; }
+    "$warren" peers >/dev/null 2>&1 && break
+    [ "$i" = 100 ] && { echo "demo: the runner node did not start within 20 s" >&2; exit 1; }
     sleep 0.2
 done
 
 say "export WARREN_HOME=$WARREN_HOME"
+say "warren gateway create --project local --backend local --name demo-gw --address $gateway"
+gateway_made=1
+"$warren" gateway create --project local --backend local --name demo-gw --address "$gateway"
+
 say "warren secrets add GATEWAY_IP $gateway --project local"
 "$warren" secrets add GATEWAY_IP "$gateway" --project local
 

@@ -14,8 +14,10 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             a gateway node on this machine, on a free loopback address. Cloud backends read their \
             credentials from the project's secrets, then from this shell's environment \
             (AWS_ACCESS_KEY_ID …, AZURE_CLIENT_ID …, GOOGLE_APPLICATION_CREDENTIALS …, WARREN_RELEASE_URL). \
-            A cloud gateway joins the mesh through this node's advertised address, which must be \
-            reachable from the cloud.
+            In a mesh with admission (`warren mesh init`) this node, which must be an admin, signs a \
+            single-use invite (role gateway) for the new gateway; without admission the gateway \
+            joins by address. A cloud gateway reaches the mesh through this node's advertised \
+            address, which must be reachable from the cloud.
             """
     )
 
@@ -25,7 +27,7 @@ struct GatewayCreateCommand: AsyncParsableCommand {
     @Option(help: "The gateway's name (default: a generated warren-gateway-<adjective>-<animal>).") var name: String?
     @Option(help: "The cloud region or zone (default: the backend's).") var region: String?
     @Option(help: "The VM size (default: t3.micro, Standard_B1s, e2-micro).") var instanceType: String?
-    @Option(help: "A domain that will point at the gateway.") var domain: String?
+    @Option(help: ArgumentHelp("A domain that will point at the gateway (repeatable).", valueName: "DOMAIN")) var domain: [String] = []
     @Option(help: ArgumentHelp("local backend: the loopback address to use (default: the first free of 127.0.0.2 …).", valueName: "ADDR"))
     var address: String?
     @Option(help: ArgumentHelp("How long to wait for the gateway to join the mesh (default: 60 local, 600 cloud).", valueName: "SECONDS"))
@@ -37,13 +39,14 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             throw ValidationError("unknown backend `\(backend)`: use one of \(GatewayProvisioner.kinds.joined(separator: ", "))")
         }
         if let name { do { try GatewayName.validate(name) } catch { throw ValidationError("\(error)") } }
+        for d in domain { do { try GatewayDomain.validate(d) } catch { throw ValidationError("\(error)") } }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
     }
 
     func run() async throws {
         let client = node.client
         let request = GatewayCreateRequest(
-            project: project, backend: backend?.lowercased(), name: name, region: region, instanceType: instanceType, domain: domain,
+            project: project, backend: backend?.lowercased(), name: name, region: region, instanceType: instanceType, domains: domain,
             address: address, timeoutSeconds: timeout,
             environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment))
         if !node.json { Output.line("Creating gateway, it may take some time...") }

@@ -4,6 +4,7 @@ import Testing
 /// `warren gateway create/delete` with the local backend, end to end: a runner node, and gateway
 /// nodes started by it as real processes on loopback (127.0.0.60–69, kept apart from other tests).
 @Suite(.serialized) struct GatewayCreateLocalTests {
+    /// A node that never ran `mesh init` (the default mesh): the gateway joins by address.
     @Test func createWaitsUntilTheGatewayJoinsListShowsItAndDeleteStopsIt() throws {
         let runner = try BackgroundNode(address: "127.0.0.60")
         defer { runner.stop() }
@@ -46,6 +47,40 @@ import Testing
         let again = try runner.warren(["gateway", "delete", "gw-cli-a", "-y"])
         #expect(again.status == 1)
         #expect(again.stderr.contains("gw-cli-a"), "\(again.stderr)")
+    }
+
+    @Test func inAMeshWithAdmissionTheGatewayJoinsWithAnInviteAsAGatewayAndDeleteRemovesIt() throws {
+        let admin = try BackgroundNode(address: "127.0.0.60", port: 7422, foundsMesh: true)
+        defer { admin.stop() }
+        let created = try admin.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-m", "--address", "127.0.0.61"])
+        #expect(created.status == 0, "\(created.stderr)")
+
+        // The gateway node was started with a single-use invite, not the admin's address.
+        let pidText = try String(contentsOfFile: admin.directory + "/gateways/gw-cli-m/gateway.pid", encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let arguments = BackgroundNode.commandLine(of: pid)
+        let join = try #require(arguments.firstIndex(of: "--join").map { arguments[$0 + 1] }, "\(arguments)")
+        #expect(join.hasPrefix("warren1."), "\(arguments)")
+        let node = try #require(try admin.gateways().first { $0["name"] as? String == "gw-cli-m" }?["node"] as? String)
+        let roster = try admin.roster()
+        #expect(roster.members.contains { $0.id == node && $0.role == "gateway" }, "\(roster)")
+
+        // The gateway is no admin: it may not invite, so it may not make gateways either.
+        let refused = try WarrenProcess.runBlocking(
+            ["gateway", "create", "--project", "local", "--name", "gw-cli-n", "--state-dir", admin.directory + "/gateways/gw-cli-m"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("is not an admin of this mesh"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("Run `warren gateway create` on an admin's node"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: admin.directory + "/gateways/gw-cli-m/gateways/gw-cli-n"))
+
+        // Deleted, it is out of the mesh for good: no longer a gateway of it, nor a member.
+        let deleted = try admin.warren(["gateway", "delete", "gw-cli-m", "-y"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(deleted.stderr.contains("removed node \(node.prefix(8)) from the mesh"), "\(deleted.stderr)")
+        #expect(try admin.gateways().isEmpty)
+        let after = try admin.roster()
+        #expect(after.removed.contains(node), "\(after)")
+        #expect(!after.members.contains { $0.id == node }, "\(after)")
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {

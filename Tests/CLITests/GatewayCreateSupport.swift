@@ -16,12 +16,17 @@ final class BackgroundNode {
     }
 
     /// `gatewayBinary`: what the node starts as a local gateway instead of `warren` (a stand-in
-    /// that never joins, for the failure paths).
-    init(address: String, port: Int = 7420, gatewayBinary: String? = nil) throws {
+    /// that never joins, for the failure paths). `foundsMesh`: `warren mesh init` first, so the
+    /// node is the admin of a mesh with admission (else it stays in the default mesh).
+    init(address: String, port: Int = 7420, gatewayBinary: String? = nil, foundsMesh: Bool = false) throws {
         self.address = address
         self.port = port
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgc-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if foundsMesh {
+            let founded = try WarrenProcess.runBlocking(["mesh", "init", "--state-dir", directory, "--advertise", "\(address):\(port)"], timeout: 30)
+            guard founded.status == 0 else { throw NodeDidNotStart(log: "mesh init: \(founded.stderr)") }
+        }
         process.executableURL = WarrenProcess.binary
         process.arguments = ["node", "start", "--state-dir", directory, "--listen", "\(address):\(port)", "--log-level", "debug"]
         var environment = Self.cleanEnvironment
@@ -87,6 +92,22 @@ final class BackgroundNode {
         let r = try warren(["gateway", "list", "--json"])
         guard r.status == 0 else { return [] }
         return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+
+    /// `mesh members --json` of this node: the roster's members and removed node IDs.
+    func roster() throws -> (members: [(id: String, role: String)], removed: [String]) {
+        let r = try warren(["mesh", "members", "--json"])
+        let info = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? [:]
+        let members = (info["members"] as? [[String: Any]] ?? []).compactMap { m in
+            (m["id"] as? String).map { (id: $0, role: m["role"] as? String ?? "") }
+        }
+        return (members, info["removed"] as? [String] ?? [])
+    }
+
+    /// The command line of process `pid`.
+    static func commandLine(of pid: pid_t) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Polls `condition` every 200 ms for at most `seconds`.

@@ -47,6 +47,7 @@ import Testing
         private var list: [GatewayProgress] = []
         func append(_ p: GatewayProgress) { lock.withLock { list.append(p) } }
         var steps: [GatewayProgress.Step] { lock.withLock { list.map(\.step) } }
+        var messages: [String] { lock.withLock { list.map(\.message) } }
     }
 
     struct Setup {
@@ -56,7 +57,11 @@ import Testing
         let directory: String
     }
 
-    static func setup(secrets: [String: String] = [:], realBackends: Bool = false) throws -> Setup {
+    static func setup(
+        secrets: [String: String] = [:], realBackends: Bool = false,
+        invite: @escaping @Sendable (TimeInterval) async throws -> String? = { _ in nil },
+        removeMember: @escaping @Sendable (String) async throws -> Bool = { _ in false }
+    ) throws -> Setup {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgp-\(UUID().uuidString.prefix(8))").path
         let cloud = FakeCloud(kind: "aws")
         let mesh = FakeMesh()
@@ -66,7 +71,7 @@ import Testing
         }
         let context = GatewayProvisioner.Context(
             stateDirectory: directory, localJoin: "127.0.0.1:7420", cloudJoin: "198.51.100.1:7420",
-            projectSettings: { _ in secrets }, peers: { [] }, gateways: { mesh.gateways }, environment: [:],
+            invite: invite, removeMember: removeMember, projectSettings: { _ in secrets }, peers: { [] }, gateways: { mesh.gateways }, environment: [:],
             makeBackend: realBackends ? GatewayProvisioner.defaultBackend : fake,
             pollInterval: .milliseconds(20))
         return Setup(provisioner: GatewayProvisioner(context: context), cloud: cloud, mesh: mesh, directory: directory)
@@ -100,6 +105,83 @@ import Testing
         try await s.provisioner.delete(name: "gw-p-a", environment: [:], progress: deletion.append)
         #expect(s.cloud.deleted == ["gw-p-a"])
         #expect(deletion.steps.last == .deleted)
+        #expect(await s.provisioner.records().isEmpty)
+    }
+
+    /// Times to live asked of `invite`, in order.
+    final class Asked: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [Double] = []
+        func append(_ value: Double) { lock.withLock { list.append(value) } }
+        var values: [Double] { lock.withLock { list } }
+    }
+
+    @Test func inAMeshWithAdmissionTheFirstBootScriptJoinsWithASingleUseGatewayInvite() async throws {
+        let admin = TestNode()
+        let (roster, _) = try MeshRoster.found(addresses: ["198.51.100.1:7420"], at: Date(), keys: admin.keys)
+        let asked = Asked()
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { ttl in
+            asked.append(ttl)
+            return try roster.issueInvite(role: .gateway, ttl: ttl, now: Date(), inviterKeys: admin.keys).encoded
+        }
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-p-t", timeoutSeconds: 120))
+        let token = try InviteToken(encoded: creation.spec.joinToken)
+        #expect(token.role == .gateway)
+        #expect(token.isSignatureValid)
+        // Valid for the creation's timeout plus the margin.
+        #expect(asked.values == [120 + 300])
+        #expect(creation.invited)
+        #expect(creation.joinsThrough == "198.51.100.1:7420")
+
+        let script = try FirstBootScript(releaseURL: "https://r.example/w", joinToken: creation.spec.joinToken, publicAddress: .awsMetadata, meshPort: 7420)
+        #expect(script.text.contains("--join \(creation.spec.joinToken)\n"))
+        #expect(!script.text.contains("--join 198.51.100.1:7420"))
+    }
+
+    @Test func aNodeThatMayNotInviteIsRefusedBeforeAnythingIsMade() async throws {
+        let runner = TestNode()
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in
+            throw APIError(status: 403, AdmissionError.notAnAdmin(runner.id).description)
+        }
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        await #expect {
+            _ = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-p-u"))
+        } throws: { error in
+            "\(error)".contains("is not an admin of this mesh") && "\(error)".contains("Run `warren gateway create` on an admin's node")
+        }
+        #expect(s.cloud.created.isEmpty)
+    }
+
+    @Test func deleteRemovesTheGatewayFromTheMeshAfterItsMachine() async throws {
+        let asked = Asked()
+        let failing = Asked()
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in nil } removeMember: { node in
+            asked.append(Double(node == "NODEABC" ? 1 : 0))
+            if !failing.values.isEmpty { throw APIError(status: 500, "the store is read-only") }
+            return true
+        }
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        for name in ["gw-p-r", "gw-p-s"] {
+            let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: name))
+            s.mesh.gateways = [Self.alive(name, address: "203.0.113.7", node: "NODEABC")]
+            _ = try await s.provisioner.create(creation) { _ in }
+            s.mesh.gateways = []
+        }
+        let progress = Progress()
+        try await s.provisioner.delete(name: "gw-p-r", environment: [:], progress: progress.append)
+        #expect(asked.values == [1], "the gateway's node is removed")
+        #expect(s.cloud.deleted == ["gw-p-r"])
+        #expect(progress.messages.contains("removed node NODEABC from the mesh"))
+
+        // A removal that fails says what to run; the machine and the record are gone all the same.
+        failing.append(1)
+        await #expect {
+            try await s.provisioner.delete(name: "gw-p-s", environment: [:]) { _ in }
+        } throws: { error in
+            "\(error)".contains("its node could not be removed from the mesh: the store is read-only; remove it with `warren mesh remove NODEABC`")
+        }
+        #expect(s.cloud.deleted == ["gw-p-r", "gw-p-s"])
         #expect(await s.provisioner.records().isEmpty)
     }
 

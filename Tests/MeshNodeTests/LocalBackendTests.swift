@@ -67,7 +67,7 @@ import Testing
         let sandbox = try Sandbox()
         let backend = sandbox.backend(binary: try sandbox.fakeWarren())
         let events = Events()
-        let spec = GatewaySpec(name: "gw-unit-a", joinToken: "127.0.0.63:7420", meshPort: 47_420, domain: "a.example.com")
+        let spec = GatewaySpec(name: "gw-unit-a", joinToken: "127.0.0.63:7420", meshPort: 47_420, domains: ["a.example.com"])
         let made = try await backend.create(spec) { events.append($0) }
 
         #expect(made.backend == "local")

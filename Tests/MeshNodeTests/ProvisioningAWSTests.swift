@@ -73,9 +73,9 @@ struct ProvisioningAWSTests {
         let attribute = try await backend.call("DescribeInstanceAttribute", [("InstanceId", instanceID), ("Attribute", "userData")], region: "us-east-1")
         let userData = try #require(attribute.value("userData", "value"))
         let script = String(decoding: try #require(Data(base64Encoded: userData)), as: UTF8.self)
-        let expected = try FirstBootScript(releaseURL: backend.configuration.releaseURL, joinToken: "wrn1-invite-token", publicAddress: .awsMetadata, meshPort: 7946)
+        let expected = try FirstBootScript(releaseURL: backend.configuration.releaseURL, spec: spec, publicAddress: .awsMetadata)
         #expect(script == expected.text)
-        #expect(script.contains("warren node start --gateway --public-address ${PUBLIC_ADDRESS} --join wrn1-invite-token"))
+        #expect(script.contains("warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name \(spec.name) --join wrn1-invite-token"))
 
         // list() shows it, by name, with its address.
         let listed = try await backend.list()

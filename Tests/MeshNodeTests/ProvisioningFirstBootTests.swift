@@ -24,6 +24,24 @@ struct ProvisioningFirstBootTests {
                 == ["/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2", "--join", "wrn1.abc-DEF_123"])
     }
 
+    @Test func scriptNamesTheGatewayAndEachOfItsDomains() throws {
+        let spec = GatewaySpec(name: "gw-edge", joinToken: "warren1.abc", meshPort: 7420, domains: ["api.example.com", "www.example.com"])
+        let script = try FirstBootScript(releaseURL: "https://r.example/w", spec: spec, publicAddress: .gcpMetadata)
+        #expect(script.text.contains(
+            "ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name gw-edge --domain api.example.com --domain www.example.com --join warren1.abc\n"))
+        #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren") == [
+            "/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2",
+            "--name", "gw-edge", "--domain", "api.example.com", "--domain", "www.example.com", "--join", "warren1.abc",
+        ])
+    }
+
+    @Test(arguments: ["a b.example.com", "x.example.com;reboot", "$(id).example.com", "-a.example.com", "example..com", ""])
+    func domainsAShellWouldInterpretAreRefused(domain: String) {
+        #expect(throws: ProvisioningError.self) {
+            _ = try FirstBootScript(releaseURL: "https://r/w", joinToken: "t", publicAddress: .awsMetadata, meshPort: 1, domains: [domain])
+        }
+    }
+
     @Test func scriptIsValidBash() throws {
         for address in [FirstBootScript.PublicAddress.awsMetadata, .azureMetadata, .gcpMetadata, .literal("198.51.100.7")] {
             let script = try FirstBootScript(releaseURL: "https://r.example/w", joinToken: "t", publicAddress: address, meshPort: 1)

@@ -19,7 +19,8 @@ public struct GatewayCreateRequest: Codable, Sendable {
     public var name: String?
     public var region: String?
     public var instanceType: String?
-    public var domain: String?
+    /// Domains that will point at the gateway (`--domain`, repeatable).
+    public var domains: [String]
     /// The loopback address of a local gateway; nil picks a free one.
     public var address: String?
     /// How long to wait for the gateway to join the mesh; nil is the backend's default.
@@ -29,13 +30,13 @@ public struct GatewayCreateRequest: Codable, Sendable {
     public var environment: [String: String]
 
     public init(project: String, backend: String? = nil, name: String? = nil, region: String? = nil, instanceType: String? = nil,
-                domain: String? = nil, address: String? = nil, timeoutSeconds: Double? = nil, environment: [String: String] = [:]) {
+                domains: [String] = [], address: String? = nil, timeoutSeconds: Double? = nil, environment: [String: String] = [:]) {
         self.project = project
         self.backend = backend
         self.name = name
         self.region = region
         self.instanceType = instanceType
-        self.domain = domain
+        self.domains = domains
         self.address = address
         self.timeoutSeconds = timeoutSeconds
         self.environment = environment

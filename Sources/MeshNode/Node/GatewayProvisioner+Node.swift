@@ -1,7 +1,8 @@
 extension GatewayProvisioner {
-    /// The provisioner of a running node: gateways recorded in its state directory, local ones
-    /// joining at its listen address, cloud ones at its advertised address.
-    init(node o: AgentOptions, boundPort: Int, secrets: any SecretsService, api: NodeAPI) {
+    /// The provisioner of a running node: gateways recorded in its state directory, invited by
+    /// this node when its mesh has admission, else joining local ones at its listen address and
+    /// cloud ones at its advertised address.
+    init(node o: AgentOptions, boundPort: Int, secrets: any SecretsService, api: NodeAPI, admin: MeshAdminAPI) {
         let wildcard = o.listenHost == "0.0.0.0" || o.listenHost == "::"
         var advertised = o
         advertised.listenPort = boundPort
@@ -9,6 +10,8 @@ extension GatewayProvisioner {
             stateDirectory: o.stateDirectory,
             localJoin: HostPort.format(wildcard ? "127.0.0.1" : o.listenHost, boundPort),
             cloudJoin: advertised.advertisedAddress,
+            invite: { ttl in try admin.gatewayInvite(ttl: ttl) },
+            removeMember: { node in try await admin.removeIfMember(node) },
             projectSettings: { project in try await secrets.values(project: project).values },
             peers: api.peers, gateways: api.gateways))
     }

@@ -69,6 +69,26 @@ struct MeshAdminAPI: Sendable {
         }
     }
 
+    /// The single-use token `gateway create` gives a new gateway; nil when the mesh has no
+    /// admission (the default mesh: the gateway joins by address).
+    func gatewayInvite(ttl: TimeInterval) throws(APIError) -> String? {
+        guard gate.roster != nil else {
+            guard gate.meshID == nil else {
+                throw .conflict("this node has not received its mesh's roster yet: wait until it has joined (`warren mesh members`), then try again")
+            }
+            return nil
+        }
+        return try invite(InviteRequest(role: MeshRole.gateway.description, ttlSeconds: ttl)).token
+    }
+
+    /// Removes `node` as `mesh remove` does, for `gateway delete`; false when the mesh has no
+    /// admission or `node` is not a member (a gateway that never joined).
+    func removeIfMember(_ node: String) async throws(APIError) -> Bool {
+        guard let roster = gate.roster, let id = NodeID(node), roster.isMember(id) else { return false }
+        _ = try await remove(MemberRemoveRequest(node: node))
+        return true
+    }
+
     func remove(_ request: MemberRemoveRequest) async throws(APIError) -> MeshInfo {
         let roster = try requireRoster()
         let node = try nodeID(request.node)

@@ -46,9 +46,11 @@ actor MeshView {
         LeaseTable(leases: leases.values.filter { $0.isLive(at: now) }.sorted { $0.binding.port < $1.binding.port })
     }
 
-    func gatewayInfos(members: [NodeID: String]) -> [GatewayInfo] {
+    /// The gateways for `gateway list`, with their members' states; those of `removed` nodes
+    /// (out of the mesh for good) are left out.
+    func gatewayInfos(members: [NodeID: String], removed: Set<NodeID> = []) -> [GatewayInfo] {
         let live = leaseTable().leases
-        return gateways.sorted { $0.value.name < $1.value.name }.map { id, g in
+        return gateways.filter { !removed.contains($0.key) }.sorted { $0.value.name < $1.value.name }.map { id, g in
             GatewayInfo(
                 name: g.name, address: g.address, domains: g.domains, node: id.description, backend: g.backend, region: g.region,
                 status: members[id] ?? "unknown",

@@ -108,11 +108,11 @@ public final class NodeAgent: Sendable {
             },
             gateways: {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
-                return await view.gatewayInfos(members: states)
+                return await view.gatewayInfos(members: states, removed: gate.roster.map { Set($0.removals.keys) } ?? [])
             },
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)
-        api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api)
+        api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         var routes = api.router
         admin.register(into: &routes)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)

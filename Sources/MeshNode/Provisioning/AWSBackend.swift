@@ -64,7 +64,7 @@ public struct AWSBackend: GatewayBackend {
         try GatewayName.validate(spec.name)
         let region = spec.region ?? configuration.region
         let instanceType = spec.instanceType ?? configuration.instanceType
-        let script = try FirstBootScript(releaseURL: configuration.releaseURL, joinToken: spec.joinToken, publicAddress: .awsMetadata, meshPort: spec.meshPort)
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .awsMetadata)
         let image = try await newestImage(region: region)
 
         var made = ProvisionedGateway(name: spec.name, backend: kind, region: region, address: nil, status: "pending", resources: ["image": image])

@@ -72,7 +72,7 @@ public struct AzureBackend: GatewayBackend {
     public func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
         try GatewayName.validate(spec.name)
         let location = spec.region ?? configuration.location
-        let script = try FirstBootScript(releaseURL: configuration.releaseURL, joinToken: spec.joinToken, publicAddress: .azureMetadata, meshPort: spec.meshPort)
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .azureMetadata)
         let token = try await accessToken()
         let group = spec.name
         var made = ProvisionedGateway(name: spec.name, backend: kind, region: location, address: nil, status: "Creating", resources: ["resourceGroup": group])

@@ -31,6 +31,9 @@ public struct FirstBootScript: Sendable {
     /// Where the Warren binary (or a .tar.gz holding `warren`) is downloaded from.
     public var releaseURL: String
     public var joinToken: String
+    /// The gateway's name and domains, which its node gossips in its gateway entry.
+    public var name: String?
+    public var domains: [String]
     public var publicAddress: PublicAddress
     /// The mesh port the node listens on (its default; the firewall opens it).
     public var meshPort: Int
@@ -39,7 +42,9 @@ public struct FirstBootScript: Sendable {
     public static let unitName = "warren-gateway.service"
     public static let stateDirectory = "/var/lib/warren"
 
-    public init(releaseURL: String, joinToken: String, publicAddress: PublicAddress, meshPort: Int) throws {
+    public init(releaseURL: String, joinToken: String, publicAddress: PublicAddress, meshPort: Int, name: String? = nil, domains: [String] = []) throws {
+        if let name { try GatewayName.validate(name) }
+        for domain in domains { try GatewayDomain.validate(domain) }
         for (what, value) in [("release URL", releaseURL), ("join token", joinToken)] {
             // Both end up in a shell script and a systemd unit: no quotes, spaces or line breaks.
             guard !value.isEmpty, value.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 32 && !"'\"\\`$;%".unicodeScalars.contains($0) }) else {
@@ -51,14 +56,23 @@ public struct FirstBootScript: Sendable {
         }
         self.releaseURL = releaseURL
         self.joinToken = joinToken
+        self.name = name
+        self.domains = domains
         self.publicAddress = publicAddress
         self.meshPort = meshPort
+    }
+
+    /// The script of the gateway `spec` describes.
+    public init(releaseURL: String, spec: GatewaySpec, publicAddress: PublicAddress) throws {
+        try self.init(releaseURL: releaseURL, joinToken: spec.joinToken, publicAddress: publicAddress, meshPort: spec.meshPort,
+                      name: spec.name, domains: spec.domains)
     }
 
     /// The command the systemd unit runs, `$PUBLIC_ADDRESS` being filled at boot. The test that
     /// plays cloud-init runs this (with the binary and address of the test machine).
     public func startArguments(publicAddress: String, binary: String = FirstBootScript.binaryPath) -> [String] {
-        [binary, "node", "start", "--gateway", "--public-address", publicAddress, "--join", joinToken]
+        [binary, "node", "start", "--gateway", "--public-address", publicAddress]
+            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] } + ["--join", joinToken]
     }
 
     /// The whole script, a bash script cloud-init and GCP's startup agent both run as root.

@@ -83,7 +83,7 @@ public struct GCPBackend: GatewayBackend {
     public func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
         try GatewayName.validate(spec.name)
         let zone = spec.region ?? configuration.zone
-        let script = try FirstBootScript(releaseURL: configuration.releaseURL, joinToken: spec.joinToken, publicAddress: .gcpMetadata, meshPort: spec.meshPort)
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .gcpMetadata)
         let token = try await accessToken()
         var made = ProvisionedGateway(name: spec.name, backend: kind, region: zone, address: nil, status: "PROVISIONING", resources: [:])
         do {

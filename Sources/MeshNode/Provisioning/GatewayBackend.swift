@@ -14,18 +14,18 @@ public struct GatewaySpec: Sendable {
     public var meshPort: Int
     /// Service ports opened to the world (TCP), for the applications the gateway will serve.
     public var servicePorts: [ClosedRange<Int>]
-    /// An optional domain that will point at the gateway.
-    public var domain: String?
+    /// Domains that will point at the gateway.
+    public var domains: [String]
 
     public init(name: String, region: String? = nil, instanceType: String? = nil, joinToken: String, meshPort: Int,
-                servicePorts: [ClosedRange<Int>] = [80...80, 443...443, 1024...65535], domain: String? = nil) {
+                servicePorts: [ClosedRange<Int>] = [80...80, 443...443, 1024...65535], domains: [String] = []) {
         self.name = name
         self.region = region
         self.instanceType = instanceType
         self.joinToken = joinToken
         self.meshPort = meshPort
         self.servicePorts = servicePorts
-        self.domain = domain
+        self.domains = domains
     }
 }
 

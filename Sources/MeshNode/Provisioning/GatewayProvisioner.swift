@@ -8,11 +8,18 @@ public actor GatewayProvisioner {
     public struct Context: Sendable {
         /// The node's state directory; gateways are recorded (and local ones live) in `gateways/`.
         public var stateDirectory: String
-        /// Where a local gateway joins the mesh (this node's listen address, "host:port").
+        /// Where a local gateway joins a mesh without admission (this node's listen address, "host:port").
         public var localJoin: String
-        /// Where a cloud gateway joins: this node's advertised address. It must be reachable
-        /// from the cloud; once admission lands, a single-use invite token takes its place.
+        /// Where a cloud gateway joins a mesh without admission: this node's advertised address,
+        /// which must be reachable from the cloud.
         public var cloudJoin: String
+        /// A single-use invite token of role gateway, valid for `ttl` seconds, that this node
+        /// signs; nil when its mesh has no admission (the default mesh, never `mesh init`), where
+        /// gateways join by address. Throws when this node may not invite (not an admin).
+        public var invite: @Sendable (_ ttl: TimeInterval) async throws -> String?
+        /// Removes the node (its ID) from the mesh with a signed removal, as `warren mesh remove`
+        /// does; false when there is nothing to remove (no admission, or not a member).
+        public var removeMember: @Sendable (_ node: String) async throws -> Bool
         /// The project's opened secrets (backend kind and credentials).
         public var projectSettings: @Sendable (_ project: String) async throws -> [String: String]
         public var peers: @Sendable () async -> [PeerInfo]
@@ -25,6 +32,8 @@ public actor GatewayProvisioner {
 
         public init(
             stateDirectory: String, localJoin: String, cloudJoin: String,
+            invite: @escaping @Sendable (TimeInterval) async throws -> String? = { _ in nil },
+            removeMember: @escaping @Sendable (String) async throws -> Bool = { _ in false },
             projectSettings: @escaping @Sendable (String) async throws -> [String: String],
             peers: @escaping @Sendable () async -> [PeerInfo], gateways: @escaping @Sendable () async -> [GatewayInfo],
             environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -34,6 +43,8 @@ public actor GatewayProvisioner {
             self.stateDirectory = stateDirectory
             self.localJoin = localJoin
             self.cloudJoin = cloudJoin
+            self.invite = invite
+            self.removeMember = removeMember
             self.projectSettings = projectSettings
             self.peers = peers
             self.gateways = gateways
@@ -49,6 +60,9 @@ public actor GatewayProvisioner {
     /// downloads Warren first.
     public static let defaultTimeout: [String: Duration] = ["local": .seconds(60)]
     public static let defaultCloudTimeout: Duration = .seconds(600)
+    /// How much longer than the creation's timeout a gateway's invite stays valid: the token is
+    /// issued before the VM is made, and a first boot may run a little late.
+    public static let inviteMargin: Duration = .seconds(300)
 
     public static let defaultBackend: @Sendable (String, BackendSettings, LocalBackend.Configuration) throws -> any GatewayBackend = { kind, settings, local in
         kind == "local" ? LocalBackend(configuration: local) : try GatewayBackends.make(kind: kind, settings: settings)
@@ -59,6 +73,10 @@ public actor GatewayProvisioner {
         public var project: String
         public var spec: GatewaySpec
         public var timeout: Duration
+        /// The member the gateway dials first: the invite's first address, or the join address.
+        public var joinsThrough: String
+        /// Whether the gateway joins with a single-use invite (a mesh with admission).
+        public var invited: Bool
         var backend: any GatewayBackend
         public var backendKind: String { backend.kind }
     }
@@ -101,6 +119,7 @@ public actor GatewayProvisioner {
         } else {
             name = GatewayName.generate(avoiding: taken)
         }
+        for domain in request.domains { try GatewayDomain.validate(domain) }
         let settings = BackendSettings(secrets, environment: context.environment.merging(request.environment) { _, caller in caller })
         let local = LocalBackend.Configuration(
             directory: directory, binary: context.environment[LocalBackend.binaryVariable].flatMap { $0.isEmpty ? nil : $0 },
@@ -113,10 +132,27 @@ public actor GatewayProvisioner {
             }
             timeout = .milliseconds(Int64(seconds * 1000))
         }
+        // A mesh with admission admits the gateway with a single-use invite this node signs. A
+        // mesh never initialised with `mesh init` (the default mesh, no roster) has no invites:
+        // there the gateway joins by address, as every node of that mesh does.
+        let token = try await invite(ttl: timeout + Self.inviteMargin)
+        let address = kind == "local" ? context.localJoin : context.cloudJoin
         let spec = GatewaySpec(
             name: name, region: request.region, instanceType: request.instanceType,
-            joinToken: kind == "local" ? context.localJoin : context.cloudJoin, meshPort: AgentOptions.defaultPort, domain: request.domain)
-        return Creation(project: request.project, spec: spec, timeout: timeout, backend: backend)
+            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains)
+        let joinsThrough = token.flatMap { try? InviteToken(encoded: $0) }?.addresses.first ?? address
+        return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil, backend: backend)
+    }
+
+    /// The gateway's invite, or nil without admission; a node that may not invite is told so
+    /// before anything is made.
+    private func invite(ttl: Duration) async throws -> String? {
+        do {
+            return try await context.invite(Double(ttl.components.seconds) + Double(ttl.components.attoseconds) / 1e18)
+        } catch {
+            throw ProvisioningError.invalidConfiguration(
+                "a gateway joins the mesh with an invite this node signs, and it cannot: \(Self.describe(error)). Run `warren gateway create` on an admin's node (`warren mesh members` shows the roles)")
+        }
     }
 
     /// Makes the gateway and waits until it is alive in gossip, reporting each step. On failure,
@@ -143,8 +179,9 @@ public actor GatewayProvisioner {
         let pending = ProvisionedGateway(name: spec.name, backend: backend.kind, region: spec.region ?? "-", address: nil, status: "creating", resources: [:])
         var note = ""
         if backend.kind != "local" {
-            note = "; it joins the mesh through \(spec.joinToken)"
-            if spec.joinToken.hasPrefix("127.") || spec.joinToken.hasPrefix("[::1]") || spec.joinToken.hasPrefix("localhost") {
+            let through = creation.joinsThrough
+            note = "; it joins the mesh\(creation.invited ? " with a single-use invite" : "") through \(through)"
+            if through.hasPrefix("127.") || through.hasPrefix("[::1]") || through.hasPrefix("localhost") {
                 note += " (a loopback address a cloud VM cannot reach: start this node with --advertise PUBLIC-ADDRESS:PORT)"
             }
         }
@@ -160,7 +197,7 @@ public actor GatewayProvisioner {
         do {
             try Task.checkCancellation()
             try save(record)
-            return try await waitUntilReady(record, timeout: creation.timeout, backend: backend, progress: progress)
+            return try await waitUntilReady(record, creation: creation, progress: progress)
         } catch {
             let why = Self.describe(error)
             progress(GatewayProgress(step: .cleanup, message: "removing what was made for \(spec.name)"))
@@ -177,8 +214,9 @@ public actor GatewayProvisioner {
     }
 
     private func waitUntilReady(
-        _ record: GatewayRecord, timeout: Duration, backend: any GatewayBackend, progress: @escaping @Sendable (GatewayProgress) -> Void
+        _ record: GatewayRecord, creation: Creation, progress: @escaping @Sendable (GatewayProgress) -> Void
     ) async throws -> GatewayRecord {
+        let (timeout, backend) = (creation.timeout, creation.backend)
         let made = record.gateway
         let nodeID = made.resources["node"]
         let local = backend as? LocalBackend
@@ -210,7 +248,7 @@ public actor GatewayProvisioner {
             }
             guard clock.now < deadline else {
                 let hint = local.map { "; its log ends with:\n\($0.logTail(made.name))" }
-                    ?? " (it joins through \(context.cloudJoin), which must be reachable from the VM; its console log tells more)"
+                    ?? " (it joins through \(creation.joinsThrough), which must be reachable from the VM; its console log tells more)"
                 throw ProvisioningError.timedOut("gateway \(made.name) did not join the mesh within \(timeout)\(hint)")
             }
             try await Task.sleep(for: context.pollInterval)
@@ -251,7 +289,8 @@ public actor GatewayProvisioner {
         throw ProvisioningError.notFound(name)
     }
 
-    /// The backend's delete, then the record. A local gateway's directory holds the record too.
+    /// The backend's delete, then the member, then the record. A local gateway's directory holds
+    /// the record too.
     private func remove(_ record: GatewayRecord, backend: any GatewayBackend, progress: @escaping @Sendable (GatewayProgress) -> Void) async throws {
         do {
             try await backend.delete(record.gateway) { event in
@@ -260,7 +299,20 @@ public actor GatewayProvisioner {
         } catch ProvisioningError.notFound {
             // Gone already (removed by hand, or a half-made local gateway): forget it.
         }
+        // With its machine gone, the gateway leaves the roster too (a signed removal, as `warren
+        // mesh remove` writes), so it shows neither as a member nor as a gateway that left.
+        var memberFailure: String?
+        if let node = record.gateway.resources["node"] {
+            do {
+                if try await context.removeMember(node) {
+                    progress(GatewayProgress(step: .cleanup, message: "removed node \(node.prefix(8)) from the mesh"))
+                }
+            } catch {
+                memberFailure = "gateway \(record.name) is deleted, but its node could not be removed from the mesh: \(Self.describe(error)); remove it with `warren mesh remove \(node)`"
+            }
+        }
         try? FileManager.default.removeItem(atPath: directory + "/" + record.name)
+        if let memberFailure { throw ProvisioningError.invalidConfiguration(memberFailure) }
     }
 
     // MARK: - Records

@@ -82,7 +82,7 @@ public struct LocalBackend: GatewayBackend {
                 configuration.binary, "node", "start", "--state-dir", dir, "--listen", listen,
                 "--gateway", "--public-address", address, "--name", spec.name, "--join", spec.joinToken,
             ]
-            if let domain = spec.domain { arguments += ["--domain", domain] }
+            for domain in spec.domains { arguments += ["--domain", domain] }
             var environment = configuration.environment
             environment["WARREN_HOME"] = nil
             environment[Self.markerVariable] = spec.name

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -6,36 +6,42 @@ import Synchronization
 
 /// A local HTTP/1.1 server standing in for a cloud API: each request is recorded and answered by
 /// the test's `respond` closure, which also checks the request's shape.
-final class ProvisioningFakeCloud: Sendable {
-    struct Request: Sendable {
-        let method: String
-        let uri: String
-        let headers: [String: String]
-        let body: [UInt8]
+public final class ProvisioningFakeCloud: Sendable {
+    public struct Request: Sendable {
+        public let method: String
+        public let uri: String
+        public let headers: [String: String]
+        public let body: [UInt8]
 
-        var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "") }
-        var query: [String: String] {
+        public var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "") }
+        public var query: [String: String] {
             guard let q = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [:] }
             return Dictionary(q.split(separator: "&").map { pair in
                 let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
                 return (parts[0], parts.count > 1 ? parts[1] : "")
             }, uniquingKeysWith: { a, _ in a })
         }
-        var form: [String: String] {
+        public var form: [String: String] {
             Dictionary(String(decoding: body, as: UTF8.self).split(separator: "&").map { pair in
                 let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
                 return (parts[0], parts.count > 1 ? parts[1] : "")
             }, uniquingKeysWith: { a, _ in a })
         }
-        var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] }
+        public var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] }
     }
 
-    struct Response: Sendable {
-        var status: Int
-        var body: String
-        var headers: [(String, String)] = []
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: String
+        public var headers: [(String, String)] = []
 
-        static func json(_ status: Int, _ object: [String: Any]) -> Response {
+        public init(status: Int, body: String, headers: [(String, String)] = []) {
+            self.status = status
+            self.body = body
+            self.headers = headers
+        }
+
+        public static func json(_ status: Int, _ object: [String: Any]) -> Response {
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             return Response(status: status, body: String(decoding: data, as: UTF8.self), headers: [("Content-Type", "application/json")])
         }
@@ -48,11 +54,11 @@ final class ProvisioningFakeCloud: Sendable {
     private let channel: any Channel
     private let recorded = Recorder()
     /// `http://127.0.0.1:PORT`
-    let url: String
+    public let url: String
 
-    var requests: [Request] { recorded.requests.withLock { $0 } }
+    public var requests: [Request] { recorded.requests.withLock { $0 } }
 
-    init(respond: @escaping @Sendable (Request) -> Response) async throws {
+    public init(respond: @escaping @Sendable (Request) -> Response) async throws {
         let recorded = self.recorded
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -69,7 +75,7 @@ final class ProvisioningFakeCloud: Sendable {
         url = "http://127.0.0.1:\(channel.localAddress?.port ?? 0)"
     }
 
-    func shutdown() async {
+    public func shutdown() async {
         try? await channel.close()
     }
 
