@@ -233,7 +233,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.upstream = .none
             if self.responseInFlight || self.upgrading {
                 if self.responseHeadSent || self.upgrading {
-                    context.close(promise: nil)
+                    // What the service sent before it went is delivered first: an empty body
+                    // part completes after the writes queued ahead of it.
+                    let channel = context.channel
+                    context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer())))).whenComplete { _ in
+                        channel.close(promise: nil)
+                    }
                 } else {
                     self.answer(.badGateway, "the service closed the connection without an answer\n", context: context)
                 }
@@ -263,12 +268,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
             guard !self.upgrading else { return }
             self.responseInFlight = false
             self.responseHeadSent = false
             if !self.keepAlive {
-                context.close(promise: nil)
+                // Close once the response is written: a close with writes still queued (a slow
+                // client) would drop the response's tail.
+                let channel = context.channel
+                written.whenComplete { _ in channel.close(promise: nil) }
             } else if !self.requestInFlight {
                 self.processQueue(context: context)
                 self.resumeReadingIfPossible(context: context)
