@@ -30,15 +30,27 @@ enum DetachedProcess {
         let deadline = clock.now + grace
         while clock.now < deadline {
             // A zombie counts as gone; reaping it after the check leaves none behind.
-            if !ProcessGroup.isAlive(pgid: pid) { reap(pid); return false }
+            if !ProcessGroup.isAlive(pgid: pid) { await reapExited(pid); return false }
             await pause()
         }
         ProcessGroup.signal(pgid: pid, SIGKILL)
         for _ in 0..<40 {
-            if !ProcessGroup.isAlive(pgid: pid) { reap(pid); break }
+            if !ProcessGroup.isAlive(pgid: pid) { await reapExited(pid); break }
             await pause()
         }
         return true
+    }
+
+    /// Reaps `pid` once it is gone. A multi-threaded process's leader shows as a zombie while its
+    /// other threads are still exiting, and can't be collected until they have: one WNOHANG wait
+    /// at that moment would leave a zombie behind for good.
+    private static func reapExited(_ pid: pid_t) async {
+        var status: Int32 = 0
+        for _ in 0..<100 {
+            // pid: collected; -1: not this process's child (ECHILD); 0: not yet collectable.
+            if waitpid(pid, &status, WNOHANG) != 0 { return }
+            await pause()
+        }
     }
 
     /// 50 ms, also in a cancelled task: a stop that was asked for finishes even if its caller gives up.
