@@ -18,6 +18,7 @@ struct ProvisioningFirstBootTests {
         #expect(text.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --join wrn1.abc-DEF_123\n"))
         #expect(text.contains("Environment=WARREN_HOME=/var/lib/warren"))
         #expect(text.contains("Restart=on-failure"))
+        #expect(text.contains("LimitNOFILE=65536\n"))
         #expect(text.contains("WantedBy=multi-user.target"))
         #expect(text.contains("systemctl enable --now warren-gateway.service"))
         #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren")

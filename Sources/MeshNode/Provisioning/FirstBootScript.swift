@@ -111,6 +111,8 @@ public struct FirstBootScript: Sendable {
         ExecStart=\(start)
         Restart=on-failure
         RestartSec=5
+        # A descriptor per proxied connection: the default soft limit (1,024) is far too low.
+        LimitNOFILE=65536
 
         [Install]
         WantedBy=multi-user.target
