@@ -81,6 +81,10 @@ import Testing
         let after = try admin.roster()
         #expect(after.removed.contains(node), "\(after)")
         #expect(!after.members.contains { $0.id == node }, "\(after)")
+        let peers = try admin.warren(["peers", "--json"])
+        let listed = (try JSONSerialization.jsonObject(with: Data(peers.stdout.utf8)) as? [[String: Any]]) ?? []
+        let entry = listed.first { $0["id"] as? String == node }
+        #expect(entry == nil || entry?["state"] as? String == "removed", "\(peers.stdout)")
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {

@@ -51,7 +51,7 @@ public struct NodeInfo: Codable, Sendable, Equatable {
 public struct PeerInfo: Codable, Sendable, Equatable {
     public var id: String
     public var address: String
-    /// alive, suspect, dead or left, as gossip sees it.
+    /// alive, suspect, dead or left, as gossip sees it; removed once the mesh removed it for good.
     public var state: String
     public var isGateway: Bool
     /// Whether this node holds an encrypted link to it now.

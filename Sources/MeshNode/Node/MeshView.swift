@@ -15,8 +15,18 @@ struct GatewayEntry: Codable, Sendable, Equatable {
 
 /// What this node knows of the mesh's gateways and leases, from the replicated entries.
 actor MeshView {
-    private(set) var gateways: [NodeID: GatewayEntry] = [:]
+    private var announced: [NodeID: GatewayEntry] = [:]
     private var leases: [String: Lease] = [:]
+    /// Nodes removed from the mesh for good: their gateway entries no longer count.
+    private var removed: Set<NodeID> = []
+
+    /// The gateways of the mesh's members.
+    var gateways: [NodeID: GatewayEntry] { announced.filter { !removed.contains($0.key) } }
+
+    /// Follows the roster's removals (`warren mesh remove`, `gateway delete`).
+    func setRemoved(_ nodes: Set<NodeID>) {
+        removed = nodes
+    }
 
     /// The entry key of a lease: one binding on one gateway address.
     static func leaseKey(_ b: Binding) -> String { "\(b.address)|\(b.port)|\(b.host ?? "")" }
@@ -25,7 +35,7 @@ actor MeshView {
         switch entry.kind.rawValue {
         case UInt8(MeshEntryKind.gateway.rawValue):
             guard let id = NodeID(entry.key) else { return }
-            gateways[id] = entry.value.flatMap { try? JSONDecoder().decode(GatewayEntry.self, from: Data($0)) }
+            announced[id] = entry.value.flatMap { try? JSONDecoder().decode(GatewayEntry.self, from: Data($0)) }
         case UInt8(MeshEntryKind.lease.rawValue):
             leases[entry.key] = entry.value.flatMap { try? JSONDecoder().decode(Lease.self, from: Data($0)) }
         default:
@@ -46,11 +56,10 @@ actor MeshView {
         LeaseTable(leases: leases.values.filter { $0.isLive(at: now) }.sorted { $0.binding.port < $1.binding.port })
     }
 
-    /// The gateways for `gateway list`, with their members' states; those of `removed` nodes
-    /// (out of the mesh for good) are left out.
-    func gatewayInfos(members: [NodeID: String], removed: Set<NodeID> = []) -> [GatewayInfo] {
+    /// The gateways for `gateway list`, with their members' states.
+    func gatewayInfos(members: [NodeID: String]) -> [GatewayInfo] {
         let live = leaseTable().leases
-        return gateways.filter { !removed.contains($0.key) }.sorted { $0.value.name < $1.value.name }.map { id, g in
+        return gateways.sorted { $0.value.name < $1.value.name }.map { id, g in
             GatewayInfo(
                 name: g.name, address: g.address, domains: g.domains, node: id.description, backend: g.backend, region: g.region,
                 status: members[id] ?? "unknown",

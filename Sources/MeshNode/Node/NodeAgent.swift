@@ -68,7 +68,10 @@ public final class NodeAgent: Sendable {
         await router.configureAdmission(gate: gate, desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger))
         let admin = MeshAdminAPI(gate: gate, mesh: mesh, keys: identity.keyPair, local: local, advertised: o.advertisedAddress,
                                  endpoint: endpoint, leases: gatewayLeases, logger: logger)
-        await mesh.observeRoster { old, new in await admin.rosterChanged(old: old, new: new) }
+        await mesh.observeRoster { old, new in
+            await view.setRemoved(new.map { Set($0.removals.keys) } ?? [])
+            await admin.rosterChanged(old: old, new: new)
+        }
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
         let port = try await endpoint.listen(host: o.listenHost, port: o.listenPort)
@@ -101,14 +104,16 @@ public final class NodeAgent: Sendable {
                          isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory)
             },
             peers: {
-                await mesh.members().filter { $0.id != identity.id }.map { m in
-                    PeerInfo(id: m.id.description, address: m.address, state: "\(m.state)", isGateway: m.metadata.first == 1,
+                let removed = gate.roster?.removals ?? [:]
+                return await mesh.members().filter { $0.id != identity.id }.map { m in
+                    PeerInfo(id: m.id.description, address: m.address, state: removed[m.id] == nil ? "\(m.state)" : "removed",
+                             isGateway: m.metadata.first == 1,
                              linked: pool.existing(m.id) != nil)
                 }
             },
             gateways: {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
-                return await view.gatewayInfos(members: states, removed: gate.roster.map { Set($0.removals.keys) } ?? [])
+                return await view.gatewayInfos(members: states)
             },
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)

@@ -1,0 +1,27 @@
+import Foundation
+import Gossip
+@testable import MeshNode
+import Testing
+
+@Suite struct MeshViewTests {
+    static func gatewayEntry(_ node: NodeID, name: String, address: String) throws -> Entry {
+        let value = GatewayEntry(name: name, address: address, domains: ["api.example.com"], meshAddress: address + ":7420", backend: "local", region: nil)
+        return Entry(kind: EntryKind(rawValue: UInt8(MeshEntryKind.gateway.rawValue)), key: node.description,
+                     value: Array(try JSONEncoder().encode(value)), timestamp: HLCTimestamp(wallMillis: 1, logical: 0), author: node, signature: [])
+    }
+
+    /// A removed node's gateway is no longer offered: not listed, not found for a run's `gateway:`.
+    @Test func aRemovedNodesGatewayIsNoLongerOffered() async throws {
+        let kept = TestNode().id, gone = TestNode().id
+        let view = MeshView()
+        await view.apply(try Self.gatewayEntry(kept, name: "gw-kept", address: "127.0.0.2"))
+        await view.apply(try Self.gatewayEntry(gone, name: "gw-gone", address: "127.0.0.3"))
+        #expect(await view.knownGateways.map(\.name) == ["gw-gone", "gw-kept"])
+
+        await view.setRemoved([gone])
+        #expect(await view.knownGateways.map(\.name) == ["gw-kept"])
+        #expect(await view.gateway(address: "127.0.0.3") == nil)
+        #expect(await view.gateway(address: "127.0.0.2")?.id == kept)
+        #expect(await view.gatewayInfos(members: [:]).map(\.name) == ["gw-kept"])
+    }
+}
