@@ -67,8 +67,8 @@ public struct AWSBackend: GatewayBackend {
         let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .awsMetadata)
         let image = try await newestImage(region: region)
 
-        var made = ProvisionedGateway(name: spec.name, backend: kind, region: region, address: nil, status: "pending", resources: ["image": image])
-        do {
+        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: region, address: nil, status: "pending", resources: ["image": image])
+        return try await creating(pending, progress: progress) { made in
             let group = try await call("CreateSecurityGroup", [
                 ("GroupName", spec.name),
                 ("GroupDescription", "Warren gateway \(spec.name)"),
@@ -96,13 +96,6 @@ public struct AWSBackend: GatewayBackend {
             made.address = address
             made.status = "running"
             progress(.addressAssigned(address))
-            return made
-        } catch {
-            // Leave nothing behind; the first error is the one worth showing.
-            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
-            let made = made
-            await Task { try? await self.delete(made, progress: progress) }.value
-            throw error
         }
     }
 

@@ -75,9 +75,9 @@ public struct AzureBackend: GatewayBackend {
         let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .azureMetadata)
         let token = try await accessToken()
         let group = spec.name
-        var made = ProvisionedGateway(name: spec.name, backend: kind, region: location, address: nil, status: "Creating", resources: ["resourceGroup": group])
         let tags = [Self.tagKey: spec.name]
-        do {
+        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: location, address: nil, status: "Creating", resources: ["resourceGroup": group])
+        return try await creating(pending, progress: progress) { made in
             _ = try await put(resourceGroupPath(group), apiVersion: Self.resourceGroupAPIVersion, token: token,
                               body: ["location": location, "tags": tags])
             progress(.created(kind: "resource group", id: group))
@@ -134,12 +134,6 @@ public struct AzureBackend: GatewayBackend {
             }
             made.address = address
             progress(.addressAssigned(address))
-            return made
-        } catch {
-            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
-            let made = made
-            await Task { try? await self.delete(made, progress: progress) }.value
-            throw error
         }
     }
 

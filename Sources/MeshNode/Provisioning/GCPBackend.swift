@@ -85,8 +85,8 @@ public struct GCPBackend: GatewayBackend {
         let zone = spec.region ?? configuration.zone
         let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .gcpMetadata)
         let token = try await accessToken()
-        var made = ProvisionedGateway(name: spec.name, backend: kind, region: zone, address: nil, status: "PROVISIONING", resources: [:])
-        do {
+        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: zone, address: nil, status: "PROVISIONING", resources: [:])
+        return try await creating(pending, progress: progress) { made in
             let firewall = try await call("POST", "\(projectPath)/global/firewalls", token: token, body: Self.firewallBody(spec))
             try await waitForOperation(firewall, token: token)
             made.resources["firewall"] = spec.name
@@ -105,12 +105,6 @@ public struct GCPBackend: GatewayBackend {
             }
             made.address = address
             progress(.addressAssigned(address))
-            return made
-        } catch {
-            // In a task of its own, so that a cancelled (timed-out) creation still cleans up.
-            let made = made
-            await Task { try? await self.delete(made, progress: progress) }.value
-            throw error
         }
     }
 

@@ -87,6 +87,26 @@ public protocol GatewayBackend: Sendable {
     func list() async throws -> [ProvisionedGateway]
 }
 
+extension GatewayBackend {
+    /// Runs the steps of a creation, which record in `made` what they make; on any error, deletes
+    /// what was made and rethrows the error (the first one is the one worth showing). The deletion
+    /// runs in a task of its own, so that a cancelled (timed-out) creation still cleans up.
+    func creating(
+        _ made: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void,
+        _ steps: (inout ProvisionedGateway) async throws -> Void
+    ) async throws -> ProvisionedGateway {
+        var made = made
+        do {
+            try await steps(&made)
+            return made
+        } catch {
+            let made = made
+            await Task { try? await self.delete(made, progress: progress) }.value
+            throw error
+        }
+    }
+}
+
 /// Settings and credentials of a backend: the project's secrets over the environment.
 public struct BackendSettings: Sendable {
     private let values: [String: String]
