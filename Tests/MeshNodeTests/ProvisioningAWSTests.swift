@@ -1,3 +1,4 @@
+import CloudFakes
 import Curl
 import Foundation
 @testable import MeshNode
@@ -7,8 +8,8 @@ import Testing
 struct ProvisioningAWSTests {
     static let credentials = AWSCredentials(accessKeyID: "AKIDTESTTESTTEST", secretAccessKey: "test-secret")
 
-    static func backend(_ moto: ProvisioningMotoServer) -> AWSBackend {
-        var configuration = AWSBackend.Configuration(credentials: credentials, region: "us-east-1", endpoint: moto.endpoint,
+    static func backend(_ moto: MotoServer) -> AWSBackend {
+        var configuration = AWSBackend.Configuration(credentials: credentials, region: "us-east-1", endpoint: moto.endpoint + "/",
                                                      releaseURL: "https://releases.example.com/warren-linux-x86_64.tar.gz")
         // moto has no Canonical jammy image: the test registers its own, owned by moto's account.
         configuration.imageOwner = "self"
@@ -37,9 +38,9 @@ struct ProvisioningAWSTests {
         var all: [ProvisioningEvent] { lock.withLock { events } }
     }
 
-    @Test(.enabled(if: ProvisioningMotoServer.isInstalled, ProvisioningMotoServer.skipReason))
+    @Test(.enabled(if: MotoServer.isInstalled, Comment(rawValue: MotoServer.skipReason)))
     func createListDelete() async throws {
-        let moto = try ProvisioningMotoServer()
+        let moto = try MotoServer()
         let backend = Self.backend(moto)
         let image = try await Self.registerImages(backend)
         let spec = GatewaySpec(name: "warren-gateway-fast-walrus", joinToken: "wrn1-invite-token", meshPort: 7946)
@@ -96,9 +97,9 @@ struct ProvisioningAWSTests {
         }
     }
 
-    @Test(.enabled(if: ProvisioningMotoServer.isInstalled, ProvisioningMotoServer.skipReason))
+    @Test(.enabled(if: MotoServer.isInstalled, Comment(rawValue: MotoServer.skipReason)))
     func failedCreateCleansUpAndExplains() async throws {
-        let moto = try ProvisioningMotoServer()
+        let moto = try MotoServer()
         let backend = Self.backend(moto)
         _ = try await Self.registerImages(backend)
         // moto (with MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION) refuses an unknown instance type;
@@ -123,9 +124,9 @@ struct ProvisioningAWSTests {
         #expect(try await backend.list().isEmpty)
     }
 
-    @Test(.enabled(if: ProvisioningMotoServer.isInstalled, ProvisioningMotoServer.skipReason))
+    @Test(.enabled(if: MotoServer.isInstalled, Comment(rawValue: MotoServer.skipReason)))
     func noImageIsAnActionableError() async throws {
-        let moto = try ProvisioningMotoServer()
+        let moto = try MotoServer()
         let backend = Self.backend(moto)
         await #expect {
             _ = try await backend.create(GatewaySpec(name: "warren-gateway-bold-owl", joinToken: "tok", meshPort: 7946)) { _ in }
@@ -136,14 +137,14 @@ struct ProvisioningAWSTests {
 
     /// moto, with authentication on, checks each request's signature as AWS does: a real verifier
     /// for the SigV4 signer. An IAM user and key are made first (the only unauthenticated calls).
-    @Test(.enabled(if: ProvisioningMotoServer.isInstalled, ProvisioningMotoServer.skipReason))
+    @Test(.enabled(if: MotoServer.isInstalled, Comment(rawValue: MotoServer.skipReason)))
     func motoVerifiesTheSignatureAndBadCredentialsAreExplained() async throws {
-        let moto = try ProvisioningMotoServer(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"])
+        let moto = try MotoServer(environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"])
         func iam(_ action: String, _ parameters: [(String, String)]) async throws -> XMLNode {
             let form = ([("Action", action), ("Version", "2010-05-08")] + parameters)
                 .map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&")
             let signer = SigV4Signer(credentials: Self.credentials, region: "us-east-1", service: "iam")
-            let request = try signer.sign(HTTPRequest(method: "POST", url: moto.endpoint, headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")], text: form))
+            let request = try signer.sign(HTTPRequest(method: "POST", url: moto.endpoint + "/", headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")], text: form))
             let response = try HTTPClient().perform(request)
             #expect(response.status == 200, "\(action): \(response.text)")
             return try #require(XMLNode.parse(response.body))
