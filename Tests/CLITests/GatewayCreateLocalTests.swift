@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `warren gateway create/delete` with the local backend, end to end: a runner node, and gateway
-/// nodes started by it as real processes on loopback (127.0.0.60–69, kept apart from other tests).
+/// nodes started by it as real processes on loopback (127.0.0.60–69 and .72–73, kept apart from other tests).
 @Suite(.serialized) struct GatewayCreateLocalTests {
     /// A node that never ran `mesh init` (the default mesh): the gateway joins by address.
     @Test func createWaitsUntilTheGatewayJoinsListShowsItAndDeleteStopsIt() throws {
@@ -85,6 +85,36 @@ import Testing
         let listed = (try JSONSerialization.jsonObject(with: Data(peers.stdout.utf8)) as? [[String: Any]]) ?? []
         let entry = listed.first { $0["id"] as? String == node }
         #expect(entry == nil || entry?["state"] as? String == "removed", "\(peers.stdout)")
+    }
+
+    /// After a reboot (the node and its gateway's process gone), the node starts its local
+    /// gateway again, with its identity and membership: no invite needed.
+    @Test func aLocalGatewayStartsAgainWithTheNodeThatMadeIt() throws {
+        let first = try BackgroundNode(address: "127.0.0.72", foundsMesh: true)
+        let created = try first.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-boot", "--address", "127.0.0.73", "--domain", "boot.example.com"])
+        try #require(created.status == 0, "\(created.stderr)")
+        let pidFile = first.directory + "/gateways/gw-cli-boot/gateway.pid"
+        let oldPID = try #require(pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let node = try #require(try first.gateways().first { $0["name"] as? String == "gw-cli-boot" }?["node"] as? String)
+        first.stop(keepingState: true)
+        // Killed; reaped by whoever inherits it once the node is gone.
+        #expect(BackgroundNode.eventually(10) { kill(oldPID, 0) != 0 }, "the gateway process outlived the 'reboot'")
+
+        let again = try BackgroundNode(address: "127.0.0.72", reusing: first.directory)
+        defer { again.stop() }
+        // Running again: its own API answers (a restored member list alone could still say alive).
+        let back = try BackgroundNode.eventually(30) {
+            let own = try WarrenProcess.runBlocking(["peers", "--json", "--state-dir", again.directory + "/gateways/gw-cli-boot"], timeout: 10)
+            return own.status == 0 && own.stdout.contains("alive")
+        }
+        let listed = try again.gateways().first { $0["name"] as? String == "gw-cli-boot" }
+        #expect(back, "gateway list: \(String(describing: listed))")
+        #expect(listed?["node"] as? String == node, "the same node, not a new one")
+        #expect(listed?["domains"] as? [String] == ["boot.example.com"])
+        let newPID = try #require(pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(newPID != oldPID && kill(newPID, 0) == 0)
+        let deleted = try again.warren(["gateway", "delete", "gw-cli-boot", "-y"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {

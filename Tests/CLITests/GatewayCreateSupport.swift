@@ -18,10 +18,11 @@ final class BackgroundNode {
     /// `gatewayBinary`: what the node starts as a local gateway instead of `warren` (a stand-in
     /// that never joins, for the failure paths). `foundsMesh`: `warren mesh init` first, so the
     /// node is the admin of a mesh with admission (else it stays in the default mesh).
-    init(address: String, port: Int = 7420, gatewayBinary: String? = nil, foundsMesh: Bool = false) throws {
+    /// `reusing`: the state directory of an earlier node to start again (kept by `stop(keepingState:)`).
+    init(address: String, port: Int = 7420, gatewayBinary: String? = nil, foundsMesh: Bool = false, reusing: String? = nil) throws {
         self.address = address
         self.port = port
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgc-\(UUID().uuidString.prefix(8))").path
+        directory = reusing ?? FileManager.default.temporaryDirectory.appendingPathComponent("wgc-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if foundsMesh {
             let founded = try WarrenProcess.runBlocking(["mesh", "init", "--state-dir", directory, "--advertise", "\(address):\(port)"], timeout: 30)
@@ -69,9 +70,10 @@ final class BackgroundNode {
         return try WarrenProcess.runBlocking(arguments + ["--state-dir", directory], environment: env, timeout: timeout)
     }
 
-    /// Stops the node and every local gateway it made (their processes outlive it by design).
+    /// Stops the node and every local gateway it made (their processes outlive it by design), as
+    /// a reboot would; removes the state directory unless `keepingState`.
     @discardableResult
-    func stop() -> String {
+    func stop(keepingState: Bool = false) -> String {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory + "/gateways")) ?? [] {
             if let text = try? String(contentsOfFile: directory + "/gateways/" + name + "/gateway.pid", encoding: .utf8),
                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
@@ -83,7 +85,7 @@ final class BackgroundNode {
             process.waitUntilExit()
         }
         let text = log.text()
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepingState { try? FileManager.default.removeItem(atPath: directory) }
         return text
     }
 

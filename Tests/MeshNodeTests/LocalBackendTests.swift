@@ -79,7 +79,7 @@ import Testing
         let arguments = try String(contentsOfFile: dir + "/arguments", encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(arguments == [
             "node", "start", "--state-dir", dir, "--listen", "127.0.0.64:47420", "--gateway", "--public-address", "127.0.0.64",
-            "--name", "gw-unit-a", "--join", "127.0.0.63:7420", "--domain", "a.example.com",
+            "--name", "gw-unit-a", "--domain", "a.example.com", "--join", "127.0.0.63:7420",
         ])
         // Its own session: a Ctrl-C in the creator's terminal never reaches it.
         #expect(getsid(pid) == pid)

@@ -117,7 +117,8 @@ public final class NodeAgent: Sendable {
             },
             leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
             secrets: secrets, runs: runs)
-        api.provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
+        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
+        api.provisioner = provisioner
         var routes = api.router
         admin.register(into: &routes)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)
@@ -131,6 +132,14 @@ public final class NodeAgent: Sendable {
             "node.listen": "\(HostPort.format(o.listenHost, port))", "node.gateway": "\(o.publicAddress ?? "-")",
             "node.state": "\(o.stateDirectory)",
         ])
+        // Local gateways this node made outlive it, but not a reboot: they start again with it.
+        for restart in await provisioner.restartLocalGateways() {
+            if let failure = restart.failure {
+                logger.error("could not start a local gateway again", metadata: ["gateway": "\(restart.name)", "error": "\(failure)"])
+            } else if let pid = restart.pid {
+                logger.notice("started a local gateway again", metadata: ["gateway": "\(restart.name)", "pid": "\(pid)"])
+            }
+        }
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.run() }

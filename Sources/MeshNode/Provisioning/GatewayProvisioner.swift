@@ -90,6 +90,13 @@ public actor GatewayProvisioner {
 
     var directory: String { context.stateDirectory + "/gateways" }
 
+    /// Local gateways live under `directory` and run `$WARREN_GATEWAY_BINARY`, else this binary.
+    private func localConfiguration(address: String?) -> LocalBackend.Configuration {
+        LocalBackend.Configuration(
+            directory: directory, binary: context.environment[LocalBackend.binaryVariable].flatMap { $0.isEmpty ? nil : $0 },
+            address: address, environment: context.environment)
+    }
+
     // MARK: - Create
 
     /// Checks `request` and configures its backend. The errors are the caller's to fix (an
@@ -121,10 +128,7 @@ public actor GatewayProvisioner {
         }
         for domain in request.domains { try GatewayDomain.validate(domain) }
         let settings = BackendSettings(secrets, environment: context.environment.merging(request.environment) { _, caller in caller })
-        let local = LocalBackend.Configuration(
-            directory: directory, binary: context.environment[LocalBackend.binaryVariable].flatMap { $0.isEmpty ? nil : $0 },
-            address: request.address, environment: context.environment)
-        let backend = try context.makeBackend(kind, settings, local)
+        let backend = try context.makeBackend(kind, settings, localConfiguration(address: request.address))
         var timeout = Self.defaultTimeout[kind] ?? Self.defaultCloudTimeout
         if let seconds = request.timeoutSeconds {
             guard seconds > 0, seconds <= 86_400 else {
@@ -271,7 +275,7 @@ public actor GatewayProvisioner {
         guard let record = try record(named: name) else { throw ProvisioningError.notFound(name) }
         let secrets = (try? await context.projectSettings(record.project)) ?? [:]
         let settings = BackendSettings(secrets, environment: context.environment.merging(environment) { _, caller in caller })
-        let backend = try context.makeBackend(record.gateway.backend, settings, LocalBackend.Configuration(directory: directory, environment: context.environment))
+        let backend = try context.makeBackend(record.gateway.backend, settings, localConfiguration(address: nil))
         let task = Task { try await self.remove(record, backend: backend, progress: progress) }
         try await task.value
         progress(GatewayProgress(step: .deleted, message: "gateway \(name) deleted", gateway: record))
@@ -313,6 +317,32 @@ public actor GatewayProvisioner {
         }
         try? FileManager.default.removeItem(atPath: directory + "/" + record.name)
         if let memberFailure { throw ProvisioningError.invalidConfiguration(memberFailure) }
+    }
+
+    // MARK: - Restart
+
+    /// What starting a local gateway again did.
+    public struct LocalRestart: Sendable {
+        public var name: String
+        /// The new process; nil when it was running already.
+        public var pid: Int32?
+        public var failure: String?
+    }
+
+    /// Starts again the local gateways this node made whose processes are gone (the machine
+    /// rebooted, or they were killed); the node calls it when it starts.
+    public func restartLocalGateways() -> [LocalRestart] {
+        let local = LocalBackend(configuration: localConfiguration(address: nil))
+        // Only gateways that joined once: one whose creation was cut short holds no membership
+        // and would wait forever for an invite it no longer has (`gateway delete` removes it).
+        let joined = records().filter { $0.gateway.backend == "local" && $0.gateway.status == "ready" && inFlight[$0.name] == nil }
+        return joined.map { record in
+            do {
+                return LocalRestart(name: record.name, pid: try local.restart(record.name))
+            } catch {
+                return LocalRestart(name: record.name, failure: Self.describe(error))
+            }
+        }
     }
 
     // MARK: - Records

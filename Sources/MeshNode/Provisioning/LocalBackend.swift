@@ -78,34 +78,16 @@ public struct LocalBackend: GatewayBackend {
             progress(.created(kind: "state directory", id: dir))
 
             let listen = HostPort.format(address, spec.meshPort)
-            var arguments = [
-                configuration.binary, "node", "start", "--state-dir", dir, "--listen", listen,
-                "--gateway", "--public-address", address, "--name", spec.name, "--join", spec.joinToken,
-            ]
-            for domain in spec.domains { arguments += ["--domain", domain] }
-            var environment = configuration.environment
-            environment["WARREN_HOME"] = nil
-            environment[Self.markerVariable] = spec.name
             var gateway = ProvisionedGateway(
                 name: spec.name, backend: kind, region: "local", address: address, status: "starting",
-                resources: ["stateDirectory": dir, "listen": listen, "node": identity.id.description])
+                resources: ["stateDirectory": dir, "listen": listen, "node": identity.id.description, "domains": spec.domains.joined(separator: ",")])
             // Recorded before the start, so a crash in between still leaves a gateway `delete` knows.
             try write(gateway)
-            #if canImport(Glibc)
-            let pid: pid_t
-            do {
-                pid = try DetachedProcess.spawn(arguments, environment: environment, logPath: dir + "/gateway.log")
-            } catch {
-                throw ProvisioningError.invalidConfiguration("could not start the gateway node: \(error.description)")
-            }
-            try Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: dir + "/gateway.pid"))
+            let pid = try start(gateway, join: spec.joinToken)
             gateway.resources["pid"] = String(pid)
             gateway.status = "running"
             try write(gateway)
             progress(.booting(instance: "warren node \(identity.id.short) (pid \(pid), log \(dir)/gateway.log)"))
-            #else
-            throw ProvisioningError.invalidConfiguration("the local backend needs Linux")
-            #endif
             progress(.addressAssigned(address))
             return gateway
         } catch {
@@ -139,6 +121,48 @@ public struct LocalBackend: GatewayBackend {
             gateway.status = isRunning(name) ? "running" : "stopped"
             return gateway
         }
+    }
+
+    /// Starts the gateway `name` again if its process is gone (the machine rebooted, or it was
+    /// killed): the node it was keeps its identity and membership, so it needs no invite. Returns
+    /// the new process's pid, or nil when it runs already.
+    public func restart(_ name: String) throws -> Int32? {
+        guard var gateway = read(name) else { throw ProvisioningError.notFound(name) }
+        guard !isRunning(name) else { return nil }
+        let pid = try start(gateway, join: nil)
+        gateway.resources["pid"] = String(pid)
+        gateway.status = "running"
+        try write(gateway)
+        return pid
+    }
+
+    /// Starts the gateway's node, detached, from what `gateway` records; `join` on its first start.
+    private func start(_ gateway: ProvisionedGateway, join: String?) throws -> Int32 {
+        let dir = directory(of: gateway.name)
+        guard let listen = gateway.resources["listen"], let address = gateway.address else {
+            throw ProvisioningError.invalidConfiguration("the record of local gateway \(gateway.name) in \(dir) lacks its address")
+        }
+        var arguments = [
+            configuration.binary, "node", "start", "--state-dir", dir, "--listen", listen,
+            "--gateway", "--public-address", address, "--name", gateway.name,
+        ]
+        for domain in (gateway.resources["domains"] ?? "").split(separator: ",") { arguments += ["--domain", String(domain)] }
+        if let join { arguments += ["--join", join] }
+        var environment = configuration.environment
+        environment["WARREN_HOME"] = nil
+        environment[Self.markerVariable] = gateway.name
+        #if canImport(Glibc)
+        let pid: pid_t
+        do {
+            pid = try DetachedProcess.spawn(arguments, environment: environment, logPath: dir + "/gateway.log")
+        } catch {
+            throw ProvisioningError.invalidConfiguration("could not start the gateway node: \(error.description)")
+        }
+        try Data("\(pid)\n".utf8).write(to: URL(fileURLWithPath: dir + "/gateway.pid"))
+        return pid
+        #else
+        throw ProvisioningError.invalidConfiguration("the local backend needs Linux")
+        #endif
     }
 
     /// Whether the gateway's process runs.
