@@ -74,9 +74,12 @@ public final class NodeAgent: Sendable {
         }
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
-        let port = try await endpoint.listen(host: o.listenHost, port: o.listenPort)
-        let transport = try await GossipTransport.bind(host: o.listenHost, port: port) { bytes, _ in
-            Task { await mesh.receive(datagram: bytes) }
+        let listen = HostPort.format(o.listenHost, o.listenPort)
+        let port = try await NodeStartError.binding("links (TCP)", on: listen) { try await endpoint.listen(host: o.listenHost, port: o.listenPort) }
+        let transport = try await NodeStartError.binding("gossip (UDP)", on: listen) {
+            try await GossipTransport.bind(host: o.listenHost, port: port) { bytes, _ in
+                Task { await mesh.receive(datagram: bytes) }
+            }
         }
         await mesh.attach(transport: transport) { peer, address, bytes in
             // Never dial a node removed from the mesh: it would be linked again from this side.
@@ -123,7 +126,9 @@ public final class NodeAgent: Sendable {
         admin.register(into: &routes)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)
         let metricsServer: MetricsServer? = if let m = o.metrics {
-            try await MetricsServer.bind(host: m.host, port: m.port, emit: m.emit, logger: logger)
+            try await NodeStartError.binding("metrics", on: HostPort.format(m.host, m.port)) {
+                try await MetricsServer.bind(host: m.host, port: m.port, emit: m.emit, logger: logger)
+            }
         } else {
             nil
         }
