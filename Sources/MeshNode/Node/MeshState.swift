@@ -53,6 +53,7 @@ actor MeshState: EntryReplica {
     func enforce(_ gate: MeshGate) {
         self.gate = gate
         gossip.accept = { gate.accept($0) }
+        gossip.admitsMember = { gate.isMember($0) }
     }
 
     /// `observer` hears of every entry that changes (the new version; a tombstone for a delete).
@@ -91,7 +92,9 @@ actor MeshState: EntryReplica {
     func receive(datagram: [UInt8]) async {
         let opened: (sender: NodeID, payload: [UInt8])
         do {
-            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gossip.member($0) != nil && (gate?.isMember($0) ?? true) })
+            // A sender gossip does not know yet gets through to gossip only if admitted; gossip then
+            // hears it only if it introduces itself (`GossipNode.admitsMember`).
+            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gate?.isMember($0) ?? true })
         } catch {
             droppedDatagrams += 1
             logger.debug("dropped gossip datagram", metadata: ["reason": "\(error)"])
