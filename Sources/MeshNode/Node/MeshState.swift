@@ -16,6 +16,8 @@ actor MeshState: EntryReplica {
     private var transport: GossipTransport?
     /// Sends a message too large for a datagram (push-pull) over a link to the member.
     private var sendOverLink: (@Sendable (NodeID, String, [UInt8]) async -> Void)?
+    /// Whether a link to the member is up (in either direction).
+    private var hasLink: @Sendable (NodeID) -> Bool = { _ in false }
     private var entryObservers: [@Sendable (Entry) async -> Void] = []
     private var wake: CheckedContinuation<Void, Never>?
     private(set) var droppedDatagrams = 0
@@ -44,8 +46,12 @@ actor MeshState: EntryReplica {
 
     // MARK: Wiring
 
-    func attach(transport: GossipTransport, sendOverLink: @escaping @Sendable (NodeID, String, [UInt8]) async -> Void) {
+    func attach(
+        transport: GossipTransport, hasLink: @escaping @Sendable (NodeID) -> Bool,
+        sendOverLink: @escaping @Sendable (NodeID, String, [UInt8]) async -> Void
+    ) {
         self.transport = transport
+        self.hasLink = hasLink
         self.sendOverLink = sendOverLink
     }
 
@@ -122,8 +128,7 @@ actor MeshState: EntryReplica {
         for action in actions {
             switch action {
             case .send(let to, let address, let bytes):
-                // Push-pull (full state) and anything over a datagram's size go over a link.
-                if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
+                if goesOverLink(bytes, to: to) {
                     if let sendOverLink {
                         Task { await sendOverLink(to, address, bytes) }
                     }
@@ -141,6 +146,18 @@ actor MeshState: EntryReplica {
             }
         }
         if admissionChanged || (gate?.isProvisional ?? false) { await refreshGate() }
+    }
+
+    /// Push-pull (full state) and anything over a datagram's size go over a link; so does all
+    /// gossip between a node behind NAT and the members it holds links to (DESIGN.md, Gossip), as
+    /// datagrams from outside would not reach it.
+    private func goesOverLink(_ bytes: [UInt8], to peer: NodeID) -> Bool {
+        if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
+            return true
+        }
+        let behindNAT = MemberTraits(metadata: gossip.localMember.metadata).linksOnly
+            || gossip.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } == true
+        return behindNAT && hasLink(peer)
     }
 
     // MARK: Entries
