@@ -333,12 +333,16 @@ public struct GossipNode: Sendable {
         case let .gossip(updates):
             apply(updates, from: from, now: now)
         case let .pushPull(state):
+            let newcomer = state.isJoin && records[from] == nil
             merge(state, from: from, now: now)
             if !state.isReply {
                 send(.pushPull(localState(isReply: true, isJoin: false)), to: from)
-            } else if pendingJoin?.seeds.contains(where: { $0.id == from }) == true {
-                joined()
             }
+            let joinedNow = state.isReply && pendingJoin?.seeds.contains(where: { $0.id == from }) == true
+            if joinedNow { joined() }
+            // A join is news: the seed passes the newcomer on, and the newcomer announces itself,
+            // now rather than at the next gossip round.
+            if newcomer || joinedNow { gossip(now: now) }
         }
     }
 

@@ -103,7 +103,7 @@ import Glibc
         #expect(!direct.stdout.contains("Directory listing"))
 
         let stop = try await lab.warren(["stop", runName])
-        #expect(stop.status == 0, "warren stop failed: \(stop.stderr)")
+        #expect(stop.status == 0, "warren stop failed (\(stop.status)): \(stop.stderr)\n--- runner\n\(runner.log)\n--- gateway\n\(gateway.log)")
     }
 }
 

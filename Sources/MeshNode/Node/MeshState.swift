@@ -19,7 +19,10 @@ actor MeshState: EntryReplica {
     /// Whether a link to the member is up (in either direction).
     private var hasLink: @Sendable (NodeID) -> Bool = { _ in false }
     private var entryObservers: [@Sendable (Entry) async -> Void] = []
-    private var wake: CheckedContinuation<Void, Never>?
+    /// The run loop's sleep and when it ends: a message or a write that brings gossip's next
+    /// deadline earlier (an update to pass on at the next round) cuts it short.
+    private var sleeper: Task<Void, Never>?
+    private var sleepsUntil: Duration = .zero
     private(set) var droppedDatagrams = 0
     /// Admission: who may talk to this node (see `MeshState+Admission.swift`).
     var gate: MeshGate?
@@ -90,7 +93,11 @@ actor MeshState: EntryReplica {
         while !Task.isCancelled {
             await perform(gossip.tick(now: now))
             let wait = min(max(gossip.nextDeadline - now, .milliseconds(5)), .milliseconds(250))
-            try? await Task.sleep(for: wait)
+            sleepsUntil = now + wait
+            let sleeper = Task { _ = try? await Task.sleep(for: wait) }
+            self.sleeper = sleeper
+            await withTaskCancellationHandler { await sleeper.value } onCancel: { sleeper.cancel() }
+            self.sleeper = nil
         }
     }
 
@@ -146,6 +153,7 @@ actor MeshState: EntryReplica {
             }
         }
         if admissionChanged || (gate?.isProvisional ?? false) { await refreshGate() }
+        if let sleeper, gossip.nextDeadline < sleepsUntil { sleeper.cancel() }
     }
 
     /// Push-pull (full state) and anything over a datagram's size go over a link; so does all
