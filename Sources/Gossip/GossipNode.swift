@@ -178,14 +178,20 @@ public struct GossipNode: Sendable {
     /// again, backing off, until one of them replies (`isJoining` until then).
     public mutating func join(seeds: [(id: NodeID, address: String)], now: Duration) -> [Action] {
         pending = []
-        let seeds = seeds.filter { $0.id != id }.map { PendingJoin.Seed(id: $0.id, address: $0.address) }
-        guard !seeds.isEmpty else { return [] }
-        pendingJoin = PendingJoin(seeds: seeds, retryAt: now, interval: config.joinRetryInterval)
+        // Seeds joined one at a time (one call each) wait together: a reply from any ends the join.
+        var join = pendingJoin ?? PendingJoin(seeds: [], retryAt: now, interval: config.joinRetryInterval)
+        for seed in seeds where seed.id != id && !join.seeds.contains(where: { $0.id == seed.id }) {
+            join.seeds.append(PendingJoin.Seed(id: seed.id, address: seed.address))
+        }
+        guard !join.seeds.isEmpty else { return [] }
+        join.attempts = 0
+        join.interval = config.joinRetryInterval
+        pendingJoin = join
         retryJoin(now: now)
         return takePending()
     }
 
-    /// True from `join` until a seed's reply arrives.
+    /// True from `join` until a seed's reply arrives or the join gives up (`joinAttempts`).
     public var isJoining: Bool { pendingJoin != nil }
 
     /// Adds members known from elsewhere (persisted state, an invite) as alive, without gossiping

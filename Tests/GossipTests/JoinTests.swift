@@ -97,6 +97,18 @@ import Testing
         #expect(joinRequests == 2)
     }
 
+    @Test func seedsJoinedOneAtATimeWaitTogether() {
+        var a = makeNode(1)
+        _ = a.join(seeds: [(testID(2), "10.0.0.2:7946")], now: .zero)
+        let sends = a.join(seeds: [(testID(3), "10.0.0.3:7946")], now: .milliseconds(10)).sends
+        #expect(Set(sends.map(\.to)) == [testID(2), testID(3)])
+        // The first seed's reply ends the join for both.
+        let reply = PushPull(isReply: true, isJoin: false, members: [Member(id: testID(2), address: "10.0.0.2:7946")], entries: [])
+        _ = a.receive(bytes: MessageCodec.encode(.pushPull(reply)), from: testID(2), now: .milliseconds(20))
+        #expect(!a.isJoining)
+        #expect(a.member(testID(2))?.state == .alive)
+    }
+
     @Test func aJoinGivesUpAfterItsAttempts() {
         let sim = mesh(seed: 5)
         sim.crash(0)
