@@ -137,9 +137,11 @@ final class NATLab: @unchecked Sendable {
         return started
     }
 
-    /// A `warren` command against the runner (`WARREN_HOME`), from the root namespace.
+    /// A `warren` command against the runner (`WARREN_HOME`), from the root namespace. The bound
+    /// only guards against a hang: `stop` alone may take 20 s (10 s of grace for the app, then a
+    /// lease release of up to 10 s), more on a loaded machine.
     func warren(_ arguments: [String]) async throws -> WarrenProcess.Result {
-        try await WarrenProcess.run(arguments, environment: ["WARREN_HOME": runnerHome], timeout: 20)
+        try await WarrenProcess.run(arguments, environment: ["WARREN_HOME": runnerHome], timeout: 60)
     }
 
     /// How the node at `home` sees the other node of the lab (`warren peers --json`): its state,
