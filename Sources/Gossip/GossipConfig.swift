@@ -51,6 +51,10 @@ public struct GossipConfig: Hashable, Sendable {
     public var deadMemberRetention: Duration
     /// How often tombstones and old dead members are collected.
     public var maintenanceInterval: Duration
+    /// A join push-pull without a reply is sent again after this, doubling up to the push-pull
+    /// interval, at most `joinAttempts` times in all.
+    public var joinRetryInterval: Duration = .seconds(1)
+    public var joinAttempts = 6
 
     /// memberlist's `DefaultLANConfig`.
     public static let lan = GossipConfig(

@@ -46,3 +46,59 @@ extension GossipNode {
         for entry in state.entries { ingest(entry, now: now, rebroadcast: true) }
     }
 }
+
+/// A join waiting for a seed's reply: the push-pull travels once per attempt, and either message
+/// can be lost (a link that closes, a node still starting).
+struct PendingJoin: Sendable {
+    struct Seed: Sendable {
+        var id: NodeID
+        var address: String
+    }
+
+    var seeds: [Seed]
+    var retryAt: Duration
+    var interval: Duration
+    var attempts = 0
+}
+
+extension GossipNode {
+    /// Sends the join push-pull to the seeds again; gives up after `joinAttempts` (the periodic
+    /// push-pull repairs from there).
+    mutating func retryJoin(now: Duration) {
+        guard var join = pendingJoin, !leaving, join.attempts < config.joinAttempts else {
+            pendingJoin = nil
+            return
+        }
+        for seed in join.seeds {
+            send(.pushPull(localState(isReply: false, isJoin: true)), to: seed.id, address: seed.address)
+        }
+        join.attempts += 1
+        join.retryAt = now + join.interval
+        join.interval = min(join.interval * 2, config.pushPullInterval)
+        pendingJoin = join
+    }
+
+    /// A seed replied: the join is done. This node now knows the members; its own alive record
+    /// goes first in what it sends next, so they learn of it from it as well as from the seed.
+    mutating func joined() {
+        pendingJoin = nil
+        if !leaving { broadcast(.alive(local)) }
+    }
+
+    /// Whether `message` carries its sender's own alive record: how a node not known yet
+    /// introduces itself (a joined node's first gossip, a join push-pull, a seed's reply).
+    static func introduces(_ message: Message, sender: NodeID) -> Bool {
+        func aliveSelf(_ updates: [Update]) -> Bool {
+            updates.contains { if case let .alive(m) = $0 { m.id == sender } else { false } }
+        }
+        switch message {
+        case let .ping(_, _, updates), let .indirectPing(_, _, _, updates), let .ack(_, updates), let .gossip(updates):
+            return aliveSelf(updates)
+        case let .pushPull(state):
+            return state.members.contains { $0.id == sender && $0.state == .alive }
+        case .nack:
+            return false
+        }
+    }
+}
+

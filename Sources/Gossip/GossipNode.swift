@@ -61,12 +61,17 @@ public struct GossipNode: Sendable {
     var nextGossipAt: Duration
     var nextPushPullAt: Duration
     var nextMaintenanceAt: Duration
+    /// Seeds of a join whose reply has not arrived yet, and when to ask them again.
+    var pendingJoin: PendingJoin?
     let wallClockAtZero: UInt64
     let sign: Signer
     let verify: Verifier
     /// Whether an entry from elsewhere, its signature checked, may enter the replica: the owner's
     /// own rules (e.g. authors admitted to the mesh). Every entry passes by default.
     public var accept: @Sendable (Entry) -> Bool = { _ in true }
+    /// Whether a node this one does not know yet may introduce itself (its own alive record in a
+    /// message it sent): the owner's rules (e.g. admitted to the mesh). Every node passes by default.
+    public var admitsMember: @Sendable (NodeID) -> Bool = { _ in true }
     let logger: Logger
     /// Actions produced by the call in progress.
     var pending: [Action] = []
@@ -119,6 +124,13 @@ public struct GossipNode: Sendable {
             logger.debug("dropped undecodable gossip message", metadata: ["peer.id": "\(from.short)", "error": "\(error)"])
             return []
         }
+        // A stranger is heard only when it introduces itself, as memberlist takes a newcomer's own
+        // alive message: that is how a joined node spreads its arrival beside its seed.
+        guard from == id || records[from] != nil || (Self.introduces(message, sender: from) && admitsMember(from)) else {
+            counters.droppedUnknownSender += 1
+            logger.trace("dropped a message from a node not known yet", metadata: ["peer.id": "\(from.short)"])
+            return []
+        }
         handle(message, from: from, now: now)
         return takePending()
     }
@@ -128,6 +140,7 @@ public struct GossipNode: Sendable {
         pending = []
         advanceProbe(now: now)
         if now >= nextProbeAt { startProbe(now: now) }
+        if let join = pendingJoin, now >= join.retryAt { retryJoin(now: now) }
         expireRelays(now: now)
         expireSuspicions(now: now)
         if now >= nextGossipAt {
@@ -155,19 +168,31 @@ public struct GossipNode: Sendable {
         for r in relays.values { t = min(t, r.nackSent ? r.expiresAt : r.nackAt) }
         // May be a stale (earlier) deadline: that only wakes the node early.
         if let s = suspicionTimers.first { t = min(t, s.time) }
+        if let join = pendingJoin { t = min(t, join.retryAt) }
         return t
     }
 
     // MARK: Membership API
 
-    /// Contacts seed members with a full-state exchange (push-pull with the join flag).
+    /// Contacts seed members with a full-state exchange (push-pull with the join flag), and asks
+    /// again, backing off, until one of them replies (`isJoining` until then).
     public mutating func join(seeds: [(id: NodeID, address: String)], now: Duration) -> [Action] {
         pending = []
-        for seed in seeds where seed.id != id {
-            send(.pushPull(localState(isReply: false, isJoin: true)), to: seed.id, address: seed.address)
+        // Seeds joined one at a time (one call each) wait together: a reply from any ends the join.
+        var join = pendingJoin ?? PendingJoin(seeds: [], retryAt: now, interval: config.joinRetryInterval)
+        for seed in seeds where seed.id != id && !join.seeds.contains(where: { $0.id == seed.id }) {
+            join.seeds.append(PendingJoin.Seed(id: seed.id, address: seed.address))
         }
+        guard !join.seeds.isEmpty else { return [] }
+        join.attempts = 0
+        join.interval = config.joinRetryInterval
+        pendingJoin = join
+        retryJoin(now: now)
         return takePending()
     }
+
+    /// True from `join` until a seed's reply arrives or the join gives up (`joinAttempts`).
+    public var isJoining: Bool { pendingJoin != nil }
 
     /// Adds members known from elsewhere (persisted state, an invite) as alive, without gossiping
     /// them. The simulator also uses it to start from a formed mesh.
@@ -314,10 +339,16 @@ public struct GossipNode: Sendable {
         case let .gossip(updates):
             apply(updates, from: from, now: now)
         case let .pushPull(state):
+            let newcomer = state.isJoin && records[from] == nil
             merge(state, from: from, now: now)
             if !state.isReply {
                 send(.pushPull(localState(isReply: true, isJoin: false)), to: from)
             }
+            let joinedNow = state.isReply && pendingJoin?.seeds.contains(where: { $0.id == from }) == true
+            if joinedNow { joined() }
+            // A join is news: the seed passes the newcomer on, and the newcomer announces itself,
+            // now rather than at the next gossip round.
+            if newcomer || joinedNow { gossip(now: now) }
         }
     }
 
@@ -363,6 +394,8 @@ public struct GossipCounters: Hashable, Sendable {
     public var entriesStale = 0
     public var droppedBadSignature = 0
     public var droppedNonMemberAuthor = 0
+    /// Messages from a node not known yet that did not introduce itself (or was not admitted).
+    public var droppedUnknownSender = 0
     public var droppedFutureDated = 0
     /// Entries the owner's `accept` refused.
     public var droppedRefused = 0

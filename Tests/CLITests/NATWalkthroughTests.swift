@@ -85,6 +85,17 @@ import Glibc
         }
         #expect(served, "no listing through the gateway: \(listing)\n--- gateway\n\(gateway.log)\n--- runner\n\(runner.log)")
 
+        // The gateway can't send the runner datagrams (the NAT drops them), yet it must not take the
+        // runner for failed while the runner's link is up: their gossip travels over the link. A
+        // probe per second, suspicion after one failed probe and death some seconds later, so ten
+        // seconds of "alive" in every sample would not happen over UDP alone.
+        var views: [String] = []
+        for _ in 0..<20 {
+            views.append(try await lab.peerState(seenBy: lab.gatewayHome))
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        #expect(views.allSatisfy { $0 == "alive" }, "the gateway's view of the runner over 10 s: \(views)\n--- gateway\n\(gateway.log)")
+
         // ... but can't reach the site directly, though it has a route there: the NAT drops the
         // connection attempt, so curl times out (28) rather than being refused (7).
         let direct = try await lab.script(["exec", "client", "curl", "-s", "-m", "3", "http://\(Self.siteAddress):8000/"])
@@ -92,7 +103,7 @@ import Glibc
         #expect(!direct.stdout.contains("Directory listing"))
 
         let stop = try await lab.warren(["stop", runName])
-        #expect(stop.status == 0, "warren stop failed: \(stop.stderr)")
+        #expect(stop.status == 0, "warren stop failed (\(stop.status)): \(stop.stderr)\n--- runner\n\(runner.log)\n--- gateway\n\(gateway.log)")
     }
 }
 
@@ -126,9 +137,22 @@ final class NATLab: @unchecked Sendable {
         return started
     }
 
-    /// A `warren` command against the runner (`WARREN_HOME`), from the root namespace.
+    /// A `warren` command against the runner (`WARREN_HOME`), from the root namespace. The bound
+    /// only guards against a hang: `stop` alone may take 20 s (10 s of grace for the app, then a
+    /// lease release of up to 10 s), more on a loaded machine.
     func warren(_ arguments: [String]) async throws -> WarrenProcess.Result {
-        try await WarrenProcess.run(arguments, environment: ["WARREN_HOME": runnerHome], timeout: 20)
+        try await WarrenProcess.run(arguments, environment: ["WARREN_HOME": runnerHome], timeout: 60)
+    }
+
+    /// How the node at `home` sees the other node of the lab (`warren peers --json`): its state,
+    /// or what went wrong.
+    func peerState(seenBy home: String) async throws -> String {
+        let peers = try await WarrenProcess.run(["peers", "--json"], environment: ["WARREN_HOME": home], timeout: 20)
+        guard peers.status == 0 else { return "peers failed: \(peers.stderr)" }
+        guard let list = try? JSONSerialization.jsonObject(with: Data(peers.stdout.utf8)) as? [[String: Any]] else {
+            return "unreadable: \(peers.stdout)"
+        }
+        return list.compactMap { $0["state"] as? String }.joined(separator: ",")
     }
 
     /// `warren run DIR -f service.yml --project local -d`: `python3 -m http.server` on the site's

@@ -15,11 +15,13 @@ public final class GossipSimulator {
         public var formed: Bool
         /// Each node's wall clock is off by up to this much (either way), for the HLC.
         public var clockSkew: Duration
+        /// The last this-many nodes start outside the mesh, knowing nobody, until `join(_:through:)`.
+        public var lateJoiners: Int
 
         public init(
             nodeCount: Int, seed: UInt64 = 1, config: GossipConfig = .lan,
             latency: ClosedRange<Duration> = .milliseconds(1)...(.milliseconds(10)), loss: Double = 0,
-            formed: Bool = true, clockSkew: Duration = .milliseconds(100)
+            formed: Bool = true, clockSkew: Duration = .milliseconds(100), lateJoiners: Int = 0
         ) {
             self.nodeCount = nodeCount
             self.seed = seed
@@ -28,6 +30,7 @@ public final class GossipSimulator {
             self.loss = loss
             self.formed = formed
             self.clockSkew = clockSkew
+            self.lateJoiners = lateJoiners
         }
     }
 
@@ -45,6 +48,8 @@ public final class GossipSimulator {
     public var loss: Double
     /// Called for every action a node takes (sends included), in order.
     public var observer: ((_ node: Int, _ action: GossipNode.Action, _ now: Duration) -> Void)?
+    /// Messages for which it answers true are lost (a fault aimed at one kind of message).
+    public var drops: ((_ from: Int, _ to: Int, _ message: Message) -> Bool)?
 
     public private(set) var messagesSent = 0
     public private(set) var messagesLost = 0
@@ -90,9 +95,10 @@ public final class GossipSimulator {
             ) else { preconditionFailure("simulator node addresses are within the limits") }
             nodes.append(node)
         }
+        let founders = nodes.indices.dropLast(options.lateJoiners)
         if options.formed {
-            let all = ids.enumerated().map { Member(id: $1, address: "sim-\($0)") }
-            for i in nodes.indices { nodes[i].bootstrap(members: all, now: .zero) }
+            let all = founders.map { Member(id: ids[$0], address: "sim-\($0)") }
+            for i in founders { nodes[i].bootstrap(members: all, now: .zero) }
         }
         self.nodes = nodes
         self.rng = rng
@@ -103,7 +109,7 @@ public final class GossipSimulator {
         for i in nodes.indices { reschedule(i) }
         if !options.formed {
             // Every node joins through node 0, at a random moment of the first second.
-            for i in nodes.indices.dropFirst() {
+            for i in founders.dropFirst() {
                 let actions = self.nodes[i].join(seeds: [(ids[0], "sim-0")], now: .zero)
                 perform(actions, by: i)
             }
@@ -180,6 +186,13 @@ public final class GossipSimulator {
         reschedule(i)
     }
 
+    /// Node `i` joins through node `seed` now.
+    public func join(_ i: Int, through seed: Int) {
+        let actions = nodes[i].join(seeds: [(ids[seed], "sim-\(seed)")], now: now)
+        perform(actions, by: i)
+        reschedule(i)
+    }
+
     /// Sets node `i`'s check of entries from elsewhere (`GossipNode.accept`).
     public func setAccept(on i: Int, _ accept: @escaping @Sendable (Entry) -> Bool) {
         nodes[i].accept = accept
@@ -228,6 +241,10 @@ public final class GossipSimulator {
             messagesSent += 1
             bytesSent += bytes.count
             if let group, group[i] != group[j] {
+                messagesLost += 1
+                continue
+            }
+            if let drops, let message = try? MessageCodec.decode(bytes), drops(i, j, message) {
                 messagesLost += 1
                 continue
             }

@@ -23,6 +23,9 @@ public struct DatagramSealer {
     /// At most this many remembered nonces; past it, the oldest are forgotten (and their
     /// datagrams are then too old to be accepted anyway, or the window shrinks under a flood).
     static let maxRemembered = 65_536
+    /// At most this many peers' box keys are kept; past it they are all computed afresh. A node
+    /// not known to gossip yet may introduce itself, so senders are not only members.
+    static let maxBoxes = 4_096
 
     public enum Refusal: Error, Equatable, Sendable {
         case malformed
@@ -83,6 +86,7 @@ public struct DatagramSealer {
 
     private mutating func box(for peer: NodeID) throws -> Box {
         if let box = boxes[peer] { return box }
+        if boxes.count >= DatagramSealer.maxBoxes { boxes.removeAll(keepingCapacity: true) }
         let box = try Box(secretKey: secretKey, peerPublicKey: Ed25519.x25519PublicKey(from: peer.bytes))
         boxes[peer] = box
         return box

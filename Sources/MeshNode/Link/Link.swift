@@ -18,12 +18,16 @@ public final class Link: Sendable, CustomStringConvertible {
     /// Succeeds when the link has closed, for any reason.
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
+    /// Bytes and streams this link carried so far.
+    public let traffic: LinkTraffic
+
     let channel: any Channel
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     private let logger: Logger
 
     init(peer: NodeID, direction: Direction, suite: LinkSuite, channel: any Channel,
-         multiplexer: NIOHTTP2Handler.StreamMultiplexer, logger: Logger) {
+         multiplexer: NIOHTTP2Handler.StreamMultiplexer, traffic: LinkTraffic, logger: Logger) {
+        self.traffic = traffic
         self.peer = peer
         self.direction = direction
         self.suite = suite
@@ -58,10 +62,11 @@ public final class Link: Sendable, CustomStringConvertible {
         let request = Self.requestHeaders(headers)
         let answered = channel.eventLoop.makePromise(of: Void.self)
         let logger = self.logger
+        let traffic = self.traffic
         let streamChannel = try await multiplexer.createStreamChannel { stream in
             stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(
-                    LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
+                try stream.pipeline.syncOperations.addHandlers(
+                    LinkStreamCounter(traffic: traffic), LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
             }.flatMap { initializer(stream) }
         }.get()
         try await answered.futureResult.get()

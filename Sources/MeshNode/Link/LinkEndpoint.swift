@@ -206,6 +206,7 @@ public final class LinkEndpoint: Sendable {
         let dialler: Bool
         if case .initiator = role { dialler = true } else { dialler = false }
         let machine = LinkHandshake(role: role, identity: identity, meshID: meshID)
+        let traffic = LinkTraffic()
         let handshake = LinkHandshakeHandler(
             machine: machine, timeout: configuration.handshakeTimeout, logger: logger,
             onComplete: { context, result in
@@ -226,7 +227,7 @@ public final class LinkEndpoint: Sendable {
                 let channel = context.channel
                 let makeLink = { @Sendable (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in
                     Link(peer: peer, direction: dialler ? .outbound : .inbound, suite: result.suite,
-                         channel: channel, multiplexer: multiplexer, logger: logger)
+                         channel: channel, multiplexer: multiplexer, traffic: traffic, logger: logger)
                 }
                 if dialler {
                     // Wait for the acceptor's reverse stream, then open streams through it.
@@ -254,7 +255,7 @@ public final class LinkEndpoint: Sendable {
                         mode: .server,
                         connectionConfiguration: Self.connectionConfiguration(configuration),
                         streamConfiguration: Self.streamConfiguration(configuration),
-                        inboundStreamInitializer: Self.acceptingStreams(decide, peer: peer, logger: logger))
+                        inboundStreamInitializer: Self.acceptingStreams(decide, peer: peer, traffic: traffic, logger: logger))
                     try sync.addHandler(LinkErrorHandler(logger: logger))
                     let timeout = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
                         reverse.fail(LinkError.handshakeTimeout)
@@ -282,12 +283,13 @@ public final class LinkEndpoint: Sendable {
                     multiplexer.createStreamChannel { stream in
                         stream.eventLoop.makeCompletedFuture {
                             let streamSync = stream.pipeline.syncOperations
+                            try streamSync.addHandler(LinkStreamCounter(traffic: traffic))
                             try streamSync.addHandler(LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
                             _ = try streamSync.configureHTTP2Pipeline(
                                 mode: .server,
                                 connectionConfiguration: Self.connectionConfiguration(configuration),
                                 streamConfiguration: Self.streamConfiguration(configuration),
-                                inboundStreamInitializer: Self.acceptingStreams(acceptStream, peer: peer, logger: logger))
+                                inboundStreamInitializer: Self.acceptingStreams(acceptStream, peer: peer, traffic: traffic, logger: logger))
                         }
                     }.whenFailure { error in answered.fail(error) }
                     answered.futureResult.whenFailure { error in
@@ -298,14 +300,15 @@ public final class LinkEndpoint: Sendable {
                 }
             },
             onFailure: { error in established.fail(error) })
-        try channel.pipeline.syncOperations.addHandler(handshake)
+        try channel.pipeline.syncOperations.addHandlers(LinkByteCounter(traffic: traffic), handshake)
     }
 
     /// The initializer of streams the peer opens: each is answered by `decide`.
-    private static func acceptingStreams(_ decide: @escaping LinkStreamAcceptor, peer: NodeID, logger: Logger) -> NIOChannelInitializer {
+    private static func acceptingStreams(_ decide: @escaping LinkStreamAcceptor, peer: NodeID, traffic: LinkTraffic, logger: Logger) -> NIOChannelInitializer {
         { stream in
             stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(LinkStreamHandler(role: .acceptor(decide: decide, peer: peer), logger: logger))
+                try stream.pipeline.syncOperations.addHandlers(
+                    LinkStreamCounter(traffic: traffic), LinkStreamHandler(role: .acceptor(decide: decide, peer: peer), logger: logger))
             }
         }
     }

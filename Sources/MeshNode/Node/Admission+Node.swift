@@ -135,10 +135,12 @@ enum TokenJoin {
     /// Rounds over the token's addresses before giving up (with backoff, about a minute).
     static let rounds = 8
 
-    /// Returns once admitted and joined; throws the member's refusal, or that no member answered.
+    /// Returns once admitted and joined, with the member that admitted it; throws the member's
+    /// refusal, or that no member answered.
+    @discardableResult
     static func join(
         token: InviteToken, text: String, addresses: [String], endpoint: LinkEndpoint, mesh: MeshState, store: StateStore, logger: Logger
-    ) async throws {
+    ) async throws -> (peer: NodeID, address: String) {
         let body = Array(try JSONEncoder().encode(JoinRequest(token: text, addresses: addresses)))
         var backoff = LinkBackoff()
         var random = SystemRandomNumberGenerator()
@@ -164,7 +166,7 @@ enum TokenJoin {
                 try await MeshSetup.save(token.meshID, store: store)
                 await mesh.join(seed: link.peer, address: address)
                 logger.info("admitted to the mesh", metadata: ["mesh.id": "\(token.meshID)", "peer.id": "\(link.peer.short)"])
-                return
+                return (link.peer, address)
             }
             try await Task.sleep(for: backoff.next(using: &random))
         }
@@ -178,8 +180,10 @@ extension TokenJoin {
     static let refusedHandshakes = 3
 
     /// Dials a member at `seed` ("host:port") until it answers, then joins gossip through it
-    /// (a node of the default mesh, or a member rejoining its mesh after a restart).
-    static func join(_ seed: String, endpoint: LinkEndpoint, mesh: MeshState, admission: Bool, logger: Logger) async throws {
+    /// (a node of the default mesh, or a member rejoining its mesh after a restart). Returns the
+    /// seed's node ID, nil if cancelled first.
+    @discardableResult
+    static func join(_ seed: String, endpoint: LinkEndpoint, mesh: MeshState, admission: Bool, logger: Logger) async throws -> NodeID? {
         guard let (host, port) = HostPort.parse(seed) else {
             throw MeshSetupError(description: "--join needs host:port or an invite token, got `\(seed)`")
         }
@@ -191,7 +195,7 @@ extension TokenJoin {
                 let link = try await endpoint.dial(host: host, port: port, expecting: nil)
                 await mesh.join(seed: link.peer, address: seed)
                 logger.info("joined the mesh", metadata: ["join.seed": "\(seed)", "peer.id": "\(link.peer.short)"])
-                return
+                return link.peer
             } catch LinkError.handshakeFailed(let why) where !admission {
                 refused += 1
                 logger.info("the seed refused the handshake", metadata: ["join.seed": "\(seed)", "error": "\(why)"])
@@ -203,5 +207,6 @@ extension TokenJoin {
             }
             try? await Task.sleep(for: backoff.next(using: &random))
         }
+        return nil
     }
 }

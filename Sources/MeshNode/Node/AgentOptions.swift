@@ -58,6 +58,13 @@ public struct AgentOptions: Sendable {
         return HostPort.format(host, listenPort)
     }
 
+    /// A runner advertising a private address is taken to be behind NAT: members gossip with it
+    /// over the links it holds, and it keeps a link to the members it joined through.
+    var linksOnly: Bool {
+        guard !isGateway, let (host, _) = HostPort.parse(advertisedAddress) else { return false }
+        return MemberTraits.isPrivate(host: host)
+    }
+
     var resolvedPublicBindHost: String? {
         guard let publicAddress else { return nil }
         if let publicBindHost { return publicBindHost }

@@ -16,8 +16,13 @@ actor MeshState: EntryReplica {
     private var transport: GossipTransport?
     /// Sends a message too large for a datagram (push-pull) over a link to the member.
     private var sendOverLink: (@Sendable (NodeID, String, [UInt8]) async -> Void)?
+    /// Whether a link to the member is up (in either direction).
+    private var hasLink: @Sendable (NodeID) -> Bool = { _ in false }
     private var entryObservers: [@Sendable (Entry) async -> Void] = []
-    private var wake: CheckedContinuation<Void, Never>?
+    /// The run loop's sleep and when it ends: a message or a write that brings gossip's next
+    /// deadline earlier (an update to pass on at the next round) cuts it short.
+    private var sleeper: Task<Void, Never>?
+    private var sleepsUntil: Duration = .zero
     private(set) var droppedDatagrams = 0
     /// Admission: who may talk to this node (see `MeshState+Admission.swift`).
     var gate: MeshGate?
@@ -44,8 +49,12 @@ actor MeshState: EntryReplica {
 
     // MARK: Wiring
 
-    func attach(transport: GossipTransport, sendOverLink: @escaping @Sendable (NodeID, String, [UInt8]) async -> Void) {
+    func attach(
+        transport: GossipTransport, hasLink: @escaping @Sendable (NodeID) -> Bool,
+        sendOverLink: @escaping @Sendable (NodeID, String, [UInt8]) async -> Void
+    ) {
         self.transport = transport
+        self.hasLink = hasLink
         self.sendOverLink = sendOverLink
     }
 
@@ -53,6 +62,7 @@ actor MeshState: EntryReplica {
     func enforce(_ gate: MeshGate) {
         self.gate = gate
         gossip.accept = { gate.accept($0) }
+        gossip.admitsMember = { gate.isMember($0) }
     }
 
     /// `observer` hears of every entry that changes (the new version; a tombstone for a delete).
@@ -83,7 +93,11 @@ actor MeshState: EntryReplica {
         while !Task.isCancelled {
             await perform(gossip.tick(now: now))
             let wait = min(max(gossip.nextDeadline - now, .milliseconds(5)), .milliseconds(250))
-            try? await Task.sleep(for: wait)
+            sleepsUntil = now + wait
+            let sleeper = Task { _ = try? await Task.sleep(for: wait) }
+            self.sleeper = sleeper
+            await withTaskCancellationHandler { await sleeper.value } onCancel: { sleeper.cancel() }
+            self.sleeper = nil
         }
     }
 
@@ -91,7 +105,9 @@ actor MeshState: EntryReplica {
     func receive(datagram: [UInt8]) async {
         let opened: (sender: NodeID, payload: [UInt8])
         do {
-            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gossip.member($0) != nil && (gate?.isMember($0) ?? true) })
+            // A sender gossip does not know yet gets through to gossip only if admitted; gossip then
+            // hears it only if it introduces itself (`GossipNode.admitsMember`).
+            opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gate?.isMember($0) ?? true })
         } catch {
             droppedDatagrams += 1
             logger.debug("dropped gossip datagram", metadata: ["reason": "\(error)"])
@@ -119,8 +135,7 @@ actor MeshState: EntryReplica {
         for action in actions {
             switch action {
             case .send(let to, let address, let bytes):
-                // Push-pull (full state) and anything over a datagram's size go over a link.
-                if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
+                if goesOverLink(bytes, to: to) {
                     if let sendOverLink {
                         Task { await sendOverLink(to, address, bytes) }
                     }
@@ -138,6 +153,19 @@ actor MeshState: EntryReplica {
             }
         }
         if admissionChanged || (gate?.isProvisional ?? false) { await refreshGate() }
+        if let sleeper, gossip.nextDeadline < sleepsUntil { sleeper.cancel() }
+    }
+
+    /// Push-pull (full state) and anything over a datagram's size go over a link; so does all
+    /// gossip between a node behind NAT and the members it holds links to (DESIGN.md, Gossip), as
+    /// datagrams from outside would not reach it.
+    private func goesOverLink(_ bytes: [UInt8], to peer: NodeID) -> Bool {
+        if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
+            return true
+        }
+        let behindNAT = MemberTraits(metadata: gossip.localMember.metadata).linksOnly
+            || gossip.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } == true
+        return behindNAT && hasLink(peer)
     }
 
     // MARK: Entries

@@ -35,7 +35,7 @@ public final class NodeAgent: Sendable {
         let meshID = plan.meshID?.description ?? o.meshID
         let gate = MeshGate(meshID: plan.meshID)
         let mesh = try MeshState(
-            identity: identity, address: o.advertisedAddress, metadata: [o.isGateway ? 1 : 0], config: o.gossip,
+            identity: identity, address: o.advertisedAddress, metadata: MemberTraits(isGateway: o.isGateway, linksOnly: o.linksOnly).metadata, config: o.gossip,
             store: store, logger: logger)
         await mesh.enforce(gate)
         let view = MeshView()
@@ -81,7 +81,7 @@ public final class NodeAgent: Sendable {
                 Task { await mesh.receive(datagram: bytes) }
             }
         }
-        await mesh.attach(transport: transport) { peer, address, bytes in
+        await mesh.attach(transport: transport, hasLink: { pool.existing($0) != nil }) { peer, address, bytes in
             // Never dial a node removed from the mesh: it would be linked again from this side.
             guard gate.mayLink(peer) else { return }
             do {
@@ -110,7 +110,7 @@ public final class NodeAgent: Sendable {
                 let removed = gate.roster?.removals ?? [:]
                 return await mesh.members().filter { $0.id != identity.id }.map { m in
                     PeerInfo(id: m.id.description, address: m.address, state: removed[m.id] == nil ? "\(m.state)" : "removed",
-                             isGateway: m.metadata.first == 1,
+                             isGateway: MemberTraits(metadata: m.metadata).isGateway,
                              linked: pool.existing(m.id) != nil)
                 }
             },
@@ -163,18 +163,27 @@ public final class NodeAgent: Sendable {
                     }
                 }
             }
+            // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up.
+            @Sendable func joined(_ peer: NodeID?, _ address: String) async {
+                if o.linksOnly, let peer { await pool.keep(peer, address: address) }
+            }
             for seed in plan.seeds {
-                group.addTask { try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: plan.meshID != nil, logger: logger) }
+                group.addTask {
+                    await joined(try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: plan.meshID != nil, logger: logger), seed)
+                }
             }
             if let (text, token) = plan.token, !(gate.roster?.isMember(identity.id) ?? false) {
                 group.addTask {
-                    try await TokenJoin.join(token: token, text: text, addresses: [o.advertisedAddress], endpoint: endpoint,
-                                             mesh: mesh, store: store, logger: logger)
+                    let contact = try await TokenJoin.join(token: token, text: text, addresses: [o.advertisedAddress], endpoint: endpoint,
+                                                           mesh: mesh, store: store, logger: logger)
+                    await joined(contact.peer, contact.address)
                 }
             } else if let (_, token) = plan.token {
                 // Admitted on an earlier run: rejoin through the members the token lists.
                 for seed in token.addresses {
-                    group.addTask { try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: true, logger: logger) }
+                    group.addTask {
+                        await joined(try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: true, logger: logger), seed)
+                    }
                 }
             }
             // Until cancelled (SIGTERM / SIGINT through the service group).

@@ -11,6 +11,7 @@ struct NodeMetrics {
     private let leasesKnown = Gauge(label: "warren_leases", dimensions: [("scope", "mesh")])
     private let leasesGranted = Gauge(label: "warren_leases", dimensions: [("scope", "granted_here")])
     private let runsActive = Gauge(label: "warren_runs_active")
+    private let linkMeter = LinkMeter()
     /// Monotonic totals, exported as Prometheus counters (`rate()` works on them): each sample
     /// adds what the source counted since the previous one.
     private let totals: [(counter: Counter, read: @Sendable (GossipCounters, Int) -> Int)] = [
@@ -19,7 +20,7 @@ struct NodeMetrics {
         (Counter(label: "warren_gossip_bytes_sent_total"), { c, _ in c.bytesSent }),
         (Counter(label: "warren_gossip_bytes_received_total"), { c, _ in c.bytesReceived }),
         (Counter(label: "warren_gossip_probes_failed_total"), { c, _ in c.probesFailed }),
-        (Counter(label: "warren_gossip_datagrams_dropped_total"), { _, dropped in dropped }),
+        (Counter(label: "warren_gossip_datagrams_dropped_total"), { c, dropped in dropped + c.droppedUnknownSender }),
         (Counter(label: "warren_gossip_entries_dropped_total"), { c, _ in
             c.droppedBadSignature + c.droppedNonMemberAuthor + c.droppedFutureDated + c.undecodable }),
     ]
@@ -28,7 +29,9 @@ struct NodeMetrics {
     func run(mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager) async {
         var last = [Int](repeating: 0, count: totals.count)
         while !Task.isCancelled {
-            links.record(endpoint.links.count)
+            let up = endpoint.links
+            links.record(up.count)
+            linkMeter.sample(up)
             let all = await mesh.members()
             for (state, gauge) in members { gauge.record(all.filter { $0.state == state }.count) }
             leasesKnown.record(await view.leaseTable().leases.count)
