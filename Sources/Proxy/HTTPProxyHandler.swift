@@ -275,19 +275,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
+            let written = context.eventLoop.makePromise(of: Void.self)
             if self.answeringHead {
                 // The encoder doesn't know the request was a HEAD: a response without
                 // Content-Length would get a chunked terminator, which the client would read as
                 // the start of the next response. Nothing follows a HEAD response's head.
-                context.flush()
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: written)
             } else {
-                context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: written)
             }
             guard !self.upgrading else { return }
             self.responseInFlight = false
             self.responseHeadSent = false
             if !self.keepAlive {
-                context.close(promise: nil)
+                // Only once the response is written: a close drops what a slow client hasn't
+                // taken yet (seen as a truncated 200 MiB download on a loaded machine).
+                let channel = context.channel
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
             } else if !self.requestInFlight {
                 self.processQueue(context: context)
                 self.resumeReadingIfPossible(context: context)
