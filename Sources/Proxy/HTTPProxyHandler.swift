@@ -23,6 +23,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private let ingress: IngressContext
+    private let headTimer: RequestHeadTimeoutHandler
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
     private var upstream = Upstream.none
@@ -36,14 +37,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var responseInFlight = false
     private var responseHeadSent = false
     private var keepAlive = true
+    /// The request being answered is a HEAD: its response has no body, whatever its headers say.
+    private var answeringHead = false
     private var upgradeRequested = false
     private var upgrading = false
     /// An error answer was sent: ignore the rest of the request, close when written.
     private var answered = false
     private var readPending = false
 
-    init(ingress: IngressContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
+    init(ingress: IngressContext, headTimer: RequestHeadTimeoutHandler,
+         decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
         self.ingress = ingress
+        self.headTimer = headTimer
         self.decoder = decoder
         self.encoder = encoder
     }
@@ -52,7 +57,13 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !self.answered else { return }  // draining what the client still sends after an error answer
-        self.queue.append(self.unwrapInboundIn(data))
+        let part = self.unwrapInboundIn(data)
+        switch part {
+        case .head: self.headTimer.headReceived()
+        case .end: self.headTimer.requestEnded()
+        case .body: break
+        }
+        self.queue.append(part)
         self.processQueue(context: context)
     }
 
@@ -77,6 +88,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.responseInFlight = true
             self.responseHeadSent = false
             self.keepAlive = head.isKeepAlive
+            self.answeringHead = head.method == .HEAD
             guard let hostHeader = head.headers.first(name: "host") else {
                 self.answer(.badRequest, "the request has no Host header\n", context: context)
                 return
@@ -257,7 +269,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.responseHeadSent = true
             if head.status == .switchingProtocols && self.upgradeRequested {
                 self.upgrading = true
-            } else if self.upgradeRequested || !head.isKeepAlive {
+            } else if self.upgradeRequested || !Self.keepsAlive(head, answeringHead: self.answeringHead) {
                 // A declined upgrade leaves the request decoder stopped: finish with this response.
                 self.keepAlive = false
             }
@@ -268,15 +280,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
-            let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
+            let written = context.eventLoop.makePromise(of: Void.self)
+            if self.answeringHead {
+                // The encoder doesn't know the request was a HEAD: a response without
+                // Content-Length would get a chunked terminator, which the client would read as
+                // the start of the next response. Nothing follows a HEAD response's head.
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: written)
+            } else {
+                context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: written)
+            }
             guard !self.upgrading else { return }
             self.responseInFlight = false
             self.responseHeadSent = false
             if !self.keepAlive {
-                // Close once the response is written: a close with writes still queued (a slow
-                // client) would drop the response's tail.
+                // Only once the response is written: a close drops what a slow client hasn't
+                // taken yet (seen as a truncated 200 MiB download on a loaded machine).
                 let channel = context.channel
-                written.whenComplete { _ in channel.close(promise: nil) }
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
             } else if !self.requestInFlight {
                 self.processQueue(context: context)
                 self.resumeReadingIfPossible(context: context)
@@ -320,6 +340,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers the current request with a short plain-text body, then closes the connection.
     private func answer(_ status: HTTPResponseStatus, _ text: String, context: ChannelHandlerContext) {
         self.answered = true
+        self.headTimer.cancel()
         self.ingress.logger.debug(
             "answering from the gateway",
             metadata: ["http.status": "\(status.code)", "listen.address": "\(self.ingress.address)"]
@@ -344,6 +365,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.resumeReadingIfPossible(context: context)
     }
 
+    /// Whether the upstream's response leaves the connection open. The response decoder judges
+    /// keep-alive before it knows a HEAD response has no body: a head without a length looks like
+    /// a body running to EOF, hence "close". For HEAD, only the Connection header and version count.
+    static func keepsAlive(_ head: HTTPResponseHead, answeringHead: Bool) -> Bool {
+        guard answeringHead else { return head.isKeepAlive }
+        let headers = HTTPHeaders(head.headers.map { ($0.name, $0.value) })
+        return HTTPResponseHead(version: head.version, status: head.status, headers: headers).isKeepAlive
+    }
+
     static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String) {
         if let ip = client?.ipAddress {
             if let previous = headers.first(name: "x-forwarded-for") {
@@ -366,6 +396,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             try sync.addHandler(SpliceHandler(partner: nil))
             sync.removeHandler(self.encoder, promise: nil)
             sync.removeHandler(self.decoder, promise: nil)
+            sync.removeHandler(self.headTimer, promise: nil)
         } catch {
             channel.close(promise: nil)
             return

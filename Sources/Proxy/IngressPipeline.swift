@@ -20,7 +20,8 @@ enum IngressPipeline {
         }
     }
 
-    /// The HTTP/1.1 server side: decoder with the header limit, encoder, and the proxy handler.
+    /// The HTTP/1.1 server side: the head timeout, decoder with the header limit, encoder, and the
+    /// proxy handler.
     static func addHTTPHandlers(
         to channel: any Channel,
         position: ChannelPipeline.SynchronousOperations.Position,
@@ -33,7 +34,8 @@ enum IngressPipeline {
             HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
         )
         let encoder = HTTPResponseEncoder()
-        let proxy = HTTPProxyHandler(ingress: context, decoder: decoder, encoder: encoder)
-        try channel.pipeline.syncOperations.addHandlers([decoder, encoder, proxy], position: position)
+        let headTimer = RequestHeadTimeoutHandler(timeout: context.configuration.requestHeadTimeout)
+        let proxy = HTTPProxyHandler(ingress: context, headTimer: headTimer, decoder: decoder, encoder: encoder)
+        try channel.pipeline.syncOperations.addHandlers([headTimer, decoder, encoder, proxy], position: position)
     }
 }

@@ -6,6 +6,9 @@ public import NIOCore
 public struct ProxyConfiguration: Sendable {
     /// A connection with no byte read or written for this long is closed.
     public var idleTimeout: TimeAmount = .seconds(300)
+    /// On a shared port: a request head that has started must be complete within this time, or
+    /// the connection is closed (a client that sends part of a head and stalls).
+    public var requestHeadTimeout: TimeAmount = .seconds(30)
     /// Largest HTTP request head (all header names and values); larger answers 431.
     public var maxHeaderBytes: Int = 32 * 1024
     /// Largest TLS ClientHello read to find the SNI name; larger closes the connection.

@@ -24,7 +24,7 @@ struct LinkHandlerTests {
 
     static func decoderChannel(_ opener: LinkRecordCipher) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LinkRecordDecoder(cipher: opener), maximumBufferSize: LinkRecordDecoder.maximumBufferSize))
+        try channel.pipeline.syncOperations.addHandler(LinkRecordDecoder(cipher: opener))
         return channel
     }
 
@@ -48,6 +48,33 @@ struct LinkHandlerTests {
             try channel.writeInbound(rest.readSlice(length: min(7777, rest.readableBytes))!)
         }
         #expect(try Self.readAll(channel) == plaintext)
+    }
+
+    @Test func recordsSplitAtEveryByteRoundTrip() throws {
+        let (sealer, opener, _) = try Self.cipherPair()
+        let encoder = LinkRecordEncoder(cipher: sealer)
+        let messages = [Array("first".utf8), [], Array("and the second one".utf8)]
+        var wire = ByteBuffer()
+        for message in messages { wire.writeImmutableBuffer(try Self.sealed(encoder, message)) }
+        let channel = try Self.decoderChannel(opener)
+        while let byte = wire.readSlice(length: 1) { try channel.writeInbound(byte) }
+        #expect(try Self.readAll(channel) == messages.flatMap { $0 })
+    }
+
+    @Test func splitRecordIsHeldUntilItsTagChecks() throws {
+        let (sealer, opener, _) = try Self.cipherPair()
+        let encoder = LinkRecordEncoder(cipher: sealer)
+        let first = try Self.sealed(encoder, Array("whole".utf8))
+        var second = try Self.sealed(encoder, Sodium.randomBytes(1000))
+        second.setInteger(second.getInteger(at: second.writerIndex - 1, as: UInt8.self)! ^ 1, at: second.writerIndex - 1)
+        let channel = try Self.decoderChannel(opener)
+        var wire = first
+        wire.writeImmutableBuffer(second.readSlice(length: 500)!)
+        try channel.writeInbound(wire)
+        // The whole record goes on at once; the half-read one is decrypted but not released.
+        #expect(try Self.readAll(channel) == Array("whole".utf8))
+        #expect(throws: LinkError.recordAuthenticationFailed) { try channel.writeInbound(second) }
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
     }
 
     @Test func tamperedRecordClosesTheLink() throws {

@@ -216,7 +216,7 @@ public final class LinkEndpoint: Sendable {
                 let sealer = try LinkRecordCipher(suite: result.suite, direction: .seal, key: sendKey, rekeyInterval: configuration.rekeyInterval)
                 let opener = try LinkRecordCipher(suite: result.suite, direction: .open, key: receiveKey, rekeyInterval: configuration.rekeyInterval)
                 let sync = context.pipeline.syncOperations
-                let decoder = ByteToMessageHandler(LinkRecordDecoder(cipher: opener), maximumBufferSize: LinkRecordDecoder.maximumBufferSize)
+                let decoder = LinkRecordDecoder(cipher: opener, readSize: configuration.socketReadSize)
                 try sync.addHandler(decoder, position: .after(context.handler))
                 let encoder = LinkRecordEncoder(cipher: sealer)
                 try sync.addHandler(encoder, position: .after(decoder))

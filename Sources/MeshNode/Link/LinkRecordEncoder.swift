@@ -1,8 +1,9 @@
 internal import NIOCore
 
 /// Seals what the HTTP/2 handler writes into transport records: writes are held until a flush,
-/// then sealed into as few records as possible (up to 65519 bytes of plaintext each) in one
-/// buffer, encrypting straight from the written buffers into it.
+/// and the flushes of one event loop round are sealed together into as few records as possible
+/// (up to 65519 bytes of plaintext each) in one buffer, encrypting straight from the written
+/// buffers into it.
 final class LinkRecordEncoder: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -11,6 +12,7 @@ final class LinkRecordEncoder: ChannelOutboundHandler {
     private var pending: [ByteBuffer] = []
     private var pendingBytes = 0
     private var promises: [EventLoopPromise<Void>] = []
+    private var flushScheduled = false
 
     init(cipher: LinkRecordCipher) {
         self.cipher = cipher
@@ -30,6 +32,21 @@ final class LinkRecordEncoder: ChannelOutboundHandler {
             context.flush()
             return
         }
+        // Streams flush one by one (each public connection that had something to say); sealing
+        // at the end of the event loop's current round makes one record and one system call of
+        // all of them.
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (encoder, context) = loopBound.value
+            encoder.flushScheduled = false
+            encoder.sealPending(context: context)
+        }
+    }
+
+    private func sealPending(context: ChannelHandlerContext) {
+        guard !pending.isEmpty || !promises.isEmpty else { return }
         let buffers = pending, total = pendingBytes, waiting = promises
         pending = []
         pendingBytes = 0
@@ -51,6 +68,15 @@ final class LinkRecordEncoder: ChannelOutboundHandler {
             }
             context.writeAndFlush(wrapOutboundOut(out), promise: promise)
         }
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // What was flushed goes out before the close (a GOAWAY, the last bytes of a stream).
+        if flushScheduled {
+            flushScheduled = false
+            sealPending(context: context)
+        }
+        context.close(mode: mode, promise: promise)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

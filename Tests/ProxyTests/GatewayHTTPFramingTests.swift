@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import Proxy
+
+/// Responses without a body, and clients that stall inside a request head.
+@Suite("Gateway: HTTP framing and request-head timeout", .timeLimit(.minutes(10)))
+struct GatewayHTTPFramingTests {
+    /// A shared port routing "a.example" to `app`, and the gateway's address.
+    static func gateway(to app: TestServer, configuration: ProxyConfiguration = .init()) async throws -> (Lab, SocketAddress) {
+        let lab = try await Lab.start(configuration: configuration)
+        let listen = lab.anyPort
+        var table = RoutingTable()
+        try table.addHost("a.example", route: lab.route(app), on: listen)
+        #expect(await lab.gateway.apply(table).isEmpty)
+        return (lab, try await lab.socketAddress(of: listen))
+    }
+
+    @Test func headResponseWithoutContentLengthGetsNoChunkedTerminator() async throws {
+        let app = try await TestServer.start { try $0.pipeline.syncOperations.addHandler(RawHTTPApp()) }
+        let (lab, address) = try await Self.gateway(to: app)
+        let requests = "HEAD /x HTTP/1.1\r\nHost: a.example\r\n\r\n"
+            + "GET /y HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"
+        let response = try await withTimeout(60) {
+            String(buffer: try await TestClient.exchange(address, send: ByteBuffer(string: requests), halfClose: false))
+        }
+        // The HEAD response is its head alone; the next bytes are the GET's response.
+        let parts = response.components(separatedBy: "\r\n\r\n")
+        #expect(parts.count == 3, "\(response.debugDescription)")
+        #expect(parts.first?.hasPrefix("HTTP/1.1 200 OK") == true)
+        #expect(parts.dropFirst().first?.hasPrefix("HTTP/1.1 200 OK") == true, "\(response.debugDescription)")
+        #expect(parts.last == "hello")
+        await app.close()
+        await lab.stop()
+    }
+
+    @Test func clientStallingInARequestHeadIsClosed() async throws {
+        let app = try await TestServer.http(name: "app")
+        var configuration = ProxyConfiguration()
+        configuration.requestHeadTimeout = .milliseconds(300)
+        let (lab, address) = try await Self.gateway(to: app, configuration: configuration)
+        // Half a head, then silence: the gateway closes (the idle timeout is 300 s).
+        let received = try await withTimeout(60) {
+            let connection = try await TestClient.connect(address)
+            return try await connection.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "GET /hello HTTP/1.1\r\nHost: a.exa"))
+                var received = ByteBuffer()
+                for try await var chunk in inbound { received.writeBuffer(&chunk) }
+                return received
+            }
+        }
+        #expect(received.readableBytes == 0)
+        await app.close()
+        await lab.stop()
+    }
+
+    @Test func idleKeepAliveConnectionOutlivesTheHeadTimeout() async throws {
+        let app = try await TestServer.http(name: "app")
+        var configuration = ProxyConfiguration()
+        configuration.requestHeadTimeout = .milliseconds(300)
+        let (lab, address) = try await Self.gateway(to: app, configuration: configuration)
+        let answers = try await withTimeout(60) {
+            let connection = try await TestClient.connect(address)
+            return try await connection.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                var answers: [String] = []
+                for close in [false, true] {
+                    let connectionHeader = close ? "Connection: close\r\n" : ""
+                    try await outbound.write(ByteBuffer(string: "GET /hello HTTP/1.1\r\nHost: a.example\r\n\(connectionHeader)\r\n"))
+                    var text = ""
+                    while !text.contains("hello from app") {
+                        guard let chunk = try await iterator.next() else { break }
+                        text += String(buffer: chunk)
+                    }
+                    answers.append(text)
+                    // Idle between requests for longer than the head timeout: not a stalled head.
+                    if !close { try await Task.sleep(for: .seconds(1)) }
+                }
+                return answers
+            }
+        }
+        #expect(answers.count == 2)
+        #expect(answers.allSatisfy { $0.hasPrefix("HTTP/1.1 200 OK") && $0.contains("hello from app") })
+        await app.close()
+        await lab.stop()
+    }
+}
+
+/// Answers each request head it reads: HEAD with a head that has neither Content-Length nor
+/// Transfer-Encoding (allowed: a HEAD response has no body), anything else with "hello".
+final class RawHTTPApp: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var pending = ""
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.pending += String(buffer: self.unwrapInboundIn(data))
+        while let end = self.pending.range(of: "\r\n\r\n") {
+            let head = self.pending[..<end.lowerBound]
+            self.pending = String(self.pending[end.upperBound...])
+            let answer = head.hasPrefix("HEAD ")
+                ? "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n"
+                : "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+            context.write(self.wrapOutboundOut(ByteBuffer(string: answer)), promise: nil)
+        }
+        context.flush()
+    }
+}
