@@ -7,18 +7,9 @@ import Testing
 @Suite("Gateway: HTTP framing and request-head timeout", .timeLimit(.minutes(10)))
 struct GatewayHTTPFramingTests {
     /// A shared port routing "a.example" to `app`, and the gateway's address.
-    static func gateway(to app: TestServer, configuration: ProxyConfiguration = .init()) async throws -> (Lab, SocketAddress) {
-        let lab = try await Lab.start(configuration: configuration)
-        let listen = lab.anyPort
-        var table = RoutingTable()
-        try table.addHost("a.example", route: lab.route(app), on: listen)
-        #expect(await lab.gateway.apply(table).isEmpty)
-        return (lab, try await lab.socketAddress(of: listen))
-    }
-
     @Test func headResponseWithoutContentLengthGetsNoChunkedTerminator() async throws {
         let app = try await TestServer.start { try $0.pipeline.syncOperations.addHandler(RawHTTPApp()) }
-        let (lab, address) = try await Self.gateway(to: app)
+        let (lab, address) = try await Lab.hosting("a.example", app: app)
         let requests = "HEAD /x HTTP/1.1\r\nHost: a.example\r\n\r\n"
             + "GET /y HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"
         let response = try await withTimeout(60) {
@@ -38,7 +29,7 @@ struct GatewayHTTPFramingTests {
         let app = try await TestServer.http(name: "app")
         var configuration = ProxyConfiguration()
         configuration.requestHeadTimeout = .milliseconds(300)
-        let (lab, address) = try await Self.gateway(to: app, configuration: configuration)
+        let (lab, address) = try await Lab.hosting("a.example", app: app, configuration: configuration)
         // Half a head, then silence: the gateway closes (the idle timeout is 300 s).
         let received = try await withTimeout(60) {
             let connection = try await TestClient.connect(address)
@@ -58,7 +49,7 @@ struct GatewayHTTPFramingTests {
         let app = try await TestServer.http(name: "app")
         var configuration = ProxyConfiguration()
         configuration.requestHeadTimeout = .milliseconds(300)
-        let (lab, address) = try await Self.gateway(to: app, configuration: configuration)
+        let (lab, address) = try await Lab.hosting("a.example", app: app, configuration: configuration)
         let answers = try await withTimeout(60) {
             let connection = try await TestClient.connect(address)
             return try await connection.executeThenClose { inbound, outbound in

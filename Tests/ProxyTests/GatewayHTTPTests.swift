@@ -55,13 +55,8 @@ struct GatewayHTTPTests {
     }
 
     @Test func unknownHostIs404NamingTheHost() async throws {
-        let lab = try await Lab.start()
         let app = try await TestServer.http(name: "app")
-        let listen = lab.anyPort
-        var table = RoutingTable()
-        try table.addHost("a.example", route: lab.route(app), on: listen)
-        await lab.gateway.apply(table)
-        let address = try await lab.socketAddress(of: listen)
+        let (lab, address) = try await Lab.hosting("a.example", app: app)
         let answer = try await withTimeout(60) { try await TestClient.http(address, host: "Nobody.Example") }
         #expect(answer.status == 404)
         #expect(answer.response.contains("no service for host \"nobody.example\""))
@@ -118,13 +113,8 @@ struct GatewayHTTPTests {
     }
 
     @Test func webSocketUpgradeSwitchesToSplicing() async throws {
-        let lab = try await Lab.start()
         let app = try await TestServer.http(name: "app")
-        let listen = lab.anyPort
-        var table = RoutingTable()
-        try table.addHost("ws.example", route: lab.route(app), on: listen)
-        await lab.gateway.apply(table)
-        let address = try await lab.socketAddress(of: listen)
+        let (lab, address) = try await Lab.hosting("ws.example", app: app)
 
         let (head, echoed) = try await withTimeout(60) {
             let connection = try await TestClient.connect(address)
@@ -172,13 +162,8 @@ struct GatewayHTTPTests {
 @Suite("Gateway: bulk transfers", .timeLimit(.minutes(20)))
 struct GatewayBulkTests {
     @Test func bulkUploadAndDownloadKeepTheirChecksums() async throws {
-        let lab = try await Lab.start()
         let app = try await TestServer.http(name: "app")
-        let listen = lab.anyPort
-        var table = RoutingTable()
-        try table.addHost("bulk.example", route: lab.route(app), on: listen)
-        await lab.gateway.apply(table)
-        let address = try await lab.socketAddress(of: listen)
+        let (lab, address) = try await Lab.hosting("bulk.example", app: app)
         let size = 200 * 1024 * 1024
         let expected = Payload.checksum(totalBytes: size)
 

@@ -8,13 +8,8 @@ import Testing
 @Suite("Gateway: slow clients", .timeLimit(.minutes(5)))
 struct GatewaySlowClientTests {
     @Test func aSlowReaderGetsTheWholeResponseBeforeTheClose() async throws {
-        let lab = try await Lab.start()
         let app = try await TestServer.http(name: "app")
-        let listen = lab.anyPort
-        var table = RoutingTable()
-        try table.addHost("slow.example", route: lab.route(app), on: listen)
-        await lab.gateway.apply(table)
-        let address = try await lab.socketAddress(of: listen)
+        let (lab, address) = try await Lab.hosting("slow.example", app: app)
         let size = 4 * 1024 * 1024
 
         let received = try await withTimeout(240) {

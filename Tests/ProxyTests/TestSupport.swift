@@ -54,6 +54,16 @@ struct Lab {
         Route(runID: run, upstream: runner, appPort: app.port)
     }
 
+    /// A lab whose gateway routes `host` on a port of its own to `app`; the port's address.
+    static func hosting(_ host: String, app: TestServer, configuration: ProxyConfiguration = .init()) async throws -> (Lab, SocketAddress) {
+        let lab = try await Lab.start(configuration: configuration)
+        let listen = lab.anyPort
+        var table = RoutingTable()
+        try table.addHost(host, route: lab.route(app), on: listen)
+        #expect(await lab.gateway.apply(table).isEmpty)
+        return (lab, try await lab.socketAddress(of: listen))
+    }
+
     func socketAddress(of listen: ListenAddress) async throws -> SocketAddress {
         try #require(await self.gateway.localAddress(of: listen))
     }
