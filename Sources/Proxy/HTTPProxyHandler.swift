@@ -280,19 +280,19 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         case .end(let trailers):
-            let written = context.eventLoop.makePromise(of: Void.self)
-            if self.answeringHead {
-                // The encoder doesn't know the request was a HEAD: a response without
-                // Content-Length would get a chunked terminator, which the client would read as
-                // the start of the next response. Nothing follows a HEAD response's head.
-                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: written)
-            } else {
-                context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: written)
-            }
+            // The encoder doesn't know the request was a HEAD: a response without Content-Length
+            // would get a chunked terminator, which the client would read as the start of the
+            // next response. Nothing follows a HEAD response's head.
+            let last: HTTPServerResponsePart = self.answeringHead ? .body(.byteBuffer(ByteBuffer())) : .end(trailers)
+            // Only a response that ends the connection waits for its write (no promise per
+            // keep-alive response).
+            let closing = !self.upgrading && !self.keepAlive
+            let written = closing ? context.eventLoop.makePromise(of: Void.self) : nil
+            context.writeAndFlush(self.wrapOutboundOut(last), promise: written)
             guard !self.upgrading else { return }
             self.responseInFlight = false
             self.responseHeadSent = false
-            if !self.keepAlive {
+            if let written {
                 // Only once the response is written: a close drops what a slow client hasn't
                 // taken yet (seen as a truncated 200 MiB download on a loaded machine).
                 let channel = context.channel

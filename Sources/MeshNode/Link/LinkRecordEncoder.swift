@@ -83,6 +83,7 @@ final class LinkRecordEncoder: ChannelOutboundHandler {
         for promise in promises { promise.fail(LinkError.closed) }
         promises = []
         pending = []
+        pendingBytes = 0
     }
 
     /// `buffers` (holding `total` bytes) as consecutive records.

@@ -55,20 +55,16 @@ final class LinkStreamCounter: ChannelInboundHandler {
     typealias InboundIn = Any
 
     private let traffic: LinkTraffic
-    private var counted = false
 
     init(traffic: LinkTraffic) {
         self.traffic = traffic
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        counted = true
         traffic.streamOpened()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        guard counted else { return }
-        counted = false
         traffic.streamClosed()
     }
 }
