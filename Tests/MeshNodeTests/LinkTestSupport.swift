@@ -84,3 +84,13 @@ func rawConnection(port: Int, writing bytes: [UInt8], closeAfterWrite: Bool = fa
     if closeAfterWrite { try? await channel.close(mode: .output).get() }
     try await channel.closeFuture.get()
 }
+
+/// Checks `condition` every 20 ms for up to `seconds`; whether it came to hold.
+func eventually(within seconds: Double, _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return await condition()
+}

@@ -138,6 +138,28 @@ struct LinkTests {
         await pair.shutdown()
     }
 
+    @Test func connectionsBeyondTheHandshakeLimitAreClosedOnArrival() async throws {
+        var configuration = LinkConfiguration()
+        configuration.maxPendingHandshakes = 2
+        configuration.handshakeTimeout = .seconds(60)
+        let pair = try await LinkPair.make(configuration: configuration)
+        let connect = {
+            try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: pair.port).get()
+        }
+        // Two silent connections take both handshake places (the server accepts in order).
+        let silent = [try await connect(), try await connect()]
+        let third = try await connect()
+        #expect(await eventually(within: 10) { !third.isActive }, "the server closes a connection over the limit at once")
+        #expect(silent.allSatisfy { $0.isActive }, "connections in their handshake are not disturbed")
+        // Their places come back when they go.
+        for channel in silent { try await channel.close() }
+        #expect(await eventually(within: 10) {
+            (try? await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)) != nil
+        })
+        await pair.shutdown()
+    }
+
     @Test func maintainedLinkComesBackAfterADrop() async throws {
         let pair = try await LinkPair.make()
         var clientEvents = pair.client.events.makeAsyncIterator()

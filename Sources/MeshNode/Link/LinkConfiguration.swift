@@ -7,6 +7,10 @@ public struct LinkConfiguration: Sendable {
 
     /// How long the Noise handshake may take before the connection is closed.
     public var handshakeTimeout: TimeAmount = .seconds(5)
+    /// Accepted connections that may be in their handshake at once; more are closed on arrival.
+    /// Each costs a few KiB and lives at most `handshakeTimeout`, so this bounds what a flood of
+    /// silent or slow connections can hold, while links already up are untouched.
+    public var maxPendingHandshakes: Int = 256
     /// After this long without a byte from the peer, a link sends an HTTP/2 PING; after three such
     /// silent intervals it closes (nil: never).
     public var keepaliveInterval: TimeAmount? = .seconds(10)

@@ -45,6 +45,8 @@ public final class LinkEndpoint: Sendable {
     private struct State {
         var listeners: [any Channel] = []
         var links: [ObjectIdentifier: Link] = [:]
+        /// Accepted connections still in their handshake (see `maxPendingHandshakes`).
+        var pendingHandshakes = 0
         var shutDown = false
     }
 
@@ -84,9 +86,21 @@ public final class LinkEndpoint: Sendable {
                 minimum: 1024, initial: 64 << 10, maximum: configuration.socketReadSize))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Throwing here makes NIO close the new connection.
+                    try self.beginHandshake(from: channel)
                     let established = channel.eventLoop.makePromise(of: Link.self)
-                    try self.configure(channel: channel, role: .responder(admit: self.admit), established: established)
-                    established.futureResult.whenSuccess { link in self.register(link) }
+                    // `established` completes either way: the handshake handler fails it on
+                    // error, timeout or close.
+                    established.futureResult.whenComplete { result in
+                        self.state.withLockedValue { $0.pendingHandshakes -= 1 }
+                        if case .success(let link) = result { self.register(link) }
+                    }
+                    do {
+                        try self.configure(channel: channel, role: .responder(admit: self.admit), established: established)
+                    } catch {
+                        established.fail(error)
+                        throw error
+                    }
                 }
             }
             .bind(host: host, port: port)
@@ -169,6 +183,24 @@ public final class LinkEndpoint: Sendable {
         for listener in listeners { try? await listener.close() }
         for link in links { await link.close() }
         continuation.finish()
+    }
+
+    /// Counts an accepted connection into its handshake, or refuses it when
+    /// `maxPendingHandshakes` are already in progress.
+    private func beginHandshake(from channel: any Channel) throws {
+        let limit = configuration.maxPendingHandshakes
+        let admitted = state.withLockedValue { state in
+            guard state.pendingHandshakes < limit else { return false }
+            state.pendingHandshakes += 1
+            return true
+        }
+        guard admitted else {
+            logger.debug("link connection refused", metadata: [
+                "link.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
+                "error": "\(LinkError.tooManyHandshakes(limit: limit))",
+            ])
+            throw LinkError.tooManyHandshakes(limit: limit)
+        }
     }
 
     private func register(_ link: Link) {

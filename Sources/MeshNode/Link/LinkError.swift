@@ -30,6 +30,8 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
     case closed
     /// The connection to the peer could not be made.
     case connectFailed(host: String, port: Int, reason: String)
+    /// An accepted connection found the configured number of handshakes already in progress.
+    case tooManyHandshakes(limit: Int)
 
     public var description: String {
         switch self {
@@ -47,6 +49,7 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
         case .badStreamResponse: return "the peer's answer to a stream had no valid status"
         case .closed: return "the link closed"
         case .connectFailed(let host, let port, let reason): return "could not connect to \(host):\(port): \(reason)"
+        case .tooManyHandshakes(let limit): return "\(limit) link handshakes are already in progress"
         }
     }
 }
