@@ -7,7 +7,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("23.100.30.60"))
         #expect(r.stdout.contains("5001 → 8000"))
-        #expect(r.stdout.contains("python3 -m http.server 8000"))
+        #expect(r.stdout.contains("python -m http.server 8000"))
     }
 
     @Test func jsonOutput() async throws {

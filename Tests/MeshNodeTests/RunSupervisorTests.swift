@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MeshNode
+@testable import MeshNode
 import NIOCore
 import NIOPosix
 import Testing
@@ -153,6 +153,31 @@ struct RunSupervisorTests {
         #expect(try await supervisor.waitForExit(id: "env") == .exited(0))
         let lines = supervisor.log(id: "env").tail(lines: 10)
         #expect(lines == ["dir=\(work)", "greeting=hello 'quoted' world", "run=env", "path=set"])
+    }
+
+    @Test("`python` in a command runs python3 where only python3 is installed, and a real python wins")
+    func pythonFallsBackToPython3() async throws {
+        let dir = try StateTestDirectory("runs")
+        defer { dir.remove() }
+        // A PATH like a fresh Debian's: python3, no python.
+        let onlyPython3 = dir.path + "/only-python3"
+        try FileManager.default.createDirectory(atPath: onlyPython3, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: onlyPython3 + "/python3", withDestinationPath: "/usr/bin/python3")
+        let supervisor = RunSupervisor(
+            stateDirectory: dir.path + "/state", configuration: .init(path: onlyPython3), logger: .quiet("runs"))
+        _ = try await supervisor.start(RunSpec(
+            id: "py", commands: [#"python -c 'import sys; print("python", sys.version_info[0])'"#], directory: dir.path))
+        #expect(try await supervisor.waitForExit(id: "py") == .exited(0))
+        #expect(supervisor.log(id: "py").tail(lines: 5) == ["python 3"])
+
+        // With a `python` of its own on the PATH, that one runs.
+        let ownPython = dir.path + "/own-python"
+        try FileManager.default.createDirectory(atPath: ownPython, withIntermediateDirectories: true)
+        try "#!/bin/sh\necho own python\n".write(toFile: ownPython + "/python", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: ownPython + "/python")
+        #expect(PythonFallback.path(ownPython + ":" + onlyPython3, fallbackDirectory: dir.path + "/fb") == ownPython + ":" + onlyPython3)
+        #expect(PythonFallback.path(onlyPython3, fallbackDirectory: dir.path + "/fb") == onlyPython3 + ":" + dir.path + "/fb")
+        #expect(PythonFallback.path("/nonexistent", fallbackDirectory: dir.path + "/fb") == "/nonexistent")
     }
 
     @Test("bad input gives clear errors")

@@ -113,8 +113,9 @@ public actor RunSupervisor {
 
     private func environment(for spec: RunSpec) -> [String] {
         let inherited = ProcessInfo.processInfo.environment
+        let path = configuration.path ?? inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         var environment: [String: String] = [
-            "PATH": configuration.path ?? inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+            "PATH": PythonFallback.path(path, fallbackDirectory: runsDirectory + "/python-fallback"),
             "HOME": inherited["HOME"] ?? "/",
         ]
         for name in ["USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"] {
