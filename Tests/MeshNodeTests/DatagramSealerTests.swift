@@ -44,6 +44,24 @@ import Testing
         #expect(throws: DatagramSealer.Refusal.forged(c.id)) { try b.sealer.open(spoofed, nowMilliseconds: now, isMember: { _ in true }) }
     }
 
+    @Test func peerKeysAreBoundedAndComputedAgainAfterEviction() throws {
+        var a = Peer(), b = Peer()
+        let first = try a.sealer.seal([1], to: b.id, nowMilliseconds: now)
+        #expect(try b.sealer.open(first, nowMilliseconds: now, isMember: { _ in true }).payload == [1])
+        // One more peer than the bound: the kept keys are dropped, never more than the bound.
+        for _ in 0..<DatagramSealer.maxBoxes {
+            _ = try a.sealer.seal([0], to: NodeID(bytes: Ed25519.KeyPair.generate().publicKey)!, nowMilliseconds: now)
+        }
+        let kept = Mirror(reflecting: a.sealer).children.first { $0.label == "boxes" }?.value as? [NodeID: Box]
+        #expect((kept?.count ?? .max) <= DatagramSealer.maxBoxes)
+        #expect(kept?[b.id] == nil, "b's key was among those dropped")
+        // b's key is computed again and both directions still work.
+        let again = try a.sealer.seal([2], to: b.id, nowMilliseconds: now + 1)
+        #expect(try b.sealer.open(again, nowMilliseconds: now + 1, isMember: { _ in true }).payload == [2])
+        let back = try b.sealer.seal([3], to: a.id, nowMilliseconds: now + 2)
+        #expect(try a.sealer.open(back, nowMilliseconds: now + 2, isMember: { _ in true }).payload == [3])
+    }
+
     @Test func replayMemoryIsBounded() throws {
         var a = Peer(), b = Peer()
         for i in 0..<200 {
