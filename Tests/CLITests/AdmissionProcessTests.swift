@@ -224,6 +224,24 @@ struct AdmissionProcessTests {
         }
     }
 
+    @Test("A token whose listed member belongs to another mesh: the joiner says no member accepted a link for its mesh")
+    func tokenOfAnotherMesh() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let a = try Self.found(root + "/a", host: "127.0.0.84")
+        defer { a.stop() }
+        // A token of another mesh, signed by its own founder, listing a's address.
+        let otherFounder = Ed25519.KeyPair.generate()
+        let other = try MeshRoster.found(addresses: [], at: Date(), keys: otherFounder)
+        let token = try InviteToken.issue(
+            meshID: other.roster.meshID, role: .runner, expires: Date().addingTimeInterval(600), addresses: ["127.0.0.84:\(Self.port)"],
+            inviterKeys: otherFounder)
+        let joiner = try Self.refusedJoin(root + "/b", host: "127.0.0.85", join: token.encoded)
+        #expect(joiner.status == 1)
+        #expect(joiner.log.contains("no member listed in the invite token accepted a link for mesh \(other.roster.meshID.short)…"), "\(joiner.log.suffix(800))")
+        #expect(joiner.log.contains("127.0.0.84:\(Self.port) refused the link handshake: it is up but may belong to another mesh"), "\(joiner.log.suffix(800))")
+    }
+
     // MARK: Helpers
 
     /// Polls `condition` every 250 ms for at most `timeout` seconds.
