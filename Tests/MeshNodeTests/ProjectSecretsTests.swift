@@ -66,7 +66,7 @@ import Testing
         var replica = self.replica
         let oldBobKey = try replica.book().openKey("web", local: bob.local)
         let intents = try replica.book().removeMember(bob.id, from: "web", local: alice.local)
-        #expect(intents.contains { $0.key == "key/web/2/\(alice.id)" })
+        #expect(intents.contains { $0.key == "rotation/web/2/\(alice.id)" })
         #expect(!intents.contains { $0.key.contains(bob.id.description) })
         replica.apply(intents, author: alice.id)
         replica.apply(try replica.book().putSecret("API_TOKEN", value: "after-removal-secret", project: "web", local: alice.local), author: alice.id)
@@ -82,6 +82,8 @@ import Testing
             _ = try after.readSecret("API_TOKEN", project: "web", local: bob.local)
         }
         #expect(!replica.snapshots.contains { $0.key == "key/web/2/\(bob.id)" })
+        let rotation = try ProjectRotation(decoding: try #require(replica.snapshots.first { $0.key.hasPrefix("rotation/") }).value)
+        #expect(rotation.kept == [alice.id] && rotation.removed == [bob.id])
         // The only entry he can open is his old one, of generation 1: a key he already had.
         var opened: [UInt32] = []
         for entry in replica.snapshots where entry.key.hasPrefix("key/") {
