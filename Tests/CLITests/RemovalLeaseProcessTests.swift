@@ -57,6 +57,7 @@ import Testing
         // ... so the other runner is refused it.
         let refused = try await lab.runRaw("refused", gateway: gw, external: port, home: otherHome)
         #expect(refused.status == 1 && refused.stderr.contains(first.name), "\(refused.stderr)")
+        #expect(try await lab.warren(["leases"], home: otherHome).stdout.contains(first.name))
 
         // An admin removes the first runner: the gateway lets its lease go and stops serving it.
         let removedID = try await lab.warren(["node", "id"], home: removedHome).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -69,7 +70,12 @@ import Testing
         #expect(released, "the removed runner's lease is still held:\n\(leasesAfter)\n\(gateway.log)")
         #expect(await fetch("http://\(gw):\(port)/")?.contains("held.txt") != true, "the gateway still serves the removed runner")
 
-        // The port is free for another member's service.
+        // The port is free for another member's service, once the release reached it by gossip
+        // (its node refuses early a port it believes held).
+        let seenFree = try await eventually(within: 30) {
+            !(try await lab.warren(["leases"], home: otherHome).stdout.contains(first.name))
+        }
+        #expect(seenFree, "the other runner still sees the removed runner's lease")
         let taken = try await lab.run("taker", gateway: gw, external: port, home: otherHome)
         #expect(await fetch("http://\(gw):\(port)/")?.contains("taker.txt") == true, "\(taken.output)")
         let leasesNow = try await lab.warren(["leases"], home: gwHome).stdout
