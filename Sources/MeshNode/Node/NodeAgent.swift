@@ -72,9 +72,7 @@ public final class NodeAgent: Sendable {
             await view.setRemoved(new.map { Set($0.removals.keys) } ?? [])
             await admin.rosterChanged(old: old, new: new)
         }
-        await mesh.observeEntries { entry in
-            if MeshEntryKind(rawValue: Int(entry.kind.rawValue)) == .project, entry.key.hasPrefix("rotation/") { await admin.rekeyContested() }
-        }
+        await mesh.observeRotations { await admin.rekeyContested() }
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
         let listen = HostPort.format(o.listenHost, o.listenPort)
