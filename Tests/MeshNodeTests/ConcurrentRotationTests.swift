@@ -152,6 +152,18 @@ import Testing
         #expect(try !s.book().members(of: "web").contains(carol.id))
     }
 
+    @Test func aRotationWrittenByAnEarlierVersionStillCounts() throws {
+        // Then a rotation was one key entry per remaining member, written by the rotator.
+        var r = replica
+        let key = ProjectKey.generate(generation: 2)
+        r.apply(try [alice, bob, dave].map { try ProjectMemberKey.sealing(key, project: "web", to: $0.id, addedBy: alice.id).intent }, author: alice.id)
+        let book = r.book()
+        #expect(try book.project("web").generation == 2)
+        #expect(try book.members(of: "web") == [alice.id, bob.id, dave.id].sorted())
+        #expect(try book.openKey("web", local: bob.local) == key)
+        #expect(book.rejections.isEmpty)
+    }
+
     @Test func rotationValuesRoundTripAndGarbageNeverCrashes() throws {
         let rotation = try ProjectRotation.sealing(ProjectKey.generate(generation: 7), project: "web", to: [alice.id, bob.id], removed: [carol.id], rotator: alice.id)
         let decoded = try ProjectRotation(decoding: rotation.encoded())

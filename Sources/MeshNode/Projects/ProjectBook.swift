@@ -117,8 +117,9 @@ public struct ProjectBook: Sendable {
     /// Decides which key entries, rotations and secrets of one project count, generation by
     /// generation. Generation 1 is the creator's: its entries count when written by the creator
     /// or by a holder of a counted generation-1 entry. Generation g+1 is made by rotations of
-    /// members of generation g; its entries then count when written by a holder of it (members
-    /// added). A gap in the generations ends the chain.
+    /// members of generation g (or, as earlier versions wrote it, by their key entries); its
+    /// entries then count when written by a holder of it (members added). A gap in the
+    /// generations ends the chain.
     ///
     /// Two members rotating generation g at the same moment (a `project remove-member` on each,
     /// or one beside the node's own rotation after a removal from the mesh) each write a rotation
@@ -154,15 +155,15 @@ public struct ProjectBook: Sendable {
             for rotation in counted {
                 for member in rotation.kept where !removed.contains(member) && accepted[member] == nil { accepted[member] = rotation.memberKey(member) }
             }
-            if g > 1 && counted.isEmpty {
-                for p in pending { rejections.append("\(p.entry.entryKey): generation \(g) of project \(name) has no rotation") }
-                break
-            }
+            // Who may write the generation's first key entries: the creator for the first; for a
+            // later one with no rotation entry, any member of the one before (rotations written
+            // by earlier versions, one key entry per member, as databases may still hold them).
+            let writers: Set<NodeID> = g == 1 ? [project.record.creator] : counted.isEmpty ? Set(project.memberKeys.keys) : []
             var progress = true
             while progress {
                 progress = false
                 pending.removeAll { candidate in
-                    guard (g == 1 && candidate.author == project.record.creator) || accepted[candidate.author] != nil else { return false }
+                    guard writers.contains(candidate.author) || accepted[candidate.author] != nil else { return false }
                     guard !removed.contains(candidate.entry.member) else { return false }
                     if accepted[candidate.entry.member] == nil { accepted[candidate.entry.member] = candidate.entry }
                     progress = true
