@@ -89,6 +89,23 @@ struct HeldEntriesTests {
         #expect(small.counters.droppedHeld == 1)
     }
 
+    @Test func aLocalWriteOfWhatItNeedsLetsItInToo() throws {
+        var node = Self.node()
+        let author = testID(2)
+        _ = node.receive(bytes: Self.gossip([signedEntry(key: "needs:a", value: [2], wall: 1_800_000_000_100, author: author)]), from: author, now: .seconds(1))
+        #expect(node.heldEntries.count == 1)
+        // The owner knows of its own write ("a" is present), and the write asks it again.
+        let present = Present()
+        node.accept = { entry in
+            if entry.key == "needs:a", !present.keys.withLock({ $0.contains("a") }) { return .hold }
+            return .accept
+        }
+        present.keys.withLock { _ = $0.insert("a") }
+        let actions = try node.put(kind: .lease, key: "a", value: [1], now: .seconds(2))
+        #expect(node.get(kind: .lease, key: "needs:a")?.value == [2])
+        #expect(actions.entryChanges.map(\.current.key) == ["a", "needs:a"])
+    }
+
     @Test func aHeldEntrySentAgainIsHeldOnce() {
         var node = Self.node()
         let author = testID(2)
