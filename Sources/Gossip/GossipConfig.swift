@@ -55,6 +55,10 @@ public struct GossipConfig: Hashable, Sendable {
     /// interval, at most `joinAttempts` times in all.
     public var joinRetryInterval: Duration = .seconds(1)
     public var joinAttempts = 6
+    /// Bounds of the entries held back until what they depend on arrives (`EntryVerdict.hold`):
+    /// beyond either, the oldest are dropped (push-pull offers them again).
+    public var maxHeldEntries = 256
+    public var maxHeldBytes = 1 << 20
 
     /// memberlist's `DefaultLANConfig`.
     public static let lan = GossipConfig(

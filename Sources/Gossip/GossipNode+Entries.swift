@@ -81,12 +81,14 @@ extension GossipNode {
             counters.entriesApplied += 1
             pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: true)))
             broadcast(.entry(entry))
+            if !held.isEmpty { releaseHeld(now: now) }
         }
         return takePending()
     }
 
     /// Checks and merges an entry from another node. Entries by non-members, dated too far ahead,
-    /// or with a bad signature are dropped and counted; they never enter the replica.
+    /// or with a bad signature are dropped and counted; they never enter the replica. One the
+    /// owner holds back waits in `held` (see `releaseHeld`).
     mutating func ingest(_ entry: Entry, now: Duration, rebroadcast: Bool) {
         guard map.wouldAccept(entry) else {
             counters.entriesStale += 1
@@ -113,15 +115,60 @@ extension GossipNode {
             logger.debug("dropped entry with a bad signature", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
             return
         }
-        guard accept(entry) else {
-            counters.droppedRefused += 1
-            logger.debug("dropped an entry its owner refused", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
-            return
+        switch accept(entry) {
+        case .accept:
+            apply(entry, wall: wall, rebroadcast: rebroadcast)
+        case .refuse:
+            refused(entry)
+        case .hold:
+            let (added, dropped) = held.hold(entry)
+            if added { counters.entriesHeld += 1 }
+            counters.droppedHeld += dropped
+            logger.trace("held back an entry until what it depends on arrives", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
         }
-        guard case let .applied(previous) = map.merge(entry) else { return }
+    }
+
+    /// Asks the owner again about the entries it held back, once others have arrived: pass after
+    /// pass while one gets in, as an entry let in (an admission) can be what another waits for.
+    mutating func releaseHeld(now: Duration) {
+        let wall = wallMillis(now)
+        var progress = true
+        while progress, !held.isEmpty {
+            progress = false
+            for entry in held.takeAll() {
+                guard map.wouldAccept(entry) else {
+                    counters.entriesStale += 1
+                    continue
+                }
+                switch accept(entry) {
+                case .accept:
+                    counters.heldReleased += 1
+                    progress = apply(entry, wall: wall, rebroadcast: true) || progress
+                case .refuse:
+                    refused(entry)
+                case .hold:
+                    counters.droppedHeld += held.hold(entry).dropped
+                }
+            }
+        }
+    }
+
+    /// Entries this node holds back (`EntryVerdict.hold`) until what they depend on arrives.
+    public var heldEntries: [Entry] { held.entries }
+
+    /// Merges an entry from elsewhere that passed every check; true when it changed the replica.
+    @discardableResult
+    private mutating func apply(_ entry: Entry, wall: UInt64, rebroadcast: Bool) -> Bool {
+        guard case let .applied(previous) = map.merge(entry) else { return false }
         clock.observe(entry.timestamp, physicalMillis: wall)
         counters.entriesApplied += 1
         pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: false)))
         if rebroadcast { broadcast(.entry(entry)) }
+        return true
+    }
+
+    private mutating func refused(_ entry: Entry) {
+        counters.droppedRefused += 1
+        logger.debug("dropped an entry its owner refused", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
     }
 }

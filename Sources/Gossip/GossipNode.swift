@@ -67,8 +67,11 @@ public struct GossipNode: Sendable {
     let sign: Signer
     let verify: Verifier
     /// Whether an entry from elsewhere, its signature checked, may enter the replica: the owner's
-    /// own rules (e.g. authors admitted to the mesh). Every entry passes by default.
-    public var accept: @Sendable (Entry) -> Bool = { _ in true }
+    /// own rules (e.g. authors admitted to the mesh). Every entry passes by default. An entry the
+    /// owner holds (`EntryVerdict.hold`) is asked about again after other entries have arrived.
+    public var accept: @Sendable (Entry) -> EntryVerdict = { _ in .accept }
+    /// Entries the owner held back, waiting for what they depend on.
+    var held: HeldEntries
     /// Whether a node this one does not know yet may introduce itself (its own alive record in a
     /// message it sent): the owner's rules (e.g. admitted to the mesh). Every node passes by default.
     public var admitsMember: @Sendable (NodeID) -> Bool = { _ in true }
@@ -97,6 +100,7 @@ public struct GossipNode: Sendable {
         self.wallClockAtZero = wallClockAtZero
         self.sign = sign
         self.verify = verify
+        self.held = HeldEntries(maxCount: config.maxHeldEntries, maxBytes: config.maxHeldBytes)
         var logger = logger
         logger[metadataKey: "gossip.node"] = "\(id.short)"
         self.logger = logger
@@ -131,7 +135,9 @@ public struct GossipNode: Sendable {
             logger.trace("dropped a message from a node not known yet", metadata: ["peer.id": "\(from.short)"])
             return []
         }
+        let applied = counters.entriesApplied
         handle(message, from: from, now: now)
+        if counters.entriesApplied != applied, !held.isEmpty { releaseHeld(now: now) }
         return takePending()
     }
 
@@ -399,6 +405,11 @@ public struct GossipCounters: Hashable, Sendable {
     public var droppedFutureDated = 0
     /// Entries the owner's `accept` refused.
     public var droppedRefused = 0
+    /// Entries the owner held back until what they depend on arrives (each version once), those
+    /// of them let in later, and those pushed out of the bounded set before that.
+    public var entriesHeld = 0
+    public var heldReleased = 0
+    public var droppedHeld = 0
     public var droppedExpiredTombstone = 0
     public var tombstonesCollected = 0
     public var refutations = 0

@@ -224,6 +224,91 @@ struct AdmissionProcessTests {
         }
     }
 
+    @Test("A token whose listed member belongs to another mesh: the joiner says no member accepted a link for its mesh")
+    func tokenOfAnotherMesh() throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let a = try Self.found(root + "/a", host: "127.0.0.84")
+        defer { a.stop() }
+        // A token of another mesh, signed by its own founder, listing a's address.
+        let otherFounder = Ed25519.KeyPair.generate()
+        let other = try MeshRoster.found(addresses: [], at: Date(), keys: otherFounder)
+        let token = try InviteToken.issue(
+            meshID: other.roster.meshID, role: .runner, expires: Date().addingTimeInterval(600), addresses: ["127.0.0.84:\(Self.port)"],
+            inviterKeys: otherFounder)
+        let joiner = try Self.refusedJoin(root + "/b", host: "127.0.0.85", join: token.encoded)
+        #expect(joiner.status == 1)
+        #expect(joiner.log.contains("no member listed in the invite token accepted a link for mesh \(other.roster.meshID.short)…"), "\(joiner.log.suffix(800))")
+        #expect(joiner.log.contains("127.0.0.84:\(Self.port) refused the link handshake: it is up but may belong to another mesh"), "\(joiner.log.suffix(800))")
+    }
+
+    @Test("Two members remove project members while apart: once they meet, both removals hold and one more rotation settles the key")
+    func concurrentRotations() async throws {
+        let root = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (dirA, dirB, dirC) = (root + "/a", root + "/b", root + "/c")
+        let (hostA, hostB) = ("127.0.0.86", "127.0.0.87")
+        var nodes = [try Self.found(dirA, host: hostA)]
+        defer { for n in nodes { n.stop() } }
+        nodes.append(try WarrenNodeProcess(stateDirectory: dirB, listen: "\(hostB):\(Self.port)", join: [try Self.invite(dirA)]))
+        nodes.append(try WarrenNodeProcess(stateDirectory: dirC, listen: "127.0.0.88:\(Self.port)", join: [try Self.invite(dirA)]))
+        #expect(nodes[1].waitUntilServing() && nodes[2].waitUntilServing())
+        let (idA, idB, idC) = (try Self.nodeID(dirA), try Self.nodeID(dirB), try Self.nodeID(dirC))
+        #expect(try Self.pollUntil {
+            let members = try Self.warren(["mesh", "members", "--state-dir", dirA, "--json"]).stdout
+            return members.contains(idB) && members.contains(idC)
+        })
+        #expect(try Self.warren(["project", "create", "P", "--state-dir", dirA]).status == 0)
+        for id in [idB, idC] { #expect(try Self.warren(["project", "add-member", "P", id, "--state-dir", dirA]).status == 0) }
+        let first = "before-\(UUID().uuidString)"
+        #expect(try Self.warren(["secrets", "add", "FIRST", first, "--project", "P", "--state-dir", dirA]).status == 0)
+        #expect(try Self.pollUntil { try Self.projects(dirB).first?.members.count == 3 })
+
+        // C goes away for good (it can't carry one side's rotation to the other); A and B take
+        // turns being down, and each removes C from the project without hearing of the other.
+        nodes[2].stop()
+        nodes[1].stop()
+        #expect(try Self.warren(["project", "remove-member", "P", idC, "--state-dir", dirA]).status == 0)
+        nodes[0].stop()
+        nodes.append(try WarrenNodeProcess(stateDirectory: dirB, listen: "\(hostB):\(Self.port)"))
+        #expect(nodes[3].waitUntilServing())
+        #expect(try Self.projects(dirB).first?.generation == 1)
+        let removedByB = try Self.warren(["project", "remove-member", "P", idC, "--state-dir", dirB])
+        #expect(removedByB.status == 0, "\(removedByB.stderr)")
+
+        // A comes back: each rotated generation 2; the smaller node ID rotates once more.
+        nodes.append(try WarrenNodeProcess(stateDirectory: dirA, listen: "\(hostA):\(Self.port)", join: ["\(hostB):\(Self.port)"]))
+        #expect(nodes[4].waitUntilServing())
+        let settled = try Self.pollUntil(timeout: 40) {
+            try [dirA, dirB].allSatisfy { dir in
+                let p = try Self.projects(dir).first
+                return p?.generation == 3 && p.map { Set($0.members) } == [idA, idB]
+            }
+        }
+        let (seenByA, seenByB) = (try Self.projects(dirA), try Self.projects(dirB))
+        #expect(settled, "A: \(seenByA), B: \(seenByB)")
+        let later = "after-\(UUID().uuidString)"
+        let added = try Self.warren(["secrets", "add", "LATER", later, "--project", "P", "--state-dir", dirB])
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(try Self.pollUntil { try Self.warren(["secrets", "list", "--project", "P", "--state-dir", dirA]).stdout.contains("LATER") })
+        for n in nodes { n.stop() }
+
+        // Both read every secret from their own databases; C can open no key of a later generation.
+        for dir in [dirA, dirB] {
+            let local = try LocalMember(identity: NodeIdentity.loadOrCreate(directory: dir).keyPair)
+            let book = try await Self.book(dir)
+            #expect(try book.secretValues("P", local: local) == ["FIRST": first, "LATER": later])
+        }
+        let localC = try LocalMember(identity: NodeIdentity.loadOrCreate(directory: dirC).keyPair)
+        let bookA = try await Self.book(dirA)
+        #expect(throws: ProjectError.self) { try bookA.readSecret("LATER", project: "P", local: localC) }
+        #expect(bookA.projects["P"]?.rotations.allSatisfy { $0.memberKey(localC.nodeID) == nil } == true)
+    }
+
+    static func projects(_ dir: String) throws -> [ProjectInfo] {
+        try JSONDecoder().decode([ProjectInfo].self, from: Data(warren(["project", "list", "--json", "--state-dir", dir]).stdout.utf8))
+    }
+
     // MARK: Helpers
 
     /// Polls `condition` every 250 ms for at most `timeout` seconds.

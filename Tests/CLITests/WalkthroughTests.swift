@@ -108,6 +108,7 @@ final class Lab: @unchecked Sendable {
     var gatewayHome: String { root + "/gw" }
     var runnerHome: String { root + "/rn" }
     let hostsFile: String
+    let leaseTTL: Int
     private var nodes: [NodeProcess] = []
 
     struct Started {
@@ -115,7 +116,8 @@ final class Lab: @unchecked Sendable {
         var output: String
     }
 
-    init() throws {
+    init(leaseTTL: Int = WalkthroughTests.leaseTTL) throws {
+        self.leaseTTL = leaseTTL
         // Short: the local API's Unix socket path must fit in 108 bytes.
         let template = "/tmp/warren-e2e-XXXXXX"
         var bytes = Array(template.utf8CString)
@@ -126,7 +128,7 @@ final class Lab: @unchecked Sendable {
     }
 
     var environment: [String: String] {
-        ["WARREN_HOSTS": hostsFile, "WARREN_LEASE_TTL_SECONDS": "\(WalkthroughTests.leaseTTL)", "WARREN_HOME": runnerHome]
+        ["WARREN_HOSTS": hostsFile, "WARREN_LEASE_TTL_SECONDS": "\(leaseTTL)", "WARREN_HOME": runnerHome]
     }
 
     func startNode(_ name: String, _ arguments: [String]) throws -> NodeProcess {
@@ -143,8 +145,9 @@ final class Lab: @unchecked Sendable {
     }
 
     /// `warren run DIR -f FILE --project local -d` of a service serving DIR (which holds NAME.txt)
-    /// with `python3 -m http.server` on a free app port, published on `external`.
-    func runRaw(_ name: String, gateway: String, external: Int) async throws -> WarrenProcess.Result {
+    /// with `python3 -m http.server` on a free app port, published on `external`; on the runner
+    /// unless `home` names another node's state directory.
+    func runRaw(_ name: String, gateway: String, external: Int, home: String? = nil) async throws -> WarrenProcess.Result {
         let directory = "\(root)/apps/\(name)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try "\(name)\n".write(toFile: "\(directory)/\(name).txt", atomically: true, encoding: .utf8)
@@ -158,12 +161,12 @@ final class Lab: @unchecked Sendable {
               - python3 -m http.server \(app)
 
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        return try await warren(["run", directory, "-f", file, "--project", "local", "-d"])
+        return try await warren(["run", directory, "-f", file, "--project", "local", "-d"], home: home)
     }
 
     /// `runRaw` that must succeed; returns the run's name (from "Run NAME started…").
-    func run(_ name: String, gateway: String, external: Int) async throws -> Started {
-        let result = try await runRaw(name, gateway: gateway, external: external)
+    func run(_ name: String, gateway: String, external: Int, home: String? = nil) async throws -> Started {
+        let result = try await runRaw(name, gateway: gateway, external: external, home: home)
         #expect(result.status == 0, "warren run (\(name)) failed: \(result.stderr)\n\(result.stdout)")
         try #require(result.status == 0)
         let words = result.stdout.split(whereSeparator: \.isWhitespace)

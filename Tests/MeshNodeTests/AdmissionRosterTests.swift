@@ -235,7 +235,7 @@ import Testing
         ], author: stranger.id, roster: r.roster(mesh))
         #expect(refused.map(\.reason) == [
             "member entries are never deleted",
-            "a spent token from \(stranger.id.short)…, which is not a member",
+            "its author \(stranger.id.short)… is not a member of this mesh (yet)",
             "malformed membership record: its member differs from its key",
         ])
         #expect(r.submit([spent.intent], author: runner.id, roster: r.roster(mesh)).isEmpty)

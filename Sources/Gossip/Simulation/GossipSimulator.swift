@@ -195,7 +195,12 @@ public final class GossipSimulator {
 
     /// Sets node `i`'s check of entries from elsewhere (`GossipNode.accept`).
     public func setAccept(on i: Int, _ accept: @escaping @Sendable (Entry) -> Bool) {
-        nodes[i].accept = accept
+        nodes[i].accept = { accept($0) ? .accept : .refuse }
+    }
+
+    /// Sets node `i`'s check of entries from elsewhere, with holding back (`EntryVerdict.hold`).
+    public func setVerdict(on i: Int, _ verdict: @escaping @Sendable (Entry) -> EntryVerdict) {
+        nodes[i].accept = verdict
     }
 
     public func delete(on i: Int, kind: EntryKind, key: String) throws(GossipError) {

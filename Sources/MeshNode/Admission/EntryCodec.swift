@@ -23,6 +23,7 @@ public enum EntryTag: UInt8, Sendable {
     case project = 5
     case projectMemberKey = 6
     case sealedSecret = 7
+    case projectRotation = 8
     // Only append to this list.
 }
 

@@ -91,10 +91,15 @@ public enum MemberEntryKey: Equatable, Sendable {
 public struct EntryRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     public var key: String
     public var reason: String
+    /// Refused only because something it depends on has not arrived yet (its author's or
+    /// inviter's admission, its project): the replica holds it back and asks again as entries
+    /// arrive, instead of losing it until the next push-pull.
+    public var awaitsDependency: Bool
 
-    public init(key: String, reason: String) {
+    public init(key: String, reason: String, awaitsDependency: Bool = false) {
         self.key = key
         self.reason = reason
+        self.awaitsDependency = awaitsDependency
     }
 
     public var description: String { "entry \(key.prefix(160)) refused: \(reason)" }

@@ -28,6 +28,9 @@ public struct MeshID: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { Hex.encode(bytes) }
 
+    /// The first 8 hex digits, for messages.
+    public var short: String { String(description.prefix(8)) }
+
     /// The ID of a mesh founded by `founder` with `salt`.
     public static func derive(founder: NodeID, salt: [UInt8]) -> MeshID {
         MeshID(bytes: BLAKE2b.hash(Array("warren mesh v1".utf8) + founder.bytes + salt, outputLength: byteCount))!

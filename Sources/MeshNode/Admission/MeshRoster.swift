@@ -215,13 +215,21 @@ public struct MeshRoster: Sendable {
     /// anti-entropy sends them again.
     public func checkWrite(key: String, value: [UInt8]?, author: NodeID) throws(EntryRefusal) {
         func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
+        // A node this roster does not know may be admitted by an entry still on its way; a removed
+        // one never comes back.
+        func unknown(_ node: NodeID, _ role: String) -> EntryRefusal {
+            isRemoved(node)
+                ? refuse("its \(role) \(node.short)… was removed from this mesh")
+                : EntryRefusal(key: key, reason: "its \(role) \(node.short)… is not a member of this mesh (yet)", awaitsDependency: true)
+        }
         guard let value else { throw refuse("member entries are never deleted") }
         switch MeshRoster.check(meshID: meshID, key: key, value: value) {
         case .failure(let error):
             throw refuse(error.description)
         case .success(.spent):
-            guard isMember(author) else { throw refuse("a spent token from \(author.short)…, which is not a member") }
+            guard isMember(author) else { throw unknown(author, "author") }
         case .success(.removal(let removal)):
+            guard isMember(removal.removedBy) else { throw unknown(removal.removedBy, "signer") }
             guard isAdmin(removal.removedBy) else { throw refuse("signed by \(removal.removedBy.short)…, which is not an admin") }
         case .success(.member(let record)):
             guard !isRemoved(record.member) else { throw refuse("node \(record.member.short)… was removed from this mesh") }
@@ -231,8 +239,8 @@ public struct MeshRoster: Sendable {
                     throw refuse("a self-signed record that the mesh ID does not commit to")
                 }
             case .invited(let token):
-                guard isMember(token.inviter) else { throw refuse("its inviter \(token.inviter.short)… is not a member of this mesh") }
-                guard isMember(record.signer) else { throw refuse("its signer \(record.signer.short)… is not a member of this mesh") }
+                guard isMember(token.inviter) else { throw unknown(token.inviter, "inviter") }
+                guard isMember(record.signer) else { throw unknown(record.signer, "signer") }
                 if let why = MeshRoster.invalidity(of: record, token: token, in: self) { throw refuse(why) }
                 if let user = tokenUsers[token.id], user != record.member {
                     throw refuse("its invite token already admitted node \(user.short)…")

@@ -144,20 +144,26 @@ enum TokenJoin {
         let body = Array(try JSONEncoder().encode(JoinRequest(token: text, addresses: addresses)))
         var backoff = LinkBackoff()
         var random = SystemRandomNumberGenerator()
-        var failures: [String] = []
+        var attempts = JoinAttempts(meshID: token.meshID, addresses: token.addresses)
         for _ in 0..<rounds {
             for address in token.addresses {
                 try Task.checkCancellation()
                 guard let (host, port) = HostPort.parse(address) else { continue }
                 let link: Link
-                let answer: JoinAnswer
                 do {
                     link = try await endpoint.dial(host: host, port: port, expecting: nil)
+                } catch {
+                    attempts.record(address, linkError: error)
+                    logger.info("member not reachable yet; retrying", metadata: ["join.member": "\(address)", "error": "\(error)"])
+                    continue
+                }
+                let answer: JoinAnswer
+                do {
                     let bytes = try await LinkRPC.call(link, path: AdmissionDesk.path, body: body)
                     answer = try JSONDecoder().decode(JoinAnswer.self, from: Data(bytes))
                 } catch {
-                    failures.append("\(address): \(error)")
-                    logger.info("member not reachable yet; retrying", metadata: ["join.member": "\(address)", "error": "\(error)"])
+                    attempts.record(address, linkError: nil)
+                    logger.info("member did not answer the token yet; retrying", metadata: ["join.member": "\(address)", "error": "\(error)"])
                     continue
                 }
                 guard answer.admitted else {
@@ -168,9 +174,11 @@ enum TokenJoin {
                 logger.info("admitted to the mesh", metadata: ["mesh.id": "\(token.meshID)", "peer.id": "\(link.peer.short)"])
                 return (link.peer, address)
             }
+            // Every listed member refused the handshake again and again: they are up, in another mesh.
+            if attempts.allRefusedHandshakes(atLeast: refusedHandshakes) { break }
             try await Task.sleep(for: backoff.next(using: &random))
         }
-        throw MeshSetupError(description: "no member listed in the invite token answered (\(failures.suffix(3).joined(separator: "; "))); check that one of \(token.addresses.joined(separator: ", ")) is running and reachable")
+        throw MeshSetupError(description: attempts.failure)
     }
 }
 

@@ -130,6 +130,20 @@ struct MeshAdminAPI: Sendable {
         }
     }
 
+    /// Called when a rotation arrives: if two members rotated a project's key at the same moment
+    /// and this node is the one to settle it (`ProjectBook.contestedProjects`), rotates it again.
+    func rekeyContested() async {
+        let book = await currentBook()
+        for project in book.contestedProjects(rekeyedBy: local) {
+            do {
+                try await mesh.apply(try book.rekey(project, local: local))
+                logger.info("rotated a project key again after two members rotated it at once", metadata: ["project": "\(project)"])
+            } catch {
+                logger.error("could not rotate a contested project key", metadata: ["project": "\(project)", "error": "\(error)"])
+            }
+        }
+    }
+
     // MARK: Projects
 
     func projects() async -> [ProjectInfo] {

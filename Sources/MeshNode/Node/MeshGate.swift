@@ -71,24 +71,32 @@ final class MeshGate: Sendable {
     }
 
     /// The gossip merge's check of an entry from elsewhere: its author a member (when admission is
-    /// in force), then `MeshEntryGate` for the kinds it knows.
-    func accept(_ entry: Entry) -> Bool {
+    /// in force), then `MeshEntryGate` for the kinds it knows. An entry that may count once what
+    /// it depends on arrives (an author not admitted here yet) is held back, not refused: gossip
+    /// asks again as entries arrive, so it is not lost until the next push-pull.
+    func accept(_ entry: Entry) -> EntryVerdict {
         state.withLockedValue { state in
-            // Whatever the kind, nothing written by a non-member gets in.
-            if let roster = state.roster, !roster.isMember(entry.author) { return false }
-            guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)) else { return true }
-            do {
+            // Whatever the kind, nothing written by a non-member gets in; one not admitted here
+            // yet waits, unless its entry is refused on its own merits below.
+            var verdict = EntryVerdict.accept
+            if let roster = state.roster, !roster.isMember(entry.author) {
+                if roster.isRemoved(entry.author) { return .refuse }
+                verdict = .hold
+            }
+            guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)) else { return verdict }
+            do throws(EntryRefusal) {
                 try MeshEntryGate.check(kind: kind, key: entry.key, value: entry.value, author: entry.author, roster: state.roster, book: state.book)
             } catch {
-                return false
+                return error.awaitsDependency ? .hold : .refuse
             }
+            guard verdict == .accept else { return verdict }
             if kind == .member || kind == .project || kind == .secret {
                 let slot = Self.slot(kind, entry.key)
                 state.entries[slot] = entry.value.map { EntrySnapshot(kind: kind, key: entry.key, value: $0, author: entry.author) }
                 state.provisional = true
                 recompute(&state)
             }
-            return true
+            return .accept
         }
     }
 }

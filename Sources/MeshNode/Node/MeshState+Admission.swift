@@ -12,6 +12,16 @@ extension MeshState {
         rosterObservers.append(observer)
     }
 
+    /// `observer` hears, once per batch of changes and after all of them, that a project key
+    /// rotation arrived or was written.
+    func observeRotations(_ observer: @escaping @Sendable () async -> Void) {
+        rotationObservers.append(observer)
+    }
+
+    static func isRotation(_ entry: Entry) -> Bool {
+        MeshEntryKind(rawValue: Int(entry.kind.rawValue)) == .project && entry.key.hasPrefix("rotation/")
+    }
+
     func refreshGate() async {
         guard let gate else { return }
         let old = gate.update(from: await snapshots(kinds: [.member, .project, .secret]))

@@ -27,6 +27,7 @@ actor MeshState: EntryReplica {
     /// Admission: who may talk to this node (see `MeshState+Admission.swift`).
     var gate: MeshGate?
     var rosterObservers: [@Sendable (_ old: MeshRoster?, _ new: MeshRoster?) async -> Void] = []
+    var rotationObservers: [@Sendable () async -> Void] = []
 
     init(identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger) throws {
         let keys = identity.keyPair
@@ -131,7 +132,7 @@ actor MeshState: EntryReplica {
     }
 
     private func perform(_ actions: [GossipNode.Action]) async {
-        var admissionChanged = false
+        var admissionChanged = false, rotated = false
         for action in actions {
             switch action {
             case .send(let to, let address, let bytes):
@@ -148,11 +149,15 @@ actor MeshState: EntryReplica {
                 await saveMembers()
             case .entryChanged(let change):
                 admissionChanged = admissionChanged || MeshState.admissionKinds.contains(change.current.kind.rawValue)
+                rotated = rotated || MeshState.isRotation(change.current)
                 await save(change.current)
                 for observer in entryObservers { await observer(change.current) }
             }
         }
         if admissionChanged || (gate?.isProvisional ?? false) { await refreshGate() }
+        // After every change of this batch is saved: an observer that writes (a new rotation)
+        // must not be overtaken in the database by an older entry of the same batch.
+        if rotated { for observer in rotationObservers { await observer() } }
         if let sleeper, gossip.nextDeadline < sleepsUntil { sleeper.cancel() }
     }
 

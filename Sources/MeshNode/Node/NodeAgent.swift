@@ -72,6 +72,7 @@ public final class NodeAgent: Sendable {
             await view.setRemoved(new.map { Set($0.removals.keys) } ?? [])
             await admin.rosterChanged(old: old, new: new)
         }
+        await mesh.observeRotations { await admin.rekeyContested() }
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
         let listen = HostPort.format(o.listenHost, o.listenPort)

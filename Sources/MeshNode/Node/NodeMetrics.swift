@@ -22,7 +22,9 @@ struct NodeMetrics {
         (Counter(label: "warren_gossip_probes_failed_total"), { c, _ in c.probesFailed }),
         (Counter(label: "warren_gossip_datagrams_dropped_total"), { c, dropped in dropped + c.droppedUnknownSender }),
         (Counter(label: "warren_gossip_entries_dropped_total"), { c, _ in
-            c.droppedBadSignature + c.droppedNonMemberAuthor + c.droppedFutureDated + c.undecodable }),
+            c.droppedBadSignature + c.droppedNonMemberAuthor + c.droppedFutureDated + c.undecodable + c.droppedHeld }),
+        // Entries held back until their author's admission (or project) arrived.
+        (Counter(label: "warren_gossip_entries_held_total"), { c, _ in c.entriesHeld }),
     ]
 
     /// Samples until the task is cancelled.

@@ -22,19 +22,24 @@ extension ProjectBook {
     }
 
     /// `warren project add-member P NODE`: the current key sealed to the new member. With a
-    /// roster, the node must be a mesh member.
+    /// roster, the node must be a mesh member. A node removed at the current generation, or any
+    /// node while the generation is contested, gets a new generation instead (a rotation that
+    /// adds it): a removal is never undone within its generation.
     public func addMember(_ node: NodeID, to project: String, local: LocalMember, roster: MeshRoster? = nil) throws(ProjectError) -> [EntryIntent] {
         let p = try self.project(project)
         guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
         guard p.memberKeys[node] == nil else { throw .alreadyAMember(node, project: project) }
         if let roster, !roster.isMember(node) { throw .notAMeshMember(node) }
+        if p.isContested || p.removedAtThisGeneration.contains(node) {
+            return try rotate(p, keeping: p.members + [node], removing: [], local: local)
+        }
         let key = try openKey(project, local: local)
         return [try seal(key, project: project, to: node, by: local.nodeID).intent]
     }
 
     /// `warren project remove-member P NODE`: rotates the key. A new generation sealed to every
     /// remaining member and every secret re-encrypted under it (same version): the removed member
-    /// gets no entry of the new generation, so it can read nothing written after. Its entries of
+    /// is left out of the new generation, so it can read nothing written after. Its entries of
     /// older generations stay as history; they open only keys it already had.
     public func removeMember(_ node: NodeID, from project: String, local: LocalMember) throws(ProjectError) -> [EntryIntent] {
         let p = try self.project(project)
@@ -42,19 +47,45 @@ extension ProjectBook {
         guard p.memberKeys[node] != nil else { throw .notAMember(node, project: project) }
         let remaining = p.members.filter { $0 != node }
         guard !remaining.isEmpty else { throw .lastMember(node, project: project) }
-        let old = try openKey(project, local: local)
-        let new = ProjectKey.generate(generation: old.generation &+ 1)
-        var intents: [EntryIntent] = []
-        for member in remaining { intents.append(try seal(new, project: project, to: member, by: local.nodeID).intent) }
+        return try rotate(p, keeping: remaining, removing: [node], local: local)
+    }
+
+    /// A new generation for the same members: what settles a contested generation (see `settle`).
+    public func rekey(_ project: String, local: LocalMember) throws(ProjectError) -> [EntryIntent] {
+        let p = try self.project(project)
+        guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
+        return try rotate(p, keeping: p.members, removing: [], local: local)
+    }
+
+    /// Projects whose newest generation is contested and that this node rotates again: the
+    /// member with the smallest node ID, so the members don't race.
+    public func contestedProjects(rekeyedBy local: LocalMember) -> [String] {
+        projectNames.filter { name in
+            guard let p = projects[name], p.isContested else { return false }
+            return p.members.first == local.nodeID
+        }
+    }
+
+    /// The rotation to generation g+1 sealed to `members`, and every secret re-sealed under it
+    /// (opened with any key of g this node holds).
+    private func rotate(_ p: Project, keeping members: [NodeID], removing removed: [NodeID], local: LocalMember) throws(ProjectError) -> [EntryIntent] {
+        let old = try openKeys(p.name, local: local)
+        let new = ProjectKey.generate(generation: p.generation &+ 1)
+        let rotation: ProjectRotation
+        do {
+            rotation = try ProjectRotation.sealing(new, project: p.name, to: members, removed: removed, rotator: local.nodeID)
+        } catch {
+            throw .keyUnavailable(project: p.name, reason: "a member's key has no X25519 form: \(error)")
+        }
+        var intents = [rotation.intent]
         for secret in p.secrets.values.sorted(by: { $0.name < $1.name }) {
-            let value: String
-            do { value = try secret.open(with: old) } catch {
+            guard let value = ProjectBook.open(secret, keys: old) else {
                 // A secret this member cannot open (sealed under an older generation by a
                 // concurrent write) is dropped rather than left readable by the removed node.
                 intents.append(.delete(.secret, secret.entryKey))
                 continue
             }
-            intents.append(try sealSecret(value, project: project, name: secret.name, version: secret.version, key: new).intent)
+            intents.append(try sealSecret(value, project: p.name, name: secret.name, version: secret.version, key: new).intent)
         }
         return intents
     }

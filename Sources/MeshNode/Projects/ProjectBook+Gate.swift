@@ -5,12 +5,15 @@ public import Gossip
 /// is let in replaces the entry under its key, so a non-member's write must never get that far.
 ///
 /// A write refused only because what it depends on has not arrived yet (a key entry before its
-/// project record, a secret before its new key generation) is let in when anti-entropy sends it
-/// again after them.
+/// project record or its author's key, a secret before its project or its author's key) is
+/// refused as `awaitsDependency`: the replica holds it back and asks again as entries arrive.
 extension ProjectBook {
     public func check(kind: MeshEntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
         func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
-        if let roster, !roster.isMember(author) { throw refuse("its author \(author.short)… is not a mesh member") }
+        func notYet(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why, awaitsDependency: true) }
+        if let roster, !roster.isMember(author) {
+            throw roster.isRemoved(author) ? refuse("its author \(author.short)… was removed from this mesh") : notYet("its author \(author.short)… is not a mesh member (yet)")
+        }
         switch kind {
         case .project where key.hasPrefix("project/"):
             guard let value else { throw refuse("projects are not deleted") }
@@ -26,23 +29,49 @@ extension ProjectBook {
             let entry: ProjectMemberKey
             do { entry = try ProjectMemberKey(decoding: value) } catch { throw refuse(error.description) }
             guard entry.entryKey == key else { throw refuse("its project, generation and member differ from its key") }
-            guard let project = projects[entry.project] else { throw refuse("no such project (yet)") }
+            guard let project = projects[entry.project] else { throw notYet("no such project (yet)") }
             let isMember = project.memberKeys[author] != nil
             switch entry.generation {
             case project.generation where project.generation > 0:
                 // The creator seals generation 1 to itself and to members it adds; those entries
                 // may arrive in any order (as `settle` counts them).
-                guard isMember || (entry.generation == 1 && author == project.record.creator) else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
-            case project.generation &+ 1:
-                guard isMember || (project.generation == 0 && author == project.record.creator) else {
-                    throw refuse("written by \(author.short)…, not a member of project \(project.name)")
+                guard isMember || (entry.generation == 1 && author == project.record.creator) else { throw notYet("written by \(author.short)…, not a member of project \(project.name) (yet)") }
+                guard !project.removedAtThisGeneration.contains(entry.member) else {
+                    throw refuse("node \(entry.member.short)… was removed at generation \(entry.generation); adding it back rotates the key")
                 }
+            case project.generation &+ 1 where project.generation == 0:
+                guard author == project.record.creator else { throw notYet("written by \(author.short)…, not a member of project \(project.name) (yet)") }
+            case project.generation &+ 1:
+                // A later generation is made by a rotation: this member's addition follows one
+                // not seen here yet.
+                throw notYet(isMember ? "key generation \(entry.generation) of project \(project.name) has no rotation here (yet)"
+                    : "written by \(author.short)…, not a member of project \(project.name) (yet)")
+            case let g where g > project.generation &+ 1:
+                throw notYet("key generation \(g) does not follow the project's \(project.generation) (yet)")
             default:
                 throw refuse("key generation \(entry.generation) does not follow the project's \(project.generation)")
             }
+        case .project where key.hasPrefix("rotation/"):
+            guard let value else { throw refuse("rotations are kept as history") }
+            let rotation: ProjectRotation
+            do { rotation = try ProjectRotation(decoding: value) } catch { throw refuse(error.description) }
+            guard rotation.entryKey == key else { throw refuse("its project, generation and rotator differ from its key") }
+            guard rotation.rotator == author else { throw refuse("written by \(author.short)…, not by its rotator") }
+            guard let project = projects[rotation.project] else { throw notYet("no such project (yet)") }
+            switch rotation.generation {
+            case project.generation &+ 1 where project.generation > 0:
+                guard project.memberKeys[author] != nil else { throw notYet("rotated by \(author.short)…, not a member of project \(project.name) (yet)") }
+            case project.generation where project.generation > 1:
+                // A rotation beside one already here: two members rotated at the same moment.
+                guard project.priorMembers.contains(author) else { throw refuse("rotated by \(author.short)…, not a member of project \(project.name) at generation \(project.generation &- 1)") }
+            case let g where g > project.generation &+ 1:
+                throw notYet("key generation \(g) does not follow the project's \(project.generation) (yet)")
+            default:
+                throw refuse("key generation \(rotation.generation) does not follow the project's \(project.generation)")
+            }
         case .secret:
-            guard let slash = key.firstIndex(of: "/"), let project = projects[String(key[..<slash])] else { throw refuse("no such project (yet)") }
-            guard project.memberKeys[author] != nil else { throw refuse("written by \(author.short)…, not a member of project \(project.name)") }
+            guard let slash = key.firstIndex(of: "/"), let project = projects[String(key[..<slash])] else { throw notYet("no such project (yet)") }
+            guard project.memberKeys[author] != nil else { throw notYet("written by \(author.short)…, not a member of project \(project.name) (yet)") }
             guard let value else { return }
             let secret: SealedSecret
             do { secret = try SealedSecret(decoding: value) } catch { throw refuse(error.description) }

@@ -8,11 +8,13 @@ public import Gossip
 /// ```
 ///  kind project  project/<P>            ProjectRecord      written by the creator
 ///  kind project  key/<P>/<gen>/<node>   ProjectMemberKey   generation <gen> of the key, sealed to one member
+///                                                         (the first generation, and members added)
+///  kind project  rotation/<P>/<gen>/<by> ProjectRotation   a new generation sealed to the members kept
 ///  kind secret   <P>/<NAME>             SealedSecret       ciphertext under the project key
 /// ```
-/// Trust: a project record counts only when written by its creator; a key entry only when it
-/// chains back to the creator through the generations (see `settle`); a secret only when written
-/// by a member. With a roster, authors must have been admitted to the mesh. The members of a
+/// Trust: a project record counts only when written by its creator; key entries and rotations
+/// only when they chain back to the creator through the generations (see `settle`); a secret only
+/// when written by a member. With a roster, authors must have been admitted to the mesh. The members of a
 /// project are the holders of a key entry of its newest generation. Key entries are never deleted:
 /// they are the history that makes the book a pure function of the set of entries, whatever order
 /// they arrived in; `check` (the gate) keeps writes of non-members out of the replica.
@@ -29,9 +31,29 @@ public struct ProjectBook: Sendable {
         public var memberKeys: [NodeID: ProjectMemberKey]
         /// Secrets by name.
         public var secrets: [String: SealedSecret]
+        /// The rotations that made the newest generation (none for the first), by rotator: more
+        /// than one when members rotated it at the same moment.
+        public var rotations: [ProjectRotation] = []
+        /// Members of the generation before the newest.
+        public var priorMembers: Set<NodeID> = []
 
         public var name: String { record.name }
         public var members: [NodeID] { memberKeys.keys.sorted() }
+
+        /// Whether two members rotated the newest generation at the same moment: its members may
+        /// hold different keys of it, so nothing new is sealed under it until a member rotates
+        /// again (`ProjectBook.rekey`, which the node runs on its own; see `settle`).
+        public var isContested: Bool { rotations.count > 1 }
+
+        /// Members a rotation of the newest generation left out: added back, they get a new one.
+        public var removedAtThisGeneration: Set<NodeID> { Set(rotations.flatMap(\.removed)) }
+
+        /// Every entry of the newest generation's key sealed to `member`: one, or one per
+        /// rotation that kept it when the generation is contested.
+        public func keyEntries(of member: NodeID) -> [ProjectMemberKey] {
+            guard let primary = memberKeys[member] else { return [] }
+            return [primary] + rotations.compactMap { $0.memberKey(member) }.filter { $0 != primary }
+        }
     }
 
     /// What `secrets list` shows: never a value.
@@ -49,6 +71,7 @@ public struct ProjectBook: Sendable {
     /// roster, entries by nodes never admitted to the mesh are refused.
     public init(entries: [EntrySnapshot], roster: MeshRoster? = nil) {
         var keyCandidates: [String: [(entry: ProjectMemberKey, author: NodeID)]] = [:]
+        var rotationCandidates: [String: [ProjectRotation]] = [:]
         var secretCandidates: [String: [(secret: SealedSecret, author: NodeID)]] = [:]
         for e in entries where e.kind == .project || e.kind == .secret {
             // A removed member's past writes still count (they were made while it belonged); the
@@ -71,6 +94,11 @@ public struct ProjectBook: Sendable {
                     let key = try ProjectMemberKey(decoding: e.value)
                     guard key.entryKey == e.key else { throw EntryDecodingError("project member key", "its project and member differ from its key") }
                     keyCandidates[key.project, default: []].append((key, e.author))
+                } else if e.key.hasPrefix("rotation/") {
+                    let rotation = try ProjectRotation(decoding: e.value)
+                    guard rotation.entryKey == e.key else { throw EntryDecodingError("project key rotation", "its project, generation and rotator differ from its key") }
+                    guard rotation.rotator == e.author else { throw EntryDecodingError("project key rotation", "written by \(e.author.short)…, not by its rotator") }
+                    rotationCandidates[rotation.project, default: []].append(rotation)
                 } else {
                     throw EntryDecodingError("project entry", "unknown key")
                 }
@@ -79,43 +107,75 @@ public struct ProjectBook: Sendable {
             }
         }
         for name in projects.keys {
-            settle(name, keys: keyCandidates[name] ?? [], secrets: secretCandidates[name] ?? [])
+            settle(name, keys: keyCandidates[name] ?? [], rotations: rotationCandidates[name] ?? [], secrets: secretCandidates[name] ?? [])
         }
-        for name in Set(keyCandidates.keys).union(secretCandidates.keys) where projects[name] == nil {
+        for name in Set(keyCandidates.keys).union(rotationCandidates.keys).union(secretCandidates.keys) where projects[name] == nil {
             rejections.append("entries of project \(name), whose project record is missing")
         }
     }
 
-    /// Decides which key entries and secrets of one project count, generation by generation:
-    /// an entry of generation 1 counts when written by the creator or by a holder of a counted
-    /// generation-1 entry; one of generation g+1 when written by a holder of a counted entry of
-    /// generation g (a rotation) or g+1 (an addition). A gap in the generations ends the chain.
-    private mutating func settle(_ name: String, keys: [(entry: ProjectMemberKey, author: NodeID)], secrets: [(secret: SealedSecret, author: NodeID)]) {
+    /// Decides which key entries, rotations and secrets of one project count, generation by
+    /// generation. Generation 1 is the creator's: its entries count when written by the creator
+    /// or by a holder of a counted generation-1 entry. Generation g+1 is made by rotations of
+    /// members of generation g (or, as earlier versions wrote it, by their key entries); its
+    /// entries then count when written by a holder of it (members added). A gap in the
+    /// generations ends the chain.
+    ///
+    /// Two members rotating generation g at the same moment (a `project remove-member` on each,
+    /// or one beside the node's own rotation after a removal from the mesh) each write a rotation
+    /// of g+1; neither overwrites the other, as their keys name their rotators. The rule, which
+    /// every replica applies alike whatever order the entries came in:
+    /// - the members of g+1 are those some rotation kept, less those any rotation removed (a
+    ///   removal is never undone by a concurrent rotation);
+    /// - each member opens the key of every rotation that kept it, so it reads every secret
+    ///   re-sealed by either rotation;
+    /// - the generation is contested (`Project.isContested`): nothing new is sealed under it, and
+    ///   the member with the smallest node ID rotates again (`rekey`) to g+2, sealed to those
+    ///   members and re-sealing every secret, so all end on one key that no removed node holds.
+    private mutating func settle(
+        _ name: String, keys: [(entry: ProjectMemberKey, author: NodeID)], rotations: [ProjectRotation],
+        secrets: [(secret: SealedSecret, author: NodeID)]
+    ) {
         guard var project = projects[name] else { return }
-        let byGeneration = Dictionary(grouping: keys) { $0.entry.generation }
-        var mayWrite: Set<NodeID> = [project.record.creator]
-        for g in byGeneration.keys.sorted() {
-            var pending = byGeneration[g]!
+        let keysByGeneration = Dictionary(grouping: keys) { $0.entry.generation }
+        let rotationsByGeneration = Dictionary(grouping: rotations) { $0.generation }
+        for g in Set(keysByGeneration.keys).union(rotationsByGeneration.keys).sorted() {
+            var pending = keysByGeneration[g] ?? []
+            let offered = rotationsByGeneration[g] ?? []
             guard g == project.generation &+ 1 else {
                 for p in pending { rejections.append("\(p.entry.entryKey): generation \(g) does not follow generation \(project.generation)") }
+                for r in offered { rejections.append("\(r.entryKey): generation \(g) does not follow generation \(project.generation)") }
                 continue
             }
+            // Rotations of generation g by members of g-1 (none for the first generation).
+            let counted = g == 1 ? [] : offered.filter { project.memberKeys[$0.rotator] != nil }.sorted { $0.rotator < $1.rotator }
+            for r in offered where !counted.contains(r) { rejections.append("\(r.entryKey): rotated by \(r.rotator.short)…, not a member of project \(name)") }
+            let removed = Set(counted.flatMap(\.removed))
             var accepted: [NodeID: ProjectMemberKey] = [:]
+            for rotation in counted {
+                for member in rotation.kept where !removed.contains(member) && accepted[member] == nil { accepted[member] = rotation.memberKey(member) }
+            }
+            // Who may write the generation's first key entries: the creator for the first; for a
+            // later one with no rotation entry, any member of the one before (rotations written
+            // by earlier versions, one key entry per member, as databases may still hold them).
+            let writers: Set<NodeID> = g == 1 ? [project.record.creator] : counted.isEmpty ? Set(project.memberKeys.keys) : []
             var progress = true
             while progress {
                 progress = false
                 pending.removeAll { candidate in
-                    guard mayWrite.contains(candidate.author) || accepted[candidate.author] != nil else { return false }
-                    accepted[candidate.entry.member] = candidate.entry
+                    guard writers.contains(candidate.author) || accepted[candidate.author] != nil else { return false }
+                    guard !removed.contains(candidate.entry.member) else { return false }
+                    if accepted[candidate.entry.member] == nil { accepted[candidate.entry.member] = candidate.entry }
                     progress = true
                     return true
                 }
             }
-            for p in pending { rejections.append("\(p.entry.entryKey): written by \(p.author.short)…, not a member of project \(name)") }
+            for p in pending { rejections.append("\(p.entry.entryKey): written by \(p.author.short)…, not a member of project \(name), or for a member removed at this generation") }
             guard !accepted.isEmpty else { break }
+            project.priorMembers = Set(project.memberKeys.keys)
             project.generation = g
             project.memberKeys = accepted
-            mayWrite = Set(accepted.keys)
+            project.rotations = counted
         }
         for s in secrets {
             if project.memberKeys[s.author] != nil {
@@ -160,15 +220,36 @@ public struct ProjectBook: Sendable {
         projects.values.filter { $0.memberKeys[node] != nil }.map(\.name).sorted()
     }
 
-    /// The current project key, opened with this node's X25519 keys; members only.
+    /// The current project key, opened with this node's X25519 keys; members only. A contested
+    /// generation has no single key to seal under: it throws until a member rotates again.
     public func openKey(_ project: String, local: LocalMember) throws(ProjectError) -> ProjectKey {
         let p = try self.project(project)
-        guard let entry = p.memberKeys[local.nodeID] else { throw .notAMember(local.nodeID, project: project) }
-        do {
-            return try entry.open(with: local.keyAgreement)
-        } catch {
-            throw .keyUnavailable(project: project, reason: "\(error)")
+        guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
+        guard !p.isContested else { throw .keyRotationContested(project: project) }
+        return try openKeys(project, local: local)[0]
+    }
+
+    /// Every key of the newest generation this member holds: one, or one per rotation that kept
+    /// it when the generation is contested.
+    public func openKeys(_ project: String, local: LocalMember) throws(ProjectError) -> [ProjectKey] {
+        let p = try self.project(project)
+        let entries = p.keyEntries(of: local.nodeID)
+        guard !entries.isEmpty else { throw .notAMember(local.nodeID, project: project) }
+        var keys: [ProjectKey] = []
+        var failure = ""
+        for entry in entries {
+            do { keys.append(try entry.open(with: local.keyAgreement)) } catch { failure = "\(error)" }
         }
+        guard !keys.isEmpty else { throw .keyUnavailable(project: project, reason: failure) }
+        return keys
+    }
+
+    /// A secret's value opened with whichever of `keys` sealed it.
+    static func open(_ secret: SealedSecret, keys: [ProjectKey]) -> String? {
+        for key in keys where key.generation == secret.keyGeneration {
+            if let value = try? secret.open(with: key) { return value }
+        }
+        return nil
     }
 
     /// Names and versions of the project's secrets; members only (`secrets list --project P`).
@@ -184,12 +265,11 @@ public struct ProjectBook: Sendable {
         let p = try self.project(project)
         guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
         guard let secret = p.secrets[name] else { throw .noSuchSecret(project: project, name: name) }
-        let key = try openKey(project, local: local)
-        do {
-            return try secret.open(with: key)
-        } catch {
-            throw .keyUnavailable(project: project, reason: "secret \(name) (version \(secret.version), key generation \(secret.keyGeneration)) does not open with key generation \(key.generation)")
+        let keys = try openKeys(project, local: local)
+        guard let value = Self.open(secret, keys: keys) else {
+            throw .keyUnavailable(project: project, reason: "secret \(name) (version \(secret.version), key generation \(secret.keyGeneration)) does not open with key generation \(p.generation)")
         }
+        return value
     }
 
     /// Every secret of the project, opened: what `${{ secrets.NAME }}` interpolation reads.

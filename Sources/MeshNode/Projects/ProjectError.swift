@@ -17,6 +17,8 @@ public enum ProjectError: Error, Equatable, Sendable, CustomStringConvertible {
     case secretTooLarge(name: String, bytes: Int)
     /// The project key sealed to this node (or a secret) could not be opened.
     case keyUnavailable(project: String, reason: String)
+    /// Two members rotated the project's key at the same moment; a member rotates it again.
+    case keyRotationContested(project: String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum ProjectError: Error, Equatable, Sendable, CustomStringConvertible {
             return "secret \(name) is \(bytes) bytes; at most \(ProjectBook.maxSecretBytes) bytes are allowed"
         case .keyUnavailable(let p, let reason):
             return "the key of project \(p) could not be opened on this node (\(reason)); ask a member to remove and add this node again"
+        case .keyRotationContested(let p):
+            return "two members rotated the key of project \(p) at the same moment; a member is rotating it again, so try again in a few seconds"
         }
     }
 }
