@@ -83,8 +83,8 @@ extension GossipNode {
         case .suspect:
             guard incarnation == r.member.incarnation || suspicions[node] == nil else { break }
             // Lifeguard: an independent confirmation shortens the timeout and is passed on.
-            if suspicions[node]?.confirm(from: from) == true, let deadline = suspicions[node]?.deadline {
-                suspicionTimers.push(node, at: deadline)
+            if suspicions[node]?.confirm(from: from) == true, let next = suspicions[node]?.nextTimer {
+                suspicionTimers.push(node, at: next)
                 broadcast(.suspect(node: node, incarnation: incarnation, from: from))
             }
             return
@@ -97,10 +97,11 @@ extension GossipNode {
         if n - 2 < expected || !config.lifeguard { expected = 0 }
         let suspicion = Suspicion(
             incarnation: incarnation, start: now, minTimeout: minTimeout,
-            maxTimeout: minTimeout * config.suspicionMaxTimeoutMult, expected: expected, from: from
+            maxTimeout: minTimeout * config.suspicionMaxTimeoutMult, expected: expected, from: from,
+            noticeLead: config.probeTimeout
         )
         suspicions[node] = suspicion
-        suspicionTimers.push(node, at: suspicion.deadline)
+        suspicionTimers.push(node, at: suspicion.nextTimer)
         counters.suspicionsRaised += 1
         setState(node, .suspect, incarnation: incarnation, now: now)
         broadcast(.suspect(node: node, incarnation: incarnation, from: from))
@@ -122,7 +123,18 @@ extension GossipNode {
         while let timer = suspicionTimers.first, timer.time <= now {
             _ = suspicionTimers.pop()
             let node = timer.payload
-            guard let s = suspicions[node], s.deadline == timer.time else { continue }
+            guard var s = suspicions[node], s.nextTimer == timer.time else { continue }
+            if !s.noticed {
+                // The last word before the verdict, to the suspect itself: a member that missed
+                // its refutation (lost to loss, or crowded out of the retransmit budget) would
+                // otherwise declare a live node dead. The suspect answers with its current
+                // incarnation (`apply`), which ends the suspicion here; a dead one stays silent.
+                s.markNoticed()
+                suspicions[node] = s
+                send(.gossip(updates: [.suspect(node: node, incarnation: s.incarnation, from: id)]), to: node)
+                suspicionTimers.push(node, at: s.nextTimer)
+                continue
+            }
             suspicions.removeValue(forKey: node)
             counters.deathsDeclared += 1
             logger.debug("suspicion timed out; member declared dead", metadata: ["peer.id": "\(node.short)"])

@@ -359,13 +359,24 @@ public struct GossipNode: Sendable {
     }
 
     mutating func apply(_ updates: [Update], from: NodeID, now: Duration) {
+        var accused = false
         for update in updates {
             switch update {
             case let .alive(m): applyAlive(m, now: now)
-            case let .suspect(node, incarnation, reporter): applySuspect(node, incarnation: incarnation, from: reporter, now: now)
-            case let .dead(node, incarnation, reporter): applyDead(node, incarnation: incarnation, from: reporter, now: now)
+            case let .suspect(node, incarnation, reporter):
+                accused = accused || node == id
+                applySuspect(node, incarnation: incarnation, from: reporter, now: now)
+            case let .dead(node, incarnation, reporter):
+                accused = accused || node == id
+                applyDead(node, incarnation: incarnation, from: reporter, now: now)
             case let .entry(e): ingest(e, now: now, rebroadcast: true)
             }
+        }
+        // The sender believes a claim against us (a new one, now refuted, or one refuted before
+        // that has not reached it): tell it our current incarnation directly, not only by gossip.
+        if accused, !leaving, from != id {
+            counters.claimsAnswered += 1
+            send(.gossip(updates: [.alive(local)]), to: from)
         }
     }
 
@@ -413,6 +424,8 @@ public struct GossipCounters: Hashable, Sendable {
     public var droppedExpiredTombstone = 0
     public var tombstonesCollected = 0
     public var refutations = 0
+    /// Messages with a claim against this node, answered to their sender with its current incarnation.
+    public var claimsAnswered = 0
     public var suspicionsRaised = 0
     public var deathsDeclared = 0
     public var probesFailed = 0

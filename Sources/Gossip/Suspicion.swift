@@ -11,8 +11,15 @@ struct Suspicion: Sendable {
     /// Who has reported the suspicion (the first reporter is not counted as a confirmation).
     private(set) var reporters: [NodeID]
     private(set) var deadline: Duration
+    /// How long before the deadline the suspect is told once more (`nextTimer`).
+    let noticeLead: Duration
+    /// Whether that last notice went out.
+    private(set) var noticed = false
 
-    init(incarnation: UInt32, start: Duration, minTimeout: Duration, maxTimeout: Duration, expected: Int, from: NodeID) {
+    init(
+        incarnation: UInt32, start: Duration, minTimeout: Duration, maxTimeout: Duration, expected: Int, from: NodeID,
+        noticeLead: Duration = .zero
+    ) {
         self.incarnation = incarnation
         self.start = start
         self.minTimeout = minTimeout
@@ -20,7 +27,14 @@ struct Suspicion: Sendable {
         self.expected = expected
         self.reporters = [from]
         self.deadline = start + (expected < 1 ? minTimeout : maxTimeout)
+        self.noticeLead = noticeLead
     }
+
+    /// When this suspicion's timer fires next: first `noticeLead` before the deadline, to tell the
+    /// suspect, then at the deadline, for the verdict.
+    var nextTimer: Duration { noticed ? deadline : max(start, deadline - noticeLead) }
+
+    mutating func markNoticed() { noticed = true }
 
     var confirmations: Int { reporters.count - 1 }
 

@@ -92,6 +92,58 @@ import Testing
         #expect(a.healthScore == 1, "Lifeguard: being suspected hints that we are slow")
     }
 
+    @Test func aClaimAgainstItselfIsAnsweredToItsSenderWithTheCurrentIncarnation() {
+        var (a, _) = pair()
+        let sender = testID(2)
+        func answer(to claim: Update, at now: Duration) -> UInt32? {
+            let sends = a.receive(bytes: MessageCodec.encode(.gossip(updates: [claim])), from: sender, now: now).sends
+            for send in sends where send.to == sender {
+                guard case let .gossip(updates) = send.message else { continue }
+                for case let .alive(m) in updates where m.id == a.id { return m.incarnation }
+            }
+            return nil
+        }
+        // A new claim is refuted, and the refutation goes straight back to its sender.
+        #expect(answer(to: .suspect(node: a.id, incarnation: 0, from: testID(3)), at: .seconds(1)) == 1)
+        // A member that missed the refutation passes the old claims on: it hears the current
+        // incarnation, which already refutes them (no new one).
+        #expect(answer(to: .suspect(node: a.id, incarnation: 0, from: testID(3)), at: .seconds(2)) == 1)
+        #expect(answer(to: .dead(node: a.id, incarnation: 0, from: testID(3)), at: .seconds(3)) == 1)
+        #expect(a.localMember.incarnation == 1)
+        #expect(a.counters.refutations == 1)
+        #expect(a.counters.claimsAnswered == 3)
+    }
+
+    @Test func theSuspectHearsOnceMoreBeforeTheVerdictAndItsAnswerEndsTheSuspicion() throws {
+        var a = makeNode(1), b = makeNode(2)
+        a.bootstrap(members: [b.localMember, makeNode(3).localMember], now: .zero)
+        b.bootstrap(members: [a.localMember], now: .zero)
+        // a hears that b is suspected; b missed it, so b never refuted.
+        let claim = Update.suspect(node: b.id, incarnation: 0, from: testID(3))
+        _ = a.receive(bytes: MessageCodec.encode(.gossip(updates: [claim])), from: testID(3), now: .seconds(1))
+        #expect(a.member(b.id)?.state == .suspect)
+        // Shortly before its suspicion times out, a tells b (whatever else a sends is not delivered).
+        var t = Duration.seconds(1)
+        var notice: Message?
+        while t < .seconds(120), notice == nil {
+            t += .milliseconds(50)
+            let actions = a.tick(now: t)
+            #expect(!actions.memberChanges.contains { $0.id == b.id && $0.state == .dead }, "declared dead before telling b")
+            notice = actions.sends.first { send in
+                guard send.to == b.id, case let .gossip(updates) = send.message else { return false }
+                return updates.contains(.suspect(node: b.id, incarnation: 0, from: a.id))
+            }?.message
+        }
+        let message = try #require(notice)
+        #expect(a.member(b.id)?.state == .suspect)
+        // b refutes, answering a directly; a's suspicion ends there.
+        for send in b.receive(bytes: MessageCodec.encode(message), from: a.id, now: t).sends where send.to == a.id {
+            _ = a.receive(bytes: MessageCodec.encode(send.message), from: b.id, now: t + .milliseconds(5))
+        }
+        #expect(a.member(b.id)?.state == .alive)
+        #expect(a.member(b.id)?.incarnation == 1)
+    }
+
     @Test func unansweredProbesLeadToSuspicionThenDeath() {
         var a = makeNode(1)
         a.bootstrap(members: [makeNode(2).localMember, makeNode(3).localMember], now: .zero)
