@@ -110,6 +110,42 @@ import Testing
         #expect(try books[0].members(of: "web") == books[1].members(of: "web"))
     }
 
+    @Test func aHealerThatIsDownIsStoodInForByTheSmallestMemberSeenAlive() throws {
+        let before = replica.book()
+        let byAlice = try before.removeMember(dave.id, from: "web", local: alice.local)
+        let byBob = try before.removeMember(dave.id, from: "web", local: bob.local)
+        for var merged in concurrently((alice, byAlice), (bob, byBob)) {
+            let book = merged.book()
+            let sorted = [alice, bob, carol].sorted { $0.id < $1.id }
+            let (first, second, third) = (sorted[0], sorted[1], sorted[2])
+            // Liveness unknown, or no member known alive: the smallest member, as before.
+            #expect(try book.project("web").healer() == first.id)
+            #expect(try book.project("web").healer(isAlive: { _ in false }) == first.id)
+            #expect(book.contestedProjects(rekeyedBy: second.local).isEmpty)
+            // The smallest is down: the next one seen alive heals, and only it.
+            let firstDown: (NodeID) -> Bool = { $0 != first.id }
+            #expect(try book.project("web").healer(isAlive: firstDown) == second.id)
+            #expect(book.contestedProjects(rekeyedBy: second.local, isAlive: firstDown) == ["web"])
+            #expect(book.contestedProjects(rekeyedBy: third.local, isAlive: firstDown).isEmpty)
+            // A node always counts itself alive, whatever it was told of others.
+            #expect(book.contestedProjects(rekeyedBy: first.local, isAlive: firstDown) == ["web"])
+
+            // Both rotate (the first came back before the second saw it): one more contested
+            // generation, settled by the same rule.
+            let byFirst = try book.rekey("web", local: first.local), bySecond = try book.rekey("web", local: second.local)
+            merged.apply(byFirst, author: first.id)
+            merged.apply(bySecond, author: second.id)
+            let again = merged.book()
+            #expect(try again.project("web").generation == 3 && again.project("web").isContested)
+            #expect(again.contestedProjects(rekeyedBy: first.local, isAlive: { _ in true }) == ["web"])
+            merged.apply(try again.rekey("web", local: first.local), author: first.id)
+            let settled = merged.book()
+            #expect(try settled.project("web").generation == 4 && !settled.project("web").isContested)
+            for node in sorted { #expect(readsEverything(settled, node)) }
+            #expect(keysOpenable(by: dave, in: merged, from: 2).isEmpty)
+        }
+    }
+
     @Test func theGateLetsTheSecondRotationInBesideTheFirst() throws {
         let before = replica.book()
         let byAlice = try before.removeMember(carol.id, from: "web", local: alice.local)

@@ -57,12 +57,14 @@ extension ProjectBook {
         return try rotate(p, keeping: p.members, removing: [], local: local)
     }
 
-    /// Projects whose newest generation is contested and that this node rotates again: the
-    /// member with the smallest node ID, so the members don't race.
-    public func contestedProjects(rekeyedBy local: LocalMember) -> [String] {
-        projectNames.filter { name in
+    /// Projects whose newest generation is contested and that this node rotates again: those
+    /// whose healer (`Project.healer`) it is, so the members don't race. `isAlive` is this node's
+    /// view of which nodes are up (gossip); this node counts as up.
+    public func contestedProjects(rekeyedBy local: LocalMember, isAlive: ((NodeID) -> Bool)? = nil) -> [String] {
+        let alive = isAlive.map { isAlive in { (node: NodeID) in node == local.nodeID || isAlive(node) } }
+        return projectNames.filter { name in
             guard let p = projects[name], p.isContested else { return false }
-            return p.members.first == local.nodeID
+            return p.healer(isAlive: alive) == local.nodeID
         }
     }
 

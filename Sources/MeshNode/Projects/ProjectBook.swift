@@ -45,6 +45,19 @@ public struct ProjectBook: Sendable {
         /// again (`ProjectBook.rekey`, which the node runs on its own; see `settle`).
         public var isContested: Bool { rotations.count > 1 }
 
+        /// The member that rotates a contested generation again (`ProjectBook.rekey`): the one
+        /// with the smallest node ID among the members `isAlive` says are up, so a healer that is
+        /// down does not leave the project contested until it returns; the smallest of all when
+        /// none is known to be up, or when liveness is unknown (nil).
+        ///
+        /// Two members that see liveness differently (one still sees the smallest alive, the
+        /// other already sees it dead) may both rotate: that is one more contested generation,
+        /// which the same rule settles, with the next rotation.
+        public func healer(isAlive: ((NodeID) -> Bool)? = nil) -> NodeID? {
+            if let isAlive, let up = members.first(where: isAlive) { return up }
+            return members.first
+        }
+
         /// Members a rotation of the newest generation left out: added back, they get a new one.
         public var removedAtThisGeneration: Set<NodeID> { Set(rotations.flatMap(\.removed)) }
 
@@ -130,8 +143,10 @@ public struct ProjectBook: Sendable {
     /// - each member opens the key of every rotation that kept it, so it reads every secret
     ///   re-sealed by either rotation;
     /// - the generation is contested (`Project.isContested`): nothing new is sealed under it, and
-    ///   the member with the smallest node ID rotates again (`rekey`) to g+2, sealed to those
-    ///   members and re-sealing every secret, so all end on one key that no removed node holds.
+    ///   its healer (`Project.healer`: the member with the smallest node ID among those the node
+    ///   sees alive) rotates again (`rekey`) to g+2, sealed to those members and re-sealing every
+    ///   secret, so all end on one key that no removed node holds. Members that disagree about
+    ///   who is alive may both rotate g+1: g+2 is then contested in turn, and settled alike.
     private mutating func settle(
         _ name: String, keys: [(entry: ProjectMemberKey, author: NodeID)], rotations: [ProjectRotation],
         secrets: [(secret: SealedSecret, author: NodeID)]
