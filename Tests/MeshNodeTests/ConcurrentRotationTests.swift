@@ -110,6 +110,128 @@ import Testing
         #expect(try books[0].members(of: "web") == books[1].members(of: "web"))
     }
 
+    @Test func aHealerThatIsDownIsStoodInForByTheSmallestMemberSeenAlive() throws {
+        let before = replica.book()
+        let byAlice = try before.removeMember(dave.id, from: "web", local: alice.local)
+        let byBob = try before.removeMember(dave.id, from: "web", local: bob.local)
+        for var merged in concurrently((alice, byAlice), (bob, byBob)) {
+            let book = merged.book()
+            let sorted = [alice, bob, carol].sorted { $0.id < $1.id }
+            let (first, second, third) = (sorted[0], sorted[1], sorted[2])
+            // Liveness unknown, or no member known alive: the smallest member, as before.
+            #expect(try book.project("web").healer() == first.id)
+            #expect(try book.project("web").healer(isAlive: { _ in false }) == first.id)
+            #expect(book.contestedProjects(rekeyedBy: second.local).isEmpty)
+            // The smallest is down: the next one seen alive heals, and only it.
+            let firstDown: (NodeID) -> Bool = { $0 != first.id }
+            #expect(try book.project("web").healer(isAlive: firstDown) == second.id)
+            #expect(book.contestedProjects(rekeyedBy: second.local, isAlive: firstDown) == ["web"])
+            #expect(book.contestedProjects(rekeyedBy: third.local, isAlive: firstDown).isEmpty)
+            // A node always counts itself alive, whatever it was told of others.
+            #expect(book.contestedProjects(rekeyedBy: first.local, isAlive: firstDown) == ["web"])
+
+            // Both rotate (the first came back before the second saw it): one more contested
+            // generation, settled by the same rule.
+            let byFirst = try book.rekey("web", local: first.local), bySecond = try book.rekey("web", local: second.local)
+            merged.apply(byFirst, author: first.id)
+            merged.apply(bySecond, author: second.id)
+            let again = merged.book()
+            #expect(try again.project("web").generation == 3 && again.project("web").isContested)
+            #expect(again.contestedProjects(rekeyedBy: first.local, isAlive: { _ in true }) == ["web"])
+            merged.apply(try again.rekey("web", local: first.local), author: first.id)
+            let settled = merged.book()
+            #expect(try settled.project("web").generation == 4 && !settled.project("web").isContested)
+            for node in sorted { #expect(readsEverything(settled, node)) }
+            #expect(keysOpenable(by: dave, in: merged, from: 2).isEmpty)
+        }
+    }
+
+    /// Five members (erin joins), s0 < s1 < s2 < s3 by node ID besides carol: s1 and s2 remove
+    /// carol at the same moment, and so does s3 remove `x` (s1, or s0, the member that settles
+    /// the contest), its rotation arriving `late` (after the contest was settled by a rotation
+    /// that kept `x`) or with the others. Returns the replica once settled, the members sorted
+    /// (carol aside), and `x`.
+    func threeRotations(late: Bool, removingTheHealer: Bool) throws -> (TestReplica, [TestNode], TestNode) {
+        let erin = TestNode()
+        var r = replica
+        r.apply(try r.book().addMember(erin.id, to: "web", local: alice.local), author: alice.id)
+        let s = [alice, bob, dave, erin].sorted { $0.id < $1.id }
+        let x = removingTheHealer ? s[0] : s[1]
+        let before = r.book()
+        let first = try before.removeMember(carol.id, from: "web", local: s[1].local)
+        let second = try before.removeMember(carol.id, from: "web", local: s[2].local)
+        let third = try before.removeMember(x.id, from: "web", local: s[3].local)
+        #expect(r.submit(first, author: s[1].id).isEmpty)
+        #expect(r.submit(second.filter { $0.key.hasPrefix("rotation/") }, author: s[2].id).isEmpty)
+        if !late { r.submit(third, author: s[3].id) }
+        let contested = r.book()
+        let healer = s.first { contested.contestedProjects(rekeyedBy: $0.local) == ["web"] }!
+        r.apply(try contested.rekey("web", local: healer.local), author: healer.id)
+        guard late else { return (r, s, x) }
+
+        #expect(try r.book().members(of: "web").contains(x.id), "the settling rotation kept x: it never saw its removal")
+        // The third rotation of generation 2 arrives: let in (its rotator is still a member),
+        // its secrets re-sealed under generation 2 are not.
+        let refused = r.submit(third, author: s[3].id)
+        #expect(refused.count == 2 && !refused.contains { $0.key.hasPrefix("rotation/") }, "\(refused)")
+        let book = r.book()
+        let web = try book.project("web")
+        // The generation made since stays (even when made by x), but x must go.
+        #expect(web.generation == 3 && !web.isContested && web.unsettledRemovals == [x.id] && web.needsRekey)
+        // X holds the key of generation 3: nothing new is sealed under it.
+        #expect(throws: ProjectError.keyRotationContested(project: "web")) {
+            _ = try book.putSecret("LATER", value: "v", project: "web", local: s[2].local)
+        }
+        // X can't vouch for itself: its own key entry of generation 3 is no addition.
+        let selfAdd = try ProjectMemberKey.sealing(book.openKeys("web", local: x.local)[0], project: "web", to: x.id, addedBy: x.id)
+        r.apply([selfAdd.intent], author: x.id)
+        #expect(try r.book().project("web").unsettledRemovals == [x.id])
+        // The healer (never x, even with the smallest ID) rotates it out.
+        let healers = s.filter { r.book().contestedProjects(rekeyedBy: $0.local) == ["web"] }
+        #expect(healers.map(\.id) == [s.first { $0.id != x.id }!.id])
+        r.apply(try r.book().rekey("web", local: healers[0].local), author: healers[0].id)
+        return (r, s, x)
+    }
+
+    @Test(arguments: [(true, false), (true, true), (false, false), (false, true)])
+    func aRemovalInARotationThatArrivesAfterTheContestWasSettledStillHolds(late: Bool, removingTheHealer: Bool) throws {
+        var (r, all, x) = try threeRotations(late: late, removingTheHealer: removingTheHealer)
+        let remaining = all.filter { $0.id != x.id }
+        let book = r.book()
+        let web = try book.project("web")
+        #expect(web.members == remaining.map(\.id))
+        #expect(!web.needsRekey && web.unsettledRemovals.isEmpty)
+        // The book is a function of the set of entries, not of their order.
+        #expect(ProjectBook(entries: r.snapshots.reversed()).projects == book.projects)
+        for node in remaining { #expect(readsEverything(book, node)) }
+        r.apply(try book.putSecret("LATER", value: "after-the-removal", project: "web", local: remaining[0].local), author: remaining[0].id)
+        #expect(try r.book().readSecret("LATER", project: "web", local: remaining[2].local) == "after-the-removal")
+        #expect(throws: ProjectError.notAMember(x.id, project: "web")) { _ = try r.book().readSecret("LATER", project: "web", local: x.local) }
+        #expect(keysOpenable(by: x, in: r, from: web.generation).isEmpty)
+        // X, out of the project, can't write a rotation of a generation it belonged to.
+        let backdated = try ProjectRotation.sealing(ProjectKey.generate(generation: 2), project: "web", to: [x.id], removed: [remaining[0].id], rotator: x.id)
+        #expect(r.submit([backdated.intent], author: x.id).first?.reason.contains("no longer a member") == true)
+    }
+
+    @Test func aNodeAddedBackAfterARemovalInAContestedGenerationStaysAMember() throws {
+        let before = replica.book()
+        let byAlice = try before.removeMember(dave.id, from: "web", local: alice.local)
+        let byBob = try before.removeMember(carol.id, from: "web", local: bob.local)
+        for var merged in concurrently((alice, byAlice), (bob, byBob)) {
+            // Added back while contested (a rotation, and his key entry), or after the heal (a key entry).
+            var whileContested = merged
+            whileContested.apply(try merged.book().addMember(dave.id, to: "web", local: bob.local), author: bob.id)
+            let healer = [alice, bob].min { $0.id < $1.id }!
+            merged.apply(try merged.book().rekey("web", local: healer.local), author: healer.id)
+            merged.apply(try merged.book().addMember(dave.id, to: "web", local: alice.local), author: alice.id)
+            for r in [whileContested, merged] {
+                let web = try r.book().project("web")
+                #expect(web.members == [alice.id, bob.id, dave.id].sorted() && !web.needsRekey)
+                #expect(readsEverything(r.book(), dave))
+            }
+        }
+    }
+
     @Test func theGateLetsTheSecondRotationInBesideTheFirst() throws {
         let before = replica.book()
         let byAlice = try before.removeMember(carol.id, from: "web", local: alice.local)

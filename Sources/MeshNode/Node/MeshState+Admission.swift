@@ -13,7 +13,8 @@ extension MeshState {
     }
 
     /// `observer` hears, once per batch of changes and after all of them, that a project key
-    /// rotation arrived or was written.
+    /// rotation arrived or was written, or that a member died or left (the member that settles a
+    /// contested rotation may have been that one).
     func observeRotations(_ observer: @escaping @Sendable () async -> Void) {
         rotationObservers.append(observer)
     }

@@ -132,7 +132,7 @@ actor MeshState: EntryReplica {
     }
 
     private func perform(_ actions: [GossipNode.Action]) async {
-        var admissionChanged = false, rotated = false
+        var admissionChanged = false, mayRekey = false
         for action in actions {
             switch action {
             case .send(let to, let address, let bytes):
@@ -145,11 +145,14 @@ actor MeshState: EntryReplica {
                 }
             case .memberChanged(let member):
                 logger.debug("member changed", metadata: ["peer.id": "\(member.id.short)", "peer.state": "\(member.state)"])
-                if member.state == .dead || member.state == .left { sealer.forget(member.id) }
+                if member.state == .dead || member.state == .left {
+                    sealer.forget(member.id)
+                    mayRekey = true  // it may have been the member to settle a contested rotation
+                }
                 await saveMembers()
             case .entryChanged(let change):
                 admissionChanged = admissionChanged || MeshState.admissionKinds.contains(change.current.kind.rawValue)
-                rotated = rotated || MeshState.isRotation(change.current)
+                mayRekey = mayRekey || MeshState.isRotation(change.current)
                 await save(change.current)
                 for observer in entryObservers { await observer(change.current) }
             }
@@ -157,7 +160,7 @@ actor MeshState: EntryReplica {
         if admissionChanged || (gate?.isProvisional ?? false) { await refreshGate() }
         // After every change of this batch is saved: an observer that writes (a new rotation)
         // must not be overtaken in the database by an older entry of the same batch.
-        if rotated { for observer in rotationObservers { await observer() } }
+        if mayRekey { for observer in rotationObservers { await observer() } }
         if let sleeper, gossip.nextDeadline < sleepsUntil { sleeper.cancel() }
     }
 

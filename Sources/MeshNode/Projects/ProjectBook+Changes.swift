@@ -24,14 +24,15 @@ extension ProjectBook {
     /// `warren project add-member P NODE`: the current key sealed to the new member. With a
     /// roster, the node must be a mesh member. A node removed at the current generation, or any
     /// node while the generation is contested, gets a new generation instead (a rotation that
-    /// adds it): a removal is never undone within its generation.
+    /// adds it, and its key entry, which records the addition: see `settle`): a removal is never
+    /// undone within its generation.
     public func addMember(_ node: NodeID, to project: String, local: LocalMember, roster: MeshRoster? = nil) throws(ProjectError) -> [EntryIntent] {
         let p = try self.project(project)
         guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
         guard p.memberKeys[node] == nil else { throw .alreadyAMember(node, project: project) }
         if let roster, !roster.isMember(node) { throw .notAMeshMember(node) }
-        if p.isContested || p.removedAtThisGeneration.contains(node) {
-            return try rotate(p, keeping: p.members + [node], removing: [], local: local)
+        if p.needsRekey || p.removedAtThisGeneration.contains(node) {
+            return try rotate(p, keeping: p.members + [node], removing: [], adding: node, local: local)
         }
         let key = try openKey(project, local: local)
         return [try seal(key, project: project, to: node, by: local.nodeID).intent]
@@ -57,27 +58,33 @@ extension ProjectBook {
         return try rotate(p, keeping: p.members, removing: [], local: local)
     }
 
-    /// Projects whose newest generation is contested and that this node rotates again: the
-    /// member with the smallest node ID, so the members don't race.
-    public func contestedProjects(rekeyedBy local: LocalMember) -> [String] {
-        projectNames.filter { name in
-            guard let p = projects[name], p.isContested else { return false }
-            return p.members.first == local.nodeID
+    /// Projects that need a rekey (`Project.needsRekey`) and that this node rotates again: those
+    /// whose healer (`Project.healer`) it is, so the members don't race. `isAlive` is this node's
+    /// view of which nodes are up (gossip); this node counts as up.
+    public func contestedProjects(rekeyedBy local: LocalMember, isAlive: ((NodeID) -> Bool)? = nil) -> [String] {
+        let alive = isAlive.map { isAlive in { (node: NodeID) in node == local.nodeID || isAlive(node) } }
+        return projectNames.filter { name in
+            guard let p = projects[name], p.needsRekey else { return false }
+            return p.healer(isAlive: alive) == local.nodeID
         }
     }
 
     /// The rotation to generation g+1 sealed to `members`, and every secret re-sealed under it
-    /// (opened with any key of g this node holds).
-    private func rotate(_ p: Project, keeping members: [NodeID], removing removed: [NodeID], local: LocalMember) throws(ProjectError) -> [EntryIntent] {
+    /// (opened with any key of g this node holds). Unsettled removals are left out whatever the
+    /// change; a member `adding` also gets a key entry of g+1 (the record of its addition).
+    private func rotate(_ p: Project, keeping members: [NodeID], removing removed: [NodeID], adding: NodeID? = nil, local: LocalMember) throws(ProjectError) -> [EntryIntent] {
         let old = try openKeys(p.name, local: local)
         let new = ProjectKey.generate(generation: p.generation &+ 1)
+        let kept = members.filter { !p.unsettledRemovals.contains($0) }
+        guard !kept.isEmpty else { throw .lastMember(members.first ?? local.nodeID, project: p.name) }
         let rotation: ProjectRotation
         do {
-            rotation = try ProjectRotation.sealing(new, project: p.name, to: members, removed: removed, rotator: local.nodeID)
+            rotation = try ProjectRotation.sealing(new, project: p.name, to: kept, removed: Array(Set(removed).union(p.unsettledRemovals)), rotator: local.nodeID)
         } catch {
             throw .keyUnavailable(project: p.name, reason: "a member's key has no X25519 form: \(error)")
         }
         var intents = [rotation.intent]
+        if let adding { intents.append(try seal(new, project: p.name, to: adding, by: local.nodeID).intent) }
         for secret in p.secrets.values.sorted(by: { $0.name < $1.name }) {
             guard let value = ProjectBook.open(secret, keys: old) else {
                 // A secret this member cannot open (sealed under an older generation by a

@@ -60,10 +60,18 @@ extension ProjectBook {
             guard let project = projects[rotation.project] else { throw notYet("no such project (yet)") }
             switch rotation.generation {
             case project.generation &+ 1 where project.generation > 0:
-                guard project.memberKeys[author] != nil else { throw notYet("rotated by \(author.short)…, not a member of project \(project.name) (yet)") }
-            case project.generation where project.generation > 1:
-                // A rotation beside one already here: two members rotated at the same moment.
-                guard project.priorMembers.contains(author) else { throw refuse("rotated by \(author.short)…, not a member of project \(project.name) at generation \(project.generation &- 1)") }
+                guard project.mayRotate(rotation.generation, by: author) else { throw notYet("rotated by \(author.short)…, not a member of project \(project.name) (yet)") }
+            case let g where g > 1 && g <= project.generation:
+                // A rotation beside one already here: members rotated at the same moment. Of an
+                // older generation, it arrived after a later one was made; its removals still
+                // hold (see `ProjectBook.settle`), so it is let in, but only from a member still
+                // in the project: a member removed since can't write a rotation back in time.
+                guard project.mayRotate(g, by: author) else {
+                    throw refuse("rotated by \(author.short)…, not a member of project \(project.name) at generation \(g &- 1)")
+                }
+                guard g == project.generation || project.memberKeys[author] != nil else {
+                    throw refuse("rotates key generation \(g), older than the project's \(project.generation), and \(author.short)… is no longer a member")
+                }
             case let g where g > project.generation &+ 1:
                 throw notYet("key generation \(g) does not follow the project's \(project.generation) (yet)")
             default:

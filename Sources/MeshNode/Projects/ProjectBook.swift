@@ -34,8 +34,21 @@ public struct ProjectBook: Sendable {
         /// The rotations that made the newest generation (none for the first), by rotator: more
         /// than one when members rotated it at the same moment.
         public var rotations: [ProjectRotation] = []
-        /// Members of the generation before the newest.
-        public var priorMembers: Set<NodeID> = []
+        /// By generation g (the newest included), the nodes whose rotations of g+1 count: its
+        /// members and, when g is contested, every node a rotation of g kept. A rotation of g
+        /// that removed such a node may have arrived after the node rotated g+1: the removal
+        /// still holds (`unsettledRemovals`), but the generations made since stay.
+        public var rotatorsByGeneration: [UInt32: Set<NodeID>] = [:]
+        /// Members that a rotation of an older, contested generation removed and that a later
+        /// generation kept without adding them back: its rotator did not see that removal (it
+        /// arrived late). Until the healer rotates them out (`ProjectBook.rekey`), they hold the
+        /// current key, so nothing new is sealed under it. See `ProjectBook.settle`.
+        public var unsettledRemovals: Set<NodeID> = []
+
+        /// Whether `node`'s rotation of `generation` counts (a member of the generation before).
+        public func mayRotate(_ generation: UInt32, by node: NodeID) -> Bool {
+            rotatorsByGeneration[generation &- 1]?.contains(node) == true
+        }
 
         public var name: String { record.name }
         public var members: [NodeID] { memberKeys.keys.sorted() }
@@ -44,6 +57,24 @@ public struct ProjectBook: Sendable {
         /// hold different keys of it, so nothing new is sealed under it until a member rotates
         /// again (`ProjectBook.rekey`, which the node runs on its own; see `settle`).
         public var isContested: Bool { rotations.count > 1 }
+
+        /// Whether the healer must rotate the key again before anything new is sealed under it:
+        /// the newest generation is contested, or it kept a member an older rotation removed.
+        public var needsRekey: Bool { isContested || !unsettledRemovals.isEmpty }
+
+        /// The member that rotates a contested generation again (`ProjectBook.rekey`): the one
+        /// with the smallest node ID among the members (unsettled removals aside) `isAlive` says
+        /// are up, so a healer that is down does not leave the project contested until it
+        /// returns; the smallest of all when none is known to be up, or liveness is unknown (nil).
+        ///
+        /// Two members that see liveness differently (one still sees the smallest alive, the
+        /// other already sees it dead) may both rotate: that is one more contested generation,
+        /// which the same rule settles, with the next rotation.
+        public func healer(isAlive: ((NodeID) -> Bool)? = nil) -> NodeID? {
+            let candidates = members.filter { !unsettledRemovals.contains($0) }
+            if let isAlive, let up = candidates.first(where: isAlive) { return up }
+            return candidates.first
+        }
 
         /// Members a rotation of the newest generation left out: added back, they get a new one.
         public var removedAtThisGeneration: Set<NodeID> { Set(rotations.flatMap(\.removed)) }
@@ -130,13 +161,26 @@ public struct ProjectBook: Sendable {
     /// - each member opens the key of every rotation that kept it, so it reads every secret
     ///   re-sealed by either rotation;
     /// - the generation is contested (`Project.isContested`): nothing new is sealed under it, and
-    ///   the member with the smallest node ID rotates again (`rekey`) to g+2, sealed to those
-    ///   members and re-sealing every secret, so all end on one key that no removed node holds.
+    ///   its healer (`Project.healer`: the member with the smallest node ID among those the node
+    ///   sees alive) rotates again (`rekey`) to g+2, sealed to those members and re-sealing every
+    ///   secret, so all end on one key that no removed node holds. Members that disagree about
+    ///   who is alive may both rotate g+1: g+2 is then contested in turn, and settled alike;
+    /// - a removal sticks: a rotation of g that arrives after g was settled (a third member's,
+    ///   say, removing X) still removes X from g, and if a later generation kept X without a key
+    ///   entry adding it back (`project add-member` writes one), X is an unsettled removal
+    ///   (`Project.unsettledRemovals`): the project needs a rekey as if contested, and the
+    ///   healer's rotation leaves X out, so X reads nothing written after its removal. For
+    ///   this the generations made since stay: who may rotate g+1 after a contested g is every
+    ///   node some rotation of g kept (`Project.rotatorsByGeneration`), so a late removal of the
+    ///   node that rotated g+1 does not undo g+1 (and the secrets re-sealed under it); that node
+    ///   is an unsettled removal in turn.
     private mutating func settle(
         _ name: String, keys: [(entry: ProjectMemberKey, author: NodeID)], rotations: [ProjectRotation],
         secrets: [(secret: SealedSecret, author: NodeID)]
     ) {
         guard var project = projects[name] else { return }
+        var contestedRemovals: [(generation: UInt32, removed: Set<NodeID>)] = []
+        var additions: [(member: NodeID, by: NodeID, generation: UInt32)] = []
         let keysByGeneration = Dictionary(grouping: keys) { $0.entry.generation }
         let rotationsByGeneration = Dictionary(grouping: rotations) { $0.generation }
         for g in Set(keysByGeneration.keys).union(rotationsByGeneration.keys).sorted() {
@@ -148,7 +192,7 @@ public struct ProjectBook: Sendable {
                 continue
             }
             // Rotations of generation g by members of g-1 (none for the first generation).
-            let counted = g == 1 ? [] : offered.filter { project.memberKeys[$0.rotator] != nil }.sorted { $0.rotator < $1.rotator }
+            let counted = g == 1 ? [] : offered.filter { project.mayRotate(g, by: $0.rotator) }.sorted { $0.rotator < $1.rotator }
             for r in offered where !counted.contains(r) { rejections.append("\(r.entryKey): rotated by \(r.rotator.short)…, not a member of project \(name)") }
             let removed = Set(counted.flatMap(\.removed))
             var accepted: [NodeID: ProjectMemberKey] = [:]
@@ -166,17 +210,23 @@ public struct ProjectBook: Sendable {
                     guard writers.contains(candidate.author) || accepted[candidate.author] != nil else { return false }
                     guard !removed.contains(candidate.entry.member) else { return false }
                     if accepted[candidate.entry.member] == nil { accepted[candidate.entry.member] = candidate.entry }
+                    if g > 1 { additions.append((candidate.entry.member, candidate.author, g)) }
                     progress = true
                     return true
                 }
             }
             for p in pending { rejections.append("\(p.entry.entryKey): written by \(p.author.short)…, not a member of project \(name), or for a member removed at this generation") }
             guard !accepted.isEmpty else { break }
-            project.priorMembers = Set(project.memberKeys.keys)
             project.generation = g
             project.memberKeys = accepted
             project.rotations = counted
+            project.rotatorsByGeneration[g] = Set(accepted.keys)
+            if counted.count > 1 {
+                contestedRemovals.append((g, removed))
+                project.rotatorsByGeneration[g]!.formUnion(counted.flatMap(\.kept))
+            }
         }
+        project.unsettledRemovals = Self.unsettledRemovals(contestedRemovals, additions: additions, members: Set(project.memberKeys.keys))
         for s in secrets {
             if project.memberKeys[s.author] != nil {
                 project.secrets[s.secret.name] = s.secret
@@ -185,6 +235,25 @@ public struct ProjectBook: Sendable {
             }
         }
         projects[name] = project
+    }
+
+    /// Members of the newest generation that a rotation of an older contested generation h
+    /// removed, and that no key entry of a generation after h added back. A later generation's
+    /// rotator that saw only some rotations of h kept them without knowing (a third rotation of
+    /// h arriving after the contest was settled); one that saw a single rotation of h saw the
+    /// removal, so keeping the node there is deliberate and contested generations alone count.
+    /// Additions count when written by a member for another node, not by one of these nodes.
+    private static func unsettledRemovals(
+        _ contested: [(generation: UInt32, removed: Set<NodeID>)], additions: [(member: NodeID, by: NodeID, generation: UInt32)], members: Set<NodeID>
+    ) -> Set<NodeID> {
+        var removedAt: [NodeID: UInt32] = [:]
+        for (g, removed) in contested {
+            for node in removed where members.contains(node) { removedAt[node] = max(removedAt[node] ?? 0, g) }
+        }
+        let suspects = Set(removedAt.keys)
+        return suspects.filter { node in
+            !additions.contains { $0.member == node && $0.by != node && !suspects.contains($0.by) && $0.generation > removedAt[node]! }
+        }
     }
 
     // MARK: Queries
@@ -225,7 +294,7 @@ public struct ProjectBook: Sendable {
     public func openKey(_ project: String, local: LocalMember) throws(ProjectError) -> ProjectKey {
         let p = try self.project(project)
         guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }
-        guard !p.isContested else { throw .keyRotationContested(project: project) }
+        guard !p.needsRekey else { throw .keyRotationContested(project: project) }
         return try openKeys(project, local: local)[0]
     }
 

@@ -45,7 +45,7 @@ public enum ProjectError: Error, Equatable, Sendable, CustomStringConvertible {
         case .keyUnavailable(let p, let reason):
             return "the key of project \(p) could not be opened on this node (\(reason)); ask a member to remove and add this node again"
         case .keyRotationContested(let p):
-            return "two members rotated the key of project \(p) at the same moment; a member is rotating it again, so try again in a few seconds"
+            return "members rotated the key of project \(p) at the same moment; a member is rotating it again, so try again in a few seconds"
         }
     }
 }
