@@ -147,13 +147,15 @@ struct LinkTests {
             try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: pair.port).get()
         }
-        // Two silent connections take both handshake places (the server accepts in order).
-        let silent = [try await connect(), try await connect()]
-        let third = try await connect()
-        #expect(await eventually(within: 10) { !third.isActive }, "the server closes a connection over the limit at once")
-        #expect(silent.allSatisfy { $0.isActive }, "connections in their handshake are not disturbed")
+        // Three silent connections for two handshake places. Accepted connections are set up on
+        // the event loop each is given, so which of the three finds the places taken is not fixed.
+        let channels = [try await connect(), try await connect(), try await connect()]
+        #expect(await eventually(within: 10) { channels.filter { !$0.isActive }.count == 1 },
+                "the server closes the connection over the limit at once")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(channels.filter { $0.isActive }.count == 2, "connections in their handshake are not disturbed")
         // Their places come back when they go.
-        for channel in silent { try await channel.close() }
+        for channel in channels where channel.isActive { try? await channel.close() }
         #expect(await eventually(within: 10) {
             (try? await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)) != nil
         })
