@@ -69,8 +69,8 @@ import Testing
             }
             // … until the member with the smallest node ID rotates again, alone.
             let healer = [alice, bob].min { $0.id < $1.id }!, other = healer.id == alice.id ? bob : alice
-            #expect(book.contestedProjects(rekeyedBy: healer.local) == ["web"])
-            #expect(book.contestedProjects(rekeyedBy: other.local).isEmpty)
+            #expect(book.projectsToRekey(by: healer.local) == ["web"])
+            #expect(book.projectsToRekey(by: other.local).isEmpty)
             merged.apply(try book.rekey("web", local: healer.local), author: healer.id)
 
             let settled = merged.book()
@@ -121,14 +121,14 @@ import Testing
             // Liveness unknown, or no member known alive: the smallest member, as before.
             #expect(try book.project("web").healer() == first.id)
             #expect(try book.project("web").healer(isAlive: { _ in false }) == first.id)
-            #expect(book.contestedProjects(rekeyedBy: second.local).isEmpty)
+            #expect(book.projectsToRekey(by: second.local).isEmpty)
             // The smallest is down: the next one seen alive heals, and only it.
             let firstDown: (NodeID) -> Bool = { $0 != first.id }
             #expect(try book.project("web").healer(isAlive: firstDown) == second.id)
-            #expect(book.contestedProjects(rekeyedBy: second.local, isAlive: firstDown) == ["web"])
-            #expect(book.contestedProjects(rekeyedBy: third.local, isAlive: firstDown).isEmpty)
+            #expect(book.projectsToRekey(by: second.local, isAlive: firstDown) == ["web"])
+            #expect(book.projectsToRekey(by: third.local, isAlive: firstDown).isEmpty)
             // A node always counts itself alive, whatever it was told of others.
-            #expect(book.contestedProjects(rekeyedBy: first.local, isAlive: firstDown) == ["web"])
+            #expect(book.projectsToRekey(by: first.local, isAlive: firstDown) == ["web"])
 
             // Both rotate (the first came back before the second saw it): one more contested
             // generation, settled by the same rule.
@@ -137,7 +137,7 @@ import Testing
             merged.apply(bySecond, author: second.id)
             let again = merged.book()
             #expect(try again.project("web").generation == 3 && again.project("web").isContested)
-            #expect(again.contestedProjects(rekeyedBy: first.local, isAlive: { _ in true }) == ["web"])
+            #expect(again.projectsToRekey(by: first.local, isAlive: { _ in true }) == ["web"])
             merged.apply(try again.rekey("web", local: first.local), author: first.id)
             let settled = merged.book()
             #expect(try settled.project("web").generation == 4 && !settled.project("web").isContested)
@@ -165,7 +165,7 @@ import Testing
         #expect(r.submit(second.filter { $0.key.hasPrefix("rotation/") }, author: s[2].id).isEmpty)
         if !late { r.submit(third, author: s[3].id) }
         let contested = r.book()
-        let healer = s.first { contested.contestedProjects(rekeyedBy: $0.local) == ["web"] }!
+        let healer = s.first { contested.projectsToRekey(by: $0.local) == ["web"] }!
         r.apply(try contested.rekey("web", local: healer.local), author: healer.id)
         guard late else { return (r, s, x) }
 
@@ -187,7 +187,7 @@ import Testing
         r.apply([selfAdd.intent], author: x.id)
         #expect(try r.book().project("web").unsettledRemovals == [x.id])
         // The healer (never x, even with the smallest ID) rotates it out.
-        let healers = s.filter { r.book().contestedProjects(rekeyedBy: $0.local) == ["web"] }
+        let healers = s.filter { r.book().projectsToRekey(by: $0.local) == ["web"] }
         #expect(healers.map(\.id) == [s.first { $0.id != x.id }!.id])
         r.apply(try r.book().rekey("web", local: healers[0].local), author: healers[0].id)
         return (r, s, x)

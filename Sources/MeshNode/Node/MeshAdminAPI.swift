@@ -131,12 +131,12 @@ struct MeshAdminAPI: Sendable {
     }
 
     /// Called when a rotation arrives or a member dies: if two members rotated a project's key at
-    /// the same moment and this node is the one to settle it (`ProjectBook.contestedProjects`:
+    /// the same moment and this node is the one to settle it (`ProjectBook.projectsToRekey`:
     /// the smallest member this node sees alive), rotates it again.
     func rekeyContested() async {
         let book = await currentBook()
         let up = Set(await mesh.members().filter { $0.state == .alive || $0.state == .suspect }.map(\.id))
-        for project in book.contestedProjects(rekeyedBy: local, isAlive: { up.contains($0) }) {
+        for project in book.projectsToRekey(by: local, isAlive: { up.contains($0) }) {
             do {
                 try await mesh.apply(try book.rekey(project, local: local))
                 logger.info("rotated a project key again after two members rotated it at once", metadata: ["project": "\(project)"])

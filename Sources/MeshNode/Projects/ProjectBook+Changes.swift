@@ -61,7 +61,7 @@ extension ProjectBook {
     /// Projects that need a rekey (`Project.needsRekey`) and that this node rotates again: those
     /// whose healer (`Project.healer`) it is, so the members don't race. `isAlive` is this node's
     /// view of which nodes are up (gossip); this node counts as up.
-    public func contestedProjects(rekeyedBy local: LocalMember, isAlive: ((NodeID) -> Bool)? = nil) -> [String] {
+    public func projectsToRekey(by local: LocalMember, isAlive: ((NodeID) -> Bool)? = nil) -> [String] {
         let alive = isAlive.map { isAlive in { (node: NodeID) in node == local.nodeID || isAlive(node) } }
         return projectNames.filter { name in
             guard let p = projects[name], p.needsRekey else { return false }

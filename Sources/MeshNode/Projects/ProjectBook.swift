@@ -289,8 +289,9 @@ public struct ProjectBook: Sendable {
         projects.values.filter { $0.memberKeys[node] != nil }.map(\.name).sorted()
     }
 
-    /// The current project key, opened with this node's X25519 keys; members only. A contested
-    /// generation has no single key to seal under: it throws until a member rotates again.
+    /// The current project key, opened with this node's X25519 keys; members only. A generation
+    /// that needs a rekey (contested, or holding a late removal) has no key to seal under: it
+    /// throws until the healer rotates again.
     public func openKey(_ project: String, local: LocalMember) throws(ProjectError) -> ProjectKey {
         let p = try self.project(project)
         guard p.memberKeys[local.nodeID] != nil else { throw .notAMember(local.nodeID, project: project) }

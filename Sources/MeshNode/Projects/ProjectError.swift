@@ -17,7 +17,8 @@ public enum ProjectError: Error, Equatable, Sendable, CustomStringConvertible {
     case secretTooLarge(name: String, bytes: Int)
     /// The project key sealed to this node (or a secret) could not be opened.
     case keyUnavailable(project: String, reason: String)
-    /// Two members rotated the project's key at the same moment; a member rotates it again.
+    /// The project's key must be rotated once more before anything is sealed under it: members
+    /// rotated it at the same moment, or a late removal still holds it (`Project.needsRekey`).
     case keyRotationContested(project: String)
 
     public var description: String {
@@ -45,7 +46,7 @@ public enum ProjectError: Error, Equatable, Sendable, CustomStringConvertible {
         case .keyUnavailable(let p, let reason):
             return "the key of project \(p) could not be opened on this node (\(reason)); ask a member to remove and add this node again"
         case .keyRotationContested(let p):
-            return "members rotated the key of project \(p) at the same moment; a member is rotating it again, so try again in a few seconds"
+            return "the key of project \(p) is being rotated again (members changed the project at the same moment); try again in a few seconds"
         }
     }
 }
