@@ -46,14 +46,40 @@ import Testing
         // The holder asking again is a renewal, not a conflict.
         try table.grant(b, runID: "r1", runName: "web-1", holder: "n", appPort: 8000, now: t0 + 10, ttl: 30)
         #expect(table.leases.count == 1)
-        #expect(table.renew(runID: "r1", now: t0 + 35) == 1)
+        #expect(table.renew(runID: "r1", holder: "n", now: t0 + 35) == 1)
         #expect(table.expire(now: t0 + 60).isEmpty)
         // Not renewed: gone after its TTL, and the port is free again.
         #expect(table.expire(now: t0 + 66).map(\.runID) == ["r1"])
-        #expect(table.renew(runID: "r1", now: t0 + 66) == 0)
+        #expect(table.renew(runID: "r1", holder: "n", now: t0 + 66) == 0)
         try table.grant(b, runID: "r2", runName: "web-2", holder: "n", appPort: 8000, now: t0 + 66)
-        #expect(table.release(runID: "r2").count == 1)
+        #expect(table.release(runID: "r2", holder: "n").count == 1)
         #expect(table.leases.isEmpty)
+    }
+
+    /// A run ID is a name anyone can read (`warren leases --json`), not a capability: another node
+    /// naming it can neither take the binding over nor free it.
+    @Test func anotherNodeCannotTakeOrFreeALeaseByItsRunID() throws {
+        var table = LeaseTable()
+        let b = Binding(address: gw, port: 5001)
+        try table.grant(b, runID: "r1", runName: "victim", holder: "victim-node", appPort: 8000, now: t0)
+        do {
+            try table.grant(b, runID: "r1", runName: "attacker", holder: "attacker-node", appPort: 9000, now: t0 + 1)
+            Issue.record("a grant naming another node's run ID replaced its lease")
+        } catch {
+            #expect(error.holder.holder == "victim-node")
+            #expect(error.description.contains("run ID r1 already holds a lease"))
+        }
+        // Nor on another binding under the same run ID (its renewals and release would touch both).
+        #expect(throws: LeaseConflict.self) {
+            try table.grant(Binding(address: gw, port: 5002), runID: "r1", runName: "x", holder: "attacker-node", appPort: 1, now: t0 + 1)
+        }
+        #expect(table.renew(runID: "r1", holder: "attacker-node", now: t0 + 2) == 0)
+        #expect(table.release(runID: "r1", holder: "attacker-node").isEmpty)
+        #expect(table.leases.map(\.holder) == ["victim-node"])
+        #expect(table.leases.first?.appPort == 8000)
+        // Its holder still renews and releases it.
+        #expect(table.renew(runID: "r1", holder: "victim-node", now: t0 + 2) == 1)
+        #expect(table.release(runID: "r1", holder: "victim-node").count == 1)
     }
 
     @Test func anExpiredButUncollectedLeaseDoesNotBlock() throws {
@@ -61,7 +87,7 @@ import Testing
         let b = Binding(address: gw, port: 5001)
         try table.grant(b, runID: "r1", runName: "a", holder: "n", appPort: 1, now: t0, ttl: 5)
         try table.grant(b, runID: "r2", runName: "b", holder: "n", appPort: 1, now: t0 + 6)
-        #expect(table.conflict(for: b, runID: "r3", now: t0 + 6)?.runID == "r2")
+        #expect(table.conflict(for: b, runID: "r3", holder: "n", now: t0 + 6)?.runID == "r2")
     }
 
     @Test func mergeKeepsTheNewerCopy() {

@@ -57,8 +57,8 @@ public actor GatewayLeases: LeaseAuthority {
         }
         // A claim heard by gossip that this gateway has not (e.g. granted before a restart that
         // lost nothing but arrived late) still counts: refuse rather than hand out a port twice.
-        if let heard = await hooks.gossiped().conflict(for: request.binding, runID: request.runID, now: now),
-           addresses.contains(heard.binding.address), !table.leases.contains(where: { $0.runID == heard.runID }) {
+        if let heard = await hooks.gossiped().conflict(for: request.binding, runID: request.runID, holder: request.holder, now: now),
+           addresses.contains(heard.binding.address), !table.leases.contains(where: { $0.runID == heard.runID && $0.holder == heard.holder }) {
             table.merge(heard)
         }
         let lease: Lease
@@ -74,19 +74,20 @@ public actor GatewayLeases: LeaseAuthority {
         return lease
     }
 
+    /// Releases the run's leases held by `request.holder` (the node at the other end of the link
+    /// the call came on); a lease of another node under the same run ID stays.
     public func release(_ request: LeaseRequest) async {
-        let gone = table.release(runID: request.runID)
+        let gone = table.release(runID: request.runID, holder: request.holder)
         for lease in gone { try? await unpersist(lease) }
         if !gone.isEmpty {
-            logger.info("lease released", metadata: ["run.id": "\(request.runID)"])
+            logger.info("lease released", metadata: ["run.id": "\(request.runID)", "lease.holder": "\(request.holder)"])
             await hooks.changed([], gone, table.leases)
         }
     }
 
     /// Releases every lease held by `holder` (a node ID, printed): a node removed from the mesh.
     public func release(heldBy holder: String) async {
-        var gone: [Lease] = []
-        for runID in Set(table.leases.filter { $0.holder == holder }.map(\.runID)) { gone += table.release(runID: runID) }
+        let gone = table.release(heldBy: holder)
         for lease in gone { try? await unpersist(lease) }
         if !gone.isEmpty {
             logger.info("leases of a removed member released", metadata: ["lease.holder": "\(holder)", "lease.count": "\(gone.count)"])

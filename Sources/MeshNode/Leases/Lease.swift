@@ -29,9 +29,22 @@ public struct Lease: Codable, Sendable, Equatable {
 public struct LeaseConflict: Error, Equatable, Sendable, Codable, CustomStringConvertible {
     public var requested: Binding
     public var holder: Lease
+    /// The run ID that asked, when known: it tells a run ID held by another node from a port held
+    /// by another run.
+    public var requestedRunID: String?
+
+    public init(requested: Binding, holder: Lease, requestedRunID: String? = nil) {
+        self.requested = requested
+        self.holder = holder
+        self.requestedRunID = requestedRunID
+    }
 
     public var description: String {
         let node = String(holder.holder.prefix(8))
+        if requestedRunID == holder.runID {
+            return "run ID \(holder.runID) already holds a lease on node \(node)… (\(holder.binding)); a run ID belongs to the node that "
+                + "started the run: start the service from that node, or stop and start it again here for a new run ID"
+        }
         let what = requested.host.map { "\($0) on port \(requested.port) of gateway \(requested.address)" }
             ?? "port \(requested.port) on gateway \(requested.address)"
         let held = holder.binding.isExclusive ? "" : " (for \(holder.binding.host!))"

@@ -24,20 +24,27 @@ public struct LeaseTable: Sendable, Equatable {
         self.leases = leases
     }
 
-    /// The live lease that stands in the way of `binding` for `runID`, if any. A run's own lease
-    /// never conflicts with itself (a renewal, or a restart asking again).
-    public func conflict(for binding: Binding, runID: String, now: Date) -> Lease? {
-        leases.first { $0.isLive(at: now) && $0.runID != runID && $0.binding.conflicts(with: binding) }
+    /// The live lease that stands in the way of `binding` for `runID` of node `holder`, if any. A
+    /// run's own lease never conflicts with itself (a renewal, or a restart asking again); but a run
+    /// ID is a name, not a capability: the same run ID held by another node stands in the way of
+    /// every binding, so no node can take over or extend another node's grant by naming its run.
+    public func conflict(for binding: Binding, runID: String, holder: String, now: Date) -> Lease? {
+        leases.first { lease in
+            guard lease.isLive(at: now) else { return false }
+            if lease.runID == runID { return lease.holder != holder }
+            return lease.binding.conflicts(with: binding)
+        }
     }
 
-    /// Grants `binding` to the run, or renews its existing grant; throws when another run holds it.
+    /// Grants `binding` to the run, or renews its existing grant; throws when another run holds it,
+    /// or another node holds a lease under the same run ID.
     @discardableResult
     public mutating func grant(
         _ binding: Binding, runID: String, runName: String, holder: String, appPort: Int,
         now: Date, ttl: TimeInterval = LeaseTable.defaultTTL
     ) throws(LeaseConflict) -> Lease {
-        if let holding = conflict(for: binding, runID: runID, now: now) {
-            throw LeaseConflict(requested: binding, holder: holding)
+        if let holding = conflict(for: binding, runID: runID, holder: holder, now: now) {
+            throw LeaseConflict(requested: binding, holder: holding, requestedRunID: runID)
         }
         let lease = Lease(binding: binding, runID: runID, runName: runName, holder: holder, appPort: appPort, expires: now.addingTimeInterval(ttl))
         leases.removeAll { $0.runID == runID && $0.binding == binding }
@@ -45,23 +52,32 @@ public struct LeaseTable: Sendable, Equatable {
         return lease
     }
 
-    /// Extends every lease of the run; returns how many there were (0: the run holds nothing, and
-    /// should ask again).
+    /// Extends every lease of the run held by `holder`; returns how many there were (0: the run
+    /// holds nothing, and should ask again).
     @discardableResult
-    public mutating func renew(runID: String, now: Date, ttl: TimeInterval = LeaseTable.defaultTTL) -> Int {
+    public mutating func renew(runID: String, holder: String, now: Date, ttl: TimeInterval = LeaseTable.defaultTTL) -> Int {
         var n = 0
-        for i in leases.indices where leases[i].runID == runID && leases[i].isLive(at: now) {
+        for i in leases.indices where leases[i].runID == runID && leases[i].holder == holder && leases[i].isLive(at: now) {
             leases[i].expires = now.addingTimeInterval(ttl)
             n += 1
         }
         return n
     }
 
-    /// Drops the run's leases (it stopped); returns them.
+    /// Drops the run's leases held by `holder` (it stopped); returns them. Another node's leases
+    /// under the same run ID stay: only their holder, a removal or the TTL frees them.
     @discardableResult
-    public mutating func release(runID: String) -> [Lease] {
-        let gone = leases.filter { $0.runID == runID }
-        leases.removeAll { $0.runID == runID }
+    public mutating func release(runID: String, holder: String) -> [Lease] {
+        let gone = leases.filter { $0.runID == runID && $0.holder == holder }
+        leases.removeAll { $0.runID == runID && $0.holder == holder }
+        return gone
+    }
+
+    /// Drops every lease `holder` holds (a node removed from the mesh); returns them.
+    @discardableResult
+    public mutating func release(heldBy holder: String) -> [Lease] {
+        let gone = leases.filter { $0.holder == holder }
+        leases.removeAll { $0.holder == holder }
         return gone
     }
 

@@ -100,7 +100,7 @@ public actor RunManager {
         // not have caught up, so that copy does not count.
         let ended = Set(records.values.filter { !$0.state.isActive }.map(\.id))
         let known = LeaseTable(leases: await context.leases().leases.filter { !ended.contains($0.runID) })
-        if let holder = known.conflict(for: binding, runID: id, now: Date()) {
+        if let holder = known.conflict(for: binding, runID: id, holder: context.nodeID, now: Date()) {
             throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
         }
 
