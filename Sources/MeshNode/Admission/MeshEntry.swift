@@ -95,11 +95,15 @@ public struct EntryRefusal: Error, Equatable, Sendable, CustomStringConvertible 
     /// inviter's admission, its project): the replica holds it back and asks again as entries
     /// arrive, instead of losing it until the next push-pull.
     public var awaitsDependency: Bool
+    /// A short label of the rule that refused it, for the refusal counter's `reason` dimension;
+    /// nil: the entry's kind says it (`member_invalid`, `project_invalid`, …).
+    public var rule: String?
 
-    public init(key: String, reason: String, awaitsDependency: Bool = false) {
+    public init(key: String, reason: String, awaitsDependency: Bool = false, rule: String? = nil) {
         self.key = key
         self.reason = reason
         self.awaitsDependency = awaitsDependency
+        self.rule = rule
     }
 
     public var description: String { "entry \(key.prefix(160)) refused: \(reason)" }

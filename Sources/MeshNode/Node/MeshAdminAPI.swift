@@ -114,7 +114,9 @@ struct MeshAdminAPI: Sendable {
             logger.info("closing the link of a removed member", metadata: ["peer.id": "\(link.peer.short)"])
             await link.close()
         }
-        for node in old.map({ new.changes(since: $0).removed }) ?? [] {
+        // Every removal, not only those since `old`: after a restart the first roster heard is
+        // compared with none, and a lease loaded from the database may still be the removed node's.
+        for node in removed {
             await leases?.release(heldBy: node.description)
         }
         let book = ProjectBook(entries: await mesh.snapshots(kinds: [.project, .secret]), roster: new)

@@ -1,4 +1,6 @@
+import Foundation
 import Gossip
+import Logging
 import NIOConcurrencyHelpers
 
 /// Who may talk to this node, answered synchronously (the link handshake, the datagram sealer and
@@ -12,8 +14,15 @@ final class MeshGate: Sendable {
     private struct State {
         var roster: MeshRoster?
         var book = ProjectBook(entries: [])
-        /// The live entries of kinds member, project and secret, by kind and key.
+        /// The address each gateway announces, by node: whose leases are whose to write.
+        var gateways: [NodeID: String] = [:]
+        /// The live entries of kinds member, project, secret and gateway, by kind and key.
         var entries: [String: EntrySnapshot] = [:]
+        /// Entries refused, by rule (the `reason` of the refusal counter).
+        var refusals: [String: Int] = [:]
+        /// (author, rule) pairs already logged: a member repeating a refused write (gossip and
+        /// push-pull resend it) is logged once, and counted every time.
+        var logged: Set<String> = []
         /// Entries let in since the replica last reported (`update`): a merge of many entries
         /// checks each one against those before it (a project's key after its record).
         var provisional = false
@@ -22,10 +31,18 @@ final class MeshGate: Sendable {
     /// The mesh this node belongs to; nil for the default mesh without admission.
     let meshID: MeshID?
     private let state = NIOLockedValueBox(State())
+    private let logger: Logger
 
-    init(meshID: MeshID?) {
+    /// The entry kinds the gate keeps to judge others: the roster, the project book, the gateways.
+    static let trackedKinds: Set<MeshEntryKind> = [.member, .project, .secret, .gateway]
+
+    init(meshID: MeshID?, logger: Logger = Logger(label: "warren.gate")) {
         self.meshID = meshID
+        self.logger = logger
     }
+
+    /// Entries refused so far, by rule: the refusal counter `warren_entries_refused_total{reason}`.
+    var refusals: [String: Int] { state.withLockedValue { $0.refusals } }
 
     /// The roster in force, or nil when admission is not (yet) in force.
     var roster: MeshRoster? { state.withLockedValue { $0.roster } }
@@ -35,8 +52,8 @@ final class MeshGate: Sendable {
     /// Whether entries were let in since the last `update`.
     var isProvisional: Bool { state.withLockedValue { $0.provisional } }
 
-    /// Recomputes the roster and the book from the replica's live entries of kinds member,
-    /// project and secret; returns the roster before the change.
+    /// Recomputes the roster, the book and the gateways from the replica's live entries of the
+    /// tracked kinds; returns the roster before the change.
     @discardableResult
     func update(from snapshots: [EntrySnapshot]) -> MeshRoster? {
         state.withLockedValue { state in
@@ -54,7 +71,52 @@ final class MeshGate: Sendable {
         let snapshots = Array(state.entries.values)
         let roster = meshID.map { MeshRoster(meshID: $0, snapshots: snapshots) }
         state.roster = roster?.founder == nil ? nil : roster
-        state.book = ProjectBook(entries: snapshots.filter { $0.kind != .member }, roster: state.roster)
+        state.book = ProjectBook(entries: snapshots.filter { $0.kind == .project || $0.kind == .secret }, roster: state.roster)
+        var gateways: [NodeID: String] = [:]
+        for s in snapshots where s.kind == .gateway {
+            if let id = NodeID(s.key), s.author == id, let entry = try? JSONDecoder().decode(GatewayEntry.self, from: Data(s.value)) {
+                gateways[id] = entry.address
+            }
+        }
+        state.gateways = gateways
+    }
+
+    /// Counts a refusal by rule, and logs it the first time this author breaks this rule.
+    private func refused(_ entry: Entry, kind: MeshEntryKind?, rule: String?, reason: String, _ state: inout State) {
+        let kindName = kind.map { String(describing: $0) } ?? "kind\(entry.kind.rawValue)"
+        let label = rule ?? kindName + "_invalid"
+        state.refusals[label, default: 0] += 1
+        if state.logged.insert("\(entry.author)|\(label)").inserted {
+            logger.warning("refused an entry", metadata: [
+                "peer.id": "\(entry.author.short)", "entry.kind": "\(kindName)",
+                "entry.key": "\(entry.key.prefix(120))", "refusal.rule": "\(label)", "refusal.reason": "\(reason)",
+            ])
+        }
+    }
+
+    /// The writer rule for an entry this node loads from its own database after a restart: those
+    /// were let in once, but a rule may have been added since or the file edited, and the restore
+    /// path does not go through gossip's checks. False for an entry refused on its own merits
+    /// (counted like any refusal); call after `update` with the restored entries of tracked kinds.
+    func admitsRestored(_ entry: Entry) -> Bool {
+        guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)), kind == .gateway || kind == .lease || kind == .domainClaim else {
+            return true
+        }
+        return state.withLockedValue { state in
+            if state.roster?.isRemoved(entry.author) == true {
+                refused(entry, kind: kind, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+                return false
+            }
+            do throws(EntryRefusal) {
+                try MeshEntryGate.check(kind: kind, key: entry.key, value: entry.value, author: entry.author, roster: state.roster,
+                                        book: state.book, gateways: state.gateways)
+                return true
+            } catch {
+                if error.awaitsDependency { return true }
+                refused(entry, kind: kind, rule: error.rule, reason: error.reason, &state)
+                return false
+            }
+        }
     }
 
     /// Whether gossip and streams from `node` are let in.
@@ -79,18 +141,25 @@ final class MeshGate: Sendable {
             // Whatever the kind, nothing written by a non-member gets in; one not admitted here
             // yet waits, unless its entry is refused on its own merits below.
             var verdict = EntryVerdict.accept
+            let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue))
             if let roster = state.roster, !roster.isMember(entry.author) {
-                if roster.isRemoved(entry.author) { return .refuse }
+                if roster.isRemoved(entry.author) {
+                    refused(entry, kind: kind, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+                    return .refuse
+                }
                 verdict = .hold
             }
-            guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)) else { return verdict }
+            guard let kind else { return verdict }
             do throws(EntryRefusal) {
-                try MeshEntryGate.check(kind: kind, key: entry.key, value: entry.value, author: entry.author, roster: state.roster, book: state.book)
+                try MeshEntryGate.check(kind: kind, key: entry.key, value: entry.value, author: entry.author, roster: state.roster,
+                                        book: state.book, gateways: state.gateways)
             } catch {
-                return error.awaitsDependency ? .hold : .refuse
+                if error.awaitsDependency { return .hold }
+                refused(entry, kind: kind, rule: error.rule, reason: error.reason, &state)
+                return .refuse
             }
             guard verdict == .accept else { return verdict }
-            if kind == .member || kind == .project || kind == .secret {
+            if Self.trackedKinds.contains(kind) {
                 let slot = Self.slot(kind, entry.key)
                 state.entries[slot] = entry.value.map { EntrySnapshot(kind: kind, key: entry.key, value: $0, author: entry.author) }
                 state.provisional = true

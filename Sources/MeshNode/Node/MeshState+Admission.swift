@@ -4,8 +4,9 @@ import Gossip
 /// merged, and is recomputed from the replica whenever an entry of kind member, project or secret
 /// changes.
 extension MeshState {
-    /// Raw kinds whose entries make up the roster and the project book.
-    static let admissionKinds: Set<UInt8> = [MeshEntryKind.member, .project, .secret].reduce(into: []) { $0.insert(UInt8($1.rawValue)) }
+    /// Raw kinds whose entries make up the roster, the project book and the gateways the gate
+    /// judges leases by.
+    static let admissionKinds: Set<UInt8> = Set(MeshGate.trackedKinds.map { UInt8($0.rawValue) })
 
     /// `observer` hears of every change of the roster in force (old, new).
     func observeRoster(_ observer: @escaping @Sendable (_ old: MeshRoster?, _ new: MeshRoster?) async -> Void) {
@@ -23,11 +24,16 @@ extension MeshState {
         MeshEntryKind(rawValue: Int(entry.kind.rawValue)) == .project && entry.key.hasPrefix("rotation/")
     }
 
+    /// Recomputes the gate from the replica and tells the roster observers of a change since the
+    /// roster they last heard of. Not since the gate's own last roster: the gate already took in
+    /// a removal while merging it (`MeshGate.accept`), so a node that learns of a removal by
+    /// gossip would see no change and never act on it.
     func refreshGate() async {
         guard let gate else { return }
-        let old = gate.update(from: await snapshots(kinds: [.member, .project, .secret]))
-        let new = gate.roster
+        gate.update(from: await snapshots(kinds: MeshGate.trackedKinds))
+        let old = reportedRoster, new = gate.roster
         guard old?.members != new?.members || old?.removals.keys.sorted() != new?.removals.keys.sorted() else { return }
+        reportedRoster = new
         for observer in rosterObservers { await observer(old, new) }
     }
 }

@@ -27,6 +27,9 @@ actor MeshState: EntryReplica {
     /// Admission: who may talk to this node (see `MeshState+Admission.swift`).
     var gate: MeshGate?
     var rosterObservers: [@Sendable (_ old: MeshRoster?, _ new: MeshRoster?) async -> Void] = []
+    /// The roster the roster observers last heard of (nil before the first): what a change is
+    /// measured against.
+    var reportedRoster: MeshRoster?
     var rotationObservers: [@Sendable () async -> Void] = []
 
     init(identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger) throws {
@@ -74,7 +77,17 @@ actor MeshState: EntryReplica {
     /// Loads the entries and members saved by an earlier run.
     func restore() async throws {
         let records = try await store.allEntries()
-        let entries = records.compactMap(Self.entry(from:))
+        var entries = records.compactMap(Self.entry(from:))
+        if let gate {
+            // The writer rules hold for what this node kept too: the database may have been
+            // edited, and a rule added since an entry was let in.
+            let tracked = Set(MeshGate.trackedKinds.map { UInt8($0.rawValue) })
+            gate.update(from: entries.compactMap { e in
+                guard tracked.contains(e.kind.rawValue), let kind = MeshEntryKind(rawValue: Int(e.kind.rawValue)), let value = e.value else { return nil }
+                return EntrySnapshot(kind: kind, key: e.key, value: value, author: e.author)
+            })
+            entries = entries.filter { gate.admitsRestored($0) }
+        }
         await perform(gossip.restore(entries, now: now))
         await refreshGate()
         if let data = try await store.setting("members"), let saved = try? JSONDecoder().decode([SavedMember].self, from: data) {

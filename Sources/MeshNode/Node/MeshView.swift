@@ -17,6 +17,8 @@ struct GatewayEntry: Codable, Sendable, Equatable {
 actor MeshView {
     private var announced: [NodeID: GatewayEntry] = [:]
     private var leases: [String: Lease] = [:]
+    /// Who wrote each lease entry: a gateway trusts only its own for its table.
+    private var leaseAuthors: [String: NodeID] = [:]
     /// Nodes removed from the mesh for good: their gateway entries no longer count.
     private var removed: Set<NodeID> = []
 
@@ -38,6 +40,7 @@ actor MeshView {
             announced[id] = entry.value.flatMap { try? JSONDecoder().decode(GatewayEntry.self, from: Data($0)) }
         case UInt8(MeshEntryKind.lease.rawValue):
             leases[entry.key] = entry.value.flatMap { try? JSONDecoder().decode(Lease.self, from: Data($0)) }
+            leaseAuthors[entry.key] = entry.value == nil ? nil : entry.author
         default:
             break
         }
@@ -51,9 +54,13 @@ actor MeshView {
         gateways.first { $0.value.address == address }.map { ($0.key, $0.value) }
     }
 
-    /// Live leases as gossip has them.
-    func leaseTable(now: Date = Date()) -> LeaseTable {
-        LeaseTable(leases: leases.values.filter { $0.isLive(at: now) }.sorted { $0.binding.port < $1.binding.port })
+    /// Live leases as gossip has them, but none held by a removed node; only those `author` wrote
+    /// when given (a gateway never takes another node's word for what it granted).
+    func leaseTable(now: Date = Date(), authoredBy author: NodeID? = nil) -> LeaseTable {
+        let live = leases.filter { key, lease in
+            lease.isLive(at: now) && !removed.contains { $0.description == lease.holder } && (author == nil || leaseAuthors[key] == author)
+        }
+        return LeaseTable(leases: live.values.sorted { $0.binding.port < $1.binding.port })
     }
 
     /// The gateways for `gateway list`, with their members' states.

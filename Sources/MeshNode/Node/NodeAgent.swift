@@ -33,7 +33,7 @@ public final class NodeAgent: Sendable {
         let store = try StateStore(stateDirectory: o.stateDirectory, logger: logger)
         let plan = try await MeshSetup.plan(join: o.join, store: store)
         let meshID = plan.meshID?.description ?? o.meshID
-        let gate = MeshGate(meshID: plan.meshID)
+        let gate = MeshGate(meshID: plan.meshID, logger: logger)
         let mesh = try MeshState(
             identity: identity, address: o.advertisedAddress, metadata: MemberTraits(isGateway: o.isGateway, linksOnly: o.linksOnly).metadata, config: o.gossip,
             store: store, logger: logger)
@@ -48,7 +48,7 @@ public final class NodeAgent: Sendable {
         let pool = LinkPool(endpoint: endpoint, logger: logger)
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
-        let (gatewayLeases, ingress) = Self.gatewayRole(o, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
+        let (gatewayLeases, ingress) = Self.gatewayRole(o, id: identity.id, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
 
         let supervisor = RunSupervisor(stateDirectory: o.stateDirectory, logger: logger)
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
@@ -206,7 +206,7 @@ public final class NodeAgent: Sendable {
     /// The gateway role: leases on its address, published to the mesh, and the public listeners
     /// kept in step with them. Nil for a node that is not a gateway.
     static func gatewayRole(
-        _ o: AgentOptions, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
+        _ o: AgentOptions, id: NodeID, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
     ) -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
         let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
@@ -222,7 +222,7 @@ public final class NodeAgent: Sendable {
                         logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
                     }
                 },
-                gossiped: { await view.leaseTable() }),
+                gossiped: { await view.leaseTable(authoredBy: id) }),
             logger: logger)
         return (leases, proxy)
     }

@@ -30,7 +30,15 @@ struct NodeMetrics {
     /// Samples until the task is cancelled.
     func run(mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager) async {
         var last = [Int](repeating: 0, count: totals.count)
+        var refusedLast: [String: Int] = [:]
         while !Task.isCancelled {
+            // Entries refused by a writer rule, by rule (SECURITY.md): a member writing what it
+            // may not shows here, whatever path the entry took.
+            for (reason, count) in await mesh.gate?.refusals ?? [:] where count > refusedLast[reason, default: 0] {
+                Counter(label: "warren_entries_refused_total", dimensions: [("reason", reason)])
+                    .increment(by: Int64(count - refusedLast[reason, default: 0]))
+                refusedLast[reason] = count
+            }
             let up = endpoint.links
             links.record(up.count)
             linkMeter.sample(up)

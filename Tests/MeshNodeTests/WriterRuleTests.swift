@@ -1,0 +1,113 @@
+import Foundation
+import Gossip
+@testable import MeshNode
+import Testing
+
+/// The writer rule of each entry kind (SECURITY.md), as the gate applies it to every entry from
+/// elsewhere (gossip, push-pull, held entries) and to the entries a node loads after a restart:
+/// each refused entry is never merged, and counted by rule.
+@Suite struct WriterRuleTests {
+    static func entry(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8]?, by author: NodeID) -> Entry {
+        Entry(kind: EntryKind(rawValue: UInt8(kind.rawValue)), key: key, value: value,
+              timestamp: HLCTimestamp(wallMillis: 1, logical: 0), author: author, signature: [])
+    }
+
+    static func gateway(_ address: String) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(GatewayEntry(name: "gw", address: address, domains: [], meshAddress: "\(address):1", backend: "local", region: nil)))
+    }
+
+    static func lease(_ address: String, port: Int, holder: NodeID, runID: String = "r1") throws -> (key: String, value: [UInt8]) {
+        let lease = Lease(binding: Binding(address: address, port: port), runID: runID, runName: "web", holder: holder.description,
+                          appPort: 8000, expires: Date().addingTimeInterval(30))
+        return (MeshView.leaseKey(lease.binding), Array(try JSONEncoder().encode(lease)))
+    }
+
+    @Test func aGatewayEntryIsWrittenOnlyByThatNodeAndNotByARunner() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        // Announcing another node as a gateway, or itself with a runner's role: refused.
+        #expect(gate.accept(Self.entry(.gateway, founder.id.description, try Self.gateway("203.0.113.10"), by: runner.id)) == .refuse)
+        #expect(gate.accept(Self.entry(.gateway, runner.id.description, try Self.gateway("203.0.113.11"), by: runner.id)) == .refuse)
+        #expect(gate.refusals["gateway_not_its_node"] == 1)
+        #expect(gate.refusals["gateway_role"] == 1)
+        // An admin announcing itself: let in.
+        #expect(gate.accept(Self.entry(.gateway, founder.id.description, try Self.gateway("203.0.113.10"), by: founder.id)) == .accept)
+    }
+
+    @Test func aLeaseIsWrittenOnlyByTheGatewayThatOwnsTheAddress() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        #expect(gate.accept(Self.entry(.gateway, founder.id.description, try Self.gateway("203.0.113.10"), by: founder.id)) == .accept)
+        // The runner writes a lease on the founder's gateway address, naming itself: refused.
+        let forged = try Self.lease("203.0.113.10", port: 5001, holder: runner.id)
+        #expect(gate.accept(Self.entry(.lease, forged.key, forged.value, by: runner.id)) == .refuse)
+        // Nor may it delete one.
+        #expect(gate.accept(Self.entry(.lease, forged.key, nil, by: runner.id)) == .refuse)
+        #expect(gate.refusals["lease_not_its_gateway"] == 2)
+        // A lease whose key and value disagree on the address: refused even from the gateway.
+        let other = try Self.lease("198.51.100.1", port: 5001, holder: runner.id)
+        #expect(gate.accept(Self.entry(.lease, forged.key, other.value, by: founder.id)) == .refuse)
+        #expect(gate.refusals["lease_malformed"] == 1)
+        // The gateway's own grant: let in.
+        #expect(gate.accept(Self.entry(.lease, forged.key, forged.value, by: founder.id)) == .accept)
+        // A lease by a node whose gateway entry has not arrived, on an address nobody announced: waits.
+        let early = try Self.lease("192.0.2.7", port: 1, holder: runner.id)
+        #expect(gate.accept(Self.entry(.lease, early.key, early.value, by: runner.id)) == .hold)
+    }
+
+    @Test func aDomainClaimNamesItsAuthorAsHolder() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        let theirs = Array(try JSONEncoder().encode(MeshEntryGate.DomainClaim(holder: founder.id.description, runID: "r1")))
+        let own = Array(try JSONEncoder().encode(MeshEntryGate.DomainClaim(holder: runner.id.description, runID: "r2")))
+        #expect(gate.accept(Self.entry(.domainClaim, "app.example.com", theirs, by: runner.id)) == .refuse)
+        #expect(gate.refusals["domain_claim_not_own"] == 1)
+        #expect(gate.accept(Self.entry(.domainClaim, "app.example.com", own, by: runner.id)) == .accept)
+    }
+
+    @Test func aRemovalSignedByANonAdminIsRefusedAndCounted() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        let roster = try #require(gate.roster)
+        // The runner signs a removal of the founder itself: well formed, but not by an admin.
+        let forged = MemberRemoval.signed(meshID: roster.meshID, member: founder.id, at: Date(), adminKeys: runner.keys).intent
+        #expect(gate.accept(MeshGateTests.entry(forged, author: runner.id)) == .refuse)
+        #expect(gate.refusals["member_invalid"] == 1)
+        #expect(gate.roster?.isMember(founder.id) == true)
+        #expect(!(gate.roster?.isRemoved(founder.id) ?? true))
+    }
+
+    @Test func aRemovedNodesEntriesRelayedByAFriendAreRefusedAndCounted() throws {
+        var (gate, founder, runner, replica) = try MeshGateTests.mesh()
+        let roster = try #require(gate.roster)
+        replica.apply([try roster.remove(runner.id, at: Date(), adminKeys: founder.keys)], author: founder.id)
+        gate.update(from: replica.snapshots)
+        // Whoever forwards it, the entry's author is the removed node.
+        let create = try ProjectBook(entries: []).createProject("q", local: runner.local, now: Date())
+        #expect(gate.accept(MeshGateTests.entry(create[0], author: runner.id)) == .refuse)
+        let lease = try Self.lease("203.0.113.10", port: 5001, holder: runner.id)
+        #expect(gate.accept(Self.entry(.lease, lease.key, lease.value, by: runner.id)) == .refuse)
+        #expect(gate.refusals["removed_author"] == 2)
+    }
+
+    /// What a node kept in its database is judged by the same rules when it is loaded: a lease on
+    /// a gateway's address written by another node is not restored, nor shown to the view.
+    @Test func entriesLoadedAfterARestartAreCheckedToo() async throws {
+        let dir = try StateTestDirectory("warren-restore-rules")
+        defer { dir.remove() }
+        let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
+        let gatewayNode = TestNode(), attacker = TestNode()
+        func save(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8], by node: TestNode) async throws {
+            let e = MeshGateTests.signed(.put(kind, key, value), by: node)
+            try await store.upsertEntry(MeshState.record(from: e))
+        }
+        try await save(.gateway, gatewayNode.id.description, try Self.gateway("203.0.113.10"), by: gatewayNode)
+        let good = try Self.lease("203.0.113.10", port: 5001, holder: gatewayNode.id)
+        let bad = try Self.lease("203.0.113.10", port: 5002, holder: attacker.id, runID: "r2")
+        try await save(.lease, good.key, good.value, by: gatewayNode)
+        try await save(.lease, bad.key, bad.value, by: attacker)
+
+        let gate = MeshGate(meshID: nil)
+        let mesh = try MeshState(identity: NodeIdentity.generate(), address: "127.0.0.1:1", metadata: [], config: .lan, store: store, logger: .quiet("mesh"))
+        await mesh.enforce(gate)
+        try await mesh.restore()
+        #expect(await mesh.entries(kind: .lease).map(\.key) == [good.key])
+        #expect(gate.refusals["lease_not_its_gateway"] == 1)
+    }
+}
