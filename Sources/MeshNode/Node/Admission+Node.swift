@@ -17,6 +17,7 @@ public enum MeshSetup {
     /// `addresses` are how members reach this node (what invite tokens list first).
     public static func initialize(stateDirectory: String, addresses: [String], logger: Logger) async throws -> MeshID {
         try PrivateFiles.ensureDirectory(stateDirectory)
+        try checkDatabase(stateDirectory: stateDirectory)
         let identity = try NodeIdentity.loadOrCreate(directory: stateDirectory)
         let store = try StateStore(stateDirectory: stateDirectory, logger: logger)
         if let existing = try await meshID(store: store) {
@@ -27,7 +28,93 @@ public enum MeshSetup {
         let (roster, intents) = try MeshRoster.found(addresses: addresses, at: Date(), keys: identity.keyPair)
         try await mesh.apply(intents)
         try await store.setSetting(meshIDSetting, to: Data(roster.meshID.description.utf8))
+        try writeMarker(StateMarker(meshID: roster.meshID, role: .admin), stateDirectory: stateDirectory)
         return roster.meshID
+    }
+
+    // MARK: The state marker
+
+    /// The file beside `node.key` that records the mesh this identity belongs to and its role,
+    /// outside the database: a database lost, emptied or swapped under an existing identity is
+    /// then told from a new node, instead of starting silently as a fresh node of an open mesh.
+    static let markerFileName = "mesh"
+
+    struct StateMarker: Equatable {
+        var meshID: MeshID
+        var role: MeshRole?
+
+        var text: String { "mesh \(meshID)\nrole \(role.map { "\($0)" } ?? "unknown")\n" }
+
+        init(meshID: MeshID, role: MeshRole?) {
+            self.meshID = meshID
+            self.role = role
+        }
+
+        init?(text: String) {
+            var fields: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+                if parts.count == 2 { fields[parts[0]] = parts[1] }
+            }
+            guard let id = fields["mesh"].flatMap({ MeshID($0) }) else { return nil }
+            self.init(meshID: id, role: fields["role"].flatMap { MeshRole($0) })
+        }
+    }
+
+    static func markerPath(_ stateDirectory: String) -> String {
+        (stateDirectory.hasSuffix("/") ? stateDirectory : stateDirectory + "/") + markerFileName
+    }
+
+    static func readMarker(stateDirectory: String) throws -> StateMarker? {
+        let path = markerPath(stateDirectory)
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let marker = StateMarker(text: String(decoding: data, as: UTF8.self)) else {
+            throw MeshSetupError(description: "the state marker \(path) is malformed; it records this node's mesh beside node.key: "
+                + "restore it from a backup, or move the state directory away and join again with a new invite token")
+        }
+        return marker
+    }
+
+    static func writeMarker(_ marker: StateMarker, stateDirectory: String) throws {
+        let path = markerPath(stateDirectory)
+        guard FileManager.default.createFile(atPath: path, contents: Data(marker.text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw MeshSetupError(description: "could not write the state marker \(path); check the state directory's permissions and free space")
+        }
+    }
+
+    /// Before the database is opened (opening creates an empty one): with a marker, the database
+    /// must be there and not empty. Nothing is written.
+    static func checkDatabase(stateDirectory: String) throws {
+        guard let marker = try readMarker(stateDirectory: stateDirectory) else { return }
+        let path = (stateDirectory.hasSuffix("/") ? stateDirectory : stateDirectory + "/") + StateStore.fileName
+        let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+        guard let size, size > 0 else {
+            throw lostState(marker, stateDirectory: stateDirectory,
+                            what: size == nil ? "its state database \(path) is missing" : "its state database \(path) is empty (0 bytes)")
+        }
+    }
+
+    /// After the database is opened: the mesh it holds must be the one the marker records. A
+    /// database with a mesh ID and no marker (state from before the marker) gets its marker now.
+    static func checkMarker(stateDirectory: String, stored: MeshID?) throws {
+        guard let marker = try readMarker(stateDirectory: stateDirectory) else {
+            if let stored { try writeMarker(StateMarker(meshID: stored, role: nil), stateDirectory: stateDirectory) }
+            return
+        }
+        guard let stored else {
+            throw lostState(marker, stateDirectory: stateDirectory, what: "its state database holds no mesh")
+        }
+        guard stored == marker.meshID else {
+            throw lostState(marker, stateDirectory: stateDirectory, what: "its state database belongs to another mesh, \(stored)")
+        }
+    }
+
+    private static func lostState(_ marker: StateMarker, stateDirectory: String, what: String) -> MeshSetupError {
+        let role = marker.role.map { " as \($0)" } ?? ""
+        return MeshSetupError(description: "this node's identity belongs to mesh \(marker.meshID)\(role), but \(what): its state was lost "
+            + "or replaced, and starting would make it a new, empty node. Nothing was changed. To recover, restore the state database "
+            + "from a backup; or move the state directory away (`mv \(stateDirectory) \(stateDirectory).lost`) and join again with a "
+            + "new invite token from an admin (`warren invite`, then `warren node start --join TOKEN`)")
     }
 
     /// The mesh ID kept in the state, if any.
@@ -39,8 +126,9 @@ public enum MeshSetup {
         return id
     }
 
-    static func save(_ meshID: MeshID, store: StateStore) async throws {
+    static func save(_ meshID: MeshID, role: MeshRole?, store: StateStore) async throws {
         try await store.setSetting(meshIDSetting, to: Data(meshID.description.utf8))
+        try writeMarker(StateMarker(meshID: meshID, role: role), stateDirectory: PrivateFiles.parentDirectory(of: store.path))
     }
 
     /// How the node starts, from its state and its `--join` arguments: the mesh it belongs to (nil:
@@ -169,7 +257,7 @@ enum TokenJoin {
                 guard answer.admitted else {
                     throw MeshSetupError(description: "node \(link.peer.short)… refused to admit this node: \(answer.error ?? "no reason given")")
                 }
-                try await MeshSetup.save(token.meshID, store: store)
+                try await MeshSetup.save(token.meshID, role: token.role, store: store)
                 await mesh.join(seed: link.peer, address: address)
                 logger.info("admitted to the mesh", metadata: ["mesh.id": "\(token.meshID)", "peer.id": "\(link.peer.short)"])
                 return (link.peer, address)

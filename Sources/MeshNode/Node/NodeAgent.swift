@@ -30,7 +30,9 @@ public final class NodeAgent: Sendable {
                 "limit": "\(limit)", "hint": "raise the hard limit, e.g. LimitNOFILE=65536 in a systemd unit or `ulimit -Hn`",
             ])
         }
+        try MeshSetup.checkDatabase(stateDirectory: o.stateDirectory)
         let store = try StateStore(stateDirectory: o.stateDirectory, logger: logger)
+        try MeshSetup.checkMarker(stateDirectory: o.stateDirectory, stored: try await MeshSetup.meshID(store: store))
         let plan = try await MeshSetup.plan(join: o.join, store: store)
         let meshID = plan.meshID?.description ?? o.meshID
         let gate = MeshGate(meshID: plan.meshID, logger: logger)
