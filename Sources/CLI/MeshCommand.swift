@@ -84,7 +84,10 @@ struct InviteCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard ["admin", "gateway", "runner"].contains(role) else { throw ValidationError("--role takes admin, gateway or runner, got `\(role)`") }
-        guard Self.seconds(ttl) != nil else { throw ValidationError("--ttl takes a duration like 30s, 15m, 1h or 2d, got `\(ttl)`") }
+        guard let seconds = Self.seconds(ttl) else { throw ValidationError("--ttl takes a duration like 30s, 15m, 1h or 2d, got `\(ttl)`") }
+        guard seconds <= InviteToken.maxTTL else {
+            throw ValidationError("--ttl \(ttl) is longer than 7 days: an unused token admits whoever holds it; use at most 7d, and a new token later")
+        }
     }
 
     static func seconds(_ text: String) -> Double? {

@@ -50,6 +50,10 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("A member to join through (repeatable), or the invite token of a mesh with admission.", valueName: "ADDR:PORT|TOKEN"))
         var join: [String] = []
 
+        @Option(name: .customLong("join-file"), help: ArgumentHelp(
+            "A file holding the invite token, so that it does not show in `ps` (also: $WARREN_JOIN_TOKEN).", valueName: "FILE"))
+        var joinFile: String?
+
         @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).", valueName: "ADDR:PORT"))
         var metrics: String?
 
@@ -58,6 +62,10 @@ struct NodeCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard Self.hostPort(listen) != nil else { throw ValidationError("--listen takes ADDR:PORT, got `\(listen)`") }
+            _ = try joinToken()
+            if let name, !PlainName.isValid(name) {
+                throw ValidationError("--name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)")
+            }
             for j in join where Self.hostPort(j) == nil && !j.hasPrefix(InviteToken.prefix) {
                 throw ValidationError("--join takes ADDR:PORT or an invite token (warren1.…), got `\(j)`")
             }
@@ -65,6 +73,26 @@ struct NodeCommand: AsyncParsableCommand {
             if gateway && publicAddress == nil { throw ValidationError("--gateway needs --public-address ADDR (what services name in `gateway:`)") }
             if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level `\(logLevel)`") }
+        }
+
+        /// The invite token from `--join-file` or `$WARREN_JOIN_TOKEN`, which keep it out of the
+        /// process's arguments (anyone on the machine reads those with `ps`).
+        func joinToken(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String? {
+            if let joinFile {
+                guard let data = FileManager.default.contents(atPath: joinFile) else {
+                    throw ValidationError("--join-file \(joinFile) can't be read; give a file holding the invite token (warren1.…)")
+                }
+                let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard token.hasPrefix(InviteToken.prefix) else {
+                    throw ValidationError("--join-file \(joinFile) does not hold an invite token (warren1.…); ask an admin for one with `warren invite`")
+                }
+                return token
+            }
+            guard let token = environment["WARREN_JOIN_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else { return nil }
+            guard token.hasPrefix(InviteToken.prefix) else {
+                throw ValidationError("WARREN_JOIN_TOKEN does not hold an invite token (warren1.…); ask an admin for one with `warren invite`")
+            }
+            return token
         }
 
         static func hostPort(_ s: String) -> (String, Int)? {
@@ -90,7 +118,8 @@ struct NodeCommand: AsyncParsableCommand {
             }
             let options = AgentOptions(
                 stateDirectory: StateDirectory.resolve(stateDirectory), listenHost: host, listenPort: port, advertise: advertise,
-                isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain, join: join,
+                isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain,
+                join: join + [(try? joinToken()) ?? nil].compactMap { $0 },
                 metrics: metricsEndpoint)
             let agent = AgentService(agent: NodeAgent(options: options, logger: logger))
             let group = ServiceGroup(configuration: .init(

@@ -17,15 +17,43 @@ enum Output {
         line(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
-    /// Columns padded to their widest cell; a header row in upper case, as dstack prints.
+    /// Columns padded to their widest cell; a header row in upper case, as dstack prints. Every
+    /// cell is escaped (`escape`): names and addresses come from other members of the mesh, and a
+    /// run name with terminal escapes or a newline must not repaint or forge lines of the table.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
-        let all = [header.map { $0.uppercased() }] + rows
+        let all = [header.map { escape($0.uppercased()) }] + rows.map { $0.map(escape) }
         let widths = header.indices.map { i in all.map { i < $0.count ? $0[i].count : 0 }.max() ?? 0 }
         return all.map { row in
             " " + row.enumerated().map { i, cell in
                 i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
             }.joined(separator: "   ")
         }.joined(separator: "\n")
+    }
+
+    /// `text` with control characters (C0, DEL, C1) and bidirectional overrides written visibly
+    /// as `\n`, `\t`, `\x1b`, `\u{202e}`: what a terminal would act on is shown, not obeyed.
+    static func escape(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            guard isUnsafe(scalar) else { out.unicodeScalars.append(scalar); continue }
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x100: out += "\\x" + String(format: "%02x", scalar.value)
+            default: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            }
+        }
+        return out
+    }
+
+    private static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
     }
 }
 

@@ -159,8 +159,9 @@ import Testing
         }
     }
 
-    @Test func invitationsNeedAPositiveTimeToLive() {
-        for ttl in [0, -5, .infinity] as [Double] {
+    @Test func invitationsNeedAPositiveTimeToLiveOfAtMostSevenDays() {
+        #expect(throws: Never.self) { _ = try roster.issueInvite(role: .runner, ttl: InviteToken.maxTTL, now: t0, inviterKeys: founder.keys) }
+        for ttl in [0, -5, .infinity, InviteToken.maxTTL + 1, 99999 * 86400] as [Double] {
             #expect(throws: AdmissionError.invalidTTL(ttl)) {
                 _ = try roster.issueInvite(role: .runner, ttl: ttl, now: t0, inviterKeys: founder.keys)
             }

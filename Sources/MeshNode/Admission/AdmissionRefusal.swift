@@ -61,7 +61,8 @@ public enum AdmissionError: Error, Equatable, Sendable, CustomStringConvertible 
         case .invalidAddresses(let why):
             return "invalid member addresses: \(why)"
         case .invalidTTL(let seconds):
-            return "an invitation's time to live must be positive, got \(seconds) s; use e.g. --ttl 1h"
+            return "an invitation's time to live must be positive and at most 7 days (\(Int(InviteToken.maxTTL)) s), got \(seconds) s: "
+                + "a token is a key to the mesh until it expires; use e.g. --ttl 1h, and a new token when it has expired"
         case .notAMember(let id):
             return "node \(id) is not a member of this mesh"
         }

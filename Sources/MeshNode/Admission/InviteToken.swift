@@ -15,6 +15,8 @@ public import Sodium
 /// roster checks the inviter's signature there); it is spent by then, so its secret is worth nothing.
 public struct InviteToken: Sendable, Equatable {
     public static let prefix = "warren1."
+    /// The longest a token may stay valid: an unused token admits whoever holds it.
+    public static let maxTTL: TimeInterval = 7 * 86400
     public static let secretLength = 16
     /// Characters of a token ID (hex of a 16-byte hash).
     public static let idLength = 32

@@ -270,7 +270,7 @@ public struct MeshRoster: Sendable {
     public func issueInvite(role: MeshRole, ttl: TimeInterval, now: Date, inviterKeys: Ed25519.KeyPair, addresses: [String]? = nil) throws(AdmissionError) -> InviteToken {
         let inviter = NodeID(bytes: inviterKeys.publicKey)!
         guard isAdmin(inviter) else { throw .notAnAdmin(inviter) }
-        guard ttl > 0, ttl.isFinite else { throw .invalidTTL(ttl) }
+        guard ttl > 0, ttl <= InviteToken.maxTTL else { throw .invalidTTL(ttl) }
         let listed = addresses ?? Array(memberAddresses.prefix(InviteToken.maxAddresses))
         return try InviteToken.issue(meshID: meshID, role: role, expires: now.addingTimeInterval(ttl), addresses: listed, inviterKeys: inviterKeys)
     }

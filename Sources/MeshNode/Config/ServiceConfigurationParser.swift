@@ -94,7 +94,12 @@ private struct Reader {
             seen[key] = keyNode
             switch key {
             case "type": type = plainString(value, field: key)
-            case "name": name = plainString(value, field: key)
+            case "name":
+                name = plainString(value, field: key)
+                if let given = name, !PlainName.isValid(given) {
+                    issue(at: value, "`name: \(PlainName.describe(given))` is not a plain name: \(PlainName.rule)")
+                    name = nil
+                }
             case "gateway":
                 if let flag = value.scalar.flatMap({ _ in value.bool }), value.scalar?.style == .plain {
                     if !flag { issue(at: value, "`gateway: false` is not supported: a service is published through a gateway") }

@@ -22,6 +22,9 @@ public final class NodeAgent: Sendable {
         try PrivateFiles.ensureDirectory(o.stateDirectory)
         let identity = try NodeIdentity.loadOrCreate(directory: o.stateDirectory)
         let logger = { var l = self.logger; l[metadataKey: "node.id"] = "\(identity.id.short)"; return l }()
+        if let name = o.gatewayName, !PlainName.isValid(name) {
+            throw NodeStartError(description: "gateway name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)")
+        }
         if o.isGateway, o.publicAddress == nil {
             throw NodeStartError(description: "a gateway needs --public-address: the address services name in `gateway:`")
         }

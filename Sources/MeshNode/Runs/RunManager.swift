@@ -92,6 +92,8 @@ public actor RunManager {
         let id = Self.makeID()
         let active = Set(records.values.filter(\.state.isActive).map(\.name))
         let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
+        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
+        guard PlainName.isValid(name) else { throw APIError(status: 400, "run name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)") }
         if active.contains(name) {
             throw .conflict("a run named \"\(name)\" is already active on this node; stop it (`warren stop \(name)`) or change `name:`")
         }
