@@ -110,4 +110,19 @@ import Testing
         #expect(await mesh.entries(kind: .lease).map(\.key) == [good.key])
         #expect(gate.refusals["lease_not_its_gateway"] == 1)
     }
+
+    /// A gateway's table of what it granted takes from gossip only the lease entries it wrote
+    /// itself, and no node counts a lease of a removed holder.
+    @Test func aGatewayTakesOnlyItsOwnLeaseEntriesAndNoneOfARemovedHolder() async throws {
+        let gatewayNode = TestNode(), other = TestNode(), runner = TestNode()
+        let view = MeshView()
+        let own = try Self.lease("203.0.113.10", port: 5001, holder: runner.id)
+        let foreign = try Self.lease("203.0.113.10", port: 5002, holder: other.id, runID: "r2")
+        await view.apply(Self.entry(.lease, own.key, own.value, by: gatewayNode.id))
+        await view.apply(Self.entry(.lease, foreign.key, foreign.value, by: other.id))
+        #expect(await view.leaseTable(authoredBy: gatewayNode.id).leases.map(\.binding.port) == [5001])
+        #expect(await view.leaseTable().leases.count == 2)
+        await view.setRemoved([runner.id])
+        #expect(await view.leaseTable().leases.map(\.binding.port) == [5002])
+    }
 }

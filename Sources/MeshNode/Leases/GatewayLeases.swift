@@ -66,7 +66,7 @@ public actor GatewayLeases: LeaseAuthority {
             lease = try table.grant(request.binding, runID: request.runID, runName: request.runName, holder: request.holder,
                                     appPort: request.appPort, now: now, ttl: ttl)
         } catch {
-            logger.info("lease refused", metadata: ["lease.binding": "\(request.binding)", "run.id": "\(request.runID)", "lease.holder": "\(error.holder.runID)"])
+            logger.info("lease refused", metadata: ["lease.binding": "\(request.binding)", "run.id": "\(request.runID)", "lease.holder": "\(error.holder.holder)", "lease.holder.run": "\(error.holder.runID)"])
             throw error
         }
         try await persist(lease)
