@@ -117,7 +117,17 @@ extension FuzzTarget {
         do throws(ConfigurationError) {
             _ = try parser.parse(yaml: text, file: "fuzz.yml")
         } catch {
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
+            // Lines as YAML counts them: CR, LF and CRLF each end one (and NEL, LS, PS). An error
+            // at the end of the text may be reported on the line after the last break.
+            var lines = 1
+            var previous: Unicode.Scalar?
+            for scalar in text.unicodeScalars {
+                if scalar == "\n" && previous == "\r" {
+                } else if ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(scalar) {
+                    lines += 1
+                }
+                previous = scalar
+            }
             for issue in error.issues {
                 try expect(issue.line >= 1 && issue.line <= lines + 1 && issue.column >= 1, "issue at \(issue.line):\(issue.column) of \(lines) lines: \(issue.message)")
                 try expect(!issue.message.isEmpty, "an issue without a message")
