@@ -151,3 +151,29 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["CLI", "CloudFakes"], swiftSettings: strict),
     ]
 )
+
+// Fuzzing (see Fuzz/README.md). The parsers' fuzz checks are a normal library, so `make test` feeds
+// every saved input (seed corpus and past crashes) through them. The libFuzzer driver needs
+// sanitizer flags and libFuzzer's `main`, so it is only part of the package when WARREN_FUZZ is set
+// (scripts/fuzz.sh builds it in .build-fuzz).
+package.targets += [
+    .target(
+        name: "FuzzTargets",
+        dependencies: [
+            "MeshNode", "Gossip", "Proxy", "Sodium", "LibCrypto",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ],
+        path: "Fuzz/Targets",
+        swiftSettings: strict
+    ),
+    .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"], swiftSettings: strict),
+]
+if Context.environment["WARREN_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "warren-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver",
+        swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]
+    ))
+    package.products.append(.executable(name: "warren-fuzz", targets: ["warren-fuzz"]))
+}

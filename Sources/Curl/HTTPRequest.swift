@@ -29,6 +29,18 @@ public struct HTTPRequest: Sendable {
         self.timeout = timeout
     }
 
+    /// The `Content-Length` libcurl sends with this request, nil when it sends none: curl adds the
+    /// header itself unless the caller gave one, so a signer (SigV4) must know it to sign what is
+    /// sent. The rule is `CurlTransfer`'s choice of method options: no body for HEAD, nor for GET,
+    /// DELETE and OPTIONS without a body; every other request posts its body, even an empty one.
+    public var sentContentLength: Int? {
+        switch method.uppercased() {
+        case "HEAD": return nil
+        case "GET" where body.isEmpty, "DELETE" where body.isEmpty, "OPTIONS" where body.isEmpty: return nil
+        default: return body.count
+        }
+    }
+
     /// A request whose body is the UTF-8 of `text`.
     public init(method: String, url: String, headers: [HTTPHeader] = [], text: String, timeout: Duration? = nil) {
         self.init(method: method, url: url, headers: headers, body: Array(text.utf8), timeout: timeout)

@@ -145,6 +145,8 @@ struct ProvisioningAWSTests {
                 .map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&")
             let signer = SigV4Signer(credentials: Self.credentials, region: "us-east-1", service: "iam")
             let request = try signer.sign(HTTPRequest(method: "POST", url: moto.endpoint + "/", headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")], text: form))
+            // The Content-Length curl sends is among the signed headers moto checks.
+            #expect(request.headers.last?.value.contains("SignedHeaders=content-length;content-type;host;x-amz-date,") == true)
             let response = try HTTPClient().perform(request)
             #expect(response.status == 200, "\(action): \(response.text)")
             return try #require(XMLNode.parse(response.body))

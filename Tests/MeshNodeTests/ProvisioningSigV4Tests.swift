@@ -126,15 +126,32 @@ struct ProvisioningSigV4Tests {
         #expect(unsupported.isEmpty, "cases in aws-c-auth's request.txt/context.json layout are not supported: \(unsupported)")
     }
 
-    @Test func signingAURLRequestAddsTheHeaders() throws {
+    /// A request as Warren sends it (libcurl adds Content-Length) is signed with the header sent:
+    /// exactly the request of post-x-www-form-urlencoded, whose published canonical request signs
+    /// content-length.
+    @Test func signingAURLRequestSignsWhatCurlSends() throws {
         let date = Date(timeIntervalSince1970: 1_440_938_160)  // 2015-08-30T12:36:00Z
         let request = HTTPRequest(method: "POST", url: "http://example.amazonaws.com/", headers: [HTTPHeader("Content-Type", "application/x-www-form-urlencoded")], text: "Param1=value1")
-        let signed = try Self.signer.sign(request, date: date)
+        let (signed, signature) = try Self.signer.signing(request, date: date)
         #expect(signed.headers.first { $0.name == "X-Amz-Date" }?.value == "20150830T123600Z")
         #expect(signed.headers.first { $0.name == "Host" }?.value == "example.amazonaws.com")
-        // The request of post-x-www-form-urlencoded's .sreq, whose published signature this must match.
-        let expected = try String(contentsOf: Self.vectorsRoot.appendingPathComponent("post-x-www-form-urlencoded/post-x-www-form-urlencoded.authz"), encoding: .utf8)
-        #expect(signed.headers.first { $0.name == "Authorization" }?.value == expected)
+        #expect(signed.headers.filter { $0.name.lowercased() == "content-length" } == [HTTPHeader("Content-Length", "13")])
+        let expected = try String(contentsOf: Self.vectorsRoot.appendingPathComponent("post-x-www-form-urlencoded/post-x-www-form-urlencoded.creq"), encoding: .utf8)
+        #expect(signature.canonicalRequest == expected)
+        #expect(signed.headers.last == HTTPHeader("Authorization", signature.authorization))
+        // Every header sent but Authorization is signed.
+        let sentNames = signed.headers.dropLast().map { $0.name.lowercased() }.sorted()
+        #expect(signature.authorization.contains("SignedHeaders=\(sentNames.joined(separator: ";")),"))
+    }
+
+    /// Where curl sends no body it sends no Content-Length, and none is signed.
+    @Test(arguments: [("GET", ""), ("HEAD", ""), ("DELETE", ""), ("POST", ""), ("PUT", "x"), ("GET", "x")])
+    func contentLengthIsSignedExactlyWhenCurlSendsIt(method: String, body: String) throws {
+        let request = HTTPRequest(method: method, url: "https://ec2.us-east-1.amazonaws.com/", text: body)
+        let signed = try Self.signer.sign(request, date: Date(timeIntervalSince1970: 0))
+        let expected = ["HEAD", "GET", "DELETE"].contains(method) && body.isEmpty ? nil : "\(body.utf8.count)"
+        #expect(signed.headers.first { $0.name == "Content-Length" }?.value == expected)
+        #expect(signed.headers.last?.value.contains("content-length") == (expected != nil))
     }
 
     @Test func sessionTokenIsSignedWhenPresent() throws {

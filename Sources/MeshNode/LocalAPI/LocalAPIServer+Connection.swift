@@ -34,7 +34,7 @@ extension LocalAPIServer {
                     case .end:
                         guard let requestHead = head else { continue }
                         head = nil
-                        let request = makeRequest(requestHead, body: body)
+                        let request = Self.makeRequest(requestHead, body: body)
                         let response = await router.respond(to: request)
                         logger.debug("local API request", metadata: [
                             "api.method": "\(request.method)", "api.path": "\(request.path)",
@@ -52,7 +52,8 @@ extension LocalAPIServer {
         }
     }
 
-    private func makeRequest(_ head: HTTPRequestHead, body: ByteBuffer) -> APIRequest {
+    /// The request the router sees; internal so the fuzz target parses requests the same way.
+    static func makeRequest(_ head: HTTPRequestHead, body: ByteBuffer) -> APIRequest {
         let uri = head.uri
         let (path, queryString) = uri.firstIndex(of: "?").map { (String(uri[..<$0]), String(uri[uri.index(after: $0)...])) }
             ?? (uri, "")

@@ -71,22 +71,31 @@ public struct SigV4Signer: Sendable {
     }
 
     /// Returns `request` with `Host`, `X-Amz-Date`, `X-Amz-Security-Token` (with temporary
-    /// credentials) and `Authorization` added, signed at `date`. Every header of the request is signed.
+    /// credentials), `Content-Length` (when libcurl sends one) and `Authorization` added, signed at
+    /// `date`. Every header of the returned request but `Authorization` is signed, and no other.
     public func sign(_ request: HTTPRequest, date: Date = Date()) throws -> HTTPRequest {
+        try signing(request, date: date).request
+    }
+
+    /// `sign(_:date:)` with the signature's intermediate results, for tests.
+    func signing(_ request: HTTPRequest, date: Date) throws -> (request: HTTPRequest, signature: Signature) {
         guard let url = URLComponents(string: request.url), let host = url.host else {
             throw ProvisioningError.invalidConfiguration("cannot sign a request to the malformed URL \(request.url)")
         }
         var signed = request
         let hostValue = url.port.map { "\(host):\($0)" } ?? host
-        signed.headers.removeAll { ["host", "x-amz-date", "authorization", "x-amz-security-token"].contains($0.name.lowercased()) }
+        signed.headers.removeAll { ["host", "x-amz-date", "authorization", "x-amz-security-token", "content-length"].contains($0.name.lowercased()) }
         let amzDate = Self.amzDate(date)
         signed.headers.append(HTTPHeader("Host", hostValue))
         signed.headers.append(HTTPHeader("X-Amz-Date", amzDate))
         if let token = credentials.sessionToken { signed.headers.append(HTTPHeader("X-Amz-Security-Token", token)) }
+        // libcurl adds Content-Length at send time when the request has none; giving it here means
+        // the header sent is the header signed (curl then adds no second one).
+        if let length = request.sentContentLength { signed.headers.append(HTTPHeader("Content-Length", "\(length)")) }
         let path = url.path.isEmpty ? "/" : url.path
         let result = sign(method: request.method, path: path, query: url.percentEncodedQuery ?? "", headers: signed.headers, body: request.body, amzDate: amzDate)
         signed.headers.append(HTTPHeader("Authorization", result.authorization))
-        return signed
+        return (signed, result)
     }
 
     /// `yyyyMMdd'T'HHmmss'Z'` in UTC.

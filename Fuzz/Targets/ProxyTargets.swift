@@ -1,0 +1,137 @@
+import Foundation
+@testable import MeshNode
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+@testable import Proxy
+
+/// Feeds `bytes` (in reads of `readSize`) to NIOHTTP1's request decoder configured as `limits`,
+/// and returns the parts it produced; stops at the first decoding error.
+func decodeHTTPRequests(_ bytes: [UInt8], readSize: Int, limits: NIOHTTPDecoderLimitConfiguration) -> [HTTPServerRequestPart] {
+    let channel = EmbeddedChannel()
+    defer { _ = try? channel.finish() }
+    let decoder = ByteToMessageHandler(
+        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits))
+    guard (try? channel.pipeline.syncOperations.addHandler(decoder)) != nil else { return [] }
+    var parts: [HTTPServerRequestPart] = []
+    for read in bytes.reads(of: readSize) {
+        do { try channel.writeInbound(ByteBuffer(bytes: read)) } catch { break }
+        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+    }
+    while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+    return parts
+}
+
+enum FuzzRoutes {
+    static let address = ListenAddress(host: "0.0.0.0", port: 443)
+    static let hosts = ["app.example.com", "api.example.com", "::1", "127.0.0.1"]
+    static let table: RoutingTable = {
+        var table = RoutingTable()
+        for (i, host) in hosts.enumerated() {
+            try? table.addHost(host, route: Route(runID: "run-\(i)", upstream: "node", appPort: 8000 + i), on: address)
+        }
+        return table
+    }()
+}
+
+extension FuzzTarget {
+    /// Gateway HTTP/1.1: the request heads NIOHTTP1 decodes with the gateway's limits, then the
+    /// routing decision on each Host header. A route is only ever one of the configured hosts.
+    static let httpHead = FuzzTarget(name: "http-head", summary: "gateway HTTP request head + Host routing decision") { bytes throws(FuzzFailure) in
+        var input = FuzzInput(bytes)
+        let readSize = Int(input.byte()) + 1
+        let configuration = ProxyConfiguration()
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = configuration.maxHeaderBytes
+        limits.maxHeaderFieldSize = configuration.maxHeaderBytes
+        for part in decodeHTTPRequests(input.rest, readSize: readSize, limits: limits) {
+            guard case .head(let head) = part else { continue }
+            let headerBytes = head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+            try expect(headerBytes <= 2 * configuration.maxHeaderBytes, "a head of \(headerBytes) header bytes got past the \(configuration.maxHeaderBytes)-byte limit")
+            guard let hostHeader = head.headers.first(name: "host") else { continue }
+            let host = HostName.fromHostHeader(hostHeader)
+            try expect(!host.utf8.contains { $0 >= 0x41 && $0 <= 0x5a }, "host \"\(host)\" is not lower case")
+            switch FuzzRoutes.table.lookup(FuzzRoutes.address, host: host) {
+            case .route(let route):
+                let routed = FuzzRoutes.hosts[route.appPort - 8000]
+                try expect(HostName.normalize(host) == routed, "Host \"\(hostHeader)\" was routed to \(routed)")
+            case .unknownHost(let name):
+                try expect(!FuzzRoutes.hosts.contains(name), "known host \(name) was not routed")
+            case .noBinding:
+                throw FuzzFailure("the host-routed binding disappeared")
+            }
+        }
+    }
+
+    /// The TLS ClientHello reader on gateway ports: a complete answer never changes as more bytes
+    /// arrive, a name is printable lower-case ASCII, and the limit is kept.
+    static let clientHello = FuzzTarget(name: "client-hello", summary: "ClientHello.peek (SNI)") { bytes throws(FuzzFailure) in
+        var input = FuzzInput(bytes)
+        let split = Int(input.byte())
+        let data = input.rest
+        let limit = 16 * 1024
+        let full: ClientHelloPeek?
+        do throws(ProxyError) { full = try ClientHello.peek(ByteBuffer(bytes: data), limit: limit) } catch {
+            full = nil
+            if case .routingDataTooLarge = error { try expect(data.count >= limit, "too large at \(data.count) bytes") }
+        }
+        if case .complete(let name?) = full {
+            try expect(!name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && !($0 >= 0x41 && $0 <= 0x5a) }, "server name \"\(name)\"")
+        }
+        if case .needMoreData = full { try expect(data.count < limit, "asked for more past the limit") }
+        let cut = data.isEmpty ? 0 : split * data.count / 256
+        if case .complete(let name)? = try? ClientHello.peek(ByteBuffer(bytes: data[..<cut]), limit: limit) {
+            try expect(full == .complete(serverName: name), "a prefix said \(String(describing: name)), the whole \(String(describing: full))")
+        }
+    }
+
+    /// The local API: request heads and bodies as the server reads them, the request the router
+    /// gets, and the JSON bodies of requests that carry one.
+    static let localAPI = FuzzTarget(name: "local-api", summary: "local API request head + APIRequest + JSON bodies") { bytes throws(FuzzFailure) in
+        var input = FuzzInput(bytes)
+        let readSize = Int(input.byte()) + 1
+        var head: HTTPRequestHead?
+        var body = ByteBuffer()
+        for part in decodeHTTPRequests(input.rest, readSize: readSize, limits: NIOHTTPDecoderLimitConfiguration()) {
+            switch part {
+            case .head(let h): head = h; body.clear()
+            case .body(var chunk): body.writeBuffer(&chunk)
+            case .end:
+                guard let h = head else { continue }
+                let request = LocalAPIServer.makeRequest(h, body: body)
+                try expect(!request.path.contains("?"), "path \(request.path) kept its query")
+                try expect(request.body.count == body.readableBytes, "the body changed size")
+                _ = try? request.decode(RunRequest.self)
+                _ = try? request.decode(SecretAddRequest.self)
+                _ = try? request.parameter("name")
+                head = nil
+            }
+        }
+    }
+
+    /// Service YAML (dstack's format) through ServiceConfigurationParser: every refusal points at
+    /// a line and column of the text and says something.
+    static let serviceYAML = FuzzTarget(name: "service-yaml", summary: "ServiceConfigurationParser.parse(yaml:)") { bytes throws(FuzzFailure) in
+        let text = String(decoding: bytes, as: UTF8.self)
+        let parser = ServiceConfigurationParser(secrets: SecretValues(project: "fuzz", values: ["TOKEN": "s3cret"]), environment: ["HOME": "/home/fuzz"])
+        do throws(ConfigurationError) {
+            _ = try parser.parse(yaml: text, file: "fuzz.yml")
+        } catch {
+            // Lines as YAML counts them: CR, LF and CRLF each end one (and NEL, LS, PS). An error
+            // at the end of the text may be reported on the line after the last break.
+            var lines = 1
+            var previous: Unicode.Scalar?
+            for scalar in text.unicodeScalars {
+                if scalar == "\n" && previous == "\r" {
+                } else if ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(scalar) {
+                    lines += 1
+                }
+                previous = scalar
+            }
+            for issue in error.issues {
+                try expect(issue.line >= 1 && issue.line <= lines + 1 && issue.column >= 1, "issue at \(issue.line):\(issue.column) of \(lines) lines: \(issue.message)")
+                try expect(!issue.message.isEmpty, "an issue without a message")
+            }
+        }
+    }
+}
