@@ -134,7 +134,7 @@ import Testing
         #expect(creation.invited)
         #expect(creation.joinsThrough == "198.51.100.1:7420")
 
-        let script = try FirstBootScript(releaseURL: "https://r.example/w", joinToken: creation.spec.joinToken, publicAddress: .awsMetadata, meshPort: 7420)
+        let script = try FirstBootScript(releaseURL: "https://r.example/w", releaseSHA256: String(repeating: "a", count: 64), joinToken: creation.spec.joinToken, publicAddress: .awsMetadata, meshPort: 7420)
         #expect(script.text.contains("--join \(creation.spec.joinToken)\n"))
         #expect(!script.text.contains("--join 198.51.100.1:7420"))
     }
