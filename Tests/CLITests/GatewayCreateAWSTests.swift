@@ -7,6 +7,14 @@ import Testing
 /// data's start command as a gateway on loopback (`PlayedCloudGateway`); create completes when that
 /// gateway joins; delete leaves no instance or group behind.
 @Suite(.serialized) struct GatewayCreateAWSTests {
+    /// A malformed --release-sha256 is a usage error before any node is asked anything.
+    @Test func aMalformedReleaseHashIsAUsageError() throws {
+        let refused = try WarrenProcess.runBlocking(["gateway", "create", "--project", "p", "--backend", "aws", "--release-sha256", "abc123",
+                                                     "--state-dir", FileManager.default.temporaryDirectory.appendingPathComponent("wgc-none-\(UUID().uuidString.prefix(8))").path])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("--release-sha256 must be 64 hexadecimal digits"), "\(refused.stderr)")
+    }
+
     @Test(.enabled(if: MotoServer.isInstalled, Comment(rawValue: MotoServer.skipReason)))
     func createPlaysCloudInitJoinsAndDeleteLeavesNothing() throws {
         let moto = try MotoServer()

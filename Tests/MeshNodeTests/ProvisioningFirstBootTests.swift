@@ -123,6 +123,35 @@ struct ProvisioningFirstBootTests {
     }
 }
 
+@Suite("Retries of cloud calls")
+struct ProvisioningRetryingTests {
+    @Test func aPassingRefusalIsRetriedAtMostTheGivenNumberOfTimesAndTheLastAnswerStands() async throws {
+        let retrying = Retrying(attempts: 4, initialDelay: .milliseconds(1), maxDelay: .milliseconds(2))
+        var seen: [Int] = []
+        let last = try await retrying.run { attempt -> Retrying.Attempt<Int> in
+            seen.append(attempt)
+            return .again(attempt * 10, retryAfter: nil)
+        }
+        #expect(seen == [1, 2, 3, 4])
+        #expect(last == 40)
+        let early = try await retrying.run { attempt -> Retrying.Attempt<Int> in attempt == 2 ? .done(7) : .again(0, retryAfter: nil) }
+        #expect(early == 7)
+    }
+
+    @Test func theDelayDoublesWithJitterAndTheCloudsRetryAfterIsTakenButCapped() {
+        let retrying = Retrying(attempts: 8, initialDelay: .seconds(1), maxDelay: .seconds(20))
+        for attempt in 1...6 {
+            let full = min(Duration.seconds(1) * (1 << (attempt - 1)), .seconds(20))
+            let delay = retrying.delay(after: attempt, retryAfter: nil)
+            #expect(delay >= full / 2 && delay <= full, "attempt \(attempt): \(delay)")
+        }
+        #expect(retrying.delay(after: 1, retryAfter: .seconds(7)) == .seconds(7))
+        #expect(retrying.delay(after: 1, retryAfter: .seconds(3600)) == .seconds(20))
+        #expect(Retrying.retryAfter(" 12 ") == .seconds(12))
+        #expect(Retrying.retryAfter("Wed, 21 Oct 2026 07:28:00 GMT") == nil)
+    }
+}
+
 @Suite("Backend factory")
 struct ProvisioningBackendsTests {
     @Test func makesEachCloudFromSettings() throws {
