@@ -18,6 +18,21 @@ ARCH="$(uname -m)"
 NAME="warren-$VERSION-linux-$ARCH"
 OUT="$SCRATCH/dist"
 
+# Linking Foundation statically links FoundationXML against the system's libxml2 (and zlib):
+# their development packages must be there, beside what deps.sh installs.
+missing=()
+for package in libxml2-dev zlib1g-dev; do
+    dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "release: the static link needs ${missing[*]}: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
 flags=(-c release --static-swift-stdlib --scratch-path "$SCRATCH")
 "$SWIFT" build "${flags[@]}" --product warren
 BIN="$("$SWIFT" build "${flags[@]}" --show-bin-path)/warren"

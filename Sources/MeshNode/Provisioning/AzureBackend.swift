@@ -22,8 +22,9 @@ public struct AzureBackend: GatewayBackend {
         public var authorityHost = "https://login.microsoftonline.com"
         /// Overrides `https://management.azure.com` (AZURE_RESOURCE_MANAGER_URL).
         public var resourceManager = "https://management.azure.com"
-        /// An SSH public key for the `warren` admin user; without one, password login is off
-        /// and nobody can log in (the VM needs no one).
+        /// An SSH public key for the `warren` admin user; without one, the VM gets a key made for
+        /// it whose private half is dropped, so nobody can log in (the VM needs no one). Password
+        /// login is off either way.
         public var sshPublicKey: String?
         public var pollInterval: Duration = .seconds(5)
         /// How calls refused for a passing reason (throttling, a 5xx) are retried.
