@@ -101,8 +101,8 @@ struct ProvisioningAzureTests {
         if sshKey == nil { #expect(AzureBackend.ephemeralSSHKey() != AzureBackend.ephemeralSSHKey()) }
     }
 
-    /// The fake refuses what Azure refuses: a Linux profile with no key and password login off,
-    /// which is what the backend sent before.
+    /// The fake refuses what Azure refuses: a Linux profile with no key and password login off, a
+    /// key at another path than the admin's authorized_keys.
     @Test func theFakeRefusesAProfileWithoutAnyAuthentication() async throws {
         let arm = FakeResourceManager(meshPort: 7946)
         let refusal = arm.linuxProfileRefusal(["adminUsername": "warren", "linuxConfiguration": ["disablePasswordAuthentication": true]])
