@@ -33,6 +33,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The dependencies `make build` fetched already serve the release build too (same
+# Package.resolved): no second download.
+if [ ! -e "$SCRATCH/workspace-state.json" ] && [ -e .build/workspace-state.json ]; then
+    mkdir -p "$SCRATCH"
+    cp -a .build/checkouts .build/repositories .build/workspace-state.json "$SCRATCH"/
+fi
+
 flags=(-c release --static-swift-stdlib --scratch-path "$SCRATCH")
 "$SWIFT" build "${flags[@]}" --product warren
 BIN="$("$SWIFT" build "${flags[@]}" --show-bin-path)/warren"
