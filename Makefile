@@ -1,7 +1,7 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test demo clean fuzz
+.PHONY: deps build test demo clean fuzz release test-release
 
 deps:
 	@scripts/deps.sh
@@ -23,5 +23,15 @@ fuzz:
 demo: build
 	@scripts/demo.sh
 
+# Optional, for cloud gateways: a self-contained warren-<version>-linux-<arch>.tar.gz and its
+# .sha256 in .build-release/dist (a long release build, in its own scratch path).
+release: deps
+	SWIFT=$(SWIFT) scripts/release.sh
+
+# The first-boot script of a cloud gateway run in a Debian 12 root (debootstrap, cached in
+# /var/cache/warren-debootstrap) against the release served from loopback. Needs root.
+test-release: release
+	scripts/first-boot-test.sh
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-release

@@ -13,7 +13,7 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             The backend is --backend, else the project's (`warren project set-backend`), else `local`: \
             a gateway node on this machine, on a free loopback address. Cloud backends read their \
             credentials from the project's secrets, then from this shell's environment \
-            (AWS_ACCESS_KEY_ID …, AZURE_CLIENT_ID …, GOOGLE_APPLICATION_CREDENTIALS …, WARREN_RELEASE_URL). \
+            (AWS_ACCESS_KEY_ID …, AZURE_CLIENT_ID …, GOOGLE_APPLICATION_CREDENTIALS …, WARREN_RELEASE_URL, WARREN_RELEASE_SHA256). \
             In a mesh with admission (`warren mesh init`) this node, which must be an admin, signs a \
             single-use invite (role gateway) for the new gateway; without admission the gateway \
             joins by address. A cloud gateway reaches the mesh through this node's advertised \
@@ -32,6 +32,8 @@ struct GatewayCreateCommand: AsyncParsableCommand {
     var address: String?
     @Option(help: ArgumentHelp("How long to wait for the gateway to join the mesh (default: 60 local, 600 cloud).", valueName: "SECONDS"))
     var timeout: Double?
+    @Option(help: ArgumentHelp("The SHA-256 of the release a cloud gateway installs (the .sha256 file `make release` writes); the first boot refuses any other download (default: WARREN_RELEASE_SHA256, else the release this node was installed from).", valueName: "HEX"))
+    var releaseSha256: String?
     @OptionGroup var node: NodeOptions
 
     func validate() throws {
@@ -41,6 +43,9 @@ struct GatewayCreateCommand: AsyncParsableCommand {
         if let name { do { try GatewayName.validate(name) } catch { throw ValidationError("\(error)") } }
         for d in domain { do { try GatewayDomain.validate(d) } catch { throw ValidationError("\(error)") } }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let releaseSha256, releaseSha256.count != 64 || !releaseSha256.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--release-sha256 must be 64 hexadecimal digits (the .sha256 file `make release` writes), got \(releaseSha256)")
+        }
     }
 
     func run() async throws {
@@ -48,7 +53,8 @@ struct GatewayCreateCommand: AsyncParsableCommand {
         let request = GatewayCreateRequest(
             project: project, backend: backend?.lowercased(), name: name, region: region, instanceType: instanceType, domains: domain,
             address: address, timeoutSeconds: timeout,
-            environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment))
+            environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment)
+                .merging(releaseSha256.map { ["WARREN_RELEASE_SHA256": $0.lowercased()] } ?? [:]) { _, flag in flag })
         if !node.json { Output.line("Creating gateway, it may take some time...") }
         let display = ProgressDisplay()
         let creating = CreatingName()

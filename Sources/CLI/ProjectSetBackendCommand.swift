@@ -61,7 +61,7 @@ extension ProjectCommand {
         static func settings(for kind: String, in environment: [String: String]) -> [String: String] {
             let prefixes = ["aws": ["AWS_"], "azure": ["AZURE_"], "gcp": ["GOOGLE_", "GCP_"]][kind] ?? []
             return GatewayCreateRequest.backendEnvironment(environment).filter { key, _ in
-                key == "WARREN_RELEASE_URL" || prefixes.contains { key.hasPrefix($0) }
+                key == "WARREN_RELEASE_URL" || key == "WARREN_RELEASE_SHA256" || prefixes.contains { key.hasPrefix($0) }
             }
         }
     }

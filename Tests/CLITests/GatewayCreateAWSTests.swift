@@ -7,6 +7,14 @@ import Testing
 /// data's start command as a gateway on loopback (`PlayedCloudGateway`); create completes when that
 /// gateway joins; delete leaves no instance or group behind.
 @Suite(.serialized) struct GatewayCreateAWSTests {
+    /// A malformed --release-sha256 is a usage error before any node is asked anything.
+    @Test func aMalformedReleaseHashIsAUsageError() throws {
+        let refused = try WarrenProcess.runBlocking(["gateway", "create", "--project", "p", "--backend", "aws", "--release-sha256", "abc123",
+                                                     "--state-dir", FileManager.default.temporaryDirectory.appendingPathComponent("wgc-none-\(UUID().uuidString.prefix(8))").path])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("--release-sha256 must be 64 hexadecimal digits"), "\(refused.stderr)")
+    }
+
     @Test(.enabled(if: MotoServer.isInstalled, Comment(rawValue: MotoServer.skipReason)))
     func createPlaysCloudInitJoinsAndDeleteLeavesNothing() throws {
         let moto = try MotoServer()
@@ -22,8 +30,10 @@ import Testing
             "AWS_ENDPOINT_URL_EC2": moto.endpoint, "AWS_IMAGE_OWNER": "self",
             "WARREN_RELEASE_URL": "https://releases.example.com/warren-linux-x86_64.tar.gz",
         ]
+        // The release's hash by flag here (by WARREN_RELEASE_SHA256 in the Azure and GCP tests).
         let played = PlayedCloudGateway(runner: runner, backend: "aws", region: "us-east-1", environment: environment,
-                                        name: "gw-aws-a", domain: "edge.example.com", vmListen: "127.0.0.69:7424")
+                                        name: "gw-aws-a", domain: "edge.example.com", vmListen: "127.0.0.69:7424",
+                                        releaseSHA256Flag: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
         let progress = try played.createJoinAndDelete {
             try moto.boto("""
                 r = ec2.describe_instances(Filters=[{"Name": "tag:warren:gateway", "Values": ["gw-aws-a"]}])

@@ -8,11 +8,12 @@ import Testing
 /// and delete leaves nothing in the fake.
 @Suite(.serialized) struct GatewayCreateFakeCloudTests {
     static let releaseURL = "https://releases.example.com/warren-linux-x86_64.tar.gz"
+    static let release = ["WARREN_RELEASE_URL": releaseURL, "WARREN_RELEASE_SHA256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
 
     @Test func azureCreatePlaysCloudInitJoinsAndDeleteLeavesNothing() async throws {
         let arm = FakeResourceManager()
         let fake = try await ProvisioningFakeCloud { arm.respond($0) }
-        let environment = FakeResourceManager.environment(url: fake.url).merging(["WARREN_RELEASE_URL": Self.releaseURL]) { $1 }
+        let environment = FakeResourceManager.environment(url: fake.url).merging(Self.release) { $1 }
         try await Self.offPool {
             let runner = try BackgroundNode(address: "127.0.0.70", port: 7425, foundsMesh: true)
             defer { runner.stop() }
@@ -30,7 +31,7 @@ import Testing
         defer { key.remove() }
         let compute = FakeComputeEngine()
         let fake = try await ProvisioningFakeCloud { compute.respond($0) }
-        let environment = try FakeComputeEngine.environment(url: fake.url, key: key).merging(["WARREN_RELEASE_URL": Self.releaseURL]) { $1 }
+        let environment = try FakeComputeEngine.environment(url: fake.url, key: key).merging(Self.release) { $1 }
         try await Self.offPool {
             let runner = try BackgroundNode(address: "127.0.0.71", port: 7427, foundsMesh: true)
             defer { runner.stop() }

@@ -12,7 +12,7 @@ final class BackgroundNode {
 
     /// Backend settings are removed from the node's environment, so a test decides them.
     static let cleanEnvironment: [String: String] = ProcessInfo.processInfo.environment.filter { key, _ in
-        !(["AWS_", "AZURE_", "GOOGLE_", "GCP_"].contains { key.hasPrefix($0) } || key == "WARREN_RELEASE_URL" || key == "WARREN_HOME")
+        !(["AWS_", "AZURE_", "GOOGLE_", "GCP_"].contains { key.hasPrefix($0) } || key.hasPrefix("WARREN_RELEASE_") || key == "WARREN_HOME")
     }
 
     /// `gatewayBinary`: what the node starts as a local gateway instead of `warren` (a stand-in

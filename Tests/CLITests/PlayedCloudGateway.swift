@@ -17,6 +17,8 @@ struct PlayedCloudGateway {
     let domain: String
     /// Where the played VM's node listens ("127.0.0.x:port"), beside the runner.
     let vmListen: String
+    /// Passed as `--release-sha256` when set; else the environment's WARREN_RELEASE_SHA256 is the hash.
+    var releaseSHA256Flag: String? = nil
 
     /// Create, play the first boot with the script `firstBootScript` reads from the cloud, check
     /// the gateway in the mesh, then delete it; returns what create printed on stderr. What the
@@ -25,7 +27,7 @@ struct PlayedCloudGateway {
     func createJoinAndDelete(firstBootScript: () throws -> String?) throws -> String {
         let create = try RunningWarren(
             ["gateway", "create", "--project", "cloudy", "--backend", backend, "--name", name, "--domain", domain,
-             "--timeout", "90", "--state-dir", runner.directory],
+             "--timeout", "90", "--state-dir", runner.directory] + (releaseSHA256Flag.map { ["--release-sha256", $0] } ?? []),
             environment: environment)
         defer { if create.process.isRunning { create.process.terminate() } }
         try #require(create.waitForStderr(containing: "booting: public address ", seconds: 60), "\(create.stderr)")
@@ -35,6 +37,8 @@ struct PlayedCloudGateway {
         // What cloud-init (or GCP's startup agent) would run: the script's systemd unit.
         let script = try #require(try firstBootScript(), "the cloud was given no first-boot script")
         #expect(script.contains(environment["WARREN_RELEASE_URL"] ?? "-"), "installs the configured release")
+        let sha256 = releaseSHA256Flag ?? environment["WARREN_RELEASE_SHA256"] ?? "-"
+        #expect(script.contains("RELEASE_SHA256='\(sha256)'"), "checks the download against the release's SHA-256")
         let execStart = try #require(script.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         var arguments = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
         #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}",

@@ -3,7 +3,12 @@ public import MeshNode
 
 /// Compute Engine's behaviour, as the REST reference shows it: inserts and deletes answer an
 /// Operation (RUNNING), which GET .../operations/NAME then reports DONE; GET of a missing
-/// resource answers 404 with `errors[].reason` "notFound".
+/// resource answers 404 with `errors[].reason` "notFound"; an insert of a name that exists answers
+/// 409 with the reason "alreadyExists"; a `requestId` (a UUID, not all zeros) seen before answers
+/// the first request's operation without acting again (`requestId` in
+/// https://cloud.google.com/compute/docs/reference/rest/v1/instances/insert). `faults` adds rate
+/// limits (403 `rateLimitExceeded`: https://cloud.google.com/compute/docs/api/how-tos/api-rate-limits),
+/// 503s, and reads of a new instance answering 404.
 public final class FakeComputeEngine: @unchecked Sendable {  // all state behind `lock`
     public static let project = "proj-1"
     public static let zone = "europe-west1-b"
@@ -17,11 +22,33 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
     private var assertions: [String] = []
     private var operationCount = 0
 
+    private var requestIDs: [String: [String: Any]] = [:]
+
     /// The mesh port the firewall must open.
     let meshPort: Int
+    public let faults: FaultInjection
 
-    public init(meshPort: Int = AgentOptions.defaultPort) {
+    public init(meshPort: Int = AgentOptions.defaultPort, faults: FaultInjection = .none) {
         self.meshPort = meshPort
+        self.faults = faults
+    }
+
+    /// A firewall rule that exists before the test (someone else's).
+    public func seedFirewall(_ name: String) {
+        lock.withLock { firewalls[name] = ["name": name, "targetTags": ["other"]] }
+    }
+
+    /// An instance that exists before the test (someone else's).
+    public func seedInstance(_ name: String) {
+        lock.withLock { instances[name] = ["name": name, "status": "RUNNING"] }
+    }
+
+    public func hasFirewall(_ name: String) -> Bool { lock.withLock { firewalls[name] != nil } }
+    public func hasInstance(_ name: String) -> Bool { lock.withLock { instances[name] != nil } }
+
+    static func alreadyExists(_ path: String) -> ProvisioningFakeCloud.Response {
+        .json(409, ["error": ["code": 409, "message": "The resource '\(path)' already exists",
+                              "errors": [["reason": "alreadyExists", "domain": "global", "message": "The resource '\(path)' already exists"]]]])
     }
 
     /// What the fake was asked that the documentation does not allow.
@@ -57,6 +84,36 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
         let base = "/compute/v1/projects/\(FakeComputeEngine.project)"
         let zonal = "\(base)/zones/\(FakeComputeEngine.zone)"
         let path = request.path
+        switch faults.nextFault() {
+        case .throttle?:
+            return .json(403, ["error": ["code": 403, "message": "Rate Limit Exceeded",
+                                         "errors": [["reason": "rateLimitExceeded", "domain": "usageLimits", "message": "Rate Limit Exceeded"]]]])
+        case .serverError?:
+            return .json(503, ["error": ["code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE",
+                                         "errors": [["reason": "backendError", "domain": "global", "message": "The service is currently unavailable."]]]])
+        case nil:
+            break
+        }
+        // Mutations: a repeated requestId gets the first answer; a malformed one is refused.
+        let requestID = request.query["requestId"]
+        if request.method != "GET" {
+            guard let requestID else { note("\(request.method) \(path) without a requestId: not safe to retry"); return respondOnce(request, zonal: zonal, base: base) }
+            guard let uuid = UUID(uuidString: requestID), uuid != UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)) else {
+                note("requestId \(requestID) is not a UUID")
+                return .json(400, ["error": ["code": 400, "message": "Invalid value for field 'requestId'", "errors": [["reason": "invalid"]]]])
+            }
+            if let earlier = lock.withLock({ requestIDs[requestID] }) { return .json(200, earlier) }
+            let response = respondOnce(request, zonal: zonal, base: base)
+            if response.status == 200, let operation = try? JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any] {
+                lock.withLock { requestIDs[requestID] = operation }
+            }
+            return response
+        }
+        return respondOnce(request, zonal: zonal, base: base)
+    }
+
+    func respondOnce(_ request: ProvisioningFakeCloud.Request, zonal: String, base: String) -> ProvisioningFakeCloud.Response {
+        let path = request.path
         switch (request.method, path) {
         case ("POST", "\(base)/global/firewalls"):
             guard let body = request.json, let name = body["name"] as? String else { note("firewall without a name"); return .json(400, [:]) }
@@ -67,7 +124,12 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
             if body["direction"] as? String != "INGRESS" || body["sourceRanges"] as? [String] != ["0.0.0.0/0"] || body["targetTags"] as? [String] != [name] {
                 note("firewall shape \(body)")
             }
-            lock.withLock { firewalls[name] = body }
+            let taken = lock.withLock { () -> Bool in
+                if firewalls[name] != nil { return true }
+                firewalls[name] = body
+                return false
+            }
+            if taken { return Self.alreadyExists("projects/\(FakeComputeEngine.project)/global/firewalls/\(name)") }
             return .json(200, operation(zonal: false, type: "insert"))
         case ("POST", "\(zonal)/instances"):
             guard var body = request.json, let name = body["name"] as? String else { note("instance without a name"); return .json(400, [:]) }
@@ -82,7 +144,13 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
             body["status"] = "RUNNING"
             body["networkInterfaces"] = [["network": "global/networks/default", "accessConfigs": [["type": "ONE_TO_ONE_NAT", "name": "External NAT", "natIP": "34.1.2.3"]]]]
             let stored = body
-            lock.withLock { instances[name] = stored }
+            let taken = lock.withLock { () -> Bool in
+                if instances[name] != nil { return true }
+                instances[name] = stored
+                return false
+            }
+            if taken { return Self.alreadyExists("projects/\(FakeComputeEngine.project)/zones/\(FakeComputeEngine.zone)/instances/\(name)") }
+            faults.created("instance/\(name)")
             return .json(200, operation(zonal: true, type: "insert"))
         case ("GET", _) where path.hasPrefix("\(base)/global/operations/") || path.hasPrefix("\(zonal)/operations/"):
             return .json(200, ["kind": "compute#operation", "name": String(path.split(separator: "/").last ?? ""), "status": "DONE", "progress": 100])
@@ -91,7 +159,7 @@ public final class FakeComputeEngine: @unchecked Sendable {  // all state behind
             return .json(200, ["kind": "compute#instanceList", "items": lock.withLock { Array(instances.values) }])
         case ("GET", _) where path.hasPrefix("\(zonal)/instances/"):
             let name = String(path.split(separator: "/").last ?? "")
-            guard let instance = lock.withLock({ instances[name] }) else { return Self.notFound }
+            guard let instance = lock.withLock({ instances[name] }), !faults.hidesRead(of: "instance/\(name)") else { return Self.notFound }
             return .json(200, instance)
         case ("DELETE", _) where path.hasPrefix("\(zonal)/instances/"):
             let name = String(path.split(separator: "/").last ?? "")

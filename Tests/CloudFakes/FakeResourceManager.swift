@@ -1,9 +1,12 @@
 import Foundation
 public import MeshNode
 
-/// Resource Manager's behaviour, as the REST reference shows it: PUT answers 201 with the
-/// resource (provisioningState "Updating" for the VM, which must then be polled), GET answers
-/// the resource or 404 `ResourceNotFound`, DELETE of a group answers 202 and removes everything in it.
+/// Resource Manager's behaviour, as the REST reference shows it: PUT answers 201 with a new
+/// resource, 200 with an existing one (which it updates: a PUT of an existing resource group
+/// succeeds, https://learn.microsoft.com/en-us/rest/api/resources/resource-groups/create-or-update),
+/// provisioningState "Updating" for the VM, which must then be polled; GET answers the resource or
+/// 404 `ResourceNotFound`; DELETE of a group answers 202 and removes everything in it. `faults`
+/// adds throttling (429 with Retry-After), 503s, and reads of a new resource answering 404.
 public final class FakeResourceManager: @unchecked Sendable {  // all state behind `lock`
     public static let tenant = "11111111-2222-3333-4444-555555555555"
     public static let subscription = "sub-0001"
@@ -20,10 +23,31 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
 
     /// The mesh port the firewall must open.
     let meshPort: Int
+    public let faults: FaultInjection
+    private var vmRefusal: (code: String, message: String, detail: String)?
 
-    public init(meshPort: Int = AgentOptions.defaultPort) {
+    public init(meshPort: Int = AgentOptions.defaultPort, faults: FaultInjection = .none) {
         self.meshPort = meshPort
+        self.faults = faults
     }
+
+    /// Makes every VM PUT fail as a capacity shortage does: 409 with the cause in `details`.
+    public func refuseVMs(code: String = "OperationNotAllowed", message: String = "Operation could not be completed as it results in exceeding approved quota.",
+                          detail: String = "Approved Standard BS Family Cores quota: 0, current usage: 0, additional required: 1") {
+        lock.withLock { vmRefusal = (code, message, detail) }
+    }
+
+    /// A resource group that exists before the test (someone else's), holding a storage account.
+    public func seedResourceGroup(_ name: String) {
+        let group = "/subscriptions/\(Self.subscription)/resourceGroups/\(name)"
+        withResources {
+            $0[group.lowercased()] = ["id": group, "name": name, "location": Self.location, "properties": ["provisioningState": "Succeeded"]]
+            $0["\(group)/providers/Microsoft.Storage/storageAccounts/keepme".lowercased()] = ["id": "\(group)/providers/Microsoft.Storage/storageAccounts/keepme", "location": Self.location]
+        }
+    }
+
+    /// Whether a resource (by its path, any case) exists.
+    public func exists(_ path: String) -> Bool { withResources { $0[path.lowercased()] != nil } }
 
     /// What the fake was asked that the documentation does not allow.
     public var violations: [String] { lock.withLock { problems } }
@@ -56,13 +80,28 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
             return .json(404, ["error": ["code": "SubscriptionNotFound", "message": "The subscription could not be found."]])
         }
 
+        switch faults.nextFault() {
+        case .throttle?:
+            return ProvisioningFakeCloud.Response(status: 429, body: #"{"error":{"code":"TooManyRequests","message":"The request is being throttled."}}"#,
+                                                  headers: [("Content-Type", "application/json"), ("Retry-After", "1")])
+        case .serverError?:
+            return .json(503, ["error": ["code": "ServiceUnavailable", "message": "The service is temporarily unavailable."]])
+        case nil:
+            break
+        }
+
         switch request.method {
         case "PUT":
             guard var body = request.json, body["location"] as? String == Self.location else {
                 note("PUT \(request.path) without a JSON body with the location")
                 return .json(400, ["error": ["code": "InvalidRequestContent", "message": "bad body"]])
             }
-            checkShape(path, body)
+            if let refusal = checkShape(path, body) { return refusal }
+            if path.contains("/virtualmachines/"), let refusal = lock.withLock({ vmRefusal }) {
+                return .json(409, ["error": ["code": refusal.code, "message": refusal.message,
+                                             "details": [["code": "QuotaExceeded", "message": refusal.detail]]]])
+            }
+            let existed = withResources { $0[path] != nil }
             body["id"] = request.path
             body["name"] = String(request.path.split(separator: "/").last ?? "")
             var properties = body["properties"] as? [String: Any] ?? [:]
@@ -75,13 +114,14 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
             body["properties"] = properties
             let stored = body
             withResources { $0[path] = stored }
-            return .json(201, stored)
+            if !existed { faults.created(path) }
+            return .json(existed ? 200 : 201, stored)
         case "GET" where path.hasSuffix("/resourcegroups"):
             if request.query["$filter"] != "tagName eq 'warren-gateway'" { note("list without the tag filter: \(request.query)") }
             let groups = withResources { all in all.filter { $0.key.split(separator: "/").count == 4 }.map(\.value) }
             return .json(200, ["value": groups])
         case "GET":
-            guard var resource = withResources({ $0[path] }) else {
+            guard var resource = withResources({ $0[path] }), !faults.hidesRead(of: path) else {
                 return .json(404, ["error": ["code": "ResourceNotFound", "message": "The Resource '\(request.path)' was not found."]])
             }
             if path.contains("/virtualmachines/") {
@@ -106,8 +146,9 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
         }
     }
 
-    /// The body fields the REST reference requires for each kind of resource.
-    func checkShape(_ path: String, _ body: [String: Any]) {
+    /// The body fields the REST reference requires for each kind of resource; an answer as Azure's
+    /// when it refuses the request.
+    func checkShape(_ path: String, _ body: [String: Any]) -> ProvisioningFakeCloud.Response? {
         let properties = body["properties"] as? [String: Any] ?? [:]
         if path.contains("/publicipaddresses/") {
             if properties["publicIPAllocationMethod"] as? String != "Static" { note("public IP not static") }
@@ -133,7 +174,51 @@ public final class FakeResourceManager: @unchecked Sendable {  // all state behi
             if image["publisher"] as? String != "Canonical" || (image["sku"] as? String)?.hasPrefix("22_04") != true { note("VM image \(image)") }
             let nics = (properties["networkProfile"] as? [String: Any])?["networkInterfaces"] as? [[String: Any]] ?? []
             if nics.first?["id"] as? String == nil { note("VM without NIC") }
+            if let refusal = linuxProfileRefusal(os) { return refusal }
         }
+        return nil
+    }
+
+    /// Azure's rules for a Linux VM's osProfile, from the Compute REST reference
+    /// (https://learn.microsoft.com/en-us/rest/api/compute/virtual-machines/create-or-update:
+    /// OSProfile, LinuxConfiguration, SshPublicKey) and its answers when they are broken: some
+    /// authentication must be on; a key's path must be the admin's authorized_keys; keys are
+    /// OpenSSH RSA or Ed25519 (https://learn.microsoft.com/en-us/azure/virtual-machines/linux/create-ssh-keys-detailed);
+    /// a password, when given, 12 to 72 characters; customData at most 65,535 bytes decoded.
+    public func linuxProfileRefusal(_ os: [String: Any]) -> ProvisioningFakeCloud.Response? {
+        func invalid(_ message: String, target: String) -> ProvisioningFakeCloud.Response {
+            note("VM refused: \(message)")
+            return .json(400, ["error": ["code": "InvalidParameter", "message": message, "target": target]])
+        }
+        let user = os["adminUsername"] as? String ?? ""
+        let linux = os["linuxConfiguration"] as? [String: Any] ?? [:]
+        let passwordOff = linux["disablePasswordAuthentication"] as? Bool ?? false
+        let keys = (linux["ssh"] as? [String: Any])?["publicKeys"] as? [[String: Any]] ?? []
+        let password = os["adminPassword"] as? String
+        if passwordOff && keys.isEmpty {
+            return invalid("Authentication using either SSH or by user name and password must be enabled in Linux profile.", target: "linuxConfiguration")
+        }
+        if !passwordOff && password == nil {
+            return invalid("Required parameter 'adminPassword' is missing (null).", target: "adminPassword")
+        }
+        if let password, !(12...72).contains(password.count) {
+            return invalid("The supplied password must be between 12-72 characters long.", target: "adminPassword")
+        }
+        for key in keys {
+            if key["path"] as? String != "/home/\(user)/.ssh/authorized_keys" {
+                return invalid("Destination path for SSH public keys is currently limited to its default value /home/\(user)/.ssh/authorized_keys due to a known issue in Linux provisioning agent.", target: "linuxConfiguration.ssh.publicKeys.path")
+            }
+            let data = key["keyData"] as? String ?? ""
+            let parts = data.split(separator: " ")
+            guard parts.count >= 2, ["ssh-rsa", "ssh-ed25519"].contains(String(parts[0])), let blob = Data(base64Encoded: String(parts[1])),
+                  blob.count > 4, String(decoding: blob.dropFirst(4).prefix(Int(blob[3])), as: UTF8.self) == String(parts[0]) else {
+                return invalid("The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid.", target: "linuxConfiguration.ssh.publicKeys.keyData")
+            }
+        }
+        if let custom = os["customData"] as? String, (Data(base64Encoded: custom)?.count ?? .max) > 65_535 {
+            return invalid("Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.", target: "customData")
+        }
+        return nil
     }
 }
 

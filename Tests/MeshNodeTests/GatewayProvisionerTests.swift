@@ -134,7 +134,7 @@ import Testing
         #expect(creation.invited)
         #expect(creation.joinsThrough == "198.51.100.1:7420")
 
-        let script = try FirstBootScript(releaseURL: "https://r.example/w", joinToken: creation.spec.joinToken, publicAddress: .awsMetadata, meshPort: 7420)
+        let script = try FirstBootScript(releaseURL: "https://r.example/w", releaseSHA256: String(repeating: "a", count: 64), joinToken: creation.spec.joinToken, publicAddress: .awsMetadata, meshPort: 7420)
         #expect(script.text.contains("--join \(creation.spec.joinToken)\n"))
         #expect(!script.text.contains("--join 198.51.100.1:7420"))
     }
@@ -255,6 +255,28 @@ import Testing
         let creation = try await s.provisioner.prepare(withKeys)
         #expect(creation.backendKind == "aws")
         #expect(creation.spec.name.hasPrefix("warren-gateway-"))
+    }
+
+    /// A node a first boot installed records its release (URL and SHA-256) in its state
+    /// directory; the gateways it creates install the same one, unless the caller says otherwise.
+    @Test func aCloudGatewayInstallsTheReleaseOfItsCreatorUnlessTold() async throws {
+        let s = try Self.setup(realBackends: true)
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        try FileManager.default.createDirectory(atPath: s.directory, withIntermediateDirectories: true)
+        let sha256 = String(repeating: "c3", count: 32)
+        try "https://releases.example.com/warren-0.1.0-linux-x86_64.tar.gz\n".write(toFile: s.directory + "/release.url", atomically: true, encoding: .utf8)
+        try "\(sha256)\n".write(toFile: s.directory + "/release.sha256", atomically: true, encoding: .utf8)
+        let credentials = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1"]
+
+        let inherited = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", environment: credentials))
+        let configuration = try #require(inherited.backend as? AWSBackend).configuration
+        #expect(configuration.releaseURL == "https://releases.example.com/warren-0.1.0-linux-x86_64.tar.gz")
+        #expect(configuration.releaseSHA256 == sha256)
+
+        let told = String(repeating: "d4", count: 32)
+        let flagged = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws",
+                                                                           environment: credentials.merging(["WARREN_RELEASE_SHA256": told]) { $1 }))
+        #expect(try #require(flagged.backend as? AWSBackend).configuration.releaseSHA256 == told)
     }
 
     @Test func deleteRefusesUnknownGatewaysAndThoseMadeElsewhere() async throws {

@@ -46,7 +46,7 @@ public struct GatewayCreateRequest: Codable, Sendable {
     /// the release URL): what the CLI passes on, and what `project set-backend` stores.
     public static func backendEnvironment(_ environment: [String: String]) -> [String: String] {
         environment.filter { key, value in
-            !value.isEmpty && (["AWS_", "AZURE_", "GOOGLE_", "GCP_"].contains { key.hasPrefix($0) } || key == "WARREN_RELEASE_URL")
+            !value.isEmpty && (["AWS_", "AZURE_", "GOOGLE_", "GCP_"].contains { key.hasPrefix($0) } || key == "WARREN_RELEASE_URL" || key == "WARREN_RELEASE_SHA256")
         }
     }
 }

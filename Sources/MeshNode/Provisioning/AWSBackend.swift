@@ -11,11 +11,16 @@ public struct AWSBackend: GatewayBackend {
         public var endpoint: String?
         /// Where the first-boot script downloads Warren from.
         public var releaseURL: String
+        /// The SHA-256 the first boot checks the download against (WARREN_RELEASE_SHA256,
+        /// `gateway create --release-sha256`); a creation without one is refused.
+        public var releaseSHA256: String?
         public var instanceType = "t3.micro"
         /// Canonical's account, and its Ubuntu 22.04 (jammy) server images.
         public var imageOwner = "099720109477"
         public var imageNamePattern = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
         public var pollInterval: Duration = .seconds(3)
+        /// How calls refused for a passing reason (throttling, a 5xx, eventual consistency) are retried.
+        var retry = Retrying()
         /// How long to wait for an instance's public address, or for its termination.
         public var waitTimeout: Duration = .seconds(300)
 
@@ -42,12 +47,15 @@ public struct AWSBackend: GatewayBackend {
             )
             // Canonical publishes under other accounts in some partitions (aws-cn, GovCloud); "self" for your own images.
             if let owner = settings["AWS_IMAGE_OWNER"] { imageOwner = owner }
+            releaseSHA256 = settings["WARREN_RELEASE_SHA256"]
         }
     }
 
     public static let apiVersion = "2016-11-15"
     /// The tag every resource made here carries, valued with the gateway's name.
     public static let tagKey = "warren:gateway"
+    /// The tag valued with the token of the creation that made the resource.
+    public static let creationTagKey = "warren:creation"
 
     public let configuration: Configuration
     let http: HTTPClient
@@ -64,29 +72,36 @@ public struct AWSBackend: GatewayBackend {
         try GatewayName.validate(spec.name)
         let region = spec.region ?? configuration.region
         let instanceType = spec.instanceType ?? configuration.instanceType
-        let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .awsMetadata)
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, releaseSHA256: configuration.releaseSHA256, spec: spec, publicAddress: .awsMetadata)
         let image = try await newestImage(region: region)
+        // One token per creation: RunInstances' ClientToken (a retried launch starts no second
+        // instance: https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html), and
+        // a tag on the security group, by which a retried CreateSecurityGroup knows its own group.
+        let creation = UUID().uuidString.lowercased()
 
-        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: region, address: nil, status: "pending", resources: ["image": image])
-        return try await creating(pending, progress: progress) { made in
-            let group = try await call("CreateSecurityGroup", [
-                ("GroupName", spec.name),
-                ("GroupDescription", "Warren gateway \(spec.name)"),
-            ] + Self.tags(resourceType: "security-group", name: spec.name), region: region)
-            guard let groupID = group.value("groupId") else { throw unexpected("CreateSecurityGroup answered no groupId") }
+        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: region, address: nil, status: "pending", resources: [:])
+        return try await creating(pending, progress: progress, cleanUp: { made in
+            _ = try await self.removeRecorded(made.resources, region: region, progress: progress, justCreated: true)
+        }) { made in
+            let groupID = try await createSecurityGroup(spec, creation: creation, region: region)
             made.resources["securityGroup"] = groupID
             progress(.created(kind: "security group", id: groupID))
 
-            _ = try await call("AuthorizeSecurityGroupIngress", [("GroupId", groupID)] + Self.ingress(spec), region: region)
+            do {
+                _ = try await call("AuthorizeSecurityGroupIngress", [("GroupId", groupID)] + Self.ingress(spec), region: region, justCreated: true)
+            } catch ProvisioningError.api(_, let code, _) where code == "InvalidPermission.Duplicate" {
+                // A retried call whose first attempt went through: the group is new, the rules are these.
+            }
 
             let run = try await call("RunInstances", [
                 ("ImageId", image),
                 ("InstanceType", instanceType),
                 ("MinCount", "1"),
                 ("MaxCount", "1"),
+                ("ClientToken", creation),
                 ("SecurityGroupId.1", groupID),
                 ("UserData", Data(script.text.utf8).base64EncodedString()),
-            ] + Self.tags(resourceType: "instance", name: spec.name), region: region, instanceType: instanceType)
+            ] + Self.tags(resourceType: "instance", name: spec.name, creation: creation), region: region, instanceType: instanceType, justCreated: true)
             guard let instanceID = run.value("instancesSet", "item", "instanceId") else { throw unexpected("RunInstances answered no instanceId") }
             made.resources["instance"] = instanceID
             progress(.created(kind: "instance", id: instanceID))
@@ -95,20 +110,53 @@ public struct AWSBackend: GatewayBackend {
             let address = try await waitForAddress(instanceID, region: region)
             made.address = address
             made.status = "running"
+            made.resources["image"] = image
             progress(.addressAssigned(address))
         }
     }
 
+    /// A new security group named after the gateway; its ID. A name taken already fails with
+    /// `InvalidGroup.Duplicate` (the group is someone else's, and left alone), unless the group of
+    /// that name carries this creation's token: then an earlier attempt of this very call made it.
+    func createSecurityGroup(_ spec: GatewaySpec, creation: String, region: String) async throws -> String {
+        do {
+            let group = try await call("CreateSecurityGroup", [
+                ("GroupName", spec.name),
+                ("GroupDescription", "Warren gateway \(spec.name)"),
+            ] + Self.tags(resourceType: "security-group", name: spec.name, creation: creation), region: region)
+            guard let groupID = group.value("groupId") else { throw unexpected("CreateSecurityGroup answered no groupId") }
+            return groupID
+        } catch let error as ProvisioningError {
+            guard case .api(_, "InvalidGroup.Duplicate", _) = error else { throw error }
+            let found = try await call("DescribeSecurityGroups", [
+                ("Filter.1.Name", "group-name"), ("Filter.1.Value.1", spec.name),
+                ("Filter.2.Name", "tag:\(Self.creationTagKey)"), ("Filter.2.Value.1", creation),
+            ], region: region)
+            guard let groupID = found.at("securityGroupInfo", "item")?.value("groupId") else { throw error }
+            return groupID
+        }
+    }
+
     public func delete(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws {
-        let region = gateway.region
         var resources = gateway.resources
+        // A gateway deleted by name (its record may predate an ID): what its tag finds completes it.
         if resources["instance"] == nil || resources["securityGroup"] == nil, let found = try await list().first(where: { $0.name == gateway.name }) {
             resources.merge(found.resources) { mine, _ in mine }
         }
+        guard try await removeRecorded(resources, region: gateway.region, progress: progress, justCreated: false) else {
+            throw ProvisioningError.notFound(gateway.name)
+        }
+    }
+
+    /// Terminates the instance and deletes the security group `resources` name by ID, and nothing
+    /// else; whether there was either. `justCreated`: they were made moments ago, so "not found"
+    /// may only mean "not visible yet" (EC2's eventual consistency) and is retried.
+    func removeRecorded(_ resources: [String: String], region: String, progress: @escaping @Sendable (ProvisioningEvent) -> Void,
+                        justCreated: Bool) async throws -> Bool {
         if let instanceID = resources["instance"] {
-            _ = try await call("TerminateInstances", [("InstanceId.1", instanceID)], region: region)
+            _ = try await call("TerminateInstances", [("InstanceId.1", instanceID)], region: region, justCreated: justCreated)
             try await waitUntil("instance \(instanceID) to terminate") {
-                let described = try await self.describe(instanceIDs: [instanceID], region: region)
+                let described = try await self.describe(instanceIDs: [instanceID], region: region, justCreated: justCreated)
                 return described.allSatisfy { $0.status == "terminated" }
             }
             progress(.deleted(kind: "instance", id: instanceID))
@@ -117,7 +165,7 @@ public struct AWSBackend: GatewayBackend {
             // The group stays "in use" for a while after the instance is gone.
             try await waitUntil("security group \(groupID) to be deletable") {
                 do {
-                    _ = try await self.call("DeleteSecurityGroup", [("GroupId", groupID)], region: region)
+                    _ = try await self.call("DeleteSecurityGroup", [("GroupId", groupID)], region: region, justCreated: justCreated)
                     return true
                 } catch ProvisioningError.api(_, let code, _) where code == "DependencyViolation" {
                     return false
@@ -127,9 +175,7 @@ public struct AWSBackend: GatewayBackend {
             }
             progress(.deleted(kind: "security group", id: groupID))
         }
-        if resources["instance"] == nil && resources["securityGroup"] == nil {
-            throw ProvisioningError.notFound(gateway.name)
-        }
+        return resources["instance"] != nil || resources["securityGroup"] != nil
     }
 
     public func list() async throws -> [ProvisionedGateway] {
@@ -172,17 +218,23 @@ public struct AWSBackend: GatewayBackend {
         }
     }
 
-    static func tags(resourceType: String, name: String) -> [(String, String)] {
+    static func tags(resourceType: String, name: String, creation: String) -> [(String, String)] {
         [
             ("TagSpecification.1.ResourceType", resourceType),
             ("TagSpecification.1.Tag.1.Key", "Name"), ("TagSpecification.1.Tag.1.Value", name),
             ("TagSpecification.1.Tag.2.Key", tagKey), ("TagSpecification.1.Tag.2.Value", name),
+            ("TagSpecification.1.Tag.3.Key", creationTagKey), ("TagSpecification.1.Tag.3.Value", creation),
         ]
     }
 
     func waitForAddress(_ instanceID: String, region: String) async throws -> String {
         try await waitFor("instance \(instanceID) to get a public address") {
-            let instance = try await self.describe(instanceIDs: [instanceID], region: region).first
+            let instance: ProvisionedGateway?
+            do {
+                instance = try await self.describe(instanceIDs: [instanceID], region: region, justCreated: true).first
+            } catch ProvisioningError.api(_, let code, _) where code == "InvalidInstanceID.NotFound" {
+                return nil  // not visible yet, even after the call's own retries: poll on
+            }
             if let status = instance?.status, ["terminated", "shutting-down", "stopped"].contains(status) {
                 throw ProvisioningError.api(backend: self.kind, code: "InstanceStopped",
                     message: "instance \(instanceID) stopped while booting (state \(status)); see its console output in the EC2 console")
@@ -192,10 +244,10 @@ public struct AWSBackend: GatewayBackend {
     }
 
     /// Instances tagged as gateways (all of them when `instanceIDs` is empty).
-    func describe(instanceIDs: [String], region: String) async throws -> [ProvisionedGateway] {
+    func describe(instanceIDs: [String], region: String, justCreated: Bool = false) async throws -> [ProvisionedGateway] {
         var parameters: [(String, String)] = instanceIDs.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) }
         if instanceIDs.isEmpty { parameters += [("Filter.1.Name", "tag-key"), ("Filter.1.Value.1", Self.tagKey)] }
-        let answer = try await call("DescribeInstances", parameters, region: region)
+        let answer = try await call("DescribeInstances", parameters, region: region, justCreated: justCreated)
         return answer.descendants("instancesSet").flatMap { $0.all("item") }.compactMap { item -> ProvisionedGateway? in
             guard let id = item.value("instanceId") else { return nil }
             let tags = Dictionary((item.at("tagSet")?.all("item") ?? []).compactMap { tag in
@@ -215,8 +267,39 @@ public struct AWSBackend: GatewayBackend {
         configuration.endpoint ?? "https://ec2.\(region).amazonaws.com/"
     }
 
-    /// One signed Query API call; the parsed XML answer, or an error a person can act on.
-    func call(_ action: String, _ parameters: [(String, String)], region: String, instanceType: String? = nil) async throws -> XMLNode {
+    /// Error codes of a refusal for a passing reason, retried with backoff: throttling
+    /// (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html, "RequestLimitExceeded"),
+    /// and server errors (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html, server error codes).
+    static let passingCodes: Set<String> = ["RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
+                                            "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"]
+    /// A resource just made and not visible yet to the next call: EC2 is eventually consistent
+    /// (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html: "this does not
+    /// mean the instance does not exist"), retried with backoff when the resource is new.
+    static let notYetVisibleCodes: Set<String> = ["InvalidInstanceID.NotFound", "InvalidGroup.NotFound"]
+
+    /// One signed Query API call; the parsed XML answer, or an error a person can act on. Throttling,
+    /// server errors and transport failures are retried (`Configuration.retry`); with `justCreated`,
+    /// so is a resource not found.
+    func call(_ action: String, _ parameters: [(String, String)], region: String, instanceType: String? = nil,
+              justCreated: Bool = false) async throws -> XMLNode {
+        try await configuration.retry.run { _ -> Retrying.Attempt<Result<XMLNode, ProvisioningError>> in
+            do {
+                return .done(.success(try await callOnce(action, parameters, region: region, instanceType: instanceType)))
+            } catch let error as ProvisioningError {
+                switch error {
+                case .transport:
+                    return .again(.failure(error), retryAfter: nil)
+                case .api(_, let code, _) where Self.passingCodes.contains(code) || (justCreated && Self.notYetVisibleCodes.contains(code))
+                                              || code.hasPrefix("HTTP5"):
+                    return .again(.failure(error), retryAfter: nil)
+                default:
+                    return .done(.failure(error))
+                }
+            }
+        }.get()
+    }
+
+    func callOnce(_ action: String, _ parameters: [(String, String)], region: String, instanceType: String?) async throws -> XMLNode {
         let form = ([("Action", action), ("Version", Self.apiVersion)] + parameters)
             .map { "\(SigV4Signer.uriEncode($0.0))=\(SigV4Signer.uriEncode($0.1))" }
             .joined(separator: "&")
@@ -230,6 +313,9 @@ public struct AWSBackend: GatewayBackend {
             throw ProvisioningError.transport(backend: "AWS EC2 at \(endpoint(region: region))", message: error.description)
         }
         guard let xml = XMLNode.parse(response.body) else {
+            if response.status >= 500 {
+                throw ProvisioningError.api(backend: kind, code: "HTTP\(response.status)", message: "AWS answered \(action) with HTTP \(response.status): \(response.text.prefix(200))")
+            }
             throw unexpected("\(action) answered HTTP \(response.status) with a body that is not XML: \(response.text.prefix(200))")
         }
         guard response.isSuccess else {

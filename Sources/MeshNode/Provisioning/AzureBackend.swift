@@ -14,15 +14,21 @@ public struct AzureBackend: GatewayBackend {
         public var subscriptionID: String
         public var location: String
         public var releaseURL: String
+        /// The SHA-256 the first boot checks the download against (WARREN_RELEASE_SHA256,
+        /// `gateway create --release-sha256`); a creation without one is refused.
+        public var releaseSHA256: String?
         public var vmSize = "Standard_B1s"
         /// Overrides `https://login.microsoftonline.com` (AZURE_AUTHORITY_HOST).
         public var authorityHost = "https://login.microsoftonline.com"
         /// Overrides `https://management.azure.com` (AZURE_RESOURCE_MANAGER_URL).
         public var resourceManager = "https://management.azure.com"
-        /// An SSH public key for the `warren` admin user; without one, password login is off
-        /// and nobody can log in (the VM needs no one).
+        /// An SSH public key for the `warren` admin user; without one, the VM gets a key made for
+        /// it whose private half is dropped, so nobody can log in (the VM needs no one). Password
+        /// login is off either way.
         public var sshPublicKey: String?
         public var pollInterval: Duration = .seconds(5)
+        /// How calls refused for a passing reason (throttling, a 5xx) are retried.
+        var retry = Retrying()
         public var waitTimeout: Duration = .seconds(600)
 
         public init(tenantID: String, clientID: String, clientSecret: String, subscriptionID: String, location: String, releaseURL: String) {
@@ -49,6 +55,7 @@ public struct AzureBackend: GatewayBackend {
             if let host = settings["AZURE_AUTHORITY_HOST"] { authorityHost = host }
             if let arm = settings["AZURE_RESOURCE_MANAGER_URL"] { resourceManager = arm }
             sshPublicKey = settings["AZURE_SSH_PUBLIC_KEY"]
+            releaseSHA256 = settings["WARREN_RELEASE_SHA256"]
         }
     }
 
@@ -64,7 +71,7 @@ public struct AzureBackend: GatewayBackend {
 
     public init(configuration: Configuration, http: HTTPClient = HTTPClient()) {
         self.configuration = configuration
-        self.client = CloudJSONClient(backend: "Azure", http: http)
+        self.client = CloudJSONClient(backend: "Azure", http: http, retry: configuration.retry)
     }
 
     // MARK: - GatewayBackend
@@ -72,14 +79,24 @@ public struct AzureBackend: GatewayBackend {
     public func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
         try GatewayName.validate(spec.name)
         let location = spec.region ?? configuration.location
-        let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .azureMetadata)
+        _ = try FirstBootScript.validSHA256(configuration.releaseSHA256)  // refused before anything is made
         let token = try await accessToken()
         let group = spec.name
         let tags = [Self.tagKey: spec.name]
-        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: location, address: nil, status: "Creating", resources: ["resourceGroup": group])
-        return try await creating(pending, progress: progress) { made in
+        // A PUT of an existing group succeeds (it updates it), and the clean-up of a failed creation
+        // deletes the whole group: so a group that exists already is refused here, never adopted.
+        let existing = try await call("GET", resourceGroupPath(group), apiVersion: Self.resourceGroupAPIVersion, token: token)
+        if existing.status != 404 {
+            try check(existing, "GET", resourceGroupPath(group))
+            throw ProvisioningError.api(backend: "azure", code: "ResourceGroupExists", message:
+                "a resource group named \(group) exists already in subscription \(configuration.subscriptionID): a gateway gets a group of its own, deleted with it, so Warren never uses one it did not make. Choose another --name, or delete the old gateway with `warren gateway delete \(group)`")
+        }
+        let pending = ProvisionedGateway(name: spec.name, backend: kind, region: location, address: nil, status: "Creating", resources: [:])
+        return try await creating(pending, progress: progress, cleanUp: { made in try await self.removeRecorded(made, progress: progress) }) { made in
             _ = try await put(resourceGroupPath(group), apiVersion: Self.resourceGroupAPIVersion, token: token,
                               body: ["location": location, "tags": tags])
+            // Everything below lives in this group: deleting it removes exactly what was made here.
+            made.resources["resourceGroup"] = group
             progress(.created(kind: "resource group", id: group))
 
             let network = "\(resourceGroupPath(group))/providers/Microsoft.Network"
@@ -87,11 +104,23 @@ public struct AzureBackend: GatewayBackend {
                 "location": location, "tags": tags, "sku": ["name": "Standard"],
                 "properties": ["publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"],
             ])
+            made.resources["publicIP"] = ip.string("id") ?? "\(spec.name)-ip"
             progress(.created(kind: "public IP", id: "\(spec.name)-ip"))
+            // A Standard SKU static address is allocated with the resource, and the instance
+            // metadata service does not report it (it reports Basic SKU addresses only:
+            // https://learn.microsoft.com/en-us/azure/virtual-machines/instance-metadata-service
+            // "Standard SKU public IPs aren't supported"): the script gets it written in.
+            guard let address = try await publicAddress(group: group, name: spec.name, token: token) else {
+                throw unexpected("the public IP of \(spec.name) has no address")
+            }
+            made.address = address
+            let script = try FirstBootScript(releaseURL: configuration.releaseURL, releaseSHA256: configuration.releaseSHA256, spec: spec,
+                                             publicAddress: .literal(address))
 
             let nsg = try await put("\(network)/networkSecurityGroups/\(spec.name)-nsg", apiVersion: Self.networkAPIVersion, token: token, body: [
                 "location": location, "tags": tags, "properties": ["securityRules": Self.securityRules(spec)],
             ])
+            made.resources["networkSecurityGroup"] = nsg.string("id") ?? "\(spec.name)-nsg"
             progress(.created(kind: "network security group", id: "\(spec.name)-nsg"))
 
             let vnet = try await put("\(network)/virtualNetworks/\(spec.name)-vnet", apiVersion: Self.networkAPIVersion, token: token, body: [
@@ -101,6 +130,7 @@ public struct AzureBackend: GatewayBackend {
                     "subnets": [["name": "default", "properties": ["addressPrefix": "10.0.0.0/24"]]],
                 ],
             ])
+            made.resources["virtualNetwork"] = vnet.string("id") ?? "\(spec.name)-vnet"
             let subnetID = vnet.object("properties")?.array("subnets").first?.string("id") ?? "\(vnet.string("id") ?? "")/subnets/default"
             progress(.created(kind: "virtual network", id: "\(spec.name)-vnet"))
 
@@ -118,36 +148,48 @@ public struct AzureBackend: GatewayBackend {
                     ]],
                 ],
             ])
+            made.resources["networkInterface"] = nic.string("id") ?? "\(spec.name)-nic"
             progress(.created(kind: "network interface", id: "\(spec.name)-nic"))
 
             let vmPath = "\(resourceGroupPath(group))/providers/Microsoft.Compute/virtualMachines/\(spec.name)"
-            _ = try await put(vmPath, apiVersion: Self.computeAPIVersion, token: token,
-                              body: vmBody(spec, location: location, tags: tags, nicID: nic.string("id") ?? "", customData: script.text))
+            let answer = try await call("PUT", vmPath, apiVersion: Self.computeAPIVersion, token: token,
+                                        body: vmBody(spec, location: location, tags: tags, nicID: nic.string("id") ?? "", customData: script.text))
+            try check(answer, "PUT", vmPath)
             made.resources["vm"] = spec.name
             progress(.created(kind: "virtual machine", id: spec.name))
             progress(.booting(instance: spec.name))
 
             let vm = try await waitForProvisioning(vmPath, apiVersion: Self.computeAPIVersion, token: token)
             made.status = vm.object("properties")?.string("provisioningState") ?? "Succeeded"
-            guard let address = try await publicAddress(group: group, name: spec.name, token: token) else {
-                throw unexpected("the public IP of \(spec.name) has no address")
-            }
-            made.address = address
             progress(.addressAssigned(address))
         }
     }
 
     public func delete(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws {
+        var gateway = gateway
+        if gateway.resources["resourceGroup"] == nil { gateway.resources["resourceGroup"] = gateway.name }
+        guard try await removeRecorded(gateway, progress: progress) else { throw ProvisioningError.notFound(gateway.name) }
+    }
+
+    /// Deletes the resource group `gateway` records (which holds everything made for it), if any;
+    /// whether there was one to delete.
+    @discardableResult
+    func removeRecorded(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> Bool {
+        guard let group = gateway.resources["resourceGroup"] else { return false }
         let token = try await accessToken()
-        let group = gateway.resources["resourceGroup"] ?? gateway.name
         let path = resourceGroupPath(group)
         let answer = try await call("DELETE", path, apiVersion: Self.resourceGroupAPIVersion, token: token)
-        if answer.status == 404 { throw ProvisioningError.notFound(gateway.name) }
+        if answer.status == 404 { return false }
+        try check(answer, "DELETE", path)
         // Deletion runs in the background (202); the group is gone when GET answers 404.
         _ = try await waitFor("resource group \(group) to be deleted") {
-            try await self.call("GET", path, apiVersion: Self.resourceGroupAPIVersion, token: token).status == 404 ? true : nil
+            let answer = try await self.call("GET", path, apiVersion: Self.resourceGroupAPIVersion, token: token)
+            if answer.status == 404 { return true }
+            try self.check(answer, "GET", path)
+            return nil
         }
         progress(.deleted(kind: "resource group", id: group))
+        return true
     }
 
     public func list() async throws -> [ProvisionedGateway] {
@@ -185,17 +227,23 @@ public struct AzureBackend: GatewayBackend {
     }
 
     func vmBody(_ spec: GatewaySpec, location: String, tags: [String: String], nicID: String, customData: String) -> [String: Any] {
-        var linux: [String: Any] = ["disablePasswordAuthentication": true]
         var osProfile: [String: Any] = [
-            "computerName": spec.name, "adminUsername": "warren",
+            "computerName": spec.name, "adminUsername": Self.adminUser,
             "customData": Data(customData.utf8).base64EncodedString(),
         ]
-        if let key = configuration.sshPublicKey {
-            linux["ssh"] = ["publicKeys": [["path": "/home/warren/.ssh/authorized_keys", "keyData": key]]]
-        } else {
-            // Azure requires a credential; a random password nobody knows, with password login off.
-            osProfile["adminPassword"] = "Wr1!" + Sodium.randomBytes(24).lowercaseHex
-        }
+        // Azure refuses a Linux profile with neither a key nor password login ("Authentication
+        // using either SSH or by user name and password must be enabled in Linux profile"); the
+        // key's path must be the admin user's authorized_keys (LinuxConfiguration and
+        // SshPublicKey in https://learn.microsoft.com/en-us/rest/api/compute/virtual-machines/create-or-update).
+        // Password login stays off either way; without a key of the user's, an Ed25519 key pair is
+        // made here and its private half dropped, so nobody can log in (the VM needs no one).
+        // Azure takes Ed25519 keys beside RSA (https://learn.microsoft.com/en-us/azure/virtual-machines/linux/create-ssh-keys-detailed,
+        // "Supported SSH key formats").
+        let key = configuration.sshPublicKey ?? Self.ephemeralSSHKey()
+        let linux: [String: Any] = [
+            "disablePasswordAuthentication": true,
+            "ssh": ["publicKeys": [["path": "/home/\(Self.adminUser)/.ssh/authorized_keys", "keyData": key]]],
+        ]
         osProfile["linuxConfiguration"] = linux
         return [
             "location": location, "tags": tags,
@@ -211,12 +259,26 @@ public struct AzureBackend: GatewayBackend {
         ]
     }
 
+    static let adminUser = "warren"
+
+    /// The OpenSSH public key (`ssh-ed25519 AAAA…`) of a fresh Ed25519 key pair whose private
+    /// half is dropped at once.
+    static func ephemeralSSHKey() -> String {
+        func field(_ bytes: [UInt8]) -> [UInt8] {
+            let n = UInt32(bytes.count)
+            return [UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + bytes
+        }
+        let blob = field(Array("ssh-ed25519".utf8)) + field(Ed25519.KeyPair.generate().publicKey)
+        return "ssh-ed25519 \(Data(blob).base64EncodedString()) warren-gateway-no-login"
+    }
+
     /// The address of the gateway's public IP; with `wait`, polls until Azure has assigned it.
     func publicAddress(group: String, name: String, token: String, wait: Bool = true) async throws -> String? {
         let path = "\(resourceGroupPath(group))/providers/Microsoft.Network/publicIPAddresses/\(name)-ip"
         let read = { () async throws -> String? in
             let answer = try await self.call("GET", path, apiVersion: Self.networkAPIVersion, token: token)
-            guard answer.status != 404 else { throw ProvisioningError.notFound(name) }
+            // Right after its PUT, a resource may not be readable yet: not found is "not yet" then.
+            if answer.status == 404 { if wait { return nil } else { throw ProvisioningError.notFound(name) } }
             try self.check(answer, "GET", path)
             return answer.json.object("properties")?.string("ipAddress")
         }
@@ -262,6 +324,7 @@ public struct AzureBackend: GatewayBackend {
     func waitForProvisioning(_ path: String, apiVersion: String, token: String) async throws -> [String: Any] {
         try await waitFor("\(path.split(separator: "/").last ?? "") to be provisioned") {
             let answer = try await self.call("GET", path, apiVersion: apiVersion, token: token)
+            if answer.status == 404 { return nil }  // not readable yet right after its PUT
             try self.check(answer, "GET", path)
             switch answer.json.object("properties")?.string("provisioningState") {
             case "Succeeded", nil: return answer.json
@@ -276,8 +339,26 @@ public struct AzureBackend: GatewayBackend {
         guard !(200..<300).contains(answer.status) else { return }
         let error = answer.json.object("error")
         let code = error?.string("code") ?? "HTTP\(answer.status)"
-        let message = error?.string("message") ?? answer.text
+        var message = error?.string("message") ?? answer.text
+        // The cause is often only in `details` (e.g. InvalidTemplateDeployment around the real
+        // refusal): https://learn.microsoft.com/en-us/rest/api/compute/virtual-machines/create-or-update, CloudError/ApiError.
+        let details = Self.causes(error ?? [:])
+        if !details.isEmpty { message += " Cause: " + details.joined(separator: "; ") }
         throw Self.apiError(code: code, message: message, location: configuration.location, vmSize: configuration.vmSize)
+    }
+
+    /// The `code: message` of each of an error's `details` (and theirs, nested), and its `innererror`.
+    static func causes(_ error: [String: Any]) -> [String] {
+        var found: [String] = []
+        for detail in error.array("details") {
+            let text = [detail.string("code"), detail.string("message")].compactMap { $0 }.joined(separator: ": ")
+            if !text.isEmpty { found.append(text) }
+            found += causes(detail)
+        }
+        if let inner = error.object("innererror"), let message = inner.string("message") ?? inner.string("internalErrorMessage") {
+            found.append(message)
+        }
+        return found
     }
 
     static func apiError(code: String, message: String, location: String, vmSize: String) -> ProvisioningError {

@@ -30,6 +30,8 @@ public struct FirstBootScript: Sendable {
 
     /// Where the Warren binary (or a .tar.gz holding `warren`) is downloaded from.
     public var releaseURL: String
+    /// The SHA-256 (lower-case hex) the download must have; any other download is refused.
+    public var releaseSHA256: String
     public var joinToken: String
     /// The gateway's name and domains, which its node gossips in its gateway entry.
     public var name: String?
@@ -41,8 +43,17 @@ public struct FirstBootScript: Sendable {
     public static let binaryPath = "/usr/local/bin/warren"
     public static let unitName = "warren-gateway.service"
     public static let stateDirectory = "/var/lib/warren"
+    /// Where the first boot records the release it installed (URL and SHA-256), so that this
+    /// gateway, creating gateways in turn, gives them the same release by default.
+    public static let releaseURLFile = "release.url"
+    public static let releaseSHA256File = "release.sha256"
+    /// The Debian and Ubuntu packages of the C libraries the release binary links (`ldd warren`:
+    /// the Swift runtime is linked in statically, these are not), and what the script itself
+    /// needs to download and check the release. The same names on Debian 12 and Ubuntu 22.04.
+    public static let runtimePackages = ["ca-certificates", "curl", "libcurl4", "libsodium23", "libsqlite3-0", "libssl3", "libxml2", "libstdc++6", "zlib1g"]
 
-    public init(releaseURL: String, joinToken: String, publicAddress: PublicAddress, meshPort: Int, name: String? = nil, domains: [String] = []) throws {
+    public init(releaseURL: String, releaseSHA256: String?, joinToken: String, publicAddress: PublicAddress, meshPort: Int,
+                name: String? = nil, domains: [String] = []) throws {
         if let name { try GatewayName.validate(name) }
         for domain in domains { try GatewayDomain.validate(domain) }
         for (what, value) in [("release URL", releaseURL), ("join token", joinToken)] {
@@ -55,6 +66,7 @@ public struct FirstBootScript: Sendable {
             throw ProvisioningError.invalidConfiguration("the release URL must be http(s), got \(releaseURL); set WARREN_RELEASE_URL")
         }
         self.releaseURL = releaseURL
+        self.releaseSHA256 = try Self.validSHA256(releaseSHA256)
         self.joinToken = joinToken
         self.name = name
         self.domains = domains
@@ -63,9 +75,22 @@ public struct FirstBootScript: Sendable {
     }
 
     /// The script of the gateway `spec` describes.
-    public init(releaseURL: String, spec: GatewaySpec, publicAddress: PublicAddress) throws {
-        try self.init(releaseURL: releaseURL, joinToken: spec.joinToken, publicAddress: publicAddress, meshPort: spec.meshPort,
-                      name: spec.name, domains: spec.domains)
+    public init(releaseURL: String, releaseSHA256: String?, spec: GatewaySpec, publicAddress: PublicAddress) throws {
+        try self.init(releaseURL: releaseURL, releaseSHA256: releaseSHA256, joinToken: spec.joinToken, publicAddress: publicAddress,
+                      meshPort: spec.meshPort, name: spec.name, domains: spec.domains)
+    }
+
+    /// `value` in lower case when it is a SHA-256 in hex; else an error saying where to get one.
+    static func validSHA256(_ value: String?) throws -> String {
+        guard let value else {
+            throw ProvisioningError.invalidConfiguration(
+                "the SHA-256 of the Warren release is not known, and a gateway installs only a release it can check: pass --release-sha256 (the content of the .sha256 file `make release` writes beside the tarball) or set WARREN_RELEASE_SHA256")
+        }
+        let lower = value.lowercased()
+        guard lower.count == 64, lower.allSatisfy({ $0.isHexDigit }) else {
+            throw ProvisioningError.invalidConfiguration("the release SHA-256 must be 64 hexadecimal digits, got \(value.debugDescription): take it from the .sha256 file `make release` writes beside the tarball")
+        }
+        return lower
     }
 
     /// The command the systemd unit runs, `$PUBLIC_ADDRESS` being filled at boot. The test that
@@ -75,7 +100,9 @@ public struct FirstBootScript: Sendable {
             + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] } + ["--join", joinToken]
     }
 
-    /// The whole script, a bash script cloud-init and GCP's startup agent both run as root.
+    /// The whole script, a bash script cloud-init and GCP's startup agent both run as root. Its
+    /// output goes to the console log too (what the clouds show of a VM that does not come up), so
+    /// a refused download or a missing package says so there.
     public var text: String {
         let start = startArguments(publicAddress: "${PUBLIC_ADDRESS}").joined(separator: " ")
         return """
@@ -83,22 +110,49 @@ public struct FirstBootScript: Sendable {
         # Warren gateway first boot, written by `warren gateway create`.
         set -euo pipefail
         if systemctl is-enabled --quiet \(Self.unitName) 2>/dev/null; then exit 0; fi
+        if [ -w /dev/console ]; then exec > >(tee -a /dev/console) 2>&1; fi
+        fail() { echo "warren first boot FAILED: $*" >&2; exit 1; }
 
         RELEASE_URL=\(Self.shellQuote(releaseURL))
+        RELEASE_SHA256=\(Self.shellQuote(releaseSHA256))
+
+        # The C libraries the binary links come from the distribution (Debian and Ubuntu only).
+        . /etc/os-release 2>/dev/null || fail "no /etc/os-release: cannot tell the distribution; use a Debian 12 or Ubuntu 22.04 image"
+        case " ${ID:-} ${ID_LIKE:-} " in
+          *" debian "*|*" ubuntu "*) ;;
+          *) fail "this image is ${PRETTY_NAME:-${ID:-unknown}}; the first boot installs Warren's libraries with apt-get and supports Debian and Ubuntu only: use a Debian 12 or Ubuntu 22.04 image" ;;
+        esac
+        export DEBIAN_FRONTEND=noninteractive
         for attempt in 1 2 3 4 5; do
-          curl -fsSL --retry 5 -o /tmp/warren-release "$RELEASE_URL" && break
+          apt-get update -q && apt-get install -y -q --no-install-recommends \(Self.runtimePackages.joined(separator: " ")) && break
+          [ "$attempt" = 5 ] && fail "apt-get could not install \(Self.runtimePackages.joined(separator: " "))"
+          sleep 10
+        done
+
+        DOWNLOAD="$(mktemp -d)"
+        for attempt in 1 2 3 4 5; do
+          curl -fsSL --retry 5 -o "$DOWNLOAD/release" "$RELEASE_URL" && break
+          [ "$attempt" = 5 ] && fail "could not download the release from $RELEASE_URL"
           sleep 5
         done
-        if tar -tzf /tmp/warren-release >/dev/null 2>&1; then
-          tar -xzf /tmp/warren-release -C /tmp warren
-          install -m 0755 /tmp/warren \(Self.binaryPath)
-        else
-          install -m 0755 /tmp/warren-release \(Self.binaryPath)
+        ACTUAL_SHA256="$(sha256sum "$DOWNLOAD/release" | cut -d ' ' -f 1)"
+        if [ "$ACTUAL_SHA256" != "$RELEASE_SHA256" ]; then
+          fail "refusing to install the release from $RELEASE_URL: its SHA-256 is $ACTUAL_SHA256, not the expected $RELEASE_SHA256 (a corrupted or tampered download, or the wrong --release-sha256)"
         fi
+        if tar -tzf "$DOWNLOAD/release" >/dev/null 2>&1; then
+          tar -xzf "$DOWNLOAD/release" -C "$DOWNLOAD" warren || fail "the release tarball from $RELEASE_URL holds no file named warren"
+          install -m 0755 "$DOWNLOAD/warren" \(Self.binaryPath)
+        else
+          install -m 0755 "$DOWNLOAD/release" \(Self.binaryPath)
+        fi
+        rm -rf "$DOWNLOAD"
+        \(Self.binaryPath) --help >/dev/null || fail "the installed \(Self.binaryPath) does not run; its libraries: $(ldd \(Self.binaryPath) 2>&1 | grep 'not found' | tr '\\n' ' ')"
 
         PUBLIC_ADDRESS="$(\(publicAddress.shellExpression))"
         mkdir -p \(Self.stateDirectory)
         chmod 0700 \(Self.stateDirectory)
+        echo "$RELEASE_URL" > \(Self.stateDirectory)/\(Self.releaseURLFile)
+        echo "$RELEASE_SHA256" > \(Self.stateDirectory)/\(Self.releaseSHA256File)
 
         cat > /etc/systemd/system/\(Self.unitName) <<UNIT
         [Unit]
@@ -118,8 +172,13 @@ public struct FirstBootScript: Sendable {
         WantedBy=multi-user.target
         UNIT
 
-        systemctl daemon-reload
-        systemctl enable --now \(Self.unitName)
+        if [ -d /run/systemd/system ]; then
+          systemctl daemon-reload
+          systemctl enable --now \(Self.unitName)
+        else
+          echo "warren first boot: installed; systemd is not running here, so \(Self.unitName) is written but not started"
+        fi
+        echo "warren first boot: done"
 
         """
     }

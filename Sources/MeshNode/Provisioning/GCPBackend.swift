@@ -14,11 +14,16 @@ public struct GCPBackend: GatewayBackend {
         public var project: String
         public var zone: String
         public var releaseURL: String
+        /// The SHA-256 the first boot checks the download against (WARREN_RELEASE_SHA256,
+        /// `gateway create --release-sha256`); a creation without one is refused.
+        public var releaseSHA256: String?
         public var machineType = "e2-micro"
         public var imageFamily = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
         /// Overrides `https://compute.googleapis.com/compute/v1` (GCP_COMPUTE_ENDPOINT).
         public var computeEndpoint = "https://compute.googleapis.com/compute/v1"
         public var pollInterval: Duration = .seconds(3)
+        /// How calls refused for a passing reason (throttling, a 5xx) are retried.
+        var retry = Retrying()
         public var waitTimeout: Duration = .seconds(300)
 
         public init(clientEmail: String, privateKeyPEM: String, tokenURI: String = "https://oauth2.googleapis.com/token",
@@ -62,6 +67,7 @@ public struct GCPBackend: GatewayBackend {
                           releaseURL: try settings.required("WARREN_RELEASE_URL", purpose: "the URL of the Warren release gateways install"),
                           project: settings["GOOGLE_CLOUD_PROJECT"])
             if let endpoint = settings["GCP_COMPUTE_ENDPOINT"] { computeEndpoint = endpoint }
+            releaseSHA256 = settings["WARREN_RELEASE_SHA256"]
         }
     }
 
@@ -75,7 +81,7 @@ public struct GCPBackend: GatewayBackend {
 
     public init(configuration: Configuration, http: HTTPClient = HTTPClient()) {
         self.configuration = configuration
-        self.client = CloudJSONClient(backend: "Google Compute Engine", http: http)
+        self.client = CloudJSONClient(backend: "Google Compute Engine", http: http, retry: configuration.retry)
     }
 
     // MARK: - GatewayBackend
@@ -83,23 +89,26 @@ public struct GCPBackend: GatewayBackend {
     public func create(_ spec: GatewaySpec, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> ProvisionedGateway {
         try GatewayName.validate(spec.name)
         let zone = spec.region ?? configuration.zone
-        let script = try FirstBootScript(releaseURL: configuration.releaseURL, spec: spec, publicAddress: .gcpMetadata)
+        let script = try FirstBootScript(releaseURL: configuration.releaseURL, releaseSHA256: configuration.releaseSHA256, spec: spec, publicAddress: .gcpMetadata)
         let token = try await accessToken()
         let pending = ProvisionedGateway(name: spec.name, backend: kind, region: zone, address: nil, status: "PROVISIONING", resources: [:])
-        return try await creating(pending, progress: progress) { made in
-            let firewall = try await call("POST", "\(projectPath)/global/firewalls", token: token, body: Self.firewallBody(spec))
-            try await waitForOperation(firewall, token: token)
+        return try await creating(pending, progress: progress, cleanUp: { made in _ = try await self.removeRecorded(made, progress: progress) }) { made in
+            // An insert of a name that exists answers 409 alreadyExists, and throws here before
+            // anything is recorded: the clean-up never deletes a rule or VM it did not make.
+            let firewall = try await call("POST", "\(projectPath)/global/firewalls", token: token, body: Self.firewallBody(spec), idempotent: true)
             made.resources["firewall"] = spec.name
+            try await waitForOperation(firewall, token: token)
             progress(.created(kind: "firewall rule", id: spec.name))
 
-            let insert = try await call("POST", "\(projectPath)/zones/\(zone)/instances", token: token, body: instanceBody(spec, zone: zone, script: script.text))
+            let insert = try await call("POST", "\(projectPath)/zones/\(zone)/instances", token: token, body: instanceBody(spec, zone: zone, script: script.text), idempotent: true)
             made.resources["instance"] = spec.name
             try await waitForOperation(insert, token: token)
             progress(.created(kind: "instance", id: spec.name))
             progress(.booting(instance: spec.name))
 
             let address: String = try await Polling(interval: configuration.pollInterval, timeout: configuration.waitTimeout).waitFor("instance \(spec.name) to get an external address") {
-                let instance = try await self.call("GET", "\(self.projectPath)/zones/\(zone)/instances/\(spec.name)", token: token)
+                // Right after its insert is DONE, an instance may not be readable yet: not found is "not yet".
+                guard let instance = try await self.callAllowingNotFound("GET", "\(self.projectPath)/zones/\(zone)/instances/\(spec.name)", token: token) else { return nil }
                 made.status = instance.string("status") ?? made.status
                 return instance.array("networkInterfaces").first?.array("accessConfigs").first?.string("natIP")
             }
@@ -109,22 +118,32 @@ public struct GCPBackend: GatewayBackend {
     }
 
     public func delete(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws {
+        var gateway = gateway
+        if gateway.resources["instance"] == nil { gateway.resources["instance"] = gateway.name }
+        if gateway.resources["firewall"] == nil { gateway.resources["firewall"] = gateway.name }
+        guard try await removeRecorded(gateway, progress: progress) else { throw ProvisioningError.notFound(gateway.name) }
+    }
+
+    /// Deletes the instance and firewall rule `gateway` records, and nothing else; whether either
+    /// existed.
+    func removeRecorded(_ gateway: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void) async throws -> Bool {
+        guard gateway.resources["instance"] != nil || gateway.resources["firewall"] != nil else { return false }
         let token = try await accessToken()
         let zone = gateway.region
         var found = false
-        let instancePath = "\(projectPath)/zones/\(zone)/instances/\(gateway.resources["instance"] ?? gateway.name)"
-        if let operation = try await callAllowingNotFound("DELETE", instancePath, token: token) {
+        if let instance = gateway.resources["instance"],
+           let operation = try await callAllowingNotFound("DELETE", "\(projectPath)/zones/\(zone)/instances/\(instance)", token: token, idempotent: true) {
             try await waitForOperation(operation, token: token)
-            progress(.deleted(kind: "instance", id: gateway.name))
+            progress(.deleted(kind: "instance", id: instance))
             found = true
         }
-        let firewallPath = "\(projectPath)/global/firewalls/\(gateway.resources["firewall"] ?? gateway.name)"
-        if let operation = try await callAllowingNotFound("DELETE", firewallPath, token: token) {
+        if let firewall = gateway.resources["firewall"],
+           let operation = try await callAllowingNotFound("DELETE", "\(projectPath)/global/firewalls/\(firewall)", token: token, idempotent: true) {
             try await waitForOperation(operation, token: token)
-            progress(.deleted(kind: "firewall rule", id: gateway.name))
+            progress(.deleted(kind: "firewall rule", id: firewall))
             found = true
         }
-        if !found { throw ProvisioningError.notFound(gateway.name) }
+        return found
     }
 
     public func list() async throws -> [ProvisionedGateway] {
@@ -200,14 +219,24 @@ public struct GCPBackend: GatewayBackend {
         return token
     }
 
-    func call(_ method: String, _ path: String, token: String, body: [String: Any]? = nil) async throws -> [String: Any] {
-        let answer = try await client.send(method, configuration.computeEndpoint + path, bearer: token, json: body)
+    /// A Compute call. `idempotent` adds a fresh `requestId`, which the client's retries repeat:
+    /// "if you make the request again with the same request ID, the server can check if original
+    /// operation with the same request ID was received, and if so, will ignore the second request"
+    /// (`requestId` of instances.insert, firewalls.insert and the deletes:
+    /// https://cloud.google.com/compute/docs/reference/rest/v1/instances/insert).
+    func call(_ method: String, _ path: String, token: String, body: [String: Any]? = nil, idempotent: Bool = false) async throws -> [String: Any] {
+        let answer = try await client.send(method, url(path, idempotent: idempotent), bearer: token, json: body)
         try check(answer)
         return answer.json
     }
 
-    func callAllowingNotFound(_ method: String, _ path: String, token: String) async throws -> [String: Any]? {
-        let answer = try await client.send(method, configuration.computeEndpoint + path, bearer: token)
+    func url(_ path: String, idempotent: Bool) -> String {
+        guard idempotent else { return configuration.computeEndpoint + path }
+        return configuration.computeEndpoint + path + (path.contains("?") ? "&" : "?") + "requestId=\(UUID().uuidString.lowercased())"
+    }
+
+    func callAllowingNotFound(_ method: String, _ path: String, token: String, idempotent: Bool = false) async throws -> [String: Any]? {
+        let answer = try await client.send(method, url(path, idempotent: idempotent), bearer: token)
         if answer.status == 404 { return nil }
         try check(answer)
         return answer.json

@@ -88,11 +88,15 @@ public protocol GatewayBackend: Sendable {
 }
 
 extension GatewayBackend {
-    /// Runs the steps of a creation, which record in `made` what they make; on any error, deletes
-    /// what was made and rethrows the error (the first one is the one worth showing). The deletion
-    /// runs in a task of its own, so that a cancelled (timed-out) creation still cleans up.
+    /// Runs the steps of a creation, which record in `made` each resource right after the call
+    /// that made it (by ID, before the next call); on any error, `cleanUp` removes exactly those
+    /// (never a resource found by name or tag, which may be another's) and the error is rethrown
+    /// (the first one is the one worth showing). A clean-up that fails is reported with what may be
+    /// left, not swallowed. The clean-up runs in a task of its own, so that a cancelled (timed-out)
+    /// creation still cleans up.
     func creating(
         _ made: ProvisionedGateway, progress: @escaping @Sendable (ProvisioningEvent) -> Void,
+        cleanUp: @escaping @Sendable (ProvisionedGateway) async throws -> Void,
         _ steps: (inout ProvisionedGateway) async throws -> Void
     ) async throws -> ProvisionedGateway {
         var made = made
@@ -101,8 +105,12 @@ extension GatewayBackend {
             return made
         } catch {
             let made = made
-            await Task { try? await self.delete(made, progress: progress) }.value
-            throw error
+            let failure = await Task { () -> String? in
+                do { try await cleanUp(made); return nil } catch { return "\(error)" }
+            }.value
+            guard let failure else { throw error }
+            throw ProvisioningError.cleanUpFailed(cause: "\(error)", cleanUp: failure,
+                                                  left: made.resources.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" })
         }
     }
 }

@@ -127,7 +127,7 @@ public actor GatewayProvisioner {
             name = GatewayName.generate(avoiding: taken)
         }
         for domain in request.domains { try GatewayDomain.validate(domain) }
-        let settings = BackendSettings(secrets, environment: context.environment.merging(request.environment) { _, caller in caller })
+        let settings = BackendSettings(secrets, environment: installedRelease().merging(context.environment.merging(request.environment) { _, caller in caller }) { _, set in set })
         let backend = try context.makeBackend(kind, settings, localConfiguration(address: request.address))
         var timeout = Self.defaultTimeout[kind] ?? Self.defaultCloudTimeout
         if let seconds = request.timeoutSeconds {
@@ -146,6 +146,21 @@ public actor GatewayProvisioner {
             joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains)
         let joinsThrough = token.flatMap { try? InviteToken(encoded: $0) }?.addresses.first ?? address
         return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil, backend: backend)
+    }
+
+    /// The release this node was installed from by a gateway's first boot (its URL and SHA-256,
+    /// which the script records in the state directory): what the gateways it creates install,
+    /// unless the settings say otherwise. Empty on a node installed by other means.
+    func installedRelease() -> [String: String] {
+        var release: [String: String] = [:]
+        for (key, file) in [("WARREN_RELEASE_URL", FirstBootScript.releaseURLFile), ("WARREN_RELEASE_SHA256", FirstBootScript.releaseSHA256File)] {
+            let path = URL(fileURLWithPath: context.stateDirectory).appendingPathComponent(file).path
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if !value.isEmpty { release[key] = value }
+            }
+        }
+        return release
     }
 
     /// The gateway's invite, or nil without admission; a node that may not invite is told so

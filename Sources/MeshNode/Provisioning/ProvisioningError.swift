@@ -12,6 +12,9 @@ public enum ProvisioningError: Error, Equatable, CustomStringConvertible {
     case timedOut(String)
     /// No gateway of that name exists in the backend.
     case notFound(String)
+    /// A creation failed (`cause`), and removing what it had made failed too (`cleanUp`), so the
+    /// resources listed in `left` may still exist (and cost money).
+    case cleanUpFailed(cause: String, cleanUp: String, left: [String])
 
     public var description: String {
         switch self {
@@ -21,6 +24,8 @@ public enum ProvisioningError: Error, Equatable, CustomStringConvertible {
         case .unexpectedResponse(let backend, let message): return "unexpected answer from \(backend): \(message)"
         case .timedOut(let message): return message
         case .notFound(let name): return "no gateway named \(name)"
+        case .cleanUpFailed(let cause, let cleanUp, let left):
+            return "\(cause). Removing what the creation had made failed too (\(cleanUp)), so these may be left: \(left.joined(separator: ", ")); delete them in the cloud's console"
         }
     }
 }
