@@ -33,8 +33,7 @@ struct ConfigCommand: AsyncParsableCommand {
         @Option(help: "A file of NAME=VALUE lines to take secret values from.")
         var secretsFile: String?
 
-        @Flag(help: "Print the resolved service as JSON.")
-        var json = false
+        @OptionGroup var node: NodeOptions
 
         func validate() throws {
             for s in secrets where !s.contains("=") {
@@ -68,7 +67,7 @@ struct ConfigCommand: AsyncParsableCommand {
                 Output.error("\(file): \(n) problem\(n == 1 ? "" : "s") found")
                 throw ExitCode(1)
             }
-            if json {
+            if node.json {
                 try Output.json(ServiceSummary(service))
             } else {
                 Output.line("\(file): a valid service")

@@ -7,7 +7,8 @@ import MeshNode
 struct GatewayDeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete",
-        abstract: "Delete a gateway this node created, and everything made for it.")
+        abstract: "Delete a gateway this node created, and everything made for it.",
+        aliases: ["rm"])
 
     @Argument(help: "The gateway's name, as `warren gateway list` shows it.") var name: String
     @Flag(name: [.short, .customLong("yes")], help: "Do not ask for confirmation.") var yes = false

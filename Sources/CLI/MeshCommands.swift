@@ -8,10 +8,14 @@ struct PeersCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
-        let peers: [PeerInfo] = try reportingFailures { try node.client.get("/v1/peers") }
+        let client = node.client
+        let (me, others): (NodeInfo, [PeerInfo]) = try reportingFailures { (try client.get("/v1/node"), try client.get("/v1/peers")) }
+        // This node first: the mesh as this node sees it includes itself.
+        let peers = [PeerInfo(id: me.id, address: me.listen, state: "alive", isGateway: me.isGateway, linked: false, isSelf: true)] + others
         if node.json { try Output.json(peers); return }
         Output.line(Output.table(["node", "address", "state", "role", "link"], peers.map {
-            [NodeIDText.short($0.id), $0.address, $0.state, $0.isGateway ? "gateway" : "runner", $0.linked ? "linked" : "-"]
+            [NodeIDText.short($0.id), $0.address, $0.state, $0.isGateway ? "gateway" : "runner",
+             $0.isSelf == true ? "(this node)" : $0.linked ? "linked" : "-"]
         }))
     }
 }

@@ -34,7 +34,7 @@ struct SecretsCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a project's secrets: names only, never values.")
+        static let configuration = CommandConfiguration(abstract: "List a project's secrets: names only, never values.", aliases: ["ls"])
         @Option(help: "The project.") var project: String
         @OptionGroup var node: NodeOptions
 
@@ -47,7 +47,7 @@ struct SecretsCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a secret.")
+        static let configuration = CommandConfiguration(abstract: "Delete a secret.", aliases: ["rm"])
         @Argument(help: "The secret's name.") var name: String
         @Option(help: "The project.") var project: String
         @OptionGroup var node: NodeOptions

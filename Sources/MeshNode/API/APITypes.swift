@@ -18,6 +18,11 @@ public import Foundation
 //
 // Errors are `APIErrorBody` with a status that says what kind of failure it was.
 
+/// The version `warren --version` prints and `warren status` shows for the node.
+public enum WarrenVersion {
+    public static let current = "0.1.0"
+}
+
 /// The JSON body of an error response.
 public struct APIErrorBody: Codable, Sendable, Equatable {
     public var error: String
@@ -37,14 +42,23 @@ public struct NodeInfo: Codable, Sendable, Equatable {
     public var isGateway: Bool
     public var publicAddress: String?
     public var stateDirectory: String
+    /// The node's version; nil from a node older than this field.
+    public var version: String?
+    /// When the agent started, for its uptime.
+    public var started: Date?
 
-    public init(id: String, meshID: String, listen: String, isGateway: Bool, publicAddress: String?, stateDirectory: String) {
+    public init(
+        id: String, meshID: String, listen: String, isGateway: Bool, publicAddress: String?, stateDirectory: String,
+        version: String? = nil, started: Date? = nil
+    ) {
         self.id = id
         self.meshID = meshID
         self.listen = listen
         self.isGateway = isGateway
         self.publicAddress = publicAddress
         self.stateDirectory = stateDirectory
+        self.version = version
+        self.started = started
     }
 }
 
@@ -56,13 +70,16 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     public var isGateway: Bool
     /// Whether this node holds an encrypted link to it now.
     public var linked: Bool
+    /// True for the row of the node that answered (`warren peers` lists it too); absent otherwise.
+    public var isSelf: Bool?
 
-    public init(id: String, address: String, state: String, isGateway: Bool, linked: Bool) {
+    public init(id: String, address: String, state: String, isGateway: Bool, linked: Bool, isSelf: Bool? = nil) {
         self.id = id
         self.address = address
         self.state = state
         self.isGateway = isGateway
         self.linked = linked
+        self.isSelf = isSelf
     }
 }
 

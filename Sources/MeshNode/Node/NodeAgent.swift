@@ -22,6 +22,7 @@ public final class NodeAgent: Sendable {
         try PrivateFiles.ensureDirectory(o.stateDirectory)
         let identity = try NodeIdentity.loadOrCreate(directory: o.stateDirectory)
         let logger = { var l = self.logger; l[metadataKey: "node.id"] = "\(identity.id.short)"; return l }()
+        let started = Date()
         if o.isGateway, o.publicAddress == nil {
             throw NodeStartError(description: "a gateway needs --public-address: the address services name in `gateway:`")
         }
@@ -105,7 +106,8 @@ public final class NodeAgent: Sendable {
         var api = NodeAPI(
             node: {
                 NodeInfo(id: identity.id.description, meshID: meshID, listen: HostPort.format(o.listenHost, port),
-                         isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory)
+                         isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory,
+                         version: WarrenVersion.current, started: started)
             },
             peers: {
                 let removed = gate.roster?.removals ?? [:]
