@@ -33,6 +33,8 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let client = node.client
+        try ProjectCheck.require(project, client: client)
+        RunNotes.sayIgnoredFields(file: file, project: project, client: client)
         let request = RunRequest(project: project, configuration: text, configurationPath: file, directory: directory,
                                  environment: ProcessInfo.processInfo.environment)
         var info: RunInfo = try reportingFailures { try client.post("/v1/runs", request) }
@@ -95,6 +97,10 @@ struct RunCommand: AsyncParsableCommand {
         case .exited where info.exitCode == 0 && attached:
             if !node.json { Output.line("\(info.name) exited.") }
         default:
+            if let missing = RunNotes.commandNotFound(info, client: node.client) {
+                Output.error("error: \(info.name) failed: command not found: \(missing) (see `warren logs \(info.name)`)")
+                throw ExitCode(1)
+            }
             Output.error("error: \(info.name) \(info.state.rawValue)\(info.exitCode.map { " with exit code \($0)" } ?? ""): \(info.error ?? "see `warren logs \(info.name)`")")
             throw ExitCode(1)
         }

@@ -26,10 +26,13 @@ struct SecretsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            let isNew = !ProjectCheck.exists(project, client: node.client)
             let info: SecretInfo = try reportingFailures {
                 try node.client.post("/v1/projects/\(project.urlPathEscaped)/secrets", SecretAddRequest(name: name, value: value))
             }
-            if node.json { try Output.json(info) } else { Output.line("Secret \(name) saved in project \(project) (version \(info.version)).") }
+            if node.json { try Output.json(info); return }
+            Output.line("Secret \(name) saved in project \(project) (version \(info.version)).")
+            if isNew { Output.line("Project \(project) did not exist: it was created, with this node as its only member.") }
         }
     }
 
@@ -39,6 +42,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @OptionGroup var node: NodeOptions
 
         func run() async throws {
+            try ProjectCheck.require(project, client: node.client)
             let secrets: [SecretInfo] = try reportingFailures { try node.client.get("/v1/projects/\(project.urlPathEscaped)/secrets") }
             if node.json { try Output.json(secrets); return }
             if secrets.isEmpty { Output.line("Project \(project) has no secrets."); return }
@@ -53,6 +57,7 @@ struct SecretsCommand: AsyncParsableCommand {
         @OptionGroup var node: NodeOptions
 
         func run() async throws {
+            try ProjectCheck.require(project, client: node.client)
             try reportingFailures { try node.client.delete("/v1/projects/\(project.urlPathEscaped)/secrets/\(name.urlPathEscaped)") }
             if node.json { try Output.json(["deleted": name]) } else { Output.line("Secret \(name) deleted from project \(project).") }
         }

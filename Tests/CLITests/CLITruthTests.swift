@@ -47,6 +47,26 @@ import Testing
         #expect(r.stderr.contains("no node is running"), "\(r.stderr)")
     }
 
+    @Test func makeInstallPutsTheBinaryCompletionsAndAUnit() async throws {
+        let prefix = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let make = try await launch(URL(fileURLWithPath: "/usr/bin/env"), [
+            "make", "-s", "install", "PREFIX=\(prefix)", "BIN=\(WarrenProcess.binary.path)",
+        ], timeout: .seconds(60))
+        #expect(make.status == 0, "\(make.stderr)")
+        #expect(FileManager.default.isExecutableFile(atPath: prefix + "/bin/warren"))
+        for (file, text) in [
+            ("share/bash-completion/completions/warren", "status"), ("share/zsh/site-functions/_warren", "#compdef warren"),
+            ("share/fish/vendor_completions.d/warren.fish", "warren"),
+            ("lib/systemd/system/warren-node.service", "ExecStart=\(prefix)/bin/warren node start"),
+        ] {
+            let contents = (try? String(contentsOfFile: prefix + "/" + file, encoding: .utf8)) ?? ""
+            #expect(contents.contains(text), "\(file) lacks `\(text)`: \(contents.prefix(300))")
+        }
+        let unit = (try? String(contentsOfFile: prefix + "/lib/systemd/system/warren-node.service", encoding: .utf8)) ?? ""
+        #expect(unit.contains("KillMode=process"), "stopping the node's service must leave its runs running")
+    }
+
     @Test func nodeIDAndConfigCheckTakeJSON() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -130,6 +150,43 @@ import Testing
         #expect(logged, "logs --json lines that do not parse, or none: \(logLines)")
         #expect(logLines.allSatisfy { $0["run"] as? String == runName && $0["line"] is String }, "\(logLines)")
 
+        // config check asks the running node for the project's secrets, shown masked.
+        let secretValue = "s3cr3t-\(UUID().uuidString)"
+        #expect(try await warren(["secrets", "add", "API_KEY", secretValue, "--project", "local"]).status == 0)
+        let (checked, _) = try serviceDirectory(root + "/apps/checked", name: ".dstack.yml", external: external,
+                                                extra: "env:\n  KEY: ${{ secrets.API_KEY }}\n")
+        let check = try await warren(["config", "check", "-f", checked + "/.dstack.yml", "--project", "local", "--state-dir", home])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout.contains(address) && check.stdout.contains("KEY=***") && !check.stdout.contains(secretValue), "\(check.stdout)")
+        let unknown = try await warren(["config", "check", "-f", checked + "/.dstack.yml", "--project", "nosuch"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no project named `nosuch`"), "\(unknown.stderr)")
+
+        // A healthy lease is held, not counting down.
+        let leases = try await warren(["leases"])
+        #expect(leases.stdout.contains("held (renewed every 10s)") && !leases.stdout.contains("in 2"), "\(leases.stdout)")
+
+        // A project that does not exist is an error that lists the projects there are.
+        for command in [["run", app, "-d", "--project", "nosuch"], ["secrets", "list", "--project", "nosuch"],
+                        ["gateway", "create", "--project", "azure", "--address", address]] {
+            let refused = try await warren(command)
+            #expect(refused.status == 1, "\(command): \(refused.stdout)")
+            #expect(refused.stderr.contains("no project named `\(command.last == address ? "azure" : "nosuch")`")
+                    && refused.stderr.contains("local"), "\(refused.stderr)")
+        }
+        #expect(!((try? FileManager.default.contentsOfDirectory(atPath: home + "/gateways")) ?? []).contains { !$0.hasPrefix(".") },
+                "a gateway was made for a project that does not exist")
+
+        // dstack fields Warren ignores are said once; a mistyped command is named.
+        let (ignoring, _) = try serviceDirectory(root + "/apps/ignoring", name: ".dstack.yml", external: try freePort(on: address),
+                                                 extra: "resources:\n  cpu: 2\nreplicas: 1\n")
+        let noted = try await warren(["run", ignoring, "-d", "--project", "local"])
+        #expect(noted.status == 0, "\(noted.stderr)")
+        #expect(noted.stderr.components(separatedBy: "ignored").count == 2 && noted.stderr.contains("replicas, resources"), "\(noted.stderr)")
+        let (typo, _) = try serviceDirectory(root + "/apps/typo", name: ".dstack.yml", external: try freePort(on: address), command: "pyhton -m http.server")
+        let notFound = try await warren(["run", typo, "-d", "--project", "local"])
+        #expect(notFound.status == 1)
+        #expect(notFound.stderr.contains("command not found: pyhton"), "\(notFound.stderr)")
+
         let withRun = try await warren(["status"])
         #expect(withRun.stdout.contains(runName) && withRun.stdout.contains("\(external)"), "\(withRun.stdout)")
 
@@ -156,7 +213,9 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
     }
 
-    private func serviceDirectory(_ directory: String, name: String, external: Int) throws -> (String, Int) {
+    private func serviceDirectory(
+        _ directory: String, name: String, external: Int, command: String = "python3 -m http.server", extra: String = ""
+    ) throws -> (String, Int) {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let appPort = try freePort(on: "0.0.0.0")
         try """
@@ -164,9 +223,9 @@ import Testing
             gateway: ${{ secrets.GATEWAY_IP }}
             port: "\(external):\(appPort)"
             commands:
-              - python3 -m http.server \(appPort)
+              - \(command) \(appPort)
 
-            """.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+            """.appending(extra).write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
         return (directory, appPort)
     }
 }

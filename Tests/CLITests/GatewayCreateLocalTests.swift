@@ -14,6 +14,7 @@ import Testing
         #expect(created.stdout.hasPrefix("Creating gateway, it may take some time...\n"))
         let table = created.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         #expect(table == [["NAME", "ADDRESS"], ["gw-cli-a", "127.0.0.61"]], "\(created.stdout)")
+        #expect(created.stderr.contains("Using the local backend (--backend)."), "\(created.stderr)")
         // Not a terminal: one plain line a step, in order.
         let steps = ["resources created:", "booting:", "joined the mesh:", "ready:"].map { created.stderr.range(of: $0)?.lowerBound }
         #expect(steps.allSatisfy { $0 != nil }, "\(created.stderr)")

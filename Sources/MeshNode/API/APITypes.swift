@@ -15,6 +15,7 @@ public import Foundation
 //   GET    /v1/runs/{id}                         → RunInfo
 //   GET    /v1/runs/{id}/logs?tail=N&follow=1    → text, streamed while following
 //   POST   /v1/runs/{id}/stop                    → RunInfo
+//   POST   /v1/config/check                      ← ConfigCheckRequest → ServiceSummaryInfo (422 with the issues)
 //
 // Errors are `APIErrorBody` with a status that says what kind of failure it was.
 
@@ -114,8 +115,11 @@ public struct LeaseInfo: Codable, Sendable, Equatable {
     public var runID: String
     public var node: String
     public var expires: Date
+    /// The lease time of the node that answered; holders renew every third of it, so a lease
+    /// with less than half of it left has missed renewals.
+    public var ttlSeconds: Double?
 
-    public init(_ lease: Lease) {
+    public init(_ lease: Lease, ttl: TimeInterval = LeaseTable.defaultTTL) {
         gateway = lease.binding.address
         port = lease.binding.port
         host = lease.binding.host
@@ -123,6 +127,7 @@ public struct LeaseInfo: Codable, Sendable, Equatable {
         runID = lease.runID
         node = lease.holder
         expires = lease.expires
+        ttlSeconds = ttl
     }
 }
 
@@ -205,4 +210,47 @@ public struct RunInfo: Codable, Sendable, Equatable {
     }
 
     public var isActive: Bool { [.starting, .leasing, .running, .stopping].contains(state) }
+}
+
+/// `warren config check` with a node running: the file is resolved with the project's secrets, as
+/// `run` would resolve it.
+public struct ConfigCheckRequest: Codable, Sendable {
+    public var project: String
+    public var configuration: String
+    public var configurationPath: String
+    /// The caller's environment, for `${{ env.NAME }}`.
+    public var environment: [String: String]
+
+    public init(project: String, configuration: String, configurationPath: String, environment: [String: String]) {
+        self.project = project
+        self.configuration = configuration
+        self.configurationPath = configurationPath
+        self.environment = environment
+    }
+}
+
+/// A resolved service as it may be shown: secrets masked (`***`) everywhere but in the gateway,
+/// which is the address users visit.
+public struct ServiceSummaryInfo: Codable, Sendable, Equatable {
+    public var name: String?
+    public var gateway: String
+    public var externalPort: Int
+    public var appPort: Int
+    public var setup: [String]
+    public var commands: [String]
+    public var env: [String: String]
+    public var domain: String?
+    public var ignoredFields: [String]
+
+    public init(_ s: ServiceConfiguration) {
+        name = s.name
+        gateway = s.gateway?.value ?? "(the mesh's only gateway)"
+        externalPort = s.port.external
+        appPort = s.port.app
+        setup = s.setup.map(\.display)
+        commands = s.commands.map(\.display)
+        env = Dictionary(s.env.map { ($0.name, $0.value.display) }, uniquingKeysWith: { $1 })
+        domain = s.domain?.display
+        ignoredFields = s.ignoredFields
+    }
 }

@@ -121,7 +121,7 @@ public final class NodeAgent: Sendable {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
                 return await view.gatewayInfos(members: states)
             },
-            leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
+            leases: { await view.leaseTable().leases.map { LeaseInfo($0) } },
             secrets: secrets, runs: runs)
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         api.provisioner = provisioner
