@@ -281,3 +281,60 @@ func rfc3339(_ value: Any?) -> Date? {
     guard let text = value as? String else { return nil }
     return ISO8601DateFormatter().date(from: text)
 }
+
+/// Deleting a gateway that serves runs, and deleting it again; removing ended runs.
+@Suite(.serialized) struct CLIGatewayDeleteTests {
+    @Test func deletingAGatewayThatServesRunsNeedsYesAndNamesThem() async throws {
+        let runnerAddress = randomLoopback(), gatewayAddress = randomLoopback()
+        let runner = try BackgroundNode(address: runnerAddress, port: try freePort(on: runnerAddress))
+        let apps = try temporaryDirectory()
+        defer {
+            killProcesses(workingUnder: apps)
+            runner.stop()
+            try? FileManager.default.removeItem(atPath: apps)
+        }
+        let name = "gw-truth-\(UUID().uuidString.prefix(6).lowercased())"
+        let created = try runner.warren(["gateway", "create", "--project", "local", "--backend", "local", "--name", name, "--address", gatewayAddress])
+        try #require(created.status == 0, "\(created.stderr)")
+        #expect(try runner.warren(["secrets", "add", "GATEWAY_IP", gatewayAddress, "--project", "local"]).status == 0)
+
+        let external = try freePort(on: gatewayAddress), appPort = try freePort(on: "0.0.0.0")
+        try """
+            type: service
+            gateway: ${{ secrets.GATEWAY_IP }}
+            port: "\(external):\(appPort)"
+            commands:
+              - python3 -m http.server \(appPort)
+
+            """.write(toFile: apps + "/.dstack.yml", atomically: true, encoding: .utf8)
+        let run = try runner.warren(["run", apps, "-d", "--project", "local"])
+        try #require(run.status == 0, "\(run.stderr)")
+        let runName = try #require(run.stdout.split(whereSeparator: \.isWhitespace).dropFirst().first.map(String.init))
+
+        // stdin is not a terminal here: without --yes nothing is deleted, and the run is named.
+        let refused = try runner.warren(["gateway", "delete", name])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains(runName) && refused.stderr.contains("--yes"), "\(refused.stderr)")
+        #expect(try runner.gateways().contains { $0["name"] as? String == name && $0["status"] as? String == "alive" })
+
+        // An active run is not removed; stopped, it is.
+        let active = try runner.warren(["rm", runName])
+        #expect(active.status == 1 && active.stderr.contains("stop it first"), "\(active.stderr)")
+
+        let deleted = try runner.warren(["gateway", "delete", name, "--yes"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(deleted.stdout.contains("These runs have no gateway now: \(runName)"), "\(deleted.stdout)")
+
+        // Again: not "was not created by this node".
+        let again = try runner.warren(["gateway", "delete", name, "--yes"])
+        #expect(again.status == 1)
+        #expect(!again.stderr.contains("not created by this node")
+                && (again.stderr.contains("deleted already") || again.stderr.contains("no gateway named")), "\(again.stderr)")
+
+        #expect(try runner.warren(["stop", runName]).status == 0)
+        let pruned = try runner.warren(["rm", "--prune"])
+        #expect(pruned.status == 0 && pruned.stdout.contains("Removed run \(runName)"), "\(pruned.stderr)")
+        let all = try runner.warren(["ps", "-a", "--json"])
+        #expect(all.status == 0 && !all.stdout.contains(runName), "\(all.stdout)")
+    }
+}

@@ -15,6 +15,7 @@ public import Foundation
 //   GET    /v1/runs/{id}                         → RunInfo
 //   GET    /v1/runs/{id}/logs?tail=N&follow=1    → text, streamed while following
 //   POST   /v1/runs/{id}/stop                    → RunInfo
+//   DELETE /v1/runs/{id}                         → RunInfo (409 while the run is active)
 //   POST   /v1/config/check                      ← ConfigCheckRequest → ServiceSummaryInfo (422 with the issues)
 //
 // Errors are `APIErrorBody` with a status that says what kind of failure it was.

@@ -79,6 +79,7 @@ public struct NodeAPI: Sendable {
         }
         r.get("/v1/runs/:id") { req in try .json(try await api.runs.get(req.parameter("id"))) }
         r.post("/v1/runs/:id/stop") { req in try .json(try await api.runs.stop(req.parameter("id"))) }
+        r.delete("/v1/runs/:id") { req in try .json(try await api.runs.remove(req.parameter("id"))) }
         r.get("/v1/runs/:id/logs") { req in
             let (log, id) = try await api.runs.log(req.parameter("id"))
             let tail = Int(req.query["tail"] ?? "") ?? 200
