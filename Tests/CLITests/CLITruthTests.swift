@@ -93,7 +93,7 @@ import Testing
         let env = ["WARREN_HOME": home]
         let node = try NodeProcess(name: "truth", arguments: [
             "--state-dir", home, "--listen", "\(address):\(try freePort(on: address))",
-            "--gateway", "--public-address", address, "--name", "truth-gw",
+            "--gateway", "--public-address", address, "--name", "truth-gw", "--domain", "announced.truth.test",
         ], environment: env, logPath: root + "/node.log")
         defer {
             killProcesses(workingUnder: root + "/apps")
@@ -161,6 +161,17 @@ import Testing
         let unknown = try await warren(["config", "check", "-f", checked + "/.dstack.yml", "--project", "nosuch"])
         #expect(unknown.status == 1 && unknown.stderr.contains("no project named `nosuch`"), "\(unknown.stderr)")
 
+        // A domain the gateway announces needs no resolver; another one says where the node looked.
+        let (announcedApp, _) = try serviceDirectory(root + "/apps/announced", name: ".dstack.yml", external: try freePort(on: address),
+                                                  gateway: "announced.truth.test")
+        let byDomain = try await warren(["run", announcedApp, "-d", "--project", "local"])
+        #expect(byDomain.status == 0 && byDomain.stdout.contains("announced.truth.test"), "\(byDomain.stderr)")
+        let (unknownDomain, _) = try serviceDirectory(root + "/apps/unknown", name: ".dstack.yml", external: try freePort(on: address),
+                                                      gateway: "nowhere.truth.invalid")
+        let notResolved = try await warren(["run", unknownDomain, "-d", "--project", "local"])
+        #expect(notResolved.status == 1)
+        #expect(notResolved.stderr.contains("resolved on the node") && notResolved.stderr.contains("WARREN_HOSTS"), "\(notResolved.stderr)")
+
         // A healthy lease is held, not counting down.
         let leases = try await warren(["leases"])
         #expect(leases.stdout.contains("held (renewed every 10s)") && !leases.stdout.contains("in 2"), "\(leases.stdout)")
@@ -214,13 +225,14 @@ import Testing
     }
 
     private func serviceDirectory(
-        _ directory: String, name: String, external: Int, command: String = "python3 -m http.server", extra: String = ""
+        _ directory: String, name: String, external: Int, command: String = "python3 -m http.server", extra: String = "",
+        gateway: String = "${{ secrets.GATEWAY_IP }}"
     ) throws -> (String, Int) {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let appPort = try freePort(on: "0.0.0.0")
         try """
             type: service
-            gateway: ${{ secrets.GATEWAY_IP }}
+            gateway: \(gateway)
             port: "\(external):\(appPort)"
             commands:
               - \(command) \(appPort)
