@@ -1,7 +1,7 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 SWIFT ?= swift
 
-.PHONY: deps build test demo clean fuzz release test-release
+.PHONY: deps build test demo install clean fuzz release test-release
 
 deps:
 	@scripts/deps.sh
@@ -32,6 +32,22 @@ release: deps
 # /var/cache/warren-debootstrap) against the release served from loopback. Needs root.
 test-release: release
 	scripts/first-boot-test.sh
+# `make install`: the binary to $(PREFIX)/bin, shell completions (bash, zsh, fish) and a systemd
+# unit for the node (enable it with `systemctl enable --now warren-node`). BIN names a warren
+# already built; without one it builds a release. DESTDIR stages the files for a package.
+PREFIX ?= /usr/local
+BIN ?= .build/release/warren
+SYSTEMD_DIR ?= $(PREFIX)/lib/systemd/system
+
+install:
+	@[ -x "$(BIN)" ] || $(SWIFT) build -c release
+	install -D -m 0755 "$(BIN)" "$(DESTDIR)$(PREFIX)/bin/warren"
+	install -d "$(DESTDIR)$(PREFIX)/share/bash-completion/completions" "$(DESTDIR)$(PREFIX)/share/zsh/site-functions" \
+		"$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d" "$(DESTDIR)$(SYSTEMD_DIR)"
+	"$(BIN)" --generate-completion-script bash > "$(DESTDIR)$(PREFIX)/share/bash-completion/completions/warren"
+	"$(BIN)" --generate-completion-script zsh > "$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_warren"
+	"$(BIN)" --generate-completion-script fish > "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/warren.fish"
+	sed 's|@BINDIR@|$(PREFIX)/bin|' scripts/warren-node.service > "$(DESTDIR)$(SYSTEMD_DIR)/warren-node.service"
 
 clean:
 	rm -rf .build .build-release

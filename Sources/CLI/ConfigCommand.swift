@@ -16,7 +16,8 @@ struct ConfigCommand: AsyncParsableCommand {
                 Accepts dstack's service format. Exit status: 0 when the file is valid, 1 when it is not \
                 (each problem is printed as file:line:column), 2 on a usage error.
 
-                `${{ secrets.NAME }}` takes its value from --secret or --secrets-file; \
+                `${{ secrets.NAME }}` takes its value from --secret or --secrets-file, else, with a node \
+                running, from the project's secrets (shown as ***; the gateway in full); \
                 `${{ env.NAME }}` from this shell's environment.
                 """
         )
@@ -33,8 +34,7 @@ struct ConfigCommand: AsyncParsableCommand {
         @Option(help: "A file of NAME=VALUE lines to take secret values from.")
         var secretsFile: String?
 
-        @Flag(help: "Print the resolved service as JSON.")
-        var json = false
+        @OptionGroup var node: NodeOptions
 
         func validate() throws {
             for s in secrets where !s.contains("=") {
@@ -43,6 +43,26 @@ struct ConfigCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            // With a node running and no values given here, the node resolves the file with the
+            // project's secrets, exactly as `run` would.
+            if secrets.isEmpty, secretsFile == nil, (try? node.client.get("/v1/node", as: NodeInfo.self)) != nil {
+                try ProjectCheck.require(project, client: node.client)
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    Output.error("error: cannot read the configuration file \(file)")
+                    throw ExitCode(1)
+                }
+                let request = ConfigCheckRequest(project: project, configuration: text, configurationPath: file,
+                                                 environment: ProcessInfo.processInfo.environment)
+                do {
+                    try show(try node.client.post("/v1/config/check", request, as: ServiceSummaryInfo.self), secretsFrom: "the node")
+                } catch let failure as NodeClient.Failure {
+                    guard failure.status == 422 else { throw failure.report() }
+                    for issue in failure.issues { Output.error(issue) }
+                    Output.error(failure.description)
+                    throw ExitCode(1)
+                }
+                return
+            }
             var values: [String: String] = [:]
             if let secretsFile {
                 guard let text = try? String(contentsOfFile: secretsFile, encoding: .utf8) else {
@@ -66,43 +86,27 @@ struct ConfigCommand: AsyncParsableCommand {
                 for issue in error.issues { Output.error("\(issue.file):\(issue.line):\(issue.column): error: \(issue.message)") }
                 let n = error.issues.count
                 Output.error("\(file): \(n) problem\(n == 1 ? "" : "s") found")
+                if secrets.isEmpty, secretsFile == nil, error.issues.contains(where: { $0.message.contains("unknown secret") }) {
+                    Output.error("(no node is running for \(node.resolvedStateDirectory) to resolve the project's secrets: start it, or give values with --secret NAME=VALUE)")
+                }
                 throw ExitCode(1)
             }
-            if json {
-                try Output.json(ServiceSummary(service))
+            try show(ServiceSummaryInfo(service), secretsFrom: nil)
+        }
+
+        private func show(_ summary: ServiceSummaryInfo, secretsFrom: String?) throws {
+            if node.json {
+                try Output.json(summary)
             } else {
-                Output.line("\(file): a valid service")
-                Output.line(ServiceSummary(service).text)
+                Output.line("\(file): a valid service\(secretsFrom.map { " (secrets of project \(project) from \($0), shown as ***)" } ?? "")")
+                Output.line(summary.text)
             }
         }
     }
 }
 
-/// What `config check` prints: the service with secrets masked.
-struct ServiceSummary: Encodable {
-    var name: String?
-    var gateway: String
-    var externalPort: Int
-    var appPort: Int
-    var setup: [String]
-    var commands: [String]
-    var env: [String: String]
-    var domain: String?
-    var ignoredFields: [String]
-
-    init(_ s: ServiceConfiguration) {
-        name = s.name
-        // The gateway is shown in full even when it came from a secret: it is the address users visit.
-        gateway = s.gateway?.value ?? "(the mesh's only gateway)"
-        externalPort = s.port.external
-        appPort = s.port.app
-        setup = s.setup.map(\.display)
-        commands = s.commands.map(\.display)
-        env = Dictionary(s.env.map { ($0.name, $0.value.display) }, uniquingKeysWith: { $1 })
-        domain = s.domain?.display
-        ignoredFields = s.ignoredFields
-    }
-
+/// What `config check` prints: the service, secrets masked but in the gateway.
+extension ServiceSummaryInfo {
     var text: String {
         var rows: [[String]] = []
         if let name { rows.append(["name", name]) }

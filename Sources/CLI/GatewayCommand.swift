@@ -10,7 +10,7 @@ struct GatewayCommand: AsyncParsableCommand {
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the mesh's gateways (any project may use any of them).")
+        static let configuration = CommandConfiguration(abstract: "List the mesh's gateways (any project may use any of them).", aliases: ["ls"])
         @OptionGroup var node: NodeOptions
 
         func run() async throws {

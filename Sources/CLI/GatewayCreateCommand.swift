@@ -50,6 +50,7 @@ struct GatewayCreateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = node.client
+        try ProjectCheck.require(project, client: client)
         let request = GatewayCreateRequest(
             project: project, backend: backend?.lowercased(), name: name, region: region, instanceType: instanceType, domains: domain,
             address: address, timeoutSeconds: timeout,
@@ -67,7 +68,13 @@ struct GatewayCreateCommand: AsyncParsableCommand {
         }
         let last = try reportingFailures {
             try client.progress("POST", "/v1/gateways", request) { event in
-                if event.step == .accepted { creating.name = event.gateway?.name }
+                if event.step == .accepted {
+                    creating.name = event.gateway?.name
+                    if let kind = event.gateway?.gateway.backend, !node.json {
+                        let source = backend != nil ? "--backend" : "project \(project)'s backend, else the default"
+                        Output.error("Using the \(kind) backend (\(source)).")
+                    }
+                }
                 if event.step != .failed { display.show(event) }
             }
         }

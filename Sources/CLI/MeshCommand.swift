@@ -25,6 +25,9 @@ struct MeshCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("How members reach this node (repeatable); invite tokens list it.", valueName: "ADDR:PORT"))
         var advertise: [String] = []
 
+        @Flag(help: "Print JSON: {\"meshID\": ID}.")
+        var json = false
+
         func validate() throws {
             for a in advertise where NodeCommand.Start.hostPort(a) == nil { throw ValidationError("--advertise takes ADDR:PORT, got `\(a)`") }
         }
@@ -37,6 +40,7 @@ struct MeshCommand: AsyncParsableCommand {
             }
             do {
                 let id = try await MeshSetup.initialize(stateDirectory: dir, addresses: advertise, logger: Logger(label: "warren.mesh"))
+                if json { try Output.json(["meshID": "\(id)"]); return }
                 Output.line("Founded mesh \(id); this node is its first admin. Start it, then invite nodes with `warren invite`.")
             } catch {
                 Output.error("error: \(error)")

@@ -8,10 +8,14 @@ struct PeersCommand: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
-        let peers: [PeerInfo] = try reportingFailures { try node.client.get("/v1/peers") }
+        let client = node.client
+        let (me, others): (NodeInfo, [PeerInfo]) = try reportingFailures { (try client.get("/v1/node"), try client.get("/v1/peers")) }
+        // This node first: the mesh as this node sees it includes itself.
+        let peers = [PeerInfo(id: me.id, address: me.listen, state: "alive", isGateway: me.isGateway, linked: false, isSelf: true)] + others
         if node.json { try Output.json(peers); return }
         Output.line(Output.table(["node", "address", "state", "role", "link"], peers.map {
-            [NodeIDText.short($0.id), $0.address, $0.state, $0.isGateway ? "gateway" : "runner", $0.linked ? "linked" : "-"]
+            [NodeIDText.short($0.id), $0.address, $0.state, $0.isGateway ? "gateway" : "runner",
+             $0.isSelf == true ? "(this node)" : $0.linked ? "linked" : "-"]
         }))
     }
 }
@@ -25,9 +29,18 @@ struct LeasesCommand: AsyncParsableCommand {
         let leases: [LeaseInfo] = try reportingFailures { try node.client.get("/v1/leases") }
         if node.json { try Output.json(leases); return }
         if leases.isEmpty { Output.line("No leases: no service holds a gateway port."); return }
-        Output.line(Output.table(["gateway", "port", "host", "run", "node", "expires"], leases.map {
-            [$0.gateway, String($0.port), $0.host ?? "*", $0.run, NodeIDText.short($0.node), Output.remaining($0.expires)]
+        Output.line(Output.table(["gateway", "port", "host", "run", "node", "lease"], leases.map {
+            [$0.gateway, String($0.port), $0.host ?? "*", $0.run, NodeIDText.short($0.node), Self.state(of: $0)]
         }))
+    }
+
+    /// "held (renewed every 10s)" while the holder renews; the time left only once it has missed
+    /// renewals (less than half the TTL left, where renewals come every third).
+    static func state(of lease: LeaseInfo, now: Date = Date()) -> String {
+        guard let ttl = lease.ttlSeconds, ttl > 0 else { return "expires \(Output.remaining(lease.expires, now: now))" }
+        let left = lease.expires.timeIntervalSince(now)
+        if left > ttl / 2 { return "held (renewed every \(Int((ttl / 3).rounded()))s)" }
+        return left > 0 ? "renewals stopped: expires in \(Int(left.rounded()))s" : "renewals stopped: expired"
     }
 }
 

@@ -32,6 +32,10 @@ struct NodeClient {
         _ = try send(HTTPRequest(method: "DELETE", url: url(path)))
     }
 
+    func delete<Response: Decodable>(_ path: String, as: Response.Type) throws(Failure) -> Response {
+        try decode(send(HTTPRequest(method: "DELETE", url: url(path))))
+    }
+
     /// Streams a response body to `onChunk` until the node ends it or `onChunk` returns false.
     func stream(_ path: String, onChunk: @escaping ([UInt8]) -> Bool) throws(Failure) {
         var errorBody: [UInt8] = []

@@ -138,11 +138,15 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(name: .customLong("state-dir"), help: ArgumentHelp("The state directory.", valueName: "DIR"))
         var stateDirectory: String?
 
+        @Flag(help: "Print JSON: {\"id\": ID}.")
+        var json = false
+
         func run() async throws {
             let dir = StateDirectory.resolve(stateDirectory)
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                Output.line(try NodeIdentity.loadOrCreate(directory: dir).id.description)
+                let id = try NodeIdentity.loadOrCreate(directory: dir).id.description
+                if json { try Output.json(["id": id]) } else { Output.line(id) }
             } catch {
                 Output.error("error: \(error)")
                 throw ExitCode(1)

@@ -10,11 +10,21 @@ enum Output {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// Pretty, sorted-key JSON of `value` on stdout.
+    /// Pretty, sorted-key JSON of `value` on stdout; times as RFC 3339 (`2026-01-02T03:04:05Z`).
     static func json(_ value: some Encodable) throws {
+        line(String(decoding: try encoder(pretty: true).encode(value), as: UTF8.self))
+    }
+
+    /// One compact JSON object on a line of its own, for output that streams (NDJSON).
+    static func jsonLine(_ value: some Encodable) throws {
+        line(String(decoding: try encoder(pretty: false).encode(value), as: UTF8.self))
+    }
+
+    private static func encoder(pretty: Bool) -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        line(String(decoding: try encoder.encode(value), as: UTF8.self))
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
     }
 
     /// Columns padded to their widest cell; a header row in upper case, as dstack prints. Every

@@ -22,7 +22,7 @@ struct ProjectCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the mesh's projects and their members.")
+        static let configuration = CommandConfiguration(abstract: "List the mesh's projects and their members.", aliases: ["ls"])
         @OptionGroup var node: NodeOptions
 
         func run() async throws {

@@ -13,12 +13,15 @@ struct RunCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The working directory of the service's commands.") var directory: String = "."
-    @Option(name: [.short, .customLong("file")], help: "The service configuration file (dstack format).") var file: String
+    @Option(name: [.short, .customLong("file")], help: ArgumentHelp(
+        "The service configuration file, dstack format (default: .dstack.yml, else service.dstack.yml, in DIR).", valueName: "FILE"))
+    var file: String?
     @Option(help: "The project whose secrets the configuration uses.") var project: String
     @Flag(name: [.short, .customLong("detach")], help: "Return once the URL is live; the service keeps running.") var detach = false
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
+        let file = try ServiceFile.resolve(self.file, in: self.directory)
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
             Output.error("error: cannot read the configuration file \(file)")
             throw ExitCode(1)
@@ -30,6 +33,8 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let client = node.client
+        try ProjectCheck.require(project, client: client)
+        RunNotes.sayIgnoredFields(file: file, project: project, client: client)
         let request = RunRequest(project: project, configuration: text, configurationPath: file, directory: directory,
                                  environment: ProcessInfo.processInfo.environment)
         var info: RunInfo = try reportingFailures { try client.post("/v1/runs", request) }
@@ -42,7 +47,9 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
 
-        Interrupt.install { [id = info.id] in
+        let interrupted = InterruptFlag()
+        Interrupt.install(stillRunning: "\(info.name) may still be stopping; `warren ps` shows it.") { [id = info.id] in
+            interrupted.set()
             _ = try? client.post("/v1/runs/\(id)/stop", Empty(), as: RunInfo.self)
         }
         let logs = Thread { [id = info.id] in
@@ -57,10 +64,17 @@ struct RunCommand: AsyncParsableCommand {
             info = try reportingFailures { try client.get("/v1/runs/\(info.id)") }
             if info.state == .running, !announced, let url = info.url {
                 announced = true
-                Output.error("\(info.name) is up at \(url) (Ctrl-C stops it)")
+                // stdout, as with -d: a script reads the URL from the same place either way.
+                Output.line("\(info.name) is up at \(url) (Ctrl-C stops it)")
             }
             if !info.isActive { break }
             try await Task.sleep(for: .milliseconds(250))
+        }
+        // Ctrl-C always ends the same way: the run stopped by the node, said so, status 130 (as
+        // a shell reports an interrupted command), whatever state the run had reached.
+        if interrupted.isSet {
+            Output.line("\(info.name) stopped (interrupted).")
+            throw ExitCode(130)
         }
         try finish(info, attached: true)
     }
@@ -83,6 +97,10 @@ struct RunCommand: AsyncParsableCommand {
         case .exited where info.exitCode == 0 && attached:
             if !node.json { Output.line("\(info.name) exited.") }
         default:
+            if let missing = RunNotes.commandNotFound(info, client: node.client) {
+                Output.error("error: \(info.name) failed: command not found: \(missing) (see `warren logs \(info.name)`)")
+                throw ExitCode(1)
+            }
             Output.error("error: \(info.name) \(info.state.rawValue)\(info.exitCode.map { " with exit code \($0)" } ?? ""): \(info.error ?? "see `warren logs \(info.name)`")")
             throw ExitCode(1)
         }
@@ -106,19 +124,28 @@ struct PsCommand: AsyncParsableCommand {
 }
 
 struct LogsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show a run's output.")
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "Show a run's output.",
+        discussion: "With --json, one object a line (NDJSON): {\"line\": TEXT, \"run\": RUN}, also while following.")
     @Argument(help: "The run's name or ID.") var run: String
     @Flag(name: [.short, .customLong("follow")], help: "Keep printing new output until the run ends.") var follow = false
     @Option(help: "How many lines from the end to start with.") var tail: Int = 200
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
+        let lines = node.json ? LineSplitter() : nil
+        let run = self.run
         try reportingFailures {
             try node.client.stream("/v1/runs/\(run.urlPathEscaped)/logs?tail=\(tail)\(follow ? "&follow=1" : "")") { chunk in
-                FileHandle.standardOutput.write(Data(chunk))
+                guard let lines else {
+                    FileHandle.standardOutput.write(Data(chunk))
+                    return true
+                }
+                for line in lines.feed(chunk) { try? Output.jsonLine(LogLine(run: run, line: line)) }
                 return true
             }
         }
+        if let last = lines?.rest() { try Output.jsonLine(LogLine(run: run, line: last)) }
     }
 }
 
@@ -137,12 +164,16 @@ struct StopCommand: AsyncParsableCommand {
 enum Interrupt {
     nonisolated(unsafe) private static var source: (any DispatchSourceSignal)?
 
-    static func install(_ onInterrupt: @escaping @Sendable () -> Void) {
+    /// `stillRunning` is said when a second Ctrl-C gives up waiting.
+    static func install(stillRunning: String? = nil, _ onInterrupt: @escaping @Sendable () -> Void) {
         signal(SIGINT, SIG_IGN)
         let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         var fired = false
         s.setEventHandler {
-            if fired { exit(130) }
+            if fired {
+                if let stillRunning { Output.error(stillRunning) }
+                exit(130)
+            }
             fired = true
             Output.error("\nstopping… (Ctrl-C again to stop waiting)")
             onInterrupt()
@@ -150,4 +181,12 @@ enum Interrupt {
         s.resume()
         source = s
     }
+}
+
+/// Set by the Ctrl-C handler, read by the command's loop.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

@@ -26,19 +26,23 @@ struct SecretsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            let isNew = !ProjectCheck.exists(project, client: node.client)
             let info: SecretInfo = try reportingFailures {
                 try node.client.post("/v1/projects/\(project.urlPathEscaped)/secrets", SecretAddRequest(name: name, value: value))
             }
-            if node.json { try Output.json(info) } else { Output.line("Secret \(name) saved in project \(project) (version \(info.version)).") }
+            if node.json { try Output.json(info); return }
+            Output.line("Secret \(name) saved in project \(project) (version \(info.version)).")
+            if isNew { Output.line("Project \(project) did not exist: it was created, with this node as its only member.") }
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a project's secrets: names only, never values.")
+        static let configuration = CommandConfiguration(abstract: "List a project's secrets: names only, never values.", aliases: ["ls"])
         @Option(help: "The project.") var project: String
         @OptionGroup var node: NodeOptions
 
         func run() async throws {
+            try ProjectCheck.require(project, client: node.client)
             let secrets: [SecretInfo] = try reportingFailures { try node.client.get("/v1/projects/\(project.urlPathEscaped)/secrets") }
             if node.json { try Output.json(secrets); return }
             if secrets.isEmpty { Output.line("Project \(project) has no secrets."); return }
@@ -47,12 +51,13 @@ struct SecretsCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a secret.")
+        static let configuration = CommandConfiguration(abstract: "Delete a secret.", aliases: ["rm"])
         @Argument(help: "The secret's name.") var name: String
         @Option(help: "The project.") var project: String
         @OptionGroup var node: NodeOptions
 
         func run() async throws {
+            try ProjectCheck.require(project, client: node.client)
             try reportingFailures { try node.client.delete("/v1/projects/\(project.urlPathEscaped)/secrets/\(name.urlPathEscaped)") }
             if node.json { try Output.json(["deleted": name]) } else { Output.line("Secret \(name) deleted from project \(project).") }
         }

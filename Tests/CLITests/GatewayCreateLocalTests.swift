@@ -14,6 +14,7 @@ import Testing
         #expect(created.stdout.hasPrefix("Creating gateway, it may take some time...\n"))
         let table = created.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         #expect(table == [["NAME", "ADDRESS"], ["gw-cli-a", "127.0.0.61"]], "\(created.stdout)")
+        #expect(created.stderr.contains("Using the local backend (--backend)."), "\(created.stderr)")
         // Not a terminal: one plain line a step, in order.
         let steps = ["resources created:", "booting:", "joined the mesh:", "ready:"].map { created.stderr.range(of: $0)?.lowerBound }
         #expect(steps.allSatisfy { $0 != nil }, "\(created.stderr)")
@@ -189,6 +190,11 @@ import Testing
         #expect(r.status == 1)
         #expect(r.stderr.contains("AWS_ACCESS_KEY_ID"), "\(r.stderr)")
         #expect(r.stderr.contains("warren project set-backend"), "\(r.stderr)")
+        // All at once, each with how to set it, not one per attempt.
+        for line in ["the AWS access key: set AWS_ACCESS_KEY_ID", "the AWS secret key: set AWS_SECRET_ACCESS_KEY",
+                     "the AWS region: set AWS_REGION or AWS_DEFAULT_REGION", "set WARREN_RELEASE_URL", "missing 4 settings"] {
+            #expect(r.stderr.contains(line), "`\(line)` missing: \(r.stderr)")
+        }
 
         let set = try runner.warren(["project", "set-backend", "cloudy", "aws"])
         #expect(set.status == 1)

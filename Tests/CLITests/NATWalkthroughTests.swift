@@ -152,7 +152,7 @@ final class NATLab: @unchecked Sendable {
         guard let list = try? JSONSerialization.jsonObject(with: Data(peers.stdout.utf8)) as? [[String: Any]] else {
             return "unreadable: \(peers.stdout)"
         }
-        return list.compactMap { $0["state"] as? String }.joined(separator: ",")
+        return list.filter { $0["isSelf"] as? Bool != true }.compactMap { $0["state"] as? String }.joined(separator: ",")
     }
 
     /// `warren run DIR -f service.yml --project local -d`: `python3 -m http.server` on the site's

@@ -25,6 +25,8 @@ struct PlayedCloudGateway {
     /// cloud still holds is the caller's check.
     @discardableResult
     func createJoinAndDelete(firstBootScript: () throws -> String?) throws -> String {
+        let project = try runner.warren(["project", "create", "cloudy"], environment: environment)
+        #expect(project.status == 0, "\(project.stderr)")
         let create = try RunningWarren(
             ["gateway", "create", "--project", "cloudy", "--backend", backend, "--name", name, "--domain", domain,
              "--timeout", "90", "--state-dir", runner.directory] + (releaseSHA256Flag.map { ["--release-sha256", $0] } ?? []),

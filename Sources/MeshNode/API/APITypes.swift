@@ -15,8 +15,15 @@ public import Foundation
 //   GET    /v1/runs/{id}                         → RunInfo
 //   GET    /v1/runs/{id}/logs?tail=N&follow=1    → text, streamed while following
 //   POST   /v1/runs/{id}/stop                    → RunInfo
+//   DELETE /v1/runs/{id}                         → RunInfo (409 while the run is active)
+//   POST   /v1/config/check                      ← ConfigCheckRequest → ServiceSummaryInfo (422 with the issues)
 //
 // Errors are `APIErrorBody` with a status that says what kind of failure it was.
+
+/// The version `warren --version` prints and `warren status` shows for the node.
+public enum WarrenVersion {
+    public static let current = "0.1.0"
+}
 
 /// The JSON body of an error response.
 public struct APIErrorBody: Codable, Sendable, Equatable {
@@ -37,14 +44,23 @@ public struct NodeInfo: Codable, Sendable, Equatable {
     public var isGateway: Bool
     public var publicAddress: String?
     public var stateDirectory: String
+    /// The node's version; nil from a node older than this field.
+    public var version: String?
+    /// When the agent started, for its uptime.
+    public var started: Date?
 
-    public init(id: String, meshID: String, listen: String, isGateway: Bool, publicAddress: String?, stateDirectory: String) {
+    public init(
+        id: String, meshID: String, listen: String, isGateway: Bool, publicAddress: String?, stateDirectory: String,
+        version: String? = nil, started: Date? = nil
+    ) {
         self.id = id
         self.meshID = meshID
         self.listen = listen
         self.isGateway = isGateway
         self.publicAddress = publicAddress
         self.stateDirectory = stateDirectory
+        self.version = version
+        self.started = started
     }
 }
 
@@ -56,13 +72,16 @@ public struct PeerInfo: Codable, Sendable, Equatable {
     public var isGateway: Bool
     /// Whether this node holds an encrypted link to it now.
     public var linked: Bool
+    /// True for the row of the node that answered (`warren peers` lists it too); absent otherwise.
+    public var isSelf: Bool?
 
-    public init(id: String, address: String, state: String, isGateway: Bool, linked: Bool) {
+    public init(id: String, address: String, state: String, isGateway: Bool, linked: Bool, isSelf: Bool? = nil) {
         self.id = id
         self.address = address
         self.state = state
         self.isGateway = isGateway
         self.linked = linked
+        self.isSelf = isSelf
     }
 }
 
@@ -97,8 +116,11 @@ public struct LeaseInfo: Codable, Sendable, Equatable {
     public var runID: String
     public var node: String
     public var expires: Date
+    /// The lease time of the node that answered; holders renew every third of it, so a lease
+    /// with less than half of it left has missed renewals.
+    public var ttlSeconds: Double?
 
-    public init(_ lease: Lease) {
+    public init(_ lease: Lease, ttl: TimeInterval = LeaseTable.defaultTTL) {
         gateway = lease.binding.address
         port = lease.binding.port
         host = lease.binding.host
@@ -106,6 +128,7 @@ public struct LeaseInfo: Codable, Sendable, Equatable {
         runID = lease.runID
         node = lease.holder
         expires = lease.expires
+        ttlSeconds = ttl
     }
 }
 
@@ -188,4 +211,47 @@ public struct RunInfo: Codable, Sendable, Equatable {
     }
 
     public var isActive: Bool { [.starting, .leasing, .running, .stopping].contains(state) }
+}
+
+/// `warren config check` with a node running: the file is resolved with the project's secrets, as
+/// `run` would resolve it.
+public struct ConfigCheckRequest: Codable, Sendable {
+    public var project: String
+    public var configuration: String
+    public var configurationPath: String
+    /// The caller's environment, for `${{ env.NAME }}`.
+    public var environment: [String: String]
+
+    public init(project: String, configuration: String, configurationPath: String, environment: [String: String]) {
+        self.project = project
+        self.configuration = configuration
+        self.configurationPath = configurationPath
+        self.environment = environment
+    }
+}
+
+/// A resolved service as it may be shown: secrets masked (`***`) everywhere but in the gateway,
+/// which is the address users visit.
+public struct ServiceSummaryInfo: Codable, Sendable, Equatable {
+    public var name: String?
+    public var gateway: String
+    public var externalPort: Int
+    public var appPort: Int
+    public var setup: [String]
+    public var commands: [String]
+    public var env: [String: String]
+    public var domain: String?
+    public var ignoredFields: [String]
+
+    public init(_ s: ServiceConfiguration) {
+        name = s.name
+        gateway = s.gateway?.value ?? "(the mesh's only gateway)"
+        externalPort = s.port.external
+        appPort = s.port.app
+        setup = s.setup.map(\.display)
+        commands = s.commands.map(\.display)
+        env = Dictionary(s.env.map { ($0.name, $0.value.display) }, uniquingKeysWith: { $1 })
+        domain = s.domain?.display
+        ignoredFields = s.ignoredFields
+    }
 }

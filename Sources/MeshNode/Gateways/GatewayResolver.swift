@@ -57,10 +57,22 @@ public struct GatewayResolver: Sendable {
         let addresses = lookup(host)
         if let g = gateways.first(where: { addresses.contains($0.address) }) { return (g, host) }
         let resolved = addresses.isEmpty ? "it does not resolve" : "it resolves to \(addresses.joined(separator: ", "))"
-        throw Failure(description: "`gateway: \(reference)` is not a gateway of the mesh: no gateway has that name or address, and \(resolved). Gateways: \(gateways.isEmpty ? "none" : names)")
+        throw Failure(description: """
+            `gateway: \(reference)` is not a gateway of the mesh: no gateway has that name or address or announces that \
+            domain (a gateway announces its `--domain`s; those need no DNS), and \(resolved) as resolved on the node \
+            running the service, \(Self.lookupPlaces). Gateways: \(gateways.isEmpty ? "none" : names)
+            """)
     }
 
     private var names: String { gateways.map { "\($0.name) (\($0.address))" }.joined(separator: ", ") }
+
+    /// Where the node looks names up: the node's environment counts, not the shell that ran `warren`.
+    static var lookupPlaces: String {
+        if let path = ProcessInfo.processInfo.environment["WARREN_HOSTS"], !path.isEmpty {
+            return "in $WARREN_HOSTS (\(path)) of the node's environment, then in DNS"
+        }
+        return "in DNS (WARREN_HOSTS, a hosts file, is read only from the node's environment, and is not set there)"
+    }
 
     /// `$WARREN_HOSTS` (lines of `ADDRESS NAME…`, as /etc/hosts) first, then the system resolver.
     public static let systemLookup: Lookup = { host in

@@ -58,12 +58,28 @@ public struct NodeAPI: Sendable {
             return .noContent
         }
 
+        r.post("/v1/config/check") { req in
+            let body = try req.decode(ConfigCheckRequest.self)
+            let values = try await api.secrets.values(project: body.project)
+            let service: ServiceConfiguration
+            do {
+                service = try ServiceConfigurationParser(secrets: values, environment: body.environment)
+                    .parse(yaml: body.configuration, file: body.configurationPath)
+            } catch let error as ConfigurationError {
+                let n = error.issues.count
+                throw APIError(status: 422, "\(body.configurationPath): \(n) problem\(n == 1 ? "" : "s") found",
+                               issues: error.issues.map { "\($0.file):\($0.line):\($0.column): error: \($0.message)" })
+            }
+            return try .json(ServiceSummaryInfo(service))
+        }
+
         r.get("/v1/runs") { _ in try .json(await api.runs.list()) }
         r.post("/v1/runs") { req in
             try .json(try await api.runs.submit(req.decode(RunRequest.self)), status: 201)
         }
         r.get("/v1/runs/:id") { req in try .json(try await api.runs.get(req.parameter("id"))) }
         r.post("/v1/runs/:id/stop") { req in try .json(try await api.runs.stop(req.parameter("id"))) }
+        r.delete("/v1/runs/:id") { req in try .json(try await api.runs.remove(req.parameter("id"))) }
         r.get("/v1/runs/:id/logs") { req in
             let (log, id) = try await api.runs.log(req.parameter("id"))
             let tail = Int(req.query["tail"] ?? "") ?? 200

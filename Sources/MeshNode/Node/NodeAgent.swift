@@ -25,6 +25,7 @@ public final class NodeAgent: Sendable {
         if let name = o.gatewayName, !PlainName.isValid(name) {
             throw NodeStartError(description: "gateway name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)")
         }
+        let started = Date()
         if o.isGateway, o.publicAddress == nil {
             throw NodeStartError(description: "a gateway needs --public-address: the address services name in `gateway:`")
         }
@@ -110,7 +111,8 @@ public final class NodeAgent: Sendable {
         var api = NodeAPI(
             node: {
                 NodeInfo(id: identity.id.description, meshID: meshID, listen: HostPort.format(o.listenHost, port),
-                         isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory)
+                         isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory,
+                         version: WarrenVersion.current, started: started)
             },
             peers: {
                 let removed = gate.roster?.removals ?? [:]
@@ -124,7 +126,7 @@ public final class NodeAgent: Sendable {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
                 return await view.gatewayInfos(members: states)
             },
-            leases: { await view.leaseTable().leases.map(LeaseInfo.init) },
+            leases: { await view.leaseTable().leases.map { LeaseInfo($0) } },
             secrets: secrets, runs: runs)
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         api.provisioner = provisioner

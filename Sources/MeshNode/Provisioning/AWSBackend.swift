@@ -34,6 +34,11 @@ public struct AWSBackend: GatewayBackend {
         /// From `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`
         /// (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_EC2` (or `AWS_ENDPOINT_URL`), `AWS_IMAGE_OWNER` and `WARREN_RELEASE_URL`.
         public init(settings: BackendSettings) throws {
+            try settings.requireAll([
+                (["AWS_ACCESS_KEY_ID"], "the AWS access key"), (["AWS_SECRET_ACCESS_KEY"], "the AWS secret key"),
+                (["AWS_REGION", "AWS_DEFAULT_REGION"], "the AWS region"),
+                (["WARREN_RELEASE_URL"], "the URL of the Warren release gateways install"),
+            ], backend: "aws")
             let credentials = AWSCredentials(
                 accessKeyID: try settings.required("AWS_ACCESS_KEY_ID", purpose: "the AWS access key"),
                 secretAccessKey: try settings.required("AWS_SECRET_ACCESS_KEY", purpose: "the AWS secret key"),

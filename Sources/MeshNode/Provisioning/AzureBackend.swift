@@ -44,6 +44,11 @@ public struct AzureBackend: GatewayBackend {
         /// `AZURE_LOCATION` (default eastus), `WARREN_RELEASE_URL`, and the optional
         /// `AZURE_AUTHORITY_HOST`, `AZURE_RESOURCE_MANAGER_URL`, `AZURE_SSH_PUBLIC_KEY`.
         public init(settings: BackendSettings) throws {
+            try settings.requireAll([
+                (["AZURE_TENANT_ID"], "the Azure tenant"), (["AZURE_CLIENT_ID"], "the Azure service principal's client ID"),
+                (["AZURE_CLIENT_SECRET"], "the Azure service principal's secret"), (["AZURE_SUBSCRIPTION_ID"], "the Azure subscription"),
+                (["WARREN_RELEASE_URL"], "the URL of the Warren release gateways install"),
+            ], backend: "azure")
             self.init(
                 tenantID: try settings.required("AZURE_TENANT_ID", purpose: "the Azure tenant"),
                 clientID: try settings.required("AZURE_CLIENT_ID", purpose: "the Azure service principal's client ID"),

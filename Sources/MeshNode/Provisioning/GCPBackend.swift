@@ -53,6 +53,10 @@ public struct GCPBackend: GatewayBackend {
         /// (the key itself), `GOOGLE_CLOUD_PROJECT` (default: the key's project), `GCP_ZONE`
         /// (default us-central1-a), `WARREN_RELEASE_URL`, and the optional `GCP_COMPUTE_ENDPOINT`.
         public init(settings: BackendSettings) throws {
+            try settings.requireAll([
+                (["GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIALS_JSON"], "the GCP service-account key"),
+                (["WARREN_RELEASE_URL"], "the URL of the Warren release gateways install"),
+            ], backend: "gcp")
             let json: [UInt8]
             if let inline = settings["GOOGLE_CREDENTIALS_JSON"] {
                 json = Array(inline.utf8)

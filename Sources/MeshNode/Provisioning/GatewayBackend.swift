@@ -128,6 +128,20 @@ public struct BackendSettings: Sendable {
         values[key].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// Checks every required setting before any is read, so one error lists all that are missing,
+    /// each with how to set it: `settings` are (alternative keys, purpose).
+    public func requireAll(_ settings: [(keys: [String], purpose: String)], backend: String) throws {
+        let missing = settings.filter { setting in setting.keys.allSatisfy { self[$0] == nil } }
+        guard !missing.isEmpty else { return }
+        let lines = missing.map { "  \($0.purpose): set \($0.keys.joined(separator: " or "))" }
+        throw ProvisioningError.invalidConfiguration("""
+            the \(backend) backend is missing \(missing.count) setting\(missing.count == 1 ? "" : "s"):
+            \(lines.joined(separator: "\n"))
+            Set them in the environment of `warren gateway create`, or store them in the project with \
+            `warren project set-backend PROJECT \(backend)` (which reads them from the environment).
+            """)
+    }
+
     /// The value of the first of `keys` that is set, or an error naming them all.
     public func required(_ keys: String..., purpose: String) throws -> String {
         for key in keys { if let value = self[key] { return value } }

@@ -238,6 +238,24 @@ public actor RunManager {
         }
     }
 
+    /// Forgets an ended run (`warren rm`): its record goes, so `ps -a` no longer lists it. An
+    /// active run is refused: stopping it is a separate, deliberate step.
+    public func remove(_ reference: String) async throws(APIError) -> RunInfo {
+        let record = try find(reference)
+        guard !record.state.isActive else {
+            throw .conflict("run \(record.name) is \(record.state.rawValue); stop it first with `warren stop \(record.name)`")
+        }
+        do {
+            _ = try await store.deleteRun(id: record.id)
+        } catch {
+            throw .internalError("could not remove run \(record.name) from the node's store: \(error)")
+        }
+        records[record.id] = nil
+        details[record.id] = nil
+        tasks[record.id] = nil
+        return info(record)
+    }
+
     // MARK: Reading
 
     public func list() -> [RunInfo] {
