@@ -1,10 +1,13 @@
 import Gossip
 import Logging
+import NIOCore
 
 /// Finds or makes the link to a node, and keeps the links that runs depend on up.
 actor LinkPool {
     private let endpoint: LinkEndpoint
     private var maintained: [NodeID: Task<Void, Never>] = [:]
+    /// Dials in progress: callers that need the same peer at once share one dial.
+    private var dialling: [NodeID: Task<Link, any Error>] = [:]
     private let logger: Logger
 
     init(endpoint: LinkEndpoint, logger: Logger) {
@@ -12,18 +15,28 @@ actor LinkPool {
         self.logger = logger
     }
 
-    /// A live link to `peer` if one is up (in either direction).
+    /// The newest live link to `peer` (in either direction), if one is up. A peer that dialled
+    /// again holds only its newest link; an older one may be silent until it is found dead.
     nonisolated func existing(_ peer: NodeID) -> Link? {
-        endpoint.links.first { $0.peer == peer && $0.isActive }
+        Self.newest(endpoint.links, to: peer)
+    }
+
+    static func newest(_ links: [Link], to peer: NodeID) -> Link? {
+        links.filter { $0.peer == peer && $0.isActive }.max { $0.established < $1.established }
     }
 
     /// A link to `peer`, dialling `address` when none is up.
     func link(to peer: NodeID, address: String) async throws -> Link {
         if let link = existing(peer) { return link }
+        if let dial = dialling[peer] { return try await dial.value }
         guard let (host, port) = HostPort.parse(address) else {
             throw LeaseUnavailable(address: address, reason: "its mesh address \(address) is not host:port")
         }
-        return try await endpoint.dial(host: host, port: port, expecting: peer)
+        let endpoint = self.endpoint
+        let dial = Task { try await endpoint.dial(host: host, port: port, expecting: peer) }
+        dialling[peer] = dial
+        defer { dialling[peer] = nil }
+        return try await dial.value
     }
 
     /// Keeps a link to `peer` up (redialling with backoff) until `release` or shutdown: a runner's
@@ -38,5 +51,6 @@ actor LinkPool {
     func shutdown() {
         for task in maintained.values { task.cancel() }
         maintained = [:]
+        for task in dialling.values { task.cancel() }
     }
 }
