@@ -77,6 +77,7 @@ extension GossipNode {
             return
         }
         guard let r = records[node], incarnation >= r.member.incarnation else { return }
+        if from != id, r.member.state == .alive, outweighRumour(about: node, incarnation: incarnation) { return }
         switch r.member.state {
         case .dead, .left:
             return
@@ -114,9 +115,20 @@ extension GossipNode {
         }
         guard let r = records[node], incarnation >= r.member.incarnation else { return }
         guard r.member.state == .alive || r.member.state == .suspect else { return }
+        if from != id, from != node, outweighRumour(about: node, incarnation: incarnation) { return }
         suspicions.removeValue(forKey: node)
         setState(node, from == node ? .left : .dead, incarnation: incarnation, now: now)
         broadcast(.dead(node: node, incarnation: incarnation, from: from))
+    }
+
+    /// A rumour about `node` from another member, when this node's own link to `node` is live:
+    /// not adopted; `node` hears of it (over that link, for a member behind NAT) and refutes,
+    /// which ends the rumour everywhere.
+    private mutating func outweighRumour(about node: NodeID, incarnation: UInt32) -> Bool {
+        guard vouches(node) else { return false }
+        counters.rumoursOutweighed += 1
+        send(.gossip(updates: [.suspect(node: node, incarnation: incarnation, from: id)]), to: node)
+        return true
     }
 
     mutating func expireSuspicions(now: Duration) {

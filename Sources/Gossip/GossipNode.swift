@@ -75,6 +75,11 @@ public struct GossipNode: Sendable {
     /// Whether a node this one does not know yet may introduce itself (its own alive record in a
     /// message it sent): the owner's rules (e.g. admitted to the mesh). Every node passes by default.
     public var admitsMember: @Sendable (NodeID) -> Bool = { _ in true }
+    /// Whether this node holds a live link of its own to a member (the owner's links; none by
+    /// default). That is first-hand evidence the member is up, which outweighs another member's
+    /// suspicion or verdict of death: such a rumour is not adopted, and the member is told of it,
+    /// so that it refutes. Behind NAT, a member another cannot reach is not down.
+    public var vouches: @Sendable (NodeID) -> Bool = { _ in false }
     let logger: Logger
     /// Actions produced by the call in progress.
     var pending: [Action] = []
@@ -427,6 +432,9 @@ public struct GossipCounters: Hashable, Sendable {
     /// Messages with a claim against this node, answered to their sender with its current incarnation.
     public var claimsAnswered = 0
     public var suspicionsRaised = 0
+    /// Suspicions and deaths other members spread about a member this node holds a live link to,
+    /// and so did not adopt (`GossipNode.vouches`).
+    public var rumoursOutweighed = 0
     public var deathsDeclared = 0
     public var probesFailed = 0
 

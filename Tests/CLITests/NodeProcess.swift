@@ -28,6 +28,11 @@ final class NodeProcess: @unchecked Sendable {
 
     var isRunning: Bool { process.isRunning }
 
+    /// How it ended, once it has: an exit status, or the signal that ended it (a trap is a crash).
+    var termination: (reason: Process.TerminationReason, status: Int32)? {
+        process.isRunning ? nil : (process.terminationReason, process.terminationStatus)
+    }
+
     /// What the node has logged so far, for failure messages.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 

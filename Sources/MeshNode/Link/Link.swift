@@ -22,6 +22,8 @@ public final class Link: Sendable, CustomStringConvertible {
     public let traffic: LinkTraffic
 
     let channel: any Channel
+    /// When the link was established: of two links to one peer, the newer is used.
+    let established = NIODeadline.now()
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     private let logger: Logger
 
@@ -63,13 +65,30 @@ public final class Link: Sendable, CustomStringConvertible {
         let answered = channel.eventLoop.makePromise(of: Void.self)
         let logger = self.logger
         let traffic = self.traffic
-        let streamChannel = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandlers(
-                    LinkStreamCounter(traffic: traffic), LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
-            }.flatMap { initializer(stream) }
-        }.get()
-        try await answered.futureResult.get()
+        let link = channel
+        let streamChannel: any Channel
+        do {
+            streamChannel = try await multiplexer.createStreamChannel { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    // A multiplexer whose connection already closed still makes the stream, but
+                    // never tells it of the close: its answer would be awaited forever.
+                    guard link.isActive, stream.parent?.isActive != false else { throw LinkError.closed }
+                    try stream.pipeline.syncOperations.addHandlers(
+                        LinkStreamCounter(traffic: traffic), LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
+                }.flatMap { initializer(stream) }
+            }.get()
+        } catch {
+            // A link that closed before the stream was set up never ran the initializer, so no
+            // handler holds `answered`.
+            answered.fail(error)
+            throw error
+        }
+        do {
+            try await answered.futureResult.get()
+        } catch {
+            streamChannel.close(promise: nil)
+            throw error
+        }
         return LinkStream(channel: streamChannel, peer: peer)
     }
 

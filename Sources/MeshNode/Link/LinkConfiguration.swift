@@ -7,13 +7,24 @@ public struct LinkConfiguration: Sendable {
 
     /// How long the Noise handshake may take before the connection is closed.
     public var handshakeTimeout: TimeAmount = .seconds(5)
-    /// Accepted connections that may be in their handshake at once; more are closed on arrival.
-    /// Each costs a few KiB and lives at most `handshakeTimeout`, so this bounds what a flood of
-    /// silent or slow connections can hold, while links already up are untouched.
+    /// Accepted connections that may be in their handshake at once. Each costs a few KiB and
+    /// lives at most `handshakeTimeout`, so this bounds what a flood of silent or slow
+    /// connections can hold, while links already up are untouched. A connection that finds the
+    /// places taken pushes out the oldest pending one: a real peer's handshake takes one round
+    /// trip, a flood's connections wait, so real peers still get through.
     public var maxPendingHandshakes: Int = 256
+    /// Pending handshakes one source address may hold; its next connection pushes out its own
+    /// oldest, so one address cannot take the places of others. Nodes behind one NAT share an
+    /// address: a handful of them reconnecting at once stays well below this.
+    public var maxPendingHandshakesPerAddress: Int = 16
     /// After this long without a byte from the peer, a link sends an HTTP/2 PING; after three such
     /// silent intervals it closes (nil: never).
     public var keepaliveInterval: TimeAmount? = .seconds(10)
+    /// A link that sent bytes (a stream's request or data, a PING) and heard nothing back for this
+    /// long is closed, pinging the peer after a fifth of it: any live peer answers a PING within
+    /// a round trip, while a peer lost behind a NAT never does (nil: only the keepalive above).
+    /// Applies when `keepaliveInterval` is set.
+    public var answerTimeout: TimeAmount? = .seconds(5)
     /// How long a dial may wait for the TCP connection.
     public var connectTimeout: TimeAmount = .seconds(5)
     /// The suite the dialler asks for; nil picks AES-GCM when the processor has AES instructions.

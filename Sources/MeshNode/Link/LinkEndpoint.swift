@@ -46,7 +46,7 @@ public final class LinkEndpoint: Sendable {
         var listeners: [any Channel] = []
         var links: [ObjectIdentifier: Link] = [:]
         /// Accepted connections still in their handshake (see `maxPendingHandshakes`).
-        var pendingHandshakes = 0
+        var pending = PendingHandshakes<ObjectIdentifier, any Channel>()
         var shutDown = false
     }
 
@@ -86,13 +86,12 @@ public final class LinkEndpoint: Sendable {
                 minimum: 1024, initial: 64 << 10, maximum: configuration.socketReadSize))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Throwing here makes NIO close the new connection.
-                    try self.beginHandshake(from: channel)
+                    self.beginHandshake(from: channel)
                     let established = channel.eventLoop.makePromise(of: Link.self)
                     // `established` completes either way: the handshake handler fails it on
                     // error, timeout or close.
                     established.futureResult.whenComplete { result in
-                        self.state.withLockedValue { $0.pendingHandshakes -= 1 }
+                        self.state.withLockedValue { $0.pending.end(ObjectIdentifier(channel)) }
                         if case .success(let link) = result { self.register(link) }
                     }
                     do {
@@ -150,15 +149,24 @@ public final class LinkEndpoint: Sendable {
         }
     }
 
-    /// Keeps a link to `host:port` up until the calling task is cancelled: dials, waits for the
-    /// link to drop, dials again after an exponential backoff with jitter (0.5 s doubling to 10 s;
-    /// reset after a link that stayed up). The links appear in `events`.
+    /// Keeps a link to `host:port` up until the calling task is cancelled: dials (unless a link to
+    /// `expecting` is up already), waits for the link to drop, dials again after an exponential
+    /// backoff with jitter (0.5 s doubling to 10 s; reset after a link that stayed up). The links
+    /// appear in `events`.
     public func maintainLink(host: String, port: Int, expecting: NodeID, backoff: LinkBackoff = LinkBackoff()) async {
         var backoff = backoff
         var random = SystemRandomNumberGenerator()
         while !Task.isCancelled {
             do {
-                let link = try await dial(host: host, port: port, expecting: expecting)
+                // A link already up (a join's, or one the peer dialled) serves until it drops: a
+                // second one would replace it at the peer, failing the calls on it.
+                let up = links.filter { $0.peer == expecting && $0.isActive }.max { $0.established < $1.established }
+                let link: Link
+                if let up {
+                    link = up
+                } else {
+                    link = try await dial(host: host, port: port, expecting: expecting)
+                }
                 backoff.reset()
                 await withTaskCancellationHandler {
                     try? await link.closeFuture.get()
@@ -185,30 +193,39 @@ public final class LinkEndpoint: Sendable {
         continuation.finish()
     }
 
-    /// Counts an accepted connection into its handshake, or refuses it when
-    /// `maxPendingHandshakes` are already in progress.
-    private func beginHandshake(from channel: any Channel) throws {
-        let limit = configuration.maxPendingHandshakes
-        let admitted = state.withLockedValue { state in
-            guard state.pendingHandshakes < limit else { return false }
-            state.pendingHandshakes += 1
-            return true
+    /// Counts an accepted connection into its handshake. When its source address already holds
+    /// `maxPendingHandshakesPerAddress`, or all `maxPendingHandshakes` places are taken, the
+    /// oldest pending handshake of that address (or of all) is closed to make room: a real peer
+    /// completes its handshake in a round trip, so a flood of silent connections pushes out only
+    /// its own, and one address never holds more than its share.
+    private func beginHandshake(from channel: any Channel) {
+        let address = channel.remoteAddress?.ipAddress ?? "?"
+        let configuration = self.configuration
+        let evicted = state.withLockedValue { state in
+            state.pending.begin(
+                ObjectIdentifier(channel), connection: channel, address: address,
+                limit: configuration.maxPendingHandshakes, perAddress: configuration.maxPendingHandshakesPerAddress)
         }
-        guard admitted else {
-            logger.debug("link connection refused", metadata: [
-                "link.remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
-                "error": "\(LinkError.tooManyHandshakes(limit: limit))",
+        for (old, reason) in evicted {
+            logger.debug("link handshake pushed out by a newer connection", metadata: [
+                "link.remote": "\(old.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(reason)",
             ])
-            throw LinkError.tooManyHandshakes(limit: limit)
+            old.close(promise: nil)
         }
     }
 
     private func register(_ link: Link) {
         let key = ObjectIdentifier(link)
-        let accepted = state.withLockedValue { state in
-            guard !state.shutDown else { return false }
+        let (accepted, replaced) = state.withLockedValue { state -> (Bool, [Link]) in
+            guard !state.shutDown else { return (false, []) }
+            // A node dials again only when it holds no link to this one (its old link died, e.g.
+            // behind a NAT that changed its outside address): older links it dialled are dead
+            // ends that may stay silent until keepalive gives up. Links this node dialled are
+            // left alone: two of them can be up at once after concurrent dials, both alive.
+            let replaced = link.direction == .inbound
+                ? state.links.values.filter { $0.peer == link.peer && $0.direction == .inbound } : []
             state.links[key] = link
-            return true
+            return (true, replaced)
         }
         guard accepted else {
             link.channel.close(promise: nil)
@@ -216,6 +233,13 @@ public final class LinkEndpoint: Sendable {
         }
         logger.debug("link up", metadata: ["peer.id": "\(link.peer.short)", "link.remote": "\(link.remoteAddress.map { "\($0)" } ?? "?")"])
         continuation.yield(.up(link))
+        for old in replaced {
+            logger.debug("link replaced by the peer's newer link", metadata: [
+                "peer.id": "\(old.peer.short)", "link.remote": "\(old.remoteAddress.map { "\($0)" } ?? "?")",
+            ])
+            // Its streams fail at once; their users retry on the newest link.
+            old.channel.close(promise: nil)
+        }
         link.closeFuture.whenComplete { [self] _ in
             state.withLockedValue { _ = $0.links.removeValue(forKey: key) }
             logger.debug("link down", metadata: ["peer.id": "\(link.peer.short)"])
@@ -253,7 +277,9 @@ public final class LinkEndpoint: Sendable {
                 let encoder = LinkRecordEncoder(cipher: sealer)
                 try sync.addHandler(encoder, position: .after(decoder))
                 if let interval = configuration.keepaliveInterval {
-                    try sync.addHandler(LinkKeepaliveHandler(interval: interval, logger: logger), position: .after(encoder))
+                    try sync.addHandler(
+                        LinkKeepaliveHandler(interval: interval, answerTimeout: configuration.answerTimeout, logger: logger),
+                        position: .after(encoder))
                 }
                 let peer = result.peer
                 let channel = context.channel

@@ -32,6 +32,9 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
     case connectFailed(host: String, port: Int, reason: String)
     /// An accepted connection found the configured number of handshakes already in progress.
     case tooManyHandshakes(limit: Int)
+    /// An accepted connection found its source address holding the configured number of
+    /// handshakes in progress.
+    case tooManyHandshakesFrom(address: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -50,6 +53,7 @@ public enum LinkError: Error, Equatable, CustomStringConvertible {
         case .closed: return "the link closed"
         case .connectFailed(let host, let port, let reason): return "could not connect to \(host):\(port): \(reason)"
         case .tooManyHandshakes(let limit): return "\(limit) link handshakes are already in progress"
+        case .tooManyHandshakesFrom(let address, let limit): return "\(limit) link handshakes from \(address) are already in progress"
         }
     }
 }

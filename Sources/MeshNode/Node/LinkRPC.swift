@@ -25,16 +25,24 @@ enum LinkRPC {
         }
         // No write for an empty body: an empty DATA frame counts against NIOHTTP2's DoS heuristic
         // (one in a row tolerated), and a burst of them on one link closes the link.
-        if !body.isEmpty {
-            var buffer = stream.channel.allocator.buffer(capacity: body.count)
-            buffer.writeBytes(body)
-            try await stream.channel.writeAndFlush(buffer)
+        do {
+            if !body.isEmpty {
+                var buffer = stream.channel.allocator.buffer(capacity: body.count)
+                buffer.writeBytes(body)
+                try await stream.channel.writeAndFlush(buffer)
+            }
+            try await stream.channel.close(mode: .output)
+        } catch {
+            // The Collector fails `collected` as the stream goes.
+            stream.channel.close(promise: nil)
+            throw error
         }
-        try await stream.channel.close(mode: .output)
         return try await withThrowingTaskGroup(of: [UInt8].self) { group in
             group.addTask { try await collected.futureResult.get() }
             group.addTask {
-                try await Task.sleep(for: timeout)
+                // Cancelled (the caller gave up, or the answer came): the stream is reset either
+                // way, which also ends the first task if it still waits.
+                try? await Task.sleep(for: timeout)
                 stream.channel.close(promise: nil)
                 throw Closed()
             }
@@ -47,7 +55,11 @@ enum LinkRPC {
     /// Call from a `LinkStreamAcceptor` before it returns 200.
     static func serve(_ stream: LinkStream, handler: @escaping @Sendable ([UInt8]) async -> [UInt8]) -> EventLoopFuture<Void> {
         let collected = stream.channel.eventLoop.makePromise(of: [UInt8].self)
-        return stream.channel.pipeline.addHandler(Collector(limit: maxBytes, done: collected)).map {
+        let added = stream.channel.pipeline.addHandler(Collector(limit: maxBytes, done: collected))
+        // The stream (or its link) may have closed while the acceptor decided: then the Collector
+        // never joins the pipeline and nothing else would complete `collected`.
+        added.whenFailure { collected.fail($0) }
+        return added.map {
             Task {
                 guard let request = try? await collected.futureResult.get() else { return }
                 let answer = await handler(request)
@@ -95,6 +107,12 @@ enum LinkRPC {
         func channelInactive(context: ChannelHandlerContext) {
             finish(.failure(Closed()))
             context.fireChannelInactive()
+        }
+
+        /// A handler added to a stream that had already closed sees no `channelInactive`, only
+        /// its removal as the pipeline is torn down.
+        func handlerRemoved(context: ChannelHandlerContext) {
+            finish(.failure(Closed()))
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -59,6 +59,7 @@ actor MeshState: EntryReplica {
     ) {
         self.transport = transport
         self.hasLink = hasLink
+        gossip.vouches = hasLink
         self.sendOverLink = sendOverLink
     }
 

@@ -92,7 +92,8 @@ public final class NodeAgent: Sendable {
             // Never dial a node removed from the mesh: it would be linked again from this side.
             guard gate.mayLink(peer) else { return }
             do {
-                let link = try await pool.link(to: peer, address: address)
+                let linksOnly = await mesh.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } ?? false
+                let link = try await pool.link(to: peer, address: address, linksOnly: linksOnly)
                 _ = try await LinkRPC.call(link, path: "/gossip", body: bytes)
             } catch {
                 logger.debug("gossip over a link failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
@@ -171,9 +172,18 @@ public final class NodeAgent: Sendable {
                     }
                 }
             }
-            // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up.
+            // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up,
+            // and links to every gateway and to at least two members.
             @Sendable func joined(_ peer: NodeID?, _ address: String) async {
                 if o.linksOnly, let peer { await pool.keep(peer, address: address) }
+            }
+            if o.linksOnly {
+                group.addTask {
+                    while !Task.isCancelled {
+                        await pool.keepLinks(among: await mesh.members(), local: identity.id)
+                        try? await Task.sleep(for: .seconds(5))
+                    }
+                }
             }
             for seed in plan.seeds {
                 group.addTask {
