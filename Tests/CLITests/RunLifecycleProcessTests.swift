@@ -12,16 +12,20 @@ import Testing
         let runnerArguments: [String]
         var gateway: NodeProcess
         var runner: NodeProcess
+        /// The runner's Prometheus page, when asked for.
+        var metricsURL: String?
     }
 
-    static func start(_ lab: Lab) async throws -> Mesh {
+    static func start(_ lab: Lab, metrics: Bool = false) async throws -> Mesh {
         let base = "127.\(Int.random(in: 100...250)).\(Int.random(in: 1...254))"
         let (gw, rn) = (base + ".1", base + ".2")
         let gatewayArguments = [
             "--state-dir", lab.gatewayHome, "--listen", "\(gw):\(try freePort(on: gw))", "--gateway", "--public-address", gw, "--name", "lc-gw",
         ]
         let gatewayListen = gatewayArguments[3]
-        let runnerArguments = ["--state-dir", lab.runnerHome, "--listen", "\(rn):\(try freePort(on: rn))", "--join", gatewayListen]
+        var runnerArguments = ["--state-dir", lab.runnerHome, "--listen", "\(rn):\(try freePort(on: rn))", "--join", gatewayListen]
+        let metricsURL = try metrics ? "http://\(rn):\(freePort(on: rn))/metrics" : nil
+        if let metricsURL { runnerArguments += ["--metrics", String(metricsURL.dropFirst(7).dropLast(8))] }
         let gateway = try lab.startNode("gateway", gatewayArguments)
         let runner = try lab.startNode("runner", runnerArguments)
         let seesGateway = try await eventually(within: 30) {
@@ -30,13 +34,20 @@ import Testing
         try #require(seesGateway, "the runner never listed the gateway\n\(gateway.log)\n\(runner.log)")
         let secret = try await lab.warren(["secrets", "add", "GATEWAY_IP", gw, "--project", "local"])
         try #require(secret.status == 0, "\(secret.stderr)")
-        return Mesh(lab: lab, gw: gw, gatewayArguments: gatewayArguments, runnerArguments: runnerArguments, gateway: gateway, runner: runner)
+        return Mesh(lab: lab, gw: gw, gatewayArguments: gatewayArguments, runnerArguments: runnerArguments, gateway: gateway, runner: runner,
+                    metricsURL: metricsURL)
     }
 
     /// Writes a service NAME (its directory holds NAME.txt) and returns `warren run` for it.
     static func runService(
         _ lab: Lab, _ name: String, external: Int, app: Int, command: String? = nil, extra: [String] = []
     ) async throws -> WarrenProcess.Result {
+        let (directory, file) = try writeService(lab, name, external: external, app: app, command: command)
+        return try await lab.warren(["run", directory, "-f", file, "--project", "local", "-d"] + extra)
+    }
+
+    /// Writes a service NAME serving its directory (which holds NAME.txt); its directory and file.
+    static func writeService(_ lab: Lab, _ name: String, external: Int, app: Int, command: String? = nil) throws -> (String, String) {
         let directory = "\(lab.root)/apps/\(name)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try "\(name)\n".write(toFile: "\(directory)/\(name).txt", atomically: true, encoding: .utf8)
@@ -50,7 +61,7 @@ import Testing
               - \(command ?? "exec python3 -m http.server \(app)")
 
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        return try await lab.warren(["run", directory, "-f", file, "--project", "local", "-d"] + extra)
+        return (directory, file)
     }
 
     static func withLab(leaseTTL: Int = 5, environment: [String: String] = [:], _ body: (Lab) async throws -> Void) async throws {
@@ -116,6 +127,51 @@ import Testing
             print("served again \(String(format: "%.1f", took)) s after the gateway was started again")
             let psAfter = try await lab.warren(["ps"]).stdout
             #expect(psAfter.contains("running") && psAfter.contains("serving"), "\(psAfter)")
+        }
+    }
+
+    /// An attached `warren run` prints a line when its public path goes down (the gateway died)
+    /// and one when it comes back; the runner's metrics count runs by path state.
+    @Test func anAttachedRunSaysWhenItsPathGoesDownAndComesBack() async throws {
+        try await Self.withLab(leaseTTL: 3, environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "1"]) { lab in
+            var mesh = try await Self.start(lab, metrics: true)
+            let gw = mesh.gw, metrics = try #require(mesh.metricsURL)
+            let external = try freePort(on: gw)
+            let (directory, file) = try Self.writeService(lab, "attached", external: external, app: try freePort(on: "0.0.0.0"))
+            let errors = lab.root + "/attached.stderr"
+            _ = FileManager.default.createFile(atPath: errors, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+            let attached = Process()
+            attached.executableURL = WarrenProcess.binary
+            attached.arguments = ["run", directory, "-f", file, "--project", "local"]
+            attached.environment = ProcessInfo.processInfo.environment.merging(lab.environment) { $1 }
+            attached.standardOutput = FileHandle.nullDevice
+            attached.standardError = handle
+            attached.standardInput = FileHandle.nullDevice
+            try attached.run()
+            try? handle.close()
+            defer { if attached.isRunning { kill(attached.processIdentifier, SIGKILL) } }
+            let said = { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
+
+            let up = await eventually(within: 20) { said().contains("attached is up at") }
+            try #require(up, "\(said())\n\(mesh.runner.log)")
+            let countedServing = await eventually(within: 10) { (await fetch(metrics) ?? "").contains("warren_runs{path=\"serving\"} 1") }
+            let pagecountedServing = await fetch(metrics) ?? "no metrics"
+            #expect(countedServing, "\(pagecountedServing)")
+
+            await mesh.gateway.kill()
+            let down = await eventually(within: 15) { said().contains("attached is not reachable from the public: gateway unreachable since") }
+            #expect(down, "\(said())")
+            let countedDown = await eventually(within: 10) { (await fetch(metrics) ?? "").contains("warren_runs{path=\"unreachable\"} 1") }
+            let pagecountedDown = await fetch(metrics) ?? "no metrics"
+            #expect(countedDown, "\(pagecountedDown)")
+
+            mesh.gateway = try lab.startNode("gateway-again", mesh.gatewayArguments)
+            let back = await eventually(within: 15) { said().contains("attached serves again at http://\(gw):\(external)") }
+            #expect(back, "\(said())\n\(mesh.runner.log)")
+            #expect(attached.isRunning)
+            kill(attached.processIdentifier, SIGINT)
+            _ = await eventually(within: 15) { !attached.isRunning }
         }
     }
 
