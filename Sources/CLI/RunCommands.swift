@@ -8,7 +8,8 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run a service on this node and publish it through its gateway.",
         discussion: """
             Attached (the default), the service's output is streamed here and Ctrl-C stops it. With -d \
-            the command returns once the service's URL is live.
+            the command returns once the service's URL is live, saying every few seconds what it waits \
+            for, and fails after --timeout seconds.
             """
     )
 
@@ -18,7 +19,14 @@ struct RunCommand: AsyncParsableCommand {
     var file: String?
     @Option(help: "The project whose secrets the configuration uses.") var project: String
     @Flag(name: [.short, .customLong("detach")], help: "Return once the URL is live; the service keeps running.") var detach = false
+    @Option(help: "How long the app may take to listen on its port and be published, in seconds.") var timeout: Double = 60
     @OptionGroup var node: NodeOptions
+
+    func validate() throws {
+        guard timeout > 0, timeout.isFinite else {
+            throw ValidationError("--timeout must be a positive number of seconds, not \(timeout)")
+        }
+    }
 
     func run() async throws {
         let file = try ServiceFile.resolve(self.file, in: self.directory)
@@ -36,7 +44,7 @@ struct RunCommand: AsyncParsableCommand {
         try ProjectCheck.require(project, client: client)
         RunNotes.sayIgnoredFields(file: file, project: project, client: client)
         let request = RunRequest(project: project, configuration: text, configurationPath: file, directory: directory,
-                                 environment: ProcessInfo.processInfo.environment)
+                                 environment: ProcessInfo.processInfo.environment, timeout: timeout)
         var info: RunInfo = try reportingFailures { try client.post("/v1/runs", request) }
         if !node.json { Output.line("Run \(info.name) started on this node; waiting for the app on port \(info.appPort)…") }
 
@@ -60,6 +68,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         logs.start()
         var announced = false
+        var waits = WaitReporter(terminal: false)
+        var watch = PathWatch()
         while true {
             info = try reportingFailures { try client.get("/v1/runs/\(info.id)") }
             if info.state == .running, !announced, let url = info.url {
@@ -67,6 +77,8 @@ struct RunCommand: AsyncParsableCommand {
                 // stdout, as with -d: a script reads the URL from the same place either way.
                 Output.line("\(info.name) is up at \(url) (Ctrl-C stops it)")
             }
+            if !announced { waits.update(info, timeout: timeout) }
+            if let line = watch.update(info) { Output.error(line) }
             if !info.isActive { break }
             try await Task.sleep(for: .milliseconds(250))
         }
@@ -81,10 +93,23 @@ struct RunCommand: AsyncParsableCommand {
 
     private func waitUntilSettled(_ start: RunInfo, client: NodeClient) throws -> RunInfo {
         var info = start
+        var waits = WaitReporter(terminal: isatty(STDERR_FILENO) == 1)
+        // The node fails a run whose app does not listen within the timeout, with the app's log;
+        // a little later this side gives up on a gateway that does not answer.
+        let deadline = Date().addingTimeInterval(timeout + 2)
         while info.state == .starting || info.state == .leasing {
+            if Date() >= deadline {
+                waits.finish()
+                Output.error(
+                    "error: \(info.name) is not up after \(WaitReporter.seconds(timeout)): it waits for \(info.waitingFor ?? info.state.rawValue). "
+                        + "It keeps trying: `warren ps` shows its state, `warren stop \(info.name)` stops it, --timeout waits longer")
+                throw ExitCode(1)
+            }
             Thread.sleep(forTimeInterval: 0.2)
             info = try reportingFailures { try client.get("/v1/runs/\(info.id)") }
+            waits.update(info, timeout: timeout)
         }
+        waits.finish()
         return info
     }
 
@@ -117,9 +142,81 @@ struct PsCommand: AsyncParsableCommand {
         let shown = all ? runs : runs.filter(\.isActive)
         if node.json { try Output.json(shown); return }
         if shown.isEmpty { Output.line(all ? "No runs." : "No active runs (`warren ps -a` shows ended ones)."); return }
-        Output.line(Output.table(["name", "project", "state", "url", "created"], shown.map {
-            [$0.name, $0.project, $0.state.rawValue + ($0.exitCode.map { " (\($0))" } ?? ""), $0.url ?? "-", Output.age($0.created)]
+        Output.line(Output.table(["name", "project", "state", "url", "path", "created"], shown.map {
+            [$0.name, $0.project, $0.state.rawValue + ($0.exitCode.map { " (\($0))" } ?? ""), $0.url ?? "-", Self.path($0), Output.age($0.created)]
         }))
+    }
+
+    /// The health column: what the run waits for, or how the public reaches it.
+    static func path(_ run: RunInfo) -> String {
+        if let waiting = run.waitingFor { return "waiting for \(waiting)" }
+        return run.path?.description ?? "-"
+    }
+}
+
+/// While `run` waits: what for, every few seconds on a line of its own, or on a terminal a
+/// spinner redrawn in place.
+struct WaitReporter {
+    let terminal: Bool
+    private let started = Date()
+    private var lastLine: Date?
+    private var frame = 0
+    private var drawn = false
+    private static let frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"]
+    /// The first line waits this long: a quick start prints nothing.
+    static let quiet: TimeInterval = 3
+    static let every: TimeInterval = 5
+
+    init(terminal: Bool) {
+        self.terminal = terminal
+    }
+
+    mutating func update(_ info: RunInfo, timeout: Double, now: Date = Date()) {
+        guard let waiting = info.waitingFor ?? (info.state == .starting || info.state == .leasing ? info.state.rawValue : nil) else { return }
+        let elapsed = now.timeIntervalSince(started)
+        guard elapsed >= Self.quiet else { return }
+        let text = "waiting for \(waiting) (\(Int(elapsed)) s of \(Self.seconds(timeout)))"
+        if terminal {
+            frame = (frame + 1) % Self.frames.count
+            FileHandle.standardError.write(Data("\r\u{1B}[2K\(Self.frames[frame]) \(text)".utf8))
+            drawn = true
+        } else if lastLine.map({ now.timeIntervalSince($0) >= Self.every }) ?? true {
+            lastLine = now
+            Output.error(text + "…")
+        }
+    }
+
+    /// Clears the spinner's line.
+    mutating func finish() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+        drawn = false
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
+    }
+}
+
+/// For an attached run: a line when its public path goes down, and one when it comes back.
+struct PathWatch {
+    private var down = false
+    private var servedOnce = false
+
+    mutating func update(_ info: RunInfo) -> String? {
+        guard let path = info.path else { return nil }
+        switch path.state {
+        case .serving:
+            servedOnce = true
+            guard down else { return nil }
+            down = false
+            return "\(info.name) serves again at \(info.url ?? "its URL")"
+        case .unreachable, .lost, .refused:
+            guard servedOnce, !down else { return nil }
+            down = true
+            return "\(info.name) is not reachable from the public: \(path.description)"
+        case .pending:
+            return nil
+        }
     }
 }
 

@@ -127,8 +127,11 @@ final class Lab: @unchecked Sendable {
         try "\(WalkthroughTests.gatewayAddress) api.e2e.test web.e2e.test\n".write(toFile: hostsFile, atomically: true, encoding: .utf8)
     }
 
+    /// More variables for every node and command (e.g. shorter retries).
+    var extraEnvironment: [String: String] = [:]
+
     var environment: [String: String] {
-        ["WARREN_HOSTS": hostsFile, "WARREN_LEASE_TTL_SECONDS": "\(leaseTTL)", "WARREN_HOME": runnerHome]
+        ["WARREN_HOSTS": hostsFile, "WARREN_LEASE_TTL_SECONDS": "\(leaseTTL)", "WARREN_HOME": runnerHome].merging(extraEnvironment) { $1 }
     }
 
     func startNode(_ name: String, _ arguments: [String]) throws -> NodeProcess {

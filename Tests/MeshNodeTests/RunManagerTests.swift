@@ -167,8 +167,9 @@ private struct Harness {
         await again.expire(now: t0.addingTimeInterval(31))
         #expect(await again.leases.isEmpty)
         _ = try await again.grant(LeaseRequest(binding: req.binding, runID: "r2", runName: "other", holder: "n", appPort: 1), now: t0.addingTimeInterval(31))
-        // And an address this gateway does not serve is not its to grant.
-        await #expect(throws: LeaseUnavailable.self) {
+        // And an address this gateway does not serve is not its to grant: a refusal, not a
+        // gateway that can't be asked (a run would retry that forever).
+        await #expect(throws: LeaseRefused.self) {
             _ = try await again.grant(LeaseRequest(binding: Binding(address: "127.0.0.9", port: 1), runID: "r3", runName: "x", holder: "n", appPort: 1))
         }
     }

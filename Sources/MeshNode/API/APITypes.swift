@@ -164,8 +164,14 @@ public struct RunRequest: Codable, Sendable {
     public var directory: String
     /// The caller's environment, for `${{ env.NAME }}` and `env` entries given without a value.
     public var environment: [String: String]
+    /// How long the app may take to listen on its port, in seconds; nil: the node's default (60 s).
+    public var timeout: Double?
 
-    public init(project: String, configuration: String, configurationPath: String, directory: String, environment: [String: String]) {
+    public init(
+        project: String, configuration: String, configurationPath: String, directory: String, environment: [String: String],
+        timeout: Double? = nil
+    ) {
+        self.timeout = timeout
         self.project = project
         self.configuration = configuration
         self.configurationPath = configurationPath
@@ -190,11 +196,19 @@ public struct RunInfo: Codable, Sendable, Equatable {
     public var exitCode: Int32?
     public var error: String?
     public var created: Date
+    /// What the run waits for now, in words ("the app to listen on port 8000", "gateway
+    /// 203.0.113.10 (retrying, last error: …)"); nil when it waits for nothing.
+    public var waitingFor: String?
+    /// Whether the public can reach the run now; nil for a run that never got that far.
+    public var path: RunPath?
 
     public init(
         id: String, name: String, project: String, state: State, gateway: String?, url: String?, externalPort: Int,
-        appPort: Int, host: String?, node: String, exitCode: Int32?, error: String?, created: Date
+        appPort: Int, host: String?, node: String, exitCode: Int32?, error: String?, created: Date,
+        waitingFor: String? = nil, path: RunPath? = nil
     ) {
+        self.waitingFor = waitingFor
+        self.path = path
         self.id = id
         self.name = name
         self.project = project
@@ -253,5 +267,54 @@ public struct ServiceSummaryInfo: Codable, Sendable, Equatable {
         env = Dictionary(s.env.map { ($0.name, $0.value.display) }, uniquingKeysWith: { $1 })
         domain = s.domain?.display
         ignoredFields = s.ignoredFields
+    }
+}
+
+/// A run's public path: the gateway's listener, the link to this node and the lease that ties them.
+public struct RunPath: Codable, Sendable, Equatable, CustomStringConvertible {
+    public enum State: String, Codable, Sendable, CaseIterable {
+        /// Not leased yet: the app is starting or the gateway has not answered.
+        case pending
+        /// Leased and renewed: the gateway routes public traffic to the run.
+        case serving
+        /// The last renewals failed: the gateway could not be asked since `since`.
+        case unreachable
+        /// The gateway gave the binding to another run (`holder`).
+        case lost
+        /// The gateway refused the binding for good (`lastError` says why).
+        case refused
+    }
+
+    public var state: State
+    /// When the path entered this state.
+    public var since: Date
+    /// For `lost`: the run that holds the binding now.
+    public var holder: String?
+    /// The last error on the path (a failed grant or renewal); kept after the path recovers.
+    public var lastError: String?
+
+    public init(state: State, since: Date, holder: String? = nil, lastError: String? = nil) {
+        self.state = state
+        self.since = since
+        self.holder = holder
+        self.lastError = lastError
+    }
+
+    public var description: String {
+        switch state {
+        case .pending: return lastError.map { "waiting for the gateway (retrying, last error: \($0))" } ?? "pending"
+        case .serving: return "serving"
+        case .unreachable:
+            return "gateway unreachable since \(Self.time(since))" + (lastError.map { " (retrying, last error: \($0))" } ?? "")
+        case .lost: return "lease lost to run \(holder ?? "?")"
+        case .refused: return "refused: \(lastError ?? "?")"
+        }
+    }
+
+    /// UTC, to the second (RFC 3339).
+    static func time(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
     }
 }

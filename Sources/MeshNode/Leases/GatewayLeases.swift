@@ -13,22 +13,36 @@ public actor GatewayLeases: LeaseAuthority {
         /// Other gateways' and stale copies of leases heard by gossip, to refuse what they hold.
         public var gossiped: @Sendable () async -> LeaseTable
 
-        public init(changed: @escaping @Sendable ([Lease], [Lease], [Lease]) async -> Void, gossiped: @escaping @Sendable () async -> LeaseTable) {
+        /// Why the public listener for `binding` is not up after the last `changed` (nil: it
+        /// listens). A grant is confirmed only once it listens, so a runner never reports a URL
+        /// that another program answers.
+        public var listenerFailure: @Sendable (_ binding: Binding) async -> String?
+
+        public init(
+            changed: @escaping @Sendable ([Lease], [Lease], [Lease]) async -> Void, gossiped: @escaping @Sendable () async -> LeaseTable,
+            listenerFailure: @escaping @Sendable (Binding) async -> String? = { _ in nil }
+        ) {
             self.changed = changed
             self.gossiped = gossiped
+            self.listenerFailure = listenerFailure
         }
     }
 
     /// The addresses this gateway serves.
     public let addresses: Set<String>
+    /// The gateway's name, for refusals a person reads.
+    public let name: String?
     private var table = LeaseTable()
     private let store: StateStore
     private let hooks: Hooks
     private let ttl: TimeInterval
     private let logger: Logger
 
-    public init(addresses: Set<String>, store: StateStore, hooks: Hooks, ttl: TimeInterval = LeaseTable.defaultTTL, logger: Logger) {
+    public init(
+        addresses: Set<String>, name: String? = nil, store: StateStore, hooks: Hooks, ttl: TimeInterval = LeaseTable.defaultTTL, logger: Logger
+    ) {
         self.addresses = addresses
+        self.name = name
         self.store = store
         self.hooks = hooks
         self.ttl = ttl
@@ -53,7 +67,7 @@ public actor GatewayLeases: LeaseAuthority {
 
     func grant(_ request: LeaseRequest, now: Date) async throws -> Lease {
         guard addresses.contains(request.binding.address) else {
-            throw LeaseUnavailable(address: request.binding.address, reason: "this gateway serves \(addresses.sorted().joined(separator: ", ")), not that address")
+            throw LeaseRefused("this gateway\(name.map { " (\($0))" } ?? "") serves \(addresses.sorted().joined(separator: ", ")), not \(request.binding.address); name one of its addresses in `gateway:`")
         }
         // A claim heard by gossip that this gateway has not (e.g. granted before a restart that
         // lost nothing but arrived late) still counts: refuse rather than hand out a port twice.
@@ -71,6 +85,17 @@ public actor GatewayLeases: LeaseAuthority {
         }
         try await persist(lease)
         await hooks.changed([lease], [], table.leases)
+        if let failure = await hooks.listenerFailure(lease.binding) {
+            // A lease without its listener serves nobody (or serves whoever holds the port): give
+            // it back so the runner fails with the cause instead of printing a URL.
+            let gone = table.release(runID: request.runID)
+            for lease in gone { try? await unpersist(lease) }
+            await hooks.changed([], gone, table.leases)
+            logger.warning("lease refused: its public port could not be bound", metadata: [
+                "lease.binding": "\(request.binding)", "run.id": "\(request.runID)", "error": "\(failure)",
+            ])
+            throw LeaseRefused("port \(lease.binding.port) on gateway \(name ?? lease.binding.address) \(failure)")
+        }
         return lease
     }
 

@@ -19,8 +19,9 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
 /// The gateway side of leases, as a runner sees it: the local gateway service when this node owns
 /// the address, or a call over the link to the gateway node that does.
 public protocol LeaseAuthority: Sendable {
-    /// Grants the binding, or renews the run's grant of it. Throws `LeaseConflict` when another
-    /// run holds it, and `LeaseUnavailable` when the gateway can't be asked now.
+    /// Grants the binding, or renews the run's grant of it, once the gateway listens for it. Throws
+    /// `LeaseConflict` when another run holds it, `LeaseRefused` when the gateway refuses for
+    /// another reason (it can't bind the port), and `LeaseUnavailable` when it can't be asked now.
     func grant(_ request: LeaseRequest) async throws -> Lease
     /// Gives the binding back (the run stopped). Best effort: an unreachable gateway lets it expire.
     func release(_ request: LeaseRequest) async
@@ -37,4 +38,15 @@ public struct LeaseUnavailable: Error, Sendable, Equatable, CustomStringConverti
     }
 
     public var description: String { "gateway \(address) can't be reached: \(reason)" }
+}
+
+/// The gateway answered, and no: not another run's lease (that is `LeaseConflict`) but a reason
+/// asking again will not cure, such as an address it does not serve or a public port another
+/// program holds. A run fails on it, where `LeaseUnavailable` only makes it retry.
+public struct LeaseRefused: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
 }

@@ -5,6 +5,8 @@ import Gossip
 struct LeaseReply: Codable {
     var lease: Lease?
     var conflict: LeaseConflict?
+    /// An authoritative no other than a conflict (`LeaseRefused`); older gateways never send it.
+    var refused: String?
     var error: String?
 }
 
@@ -24,6 +26,7 @@ struct LinkLeases: LeaseAuthority {
         await pool.keep(id, address: gateway.meshAddress)
         let reply = try await call(id, gateway, "/lease/grant", request)
         if let conflict = reply.conflict { throw conflict }
+        if let refused = reply.refused { throw LeaseRefused(refused) }
         guard let lease = reply.lease else {
             throw LeaseUnavailable(address: request.binding.address, reason: reply.error ?? "the gateway gave no answer")
         }
@@ -62,6 +65,8 @@ struct LinkLeases: LeaseAuthority {
             }
         } catch let conflict as LeaseConflict {
             reply.conflict = conflict
+        } catch let refused as LeaseRefused {
+            reply.refused = refused.description
         } catch {
             reply.error = "\(error)"
         }

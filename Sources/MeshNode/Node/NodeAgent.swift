@@ -1,6 +1,7 @@
 public import Foundation
 import Gossip
 public import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Proxy
@@ -54,7 +55,8 @@ public final class NodeAgent: Sendable {
         let pool = LinkPool(endpoint: endpoint, logger: logger)
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
-        let (gatewayLeases, ingress) = Self.gatewayRole(o, id: identity.id, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
+        let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
+        let (gatewayLeases, ingress) = Self.gatewayRole(o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
 
         let supervisor = RunSupervisor(stateDirectory: o.stateDirectory, logger: logger)
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
@@ -103,7 +105,7 @@ public final class NodeAgent: Sendable {
         try await gatewayLeases?.load()
         if o.isGateway, let publicAddress = o.publicAddress {
             let entry = GatewayEntry(
-                name: o.gatewayName ?? "warren-gateway-\(identity.id.short)", address: publicAddress, domains: o.domains,
+                name: gatewayName, address: publicAddress, domains: o.domains,
                 meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
             try await mesh.put(kind: .gateway, key: identity.id.description, value: Array(JSONEncoder().encode(entry)))
         }
@@ -223,25 +225,42 @@ public final class NodeAgent: Sendable {
     /// The gateway role: leases on its address, published to the mesh, and the public listeners
     /// kept in step with them. Nil for a node that is not a gateway.
     static func gatewayRole(
-        _ o: AgentOptions, id: NodeID, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
+        _ o: AgentOptions, id: NodeID, name: String, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
     ) -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
         let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
+        // Ports the last `apply` could not bind, with the reason, for confirming grants.
+        let bindFailures = NIOLockedValueBox<[Int: String]>([:])
         let leases = GatewayLeases(
-            addresses: [publicAddress], store: store,
+            addresses: [publicAddress], name: name, store: store,
             hooks: .init(
                 changed: { granted, removed, held in
                     for lease in granted {
                         try? await mesh.put(kind: .lease, key: MeshView.leaseKey(lease.binding), value: Array(try JSONEncoder().encode(lease)))
                     }
                     for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
+                    var failed: [Int: String] = [:]
                     for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
                         logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
+                        if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
                     }
+                    bindFailures.withLockedValue { $0 = failed }
                 },
-                gossiped: { await view.leaseTable(authoredBy: id) }),
+                gossiped: { await view.leaseTable(authoredBy: id) },
+                listenerFailure: { binding in
+                    guard let reason = bindFailures.withLockedValue({ $0[binding.port] }) else { return nil }
+                    return bindFailureText(reason)
+                }),
             logger: logger)
         return (leases, proxy)
+    }
+
+    /// A listener's bind error as the runner's user reads it, after "port P on gateway G".
+    static func bindFailureText(_ reason: String) -> String {
+        if reason.contains("Address already in use") || reason.contains("EADDRINUSE") {
+            return "is taken by another program; stop it on the gateway or publish on another port"
+        }
+        return "could not be bound (\(reason)); publish on another port or fix the gateway"
     }
 
     /// The public listeners for a gateway's leases.

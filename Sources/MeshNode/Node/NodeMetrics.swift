@@ -11,6 +11,9 @@ struct NodeMetrics {
     private let leasesKnown = Gauge(label: "warren_leases", dimensions: [("scope", "mesh")])
     private let leasesGranted = Gauge(label: "warren_leases", dimensions: [("scope", "granted_here")])
     private let runsActive = Gauge(label: "warren_runs_active")
+    /// Active runs by the state of their public path (serving, unreachable, pending, …).
+    private let runPaths: [RunPath.State: Gauge] = Dictionary(
+        uniqueKeysWithValues: RunPath.State.allCases.map { ($0, Gauge(label: "warren_runs", dimensions: [("path", $0.rawValue)])) })
     private let linkMeter = LinkMeter()
     /// Monotonic totals, exported as Prometheus counters (`rate()` works on them): each sample
     /// adds what the source counted since the previous one.
@@ -47,6 +50,8 @@ struct NodeMetrics {
             leasesKnown.record(await view.leaseTable().leases.count)
             if let leases { leasesGranted.record(await leases.leases.count) }
             runsActive.record(await runs.list().filter(\.isActive).count)
+            let paths = await runs.pathCounts()
+            for (state, gauge) in runPaths { gauge.record(paths[state] ?? 0) }
             let c = await mesh.counters
             let dropped = await mesh.droppedDatagrams
             for (i, total) in totals.enumerated() {

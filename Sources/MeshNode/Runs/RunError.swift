@@ -11,6 +11,9 @@ public enum RunError: Error, Sendable, Equatable, CustomStringConvertible {
     case exitedBeforeReady(id: String, host: String, port: Int, status: RunExitStatus, logTail: [String])
     /// The port did not accept within the timeout; the process still runs.
     case portTimeout(id: String, host: String, port: Int, timeoutSeconds: Double, logTail: [String])
+    /// The port accepts, but another program's listener answers, not the run's; `status` is the
+    /// run's exit if it ended (an app that could not bind the port usually does).
+    case portTaken(id: String, port: Int, holder: String, status: RunExitStatus?, logTail: [String])
 
     public var description: String {
         switch self {
@@ -33,6 +36,10 @@ public enum RunError: Error, Sendable, Equatable, CustomStringConvertible {
                 + Self.tailText(tail)
         case .portTimeout(let id, let host, let port, let timeout, let tail):
             return "run \(id) is still running but its port \(host):\(port) did not accept connections within \(Self.seconds(timeout)); check that the app listens on that port"
+                + Self.tailText(tail)
+        case .portTaken(let id, let port, let holder, let status, let tail):
+            return "run \(id) \(status.map { "\($0)" } ?? "is still running") and its app port \(port) is held by another program, "
+                + "\(holder), not by the run's processes; change the app port (`port: \"EXT:APP\"` and the port the app listens on) or stop that program"
                 + Self.tailText(tail)
         }
     }

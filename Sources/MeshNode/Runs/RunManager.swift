@@ -21,13 +21,20 @@ public actor RunManager {
         public var lookup: GatewayResolver.Lookup
         public var portTimeout: Duration
         public var renewInterval: Duration
+        /// The first and the longest wait between grant attempts while the gateway can't be
+        /// asked; the longest bounds how late a run notices the gateway is back.
+        public var retryInitial: Duration
+        public var retryCap: Duration
 
         public init(
             nodeID: String, secrets: @escaping @Sendable (String) async throws -> SecretValues,
             gateways: @escaping @Sendable () async -> [KnownGateway], leases: @escaping @Sendable () async -> LeaseTable,
             authority: any LeaseAuthority, lookup: @escaping GatewayResolver.Lookup = GatewayResolver.systemLookup,
-            portTimeout: Duration = .seconds(60), renewInterval: Duration = .seconds(LeaseTable.defaultTTL / 3)
+            portTimeout: Duration = .seconds(60), renewInterval: Duration = .seconds(LeaseTable.defaultTTL / 3),
+            retryInitial: Duration = .milliseconds(500), retryCap: Duration = Context.defaultRetryCap
         ) {
+            self.retryInitial = retryInitial
+            self.retryCap = retryCap
             self.nodeID = nodeID
             self.secrets = secrets
             self.gateways = gateways
@@ -36,6 +43,17 @@ public actor RunManager {
             self.lookup = lookup
             self.portTimeout = portTimeout
             self.renewInterval = renewInterval
+        }
+
+        /// 5 s, or `$WARREN_RUN_RETRY_MAX_SECONDS` (a positive number) for tests that time how
+        /// soon a run serves again once its gateway is back.
+        public static let defaultRetryCap: Duration = retryCap(environment: ProcessInfo.processInfo.environment)
+
+        static func retryCap(environment: [String: String]) -> Duration {
+            guard let text = environment["WARREN_RUN_RETRY_MAX_SECONDS"], let seconds = Double(text), seconds > 0, seconds.isFinite else {
+                return .seconds(5)
+            }
+            return .milliseconds(Int(seconds * 1000))
         }
     }
 
@@ -47,6 +65,8 @@ public actor RunManager {
         var binding: Binding
         var appPort: Int
         var url: String
+        /// How long the app may take to listen, in seconds (nil: the node's default).
+        var timeout: Double?
     }
 
     private let store: StateStore
@@ -56,6 +76,10 @@ public actor RunManager {
     private var records: [String: RunRecord] = [:]
     private var details: [String: Details] = [:]
     private var tasks: [String: Task<Void, Never>] = [:]
+    /// What each run waits for now, and its public path: in memory only, as they describe the
+    /// node's current attempts (a restarted node starts them over).
+    private var waiting: [String: String] = [:]
+    private var paths: [String: RunPath] = [:]
 
     public init(store: StateStore, supervisor: RunSupervisor, context: Context, logger: Logger) {
         self.store = store
@@ -90,6 +114,14 @@ public actor RunManager {
             throw APIError(status: 400, error.description)
         }
         let id = Self.makeID()
+        // Runs share the node's network: a second app on the same port would fail to bind, and the
+        // first run's listener would answer its readiness check.
+        if let user = records.values.filter({ $0.state.isActive && details[$0.id]?.appPort == service.port.app })
+            .min(by: { $0.createdAt < $1.createdAt }) {
+            throw .conflict(
+                "app port \(service.port.app) is used by run \"\(user.name)\" on this node; change the app port in \(request.configurationPath) "
+                    + "(`port: \"\(service.port.external):OTHER\"` and the port the app listens on) or stop \(user.name) first")
+        }
         let active = Set(records.values.filter(\.state.isActive).map(\.name))
         let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
         // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
@@ -107,13 +139,13 @@ public actor RunManager {
         }
 
         let url = Self.url(for: binding)
+        let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
+        let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
+                            binding: binding, appPort: service.port.app, url: url, timeout: timeout)
         let record = RunRecord(
-            id: id, name: name, project: request.project,
-            configJSON: Self.encode(Details(configuration: request.configuration, configurationPath: request.configurationPath,
-                                            binding: binding, appPort: service.port.app, url: url)),
+            id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
-        details[id] = Details(configuration: request.configuration, configurationPath: request.configurationPath,
-                              binding: binding, appPort: service.port.app, url: url)
+        details[id] = saved
         try await save(record)
 
         var environment = Dictionary(service.env.map { ($0.name, $0.value.value) }, uniquingKeysWith: { $1 })
@@ -138,8 +170,11 @@ public actor RunManager {
     /// Waits for the app, leases the binding, then renews it until the run ends.
     private func bringUp(_ id: String) async {
         guard let d = details[id], let record = records[id] else { return }
+        waiting[id] = "the app to listen on port \(d.appPort)"
+        if paths[id] == nil { paths[id] = RunPath(state: .pending, since: Date()) }
         do {
-            try await supervisor.waitForPort(id: id, port: d.appPort, timeout: context.portTimeout)
+            let timeout = d.timeout.map { Duration.milliseconds(Int($0 * 1000)) } ?? context.portTimeout
+            try await supervisor.waitForPort(id: id, port: d.appPort, timeout: timeout)
         } catch {
             if Task.isCancelled { return }
             await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
@@ -147,16 +182,72 @@ public actor RunManager {
         }
         try? await setState(id, .leasing)
         let request = LeaseRequest(binding: d.binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
-        do {
-            _ = try await context.authority.grant(request)
-        } catch {
-            if Task.isCancelled { return }
-            await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
-            return
-        }
+        guard await acquire(request) else { return }
+        waiting[id] = nil
+        setPath(id, .serving)
         try? await setState(id, .running)
         logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(d.url)"])
         await keepRenewing(request)
+    }
+
+    /// Asks the gateway for the binding until it answers. A gateway that can't be asked (link
+    /// down, call failed, timed out) is retried with backoff however long it takes: the app keeps
+    /// running and serves once the gateway is back. Only the gateway's own no fails the run.
+    /// True once granted; false when refused (the run is failed) or cancelled.
+    private func acquire(_ request: LeaseRequest) async -> Bool {
+        let id = request.runID
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                _ = try await context.authority.grant(request)
+                return true
+            } catch {
+                if Task.isCancelled { return false }
+                if await refused(request, error) { return false }
+                let text = "\(error)"
+                waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))"
+                setPath(id, .pending, lastError: text)
+                logger.info("the gateway can't be asked for the binding; will retry", metadata: [
+                    "run.id": "\(id)", "lease.binding": "\(request.binding)", "error": "\(text)",
+                ])
+            }
+            try? await Task.sleep(for: Self.backoff(attempt: attempt, initial: context.retryInitial, cap: context.retryCap))
+            attempt += 1
+        }
+        return false
+    }
+
+    /// Fails the run when `error` is the gateway's authoritative answer (another run holds the
+    /// binding, or the gateway refuses it); false for a transient error, which is retried.
+    private func refused(_ request: LeaseRequest, _ error: any Error) async -> Bool {
+        if let conflict = error as? LeaseConflict {
+            setPath(request.runID, .lost, holder: conflict.holder.runName, lastError: conflict.description)
+            await abandon(request.runID, reason: conflict.description, gracePeriod: .seconds(2))
+            return true
+        }
+        if let refusal = error as? LeaseRefused {
+            setPath(request.runID, .refused, lastError: refusal.description)
+            await abandon(request.runID, reason: refusal.description, gracePeriod: .seconds(2))
+            return true
+        }
+        return false
+    }
+
+    /// The wait before grant attempt `attempt + 1`: doubling from `initial`, at most `cap`.
+    static func backoff(attempt: Int, initial: Duration, cap: Duration) -> Duration {
+        min(initial * (1 << min(attempt, 20)), cap)
+    }
+
+    /// Records the run's public path; the time moves only when its state changes.
+    private func setPath(_ id: String, _ state: RunPath.State, holder: String? = nil, lastError: String? = nil) {
+        let old = paths[id]
+        let since = old?.state == state ? old!.since : Date()
+        paths[id] = RunPath(state: state, since: since, holder: holder, lastError: lastError ?? old?.lastError)
+        if old?.state != state, let old {
+            logger.info("run's public path changed", metadata: [
+                "run.id": "\(id)", "run.path.from": "\(old.state.rawValue)", "run.path.to": "\(state.rawValue)",
+            ])
+        }
     }
 
     /// Stops a run that can't go on, with the reason. The reason is noted first: `watchExits` may
@@ -171,19 +262,37 @@ public actor RunManager {
     }
 
     private func keepRenewing(_ request: LeaseRequest) async {
+        let id = request.runID
+        var failures = 0
         while !Task.isCancelled {
-            try? await Task.sleep(for: context.renewInterval)
+            // While the gateway can't be asked, ask sooner than a renewal would: the run serves
+            // again as soon as the gateway is back (a restarted gateway may have let the lease go).
+            let wait = failures == 0
+                ? context.renewInterval
+                : min(context.renewInterval, Self.backoff(attempt: failures - 1, initial: context.retryInitial, cap: context.retryCap))
+            try? await Task.sleep(for: wait)
             if Task.isCancelled { return }
             do {
                 _ = try await context.authority.grant(request)
+                failures = 0
+                waiting[id] = nil
+                setPath(id, .serving)
             } catch let conflict as LeaseConflict {
                 // Someone else holds it now (we were gone too long): this run can no longer serve.
-                logger.warning("lease lost", metadata: ["run.id": "\(request.runID)", "error": "\(conflict)"])
-                await abandon(request.runID, reason: "its binding was taken while it could not renew: \(conflict)", gracePeriod: .seconds(5))
+                logger.warning("lease lost", metadata: ["run.id": "\(id)", "error": "\(conflict)"])
+                setPath(id, .lost, holder: conflict.holder.runName, lastError: conflict.description)
+                await abandon(id, reason: "its binding was taken while it could not renew: \(conflict)", gracePeriod: .seconds(5))
+                return
+            } catch let refusal as LeaseRefused {
+                logger.warning("lease refused on renewal", metadata: ["run.id": "\(id)", "error": "\(refusal)"])
+                setPath(id, .refused, lastError: refusal.description)
+                await abandon(id, reason: "the gateway refused its binding: \(refusal)", gracePeriod: .seconds(5))
                 return
             } catch {
                 // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
-                logger.debug("lease renewal failed; will retry", metadata: ["run.id": "\(request.runID)", "error": "\(error)"])
+                failures += 1
+                setPath(id, .unreachable, lastError: "\(error)")
+                logger.debug("lease renewal failed; will retry", metadata: ["run.id": "\(id)", "error": "\(error)"])
             }
         }
     }
@@ -210,6 +319,9 @@ public actor RunManager {
     public func watchExits() async {
         for await exit in supervisor.exits {
             guard let record = records[exit.id], record.state.isActive, record.state != .stopping else { continue }
+            // Still waiting for its port: the wait sees the exit too and fails the run with the
+            // cause (the log's tail, or the program that holds the port).
+            if record.state == .starting, tasks[exit.id] != nil { continue }
             tasks[exit.id]?.cancel()
             await release(exit.id)
             let wasServing = record.state == .running
@@ -295,7 +407,24 @@ public actor RunManager {
         return RunInfo(
             id: r.id, name: r.name, project: r.project, state: r.state, gateway: d?.binding.address,
             url: r.state == .running ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
-            host: d?.binding.host, node: context.nodeID, exitCode: r.exitCode, error: r.detail, created: r.createdAt)
+            host: d?.binding.host, node: context.nodeID, exitCode: r.exitCode, error: r.detail, created: r.createdAt,
+            waitingFor: r.state.isActive && r.state != .stopping ? waiting[r.id] : nil, path: path(r))
+    }
+
+    /// The run's public path as it is now: an ended run serves nobody, whatever it last knew.
+    private func path(_ r: RunRecord) -> RunPath? {
+        guard let p = paths[r.id] else { return nil }
+        if r.state.isActive || p.state == .lost || p.state == .refused { return p }
+        return nil
+    }
+
+    /// How many active runs are in each path state (for the metrics).
+    public func pathCounts() -> [RunPath.State: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: RunPath.State.allCases.map { ($0, 0) })
+        for r in records.values where r.state.isActive && r.state != .stopping {
+            counts[paths[r.id]?.state ?? .pending, default: 0] += 1
+        }
+        return counts
     }
 
     // MARK: Saving

@@ -225,8 +225,13 @@ public actor RunSupervisor {
         guard let run = runs[id] else { throw RunError.unknownRun(id: id) }
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
+        // Another program's listener on the port, once seen: the run is not up while it answers.
+        var stranger: String?
         while true {
             if let status = runs[id]?.status {
+                if let stranger {
+                    throw RunError.portTaken(id: id, port: port, holder: stranger, status: status, logTail: run.log.tail(lines: tailLines))
+                }
                 throw RunError.exitedBeforeReady(id: id, host: host, port: port, status: status, logTail: run.log.tail(lines: tailLines))
             }
             if await PortProbe.accepts(host: host, port: port, group: eventLoopGroup) {
@@ -235,15 +240,42 @@ public actor RunSupervisor {
                 if let status = runs[id]?.status {
                     throw RunError.exitedBeforeReady(id: id, host: host, port: port, status: status, logTail: run.log.tail(lines: tailLines))
                 }
-                logger.debug("run port accepts", metadata: ["run.id": "\(id)", "run.port": "\(port)"])
-                return
+                switch Self.owner(port: port, pgid: run.pgid) {
+                case .other(let pid, let command):
+                    if stranger == nil {
+                        logger.info("the run's port is held by another program", metadata: [
+                            "run.id": "\(id)", "run.port": "\(port)", "holder.pid": "\(pid)", "holder.command": "\(command)",
+                        ])
+                    }
+                    stranger = "pid \(pid) (\(command))"
+                default:
+                    logger.debug("run port accepts", metadata: ["run.id": "\(id)", "run.port": "\(port)"])
+                    return
+                }
             }
             if clock.now >= deadline {
                 let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+                if let stranger {
+                    throw RunError.portTaken(id: id, port: port, holder: stranger, status: nil, logTail: run.log.tail(lines: tailLines))
+                }
                 throw RunError.portTimeout(id: id, host: host, port: port, timeoutSeconds: seconds, logTail: run.log.tail(lines: tailLines))
             }
             try await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    private enum Owner { case group, other(pid: pid_t, command: String), unknown }
+
+    private static func owner(port: Int, pgid: pid_t) -> Owner {
+        #if canImport(Glibc)
+        switch PortOwner.check(port: port, pgid: pgid) {
+        case .group: return .group
+        case .other(let pid, let command): return .other(pid: pid, command: command)
+        case .unknown: return .unknown
+        }
+        #else
+        return .unknown
+        #endif
     }
 
     // MARK: Stopping

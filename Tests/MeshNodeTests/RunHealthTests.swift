@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+@testable import MeshNode
+import Testing
+
+/// A gateway (127.0.0.2) that can be made unreachable: while it is, every call fails as a dropped
+/// link would; otherwise it answers as `GatewayLeases` does.
+private actor SwitchedGateway: LeaseAuthority {
+    let leases: GatewayLeases
+    private(set) var reachable: Bool
+    private(set) var calls = 0
+
+    init(leases: GatewayLeases, reachable: Bool) {
+        self.leases = leases
+        self.reachable = reachable
+    }
+
+    func set(reachable: Bool) { self.reachable = reachable }
+
+    func grant(_ request: LeaseRequest) async throws -> Lease {
+        calls += 1
+        guard reachable else { throw LeaseUnavailable(address: request.binding.address, reason: "connection refused (link down)") }
+        return try await leases.grant(request)
+    }
+
+    func release(_ request: LeaseRequest) async {
+        if reachable { await leases.release(request) }
+    }
+}
+
+/// A run manager whose gateway may be down, with real processes.
+private struct Rig {
+    let dir: StateTestDirectory
+    let gateway: SwitchedGateway
+    let manager: RunManager
+    let watcher: Task<Void, Never>
+
+    init(reachable: Bool, listenerFailure: @escaping @Sendable (Binding) async -> String? = { _ in nil }, portTimeout: Duration = .seconds(30)) throws {
+        dir = try StateTestDirectory("warren-health")
+        let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
+        let supervisor = RunSupervisor(stateDirectory: dir.path, configuration: .init(stopGracePeriod: .seconds(3)), logger: .quiet("runs"))
+        let leases = GatewayLeases(
+            addresses: ["127.0.0.2"], name: "gw1", store: store,
+            hooks: .init(changed: { _, _, _ in }, gossiped: { LeaseTable() }, listenerFailure: listenerFailure), logger: .quiet("leases"))
+        let gateway = SwitchedGateway(leases: leases, reachable: reachable)
+        self.gateway = gateway
+        let context = RunManager.Context(
+            nodeID: "testnodeabcdefgh",
+            secrets: { project in SecretValues(project: project, values: [:]) },
+            gateways: { [KnownGateway(name: "gw1", address: "127.0.0.2")] },
+            leases: { LeaseTable(leases: await leases.leases) },
+            authority: gateway, lookup: { _ in [] }, portTimeout: portTimeout, renewInterval: .milliseconds(300),
+            retryInitial: .milliseconds(50), retryCap: .milliseconds(200))
+        let manager = RunManager(store: store, supervisor: supervisor, context: context, logger: .quiet("manager"))
+        self.manager = manager
+        watcher = Task { await manager.watchExits() }
+    }
+
+    func request(external: Int, app: Int, name: String, command: String? = nil) -> RunRequest {
+        let yaml = """
+            type: service
+            name: \(name)
+            gateway: 127.0.0.2
+            port: "\(external):\(app)"
+            commands:
+              - \(command ?? "exec python3 -m http.server \(app) --bind 127.0.0.1")
+            """
+        return RunRequest(project: "local", configuration: yaml, configurationPath: "service.yml", directory: dir.path, environment: [:])
+    }
+
+    /// Polls the run until `done` holds (bounded); returns the last info.
+    func wait(_ id: String, timeout: Duration = .seconds(20), until done: (RunInfo) -> Bool) async throws -> RunInfo {
+        let clock = ContinuousClock(), deadline = clock.now + timeout
+        while true {
+            let info = try await manager.get(id)
+            if done(info) || clock.now > deadline { return info }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    func cleanUp() async {
+        for run in await manager.list() where run.isActive { _ = try? await manager.stop(run.id) }
+        await manager.shutdown()
+        watcher.cancel()
+        dir.remove()
+    }
+}
+
+@Suite(.serialized) struct RunHealthTests {
+    /// A gateway that can't be asked is waited for, however many attempts it takes: the app keeps
+    /// running, the run says what it waits for, and serves once the gateway answers.
+    @Test func anUnreachableGatewayIsRetriedUntilItAnswers() async throws {
+        let rig = try Rig(reachable: false)
+        let run = try await rig.manager.submit(rig.request(external: 5101, app: try await freePort(), name: "patient"))
+        let waiting = try await rig.wait(run.id) { ($0.waitingFor ?? "").contains("retrying") }
+        #expect(waiting.state == .leasing, "\(waiting.error ?? "")")
+        #expect(waiting.waitingFor?.contains("gateway 127.0.0.2 (retrying, last error: gateway 127.0.0.2 can't be reached") == true,
+                "\(waiting.waitingFor ?? "nil")")
+        #expect(waiting.path?.state == .pending && waiting.path?.lastError != nil)
+        // Several attempts later it still waits; nothing was stopped.
+        try await Task.sleep(for: .seconds(1))
+        #expect(await rig.gateway.calls >= 3)
+        #expect(try await rig.manager.get(run.id).state == .leasing)
+
+        await rig.gateway.set(reachable: true)
+        let up = try await rig.wait(run.id) { $0.state != .leasing }
+        #expect(up.state == .running, "\(up.error ?? "")")
+        #expect(up.waitingFor == nil)
+        #expect(up.path?.state == .serving)
+        #expect(await rig.manager.pathCounts()[.serving] == 1)
+        await rig.cleanUp()
+    }
+
+    /// A serving run whose renewals fail says since when its gateway is unreachable, with the last
+    /// error, and says serving again once a renewal goes through.
+    @Test func aServingRunReportsItsPathDownAndBack() async throws {
+        let rig = try Rig(reachable: true)
+        let run = try await rig.manager.submit(rig.request(external: 5102, app: try await freePort(), name: "watched"))
+        #expect(try await rig.wait(run.id) { $0.state == .running }.path?.state == .serving)
+        let before = Date()
+        await rig.gateway.set(reachable: false)
+        let down = try await rig.wait(run.id) { $0.path?.state == .unreachable }
+        #expect(down.state == .running)
+        #expect(down.path?.state == .unreachable)
+        #expect(down.path.map { $0.since >= before.addingTimeInterval(-1) } == true)
+        #expect(down.path?.description.hasPrefix("gateway unreachable since ") == true)
+        #expect(down.path?.lastError?.contains("link down") == true, "\(down.path?.lastError ?? "nil")")
+        #expect(await rig.manager.pathCounts()[.unreachable] == 1)
+        await rig.gateway.set(reachable: true)
+        let back = try await rig.wait(run.id) { $0.path?.state == .serving }
+        #expect(back.path?.state == .serving && back.state == .running)
+        await rig.cleanUp()
+    }
+
+    /// The gateway could not bind the public port: the grant is refused with the cause, the
+    /// lease given back, and the run fails instead of reporting a URL another program answers.
+    @Test func aPublicPortTheGatewayCannotBindFailsTheRunWithTheCause() async throws {
+        let rig = try Rig(reachable: true, listenerFailure: { binding in
+            binding.port == 5006 ? NodeAgent.bindFailureText("bind(descriptor:ptr:bytes:): Address already in use (errno: 98)") : nil
+        })
+        let run = try await rig.manager.submit(rig.request(external: 5006, app: try await freePort(), name: "squatted"))
+        let failed = try await rig.wait(run.id) { !$0.isActive }
+        #expect(failed.state == .failed)
+        #expect(failed.error?.contains("port 5006 on gateway gw1 is taken by another program") == true, "\(failed.error ?? "nil")")
+        #expect(failed.url == nil)
+        #expect(failed.path?.state == .refused)
+        #expect(await rig.gateway.leases.leases.isEmpty)
+        await rig.cleanUp()
+    }
+
+    /// A second run with the app port of a live run is refused before it starts, naming the run.
+    @Test func aSecondRunOnTheSameAppPortIsRefusedBeforeItStarts() async throws {
+        let rig = try Rig(reachable: true)
+        let app = try await freePort()
+        let first = try await rig.manager.submit(rig.request(external: 5103, app: app, name: "first"))
+        #expect(try await rig.wait(first.id) { $0.state == .running }.state == .running)
+        do {
+            _ = try await rig.manager.submit(rig.request(external: 5104, app: app, name: "second"))
+            Issue.record("a second run on app port \(app) was accepted")
+        } catch {
+            #expect(error.status == 409)
+            #expect(error.message.contains("app port \(app) is used by run \"first\""), "\(error.message)")
+            #expect(error.message.contains("change the app port"))
+        }
+        #expect(await rig.manager.list().map(\.name) == ["first"])
+        await rig.cleanUp()
+    }
+
+    /// Another program listens on the app port: the run's app can't bind it and dies, and the run
+    /// fails naming that program, instead of taking the stranger's listener for its own.
+    @Test func aListenerThatIsNotTheRunsDoesNotMakeItUp() async throws {
+        let rig = try Rig(reachable: true)
+        let app = try await freePort()
+        let stranger = Process()
+        stranger.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        stranger.arguments = ["python3", "-m", "http.server", "\(app)", "--bind", "127.0.0.1"]
+        stranger.currentDirectoryURL = URL(fileURLWithPath: rig.dir.path)
+        stranger.standardOutput = FileHandle.nullDevice
+        stranger.standardError = FileHandle.nullDevice
+        try stranger.run()
+        defer { stranger.terminate() }
+        let listening = try await eventually(seconds: 10) { PortOwner.listeningInodes(port: app).isEmpty == false }
+        try #require(listening, "the stranger never listened on \(app)")
+
+        let run = try await rig.manager.submit(rig.request(external: 5105, app: app, name: "late",
+                                                           command: "sleep 0.5; exec python3 -m http.server \(app) --bind 127.0.0.1"))
+        let failed = try await rig.wait(run.id) { !$0.isActive }
+        #expect(failed.state == .failed, "\(failed.state)")
+        #expect(failed.error?.contains("held by another program, pid \(stranger.processIdentifier)") == true, "\(failed.error ?? "nil")")
+        #expect(await rig.gateway.leases.leases.isEmpty)
+        await rig.cleanUp()
+    }
+
+    @Test func listeningSocketsAreReadFromProcNetTCP() {
+        let text = """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+               1: 0100007F:1F40 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 20 4 30 10 -1
+               2: 00000000:1F41 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0000000000000000 100 0 0 10 0
+            """
+        #expect(PortOwner.parse(text, port: 8000) == [4242])
+        #expect(PortOwner.parse(text, port: 8001) == [4444])
+        #expect(PortOwner.parse(text, port: 9000).isEmpty)
+    }
+
+    @Test func retriesBackOffToTheirCap() {
+        let waits = (0..<6).map { RunManager.backoff(attempt: $0, initial: .milliseconds(500), cap: .seconds(5)) }
+        #expect(waits == [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)])
+        #expect(RunManager.Context.retryCap(environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "1.5"]) == .milliseconds(1500))
+        #expect(RunManager.Context.retryCap(environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "-1"]) == .seconds(5))
+    }
+}
+
+private func eventually(seconds: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(100))
+    }
+    return try await condition()
+}
