@@ -23,6 +23,11 @@ missing=()
 for cmd in "${!commands[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${commands[$cmd]}")
 done
+# The WebSocket upgrade tests run a real server and client: python3's websockets, Debian's
+# package (the tests use /usr/bin/python3 when another python3 comes first on PATH).
+if ! /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 && ! python3 -c 'import websockets' >/dev/null 2>&1; then
+    missing+=(python3-websockets)
+fi
 if command -v pkg-config >/dev/null 2>&1; then
     for mod in "${!providers[@]}"; do
         pkg-config --exists "$mod" || missing+=("${providers[$mod]}")

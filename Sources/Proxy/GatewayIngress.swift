@@ -15,6 +15,7 @@ public actor GatewayIngress {
     private let connector: any UpstreamConnector
     private let configuration: ProxyConfiguration
     private let logger: Logger
+    private let limits: ConnectionLimits
     private let table = NIOLockedValueBox(RoutingTable())
     private var listeners: [ListenAddress: any Channel] = [:]
 
@@ -28,7 +29,11 @@ public actor GatewayIngress {
         self.connector = connector
         self.configuration = configuration
         self.logger = logger
+        self.limits = ConnectionLimits(configuration: configuration)
     }
+
+    /// Connections held now and those the caps refused so far.
+    public nonisolated var connectionCounts: ConnectionLimitsSnapshot { self.limits.snapshot }
 
     /// Makes the listeners match `table`: new addresses are bound, removed ones closed, and new
     /// connections see the new routes at once. Returns the addresses that could not be bound
@@ -74,6 +79,7 @@ public actor GatewayIngress {
             table: self.table,
             connector: self.connector,
             configuration: self.configuration,
+            limits: self.limits,
             logger: self.logger
         )
         return try await ServerBootstrap(group: self.group)

@@ -89,14 +89,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.responseHeadSent = false
             self.keepAlive = head.isKeepAlive
             self.answeringHead = head.method == .HEAD
-            guard let hostHeader = head.headers.first(name: "host") else {
-                self.answer(.badRequest, "the request has no Host header\n", context: context)
+            if head.method == .CONNECT {
+                // A gateway is no forward proxy; forwarded, the app would hang until the idle timeout.
+                self.answer(
+                    .methodNotAllowed,
+                    "CONNECT is not supported by this gateway (it is not a forward proxy); send requests to the service directly\n",
+                    headers: [("allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS")],
+                    context: context
+                )
                 return
             }
-            let host = HostName.fromHostHeader(hostHeader)
+            // An exclusive port routes by port alone, so a request without Host (HTTP/1.0) is fine there.
+            let hostHeader = head.headers.first(name: "host")
+            let host = hostHeader.map { HostName.fromHostHeader($0) }
             switch self.ingress.lookup(host: host) {
+            case .unknownHost where hostHeader == nil:
+                self.answer(.badRequest, "the request has no Host header\n", context: context)
             case .unknownHost, .noBinding:
-                self.answer(.notFound, "no service for host \"\(host)\" on this gateway\n", context: context)
+                self.answer(.notFound, "no service for host \"\(host ?? "")\" on this gateway\n", context: context)
             case .route(let route):
                 self.upgradeRequested = head.headers.contains(name: "upgrade")
                 Self.addForwardingHeaders(&head.headers, client: context.channel.remoteAddress, host: hostHeader)
@@ -175,10 +185,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let id = self.upstreamCount
         let client = context.channel
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        self.ingress.connector.connect(
-            to: route,
-            clientAddress: client.remoteAddress,
-            on: context.eventLoop,
+        self.ingress.connectUpstream(
+            for: client,
+            route: route,
             initializer: { upstream in
                 upstream.eventLoop.makeCompletedFuture {
                     try UpstreamHTTPHandler.install(on: upstream, client: client, id: id)
@@ -210,11 +219,34 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failure(let error):
             self.upstream = .none
             self.pending = []
+            let service = "service \"\(route.runID)\""
+            let retry = self.ingress.configuration.retryAfterSeconds
+            let retryHeaders = [("retry-after", "\(retry)")]
             switch error {
             case ProxyError.upstreamNotConnected:
-                self.answer(.serviceUnavailable, "the service's runner is not connected to this gateway\n", context: context)
+                self.answer(
+                    .serviceUnavailable,
+                    "\(service) is unreachable: its runner is not connected to this gateway; retry in \(retry) s\n",
+                    headers: retryHeaders, context: context
+                )
+            case ProxyError.overloaded(_, let limit):
+                self.answer(
+                    .serviceUnavailable,
+                    "\(service) is at this gateway's limit of \(limit); retry in \(retry) s\n",
+                    headers: retryHeaders, context: context
+                )
+            case ProxyError.upstreamTimedOut(_, let seconds):
+                self.answer(
+                    .gatewayTimeout,
+                    "\(service) did not answer: its runner did not accept the connection within \(seconds) s\n",
+                    context: context
+                )
             default:
-                self.answer(.badGateway, "the service did not accept the connection\n", context: context)
+                self.answer(
+                    .badGateway,
+                    "\(service) refused the connection: its app does not accept on port \(route.appPort) of its runner\n",
+                    context: context
+                )
             }
         }
     }
@@ -338,7 +370,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Helpers
 
     /// Answers the current request with a short plain-text body, then closes the connection.
-    private func answer(_ status: HTTPResponseStatus, _ text: String, context: ChannelHandlerContext) {
+    private func answer(
+        _ status: HTTPResponseStatus,
+        _ text: String,
+        headers extra: [(String, String)] = [],
+        context: ChannelHandlerContext
+    ) {
         self.answered = true
         self.headTimer.cancel()
         self.ingress.logger.debug(
@@ -352,6 +389,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: "\(text.utf8.count)")
         headers.add(name: "connection", value: "close")
+        for (name, value) in extra { headers.add(name: name, value: value) }
         let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
@@ -374,7 +412,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return HTTPResponseHead(version: head.version, status: head.status, headers: headers).isKeepAlive
     }
 
-    static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String) {
+    static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String?) {
         if let ip = client?.ipAddress {
             if let previous = headers.first(name: "x-forwarded-for") {
                 headers.replaceOrAdd(name: "x-forwarded-for", value: "\(previous), \(ip)")
@@ -383,25 +421,43 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
-        headers.replaceOrAdd(name: "x-forwarded-host", value: host)
+        if let host {
+            headers.replaceOrAdd(name: "x-forwarded-host", value: host)
+        } else {
+            headers.remove(name: "x-forwarded-host")
+        }
     }
 
     /// After the 101 went out: the HTTP codec leaves, a splice half takes over (with any bytes the
     /// decoder read past the request), and the two halves are attached.
+    ///
+    /// The decoder hands over the bytes it read past the request head (a client may send its first
+    /// frame in the same segment as the upgrade) only as it leaves, in a later event-loop tick.
+    /// The halves are attached once that is done, so those bytes are held by the splice half and
+    /// written, flushed and in order, by the attach.
     private func switchToBytes(upstream: any Channel, context: ChannelHandlerContext) {
         let channel = context.channel
         let sync = channel.pipeline.syncOperations
+        let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
         do {
             sync.removeHandler(context: context, promise: nil)
             try sync.addHandler(SpliceHandler(partner: nil))
             sync.removeHandler(self.encoder, promise: nil)
-            sync.removeHandler(self.decoder, promise: nil)
             sync.removeHandler(self.headTimer, promise: nil)
+            sync.removeHandler(self.decoder, promise: decoderRemoved)
         } catch {
+            decoderRemoved.fail(error)
             channel.close(promise: nil)
+            upstream.close(promise: nil)
             return
         }
-        Splice.attach(channel, upstream)
+        decoderRemoved.futureResult.whenComplete { _ in
+            Splice.attach(channel, upstream)
+            // An upstream that went before the attach can no longer say so through its pipeline.
+            if !upstream.isActive {
+                channel.pipeline.fireUserInboundEventTriggered(SpliceEvent.partnerClosed)
+            }
+        }
         // The splice half starts holding reads; a read that was held here is handed over.
         if self.readPending { channel.read() }
     }

@@ -1,14 +1,32 @@
 // How a gateway sets up each accepted connection, by the kind of binding on its address.
 
+import Logging
 import NIOCore
 import NIOHTTP1
 
 enum IngressPipeline {
     static func configure(_ channel: any Channel, context: IngressContext) throws {
         let sync = channel.pipeline.syncOperations
+        let client = channel.remoteAddress?.ipAddress ?? "unknown"
+        guard context.limits.admitClient(client) else {
+            let limit = context.configuration.maxConnectionsPerClient
+            context.logger.debug("client at its connection limit", metadata: ["client.address": "\(client)", "limit": "\(limit)"])
+            try sync.addHandler(RefusingHandler(answer: context.binding.flatMap { binding in
+                guard case .hostRouted = binding else { return nil }
+                return RefusingHandler.serviceUnavailable(
+                    "too many connections from \(client) (the limit is \(limit)); retry in \(context.configuration.retryAfterSeconds) s\n",
+                    retryAfter: context.configuration.retryAfterSeconds
+                )
+            }))
+            return
+        }
+        let limits = context.limits
+        channel.closeFuture.whenComplete { _ in limits.releaseClient(client) }
         try sync.addHandler(IdleStateHandler(allTimeout: context.configuration.idleTimeout))
         try sync.addHandler(IdleCloseHandler())
         switch context.binding {
+        case .exclusive(let route) where context.configuration.exclusiveSniffWait > .zero:
+            try sync.addHandler(ExclusiveSniffer(ingress: context, route: route))
         case .exclusive(let route):
             try sync.addHandler(SpliceHandler(partner: nil))
             try sync.addHandler(UpstreamStartHandler(ingress: context, route: route))
@@ -39,3 +57,36 @@ enum IngressPipeline {
         try channel.pipeline.syncOperations.addHandlers([headTimer, decoder, encoder, proxy], position: position)
     }
 }
+
+/// Turns away a connection over a limit: writes `answer` (if any) and closes at once.
+final class RefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let answer: ByteBuffer?
+
+    init(answer: ByteBuffer?) {
+        self.answer = answer
+    }
+
+    /// A complete `503` response with `Retry-After` and a short text body.
+    static func serviceUnavailable(_ text: String, retryAfter: Int) -> ByteBuffer {
+        ByteBuffer(string: "HTTP/1.1 503 Service Unavailable\r\nretry-after: \(retryAfter)\r\n"
+            + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(text.utf8.count)\r\n"
+            + "connection: close\r\n\r\n\(text)")
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        if let answer {
+            context.writeAndFlush(self.wrapOutboundOut(answer)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+@available(*, unavailable)
+extension RefusingHandler: Sendable {}

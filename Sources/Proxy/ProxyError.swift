@@ -9,6 +9,10 @@ public enum ProxyError: Error, Hashable, CustomStringConvertible {
     case upstreamRefused(Route)
     /// The runner could not connect to the app on its loopback port (the link layer answers 502).
     case appRefused(port: Int, reason: String)
+    /// The runner did not accept the connection in time (HTTP routes answer 504).
+    case upstreamTimedOut(Route, seconds: Int64)
+    /// A connection limit of the gateway is reached (HTTP routes answer 503 with Retry-After).
+    case overloaded(Route, limit: String)
     /// A gateway listener could not be bound.
     case bindFailed(ListenAddress, reason: String)
     /// A TLS ClientHello that could not be parsed for SNI.
@@ -24,6 +28,10 @@ public enum ProxyError: Error, Hashable, CustomStringConvertible {
             "the app of \(route) refused the connection; check that it listens on 127.0.0.1:\(route.appPort)"
         case .appRefused(let port, let reason):
             "cannot connect to the app on 127.0.0.1:\(port): \(reason); check that the app is running"
+        case .upstreamTimedOut(let route, let seconds):
+            "the runner \(route.upstream) did not accept a connection for \(route) within \(seconds) s; check that it is connected and not overloaded"
+        case .overloaded(let route, let limit):
+            "\(route) is at the gateway's limit of \(limit); try again later or raise the limit"
         case .bindFailed(let address, let reason):
             "cannot listen on \(address): \(reason); free the port or choose another"
         case .malformedClientHello(let why):

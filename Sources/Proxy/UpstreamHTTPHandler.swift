@@ -116,20 +116,31 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// After a 101: the codec leaves, a holding splice half takes the bytes (including any the
     /// decoder read past the response), and the client side is told to switch too.
+    ///
+    /// The decoder hands over the bytes it read past the 101 only as it leaves, in a later
+    /// event-loop tick. The client side is told once that is done, so those bytes are held and
+    /// go out, flushed, when the halves are attached; told earlier, it could attach first, and the
+    /// app's first bytes would be written after the attach without a flush and sit there.
     private func switchToBytes(context: ChannelHandlerContext) {
         self.switching = true
         let channel = context.channel
         let sync = channel.pipeline.syncOperations
+        let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
         do {
             sync.removeHandler(context: context, promise: nil)
             try sync.addHandler(SpliceHandler(partner: nil))
             sync.removeHandler(self.encoder, promise: nil)
-            sync.removeHandler(self.decoder, promise: nil)
+            sync.removeHandler(self.decoder, promise: decoderRemoved)
         } catch {
+            decoderRemoved.fail(error)
             channel.close(promise: nil)
             return
         }
-        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: self.id))
+        let client = self.client
+        let id = self.id
+        decoderRemoved.futureResult.whenComplete { _ in
+            client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: id))
+        }
     }
 }
 

@@ -35,8 +35,13 @@ public struct LinkConfiguration: Sendable {
     public var streamWindow: Int = 16 << 20
     /// The HTTP/2 connection flow-control window.
     public var connectionWindow: Int = 64 << 20
-    /// Concurrent streams a peer may open on one link.
-    public var maxConcurrentStreams: Int = 1024
+    /// Concurrent streams a peer may open on one link. Every public connection a gateway proxies
+    /// to a runner is a stream, so this is no service's ceiling: the gateway caps each runner at
+    /// `ProxyConfiguration.maxConnectionsPerRunner` (12,288), below it, leaving room for gossip and
+    /// lease calls. An idle stream holds a stream channel and its handlers on each side (a few
+    /// KiB; flow-control windows are credit, not buffers), so a full link of idle streams costs
+    /// tens of MiB, not more.
+    public var maxConcurrentStreams: Int = 16_384
     /// A stream channel becomes unwritable above this many buffered outbound bytes.
     public var streamHighWatermark: Int = 1 << 20
     public var streamLowWatermark: Int = 512 << 10
