@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 
 SWIFT="${SWIFT:-swift}"
 SCRATCH="${RELEASE_SCRATCH:-.build-release}"
-VERSION_FILE=Sources/MeshNode/Provisioning/WarrenVersion.swift
-VERSION="$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' "$VERSION_FILE")"
+VERSION_FILE=Sources/MeshNode/API/WarrenVersion.swift
+VERSION="$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' "$VERSION_FILE")"
 [ -n "$VERSION" ] || { echo "release: no version found in $VERSION_FILE" >&2; exit 1; }
 ARCH="$(uname -m)"
 NAME="warren-$VERSION-linux-$ARCH"

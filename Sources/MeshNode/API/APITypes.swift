@@ -20,11 +20,6 @@ public import Foundation
 //
 // Errors are `APIErrorBody` with a status that says what kind of failure it was.
 
-/// The version `warren --version` prints and `warren status` shows for the node.
-public enum WarrenVersion {
-    public static let current = "0.1.0"
-}
-
 /// The JSON body of an error response.
 public struct APIErrorBody: Codable, Sendable, Equatable {
     public var error: String

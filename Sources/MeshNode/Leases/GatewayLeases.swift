@@ -88,7 +88,7 @@ public actor GatewayLeases: LeaseAuthority {
         if let failure = await hooks.listenerFailure(lease.binding) {
             // A lease without its listener serves nobody (or serves whoever holds the port): give
             // it back so the runner fails with the cause instead of printing a URL.
-            let gone = table.release(runID: request.runID)
+            let gone = table.release(runID: request.runID, holder: lease.holder)
             for lease in gone { try? await unpersist(lease) }
             await hooks.changed([], gone, table.leases)
             logger.warning("lease refused: its public port could not be bound", metadata: [
