@@ -57,11 +57,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Node-to-node links: identity, Noise handshakes, sealed records over TCP, HTTP/2 streams,
+        // one-call RPC framing, and the sealing of gossip datagrams. Knows nothing of runs or leases.
+        .target(
+            name: "Link",
+            dependencies: [
+                "Gossip", "Sodium", "LibCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The composition root: identity, links, configuration, runs, leases, secrets, the local API.
         .target(
             name: "MeshNode",
             dependencies: [
-                "Gossip", "Proxy", "Sodium", "LibCrypto", "Curl",
+                "Gossip", "Link", "Proxy", "Sodium", "LibCrypto", "Curl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -76,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "MeshNode", "Curl", "Sodium",
+                "MeshNode", "Link", "Curl", "Sodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -137,9 +151,22 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "LinkTests",
+            dependencies: [
+                "Link", "Gossip", "Sodium", "LibCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Sodium", "LibCrypto", "Curl", "CloudFakes",
+                "MeshNode", "Link", "Sodium", "LibCrypto", "Curl", "CloudFakes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -148,6 +175,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "CloudFakes"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Link", "CloudFakes"], swiftSettings: strict),
     ]
 )

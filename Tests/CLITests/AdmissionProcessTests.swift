@@ -1,5 +1,6 @@
 import Foundation
 import Gossip
+import Link
 import Logging
 import MeshNode
 import Sodium

@@ -1,3 +1,4 @@
+import Link
 @testable import MeshNode
 import Sodium
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Gossip
+import Link
 @testable import MeshNode
 import Testing
 

@@ -1,3 +1,4 @@
+import Link
 /// What a joining node learned from dialling the members its invite token lists, and the message
 /// it gives when none admitted it.
 ///

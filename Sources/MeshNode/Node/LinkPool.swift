@@ -1,4 +1,5 @@
 import Gossip
+import Link
 import Logging
 
 /// Finds or makes the link to a node, and keeps the links that runs depend on up.

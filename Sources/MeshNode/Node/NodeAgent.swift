@@ -1,5 +1,6 @@
 public import Foundation
 import Gossip
+import Link
 public import Logging
 import NIOCore
 import NIOPosix

@@ -2,6 +2,7 @@ public import Foundation
 import Gossip
 #if canImport(Glibc)
 import Glibc
+import Link
 #endif
 
 /// Gateways on this machine: `warren node start --gateway` as a detached process on a loopback

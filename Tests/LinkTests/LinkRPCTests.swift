@@ -1,4 +1,4 @@
-@testable import MeshNode
+@testable import Link
 import NIOCore
 import Testing
 
