@@ -71,11 +71,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The mesh's trust rules as pure values: roster, invites, removals, projects, sealed
+        // secrets, and the gate every replicated entry passes. No sockets, no NIO.
+        .target(
+            name: "Trust",
+            dependencies: ["Gossip", "Sodium"],
+            swiftSettings: strict
+        ),
         // The composition root: identity, links, configuration, runs, leases, secrets, the local API.
         .target(
             name: "MeshNode",
             dependencies: [
-                "Gossip", "Link", "Proxy", "Sodium", "LibCrypto", "Curl",
+                "Gossip", "Link", "Trust", "Proxy", "Sodium", "LibCrypto", "Curl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -90,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "MeshNode", "Link", "Curl", "Sodium",
+                "MeshNode", "Link", "Trust", "Curl", "Sodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -132,6 +139,13 @@ let package = Package(
             path: "Tests/CloudFakes",
             swiftSettings: strict
         ),
+        // Test nodes and a stand-in replica for the trust rules, shared by TrustTests and MeshNodeTests.
+        .target(
+            name: "TrustTestSupport",
+            dependencies: ["Trust", "Gossip", "Sodium"],
+            path: "Tests/TrustTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
         .testTarget(name: "CurlTests", dependencies: ["Curl"], swiftSettings: strict),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),
@@ -163,10 +177,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "TrustTests", dependencies: ["Trust", "TrustTestSupport", "Gossip", "Sodium"], swiftSettings: strict),
         .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Link", "Sodium", "LibCrypto", "Curl", "CloudFakes",
+                "MeshNode", "Link", "Trust", "TrustTestSupport", "Sodium", "LibCrypto", "Curl", "CloudFakes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -175,6 +190,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Link", "CloudFakes"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Link", "Trust", "CloudFakes"], swiftSettings: strict),
     ]
 )

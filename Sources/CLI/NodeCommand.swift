@@ -7,6 +7,7 @@ import MeshNode
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Trust
 import UnixSignals
 
 struct NodeCommand: AsyncParsableCommand {

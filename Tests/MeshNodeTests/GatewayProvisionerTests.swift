@@ -1,6 +1,8 @@
 import Foundation
 @testable import MeshNode
 import Testing
+import Trust
+import TrustTestSupport
 
 /// The provisioner's choices and its cleanup, with a fake cloud backend and a fake mesh view.
 @Suite struct GatewayProvisionerTests {

@@ -3,6 +3,7 @@ import Gossip
 import Link
 public import Logging
 import Sodium
+public import Trust
 
 /// The mesh a node's state directory belongs to, and `warren mesh init`.
 ///

@@ -4,6 +4,7 @@ import Link
 import Logging
 import NIOCore
 import Sodium
+import Trust
 
 /// This node's view of the mesh: the gossip state machine, driven by a clock, its UDP socket and
 /// its links; its replica of the signed entries, saved to the state database as it changes.

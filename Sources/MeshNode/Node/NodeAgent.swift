@@ -5,6 +5,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import Proxy
+import Trust
 
 /// A running Warren agent: identity, links, gossip, and — as its roles say — the gateway's
 /// leases and public listeners, and the runs of services. `run()` serves until its task is

@@ -1,4 +1,5 @@
 public import Foundation
+import Trust
 
 /// `warren gateway create/delete` on the node: picks the backend from the request and the
 /// project's secrets, has it make the machine (or local process), waits until the new gateway is
