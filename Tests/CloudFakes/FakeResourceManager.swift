@@ -1,5 +1,6 @@
 import Foundation
 public import MeshNode
+import Provisioning
 
 /// Resource Manager's behaviour, as the REST reference shows it: PUT answers 201 with the
 /// resource (provisioningState "Updating" for the VM, which must then be polled), GET answers

@@ -1,5 +1,6 @@
 import Foundation
 @testable import MeshNode
+import Provisioning
 import Testing
 import Trust
 import TrustTestSupport

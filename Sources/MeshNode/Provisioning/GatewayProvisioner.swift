@@ -1,4 +1,5 @@
 public import Foundation
+public import Provisioning
 import Trust
 
 /// `warren gateway create/delete` on the node: picks the backend from the request and the

@@ -2,8 +2,9 @@ public import Foundation
 import Gossip
 #if canImport(Glibc)
 import Glibc
-import Link
 #endif
+import Link
+public import Provisioning
 
 /// Gateways on this machine: `warren node start --gateway` as a detached process on a loopback
 /// address of its own, its state in `<directory>/<name>`. What `make demo` and the tests use.
