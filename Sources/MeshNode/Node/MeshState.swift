@@ -12,7 +12,6 @@ actor MeshState: EntryReplica {
     private var gossip: GossipNode
     private var sealer: DatagramSealer
     private let origin = ContinuousClock.now
-    private let wallAtOrigin = UInt64(Date().timeIntervalSince1970 * 1000)
     private let store: StateStore
     private let logger: Logger
     private var transport: GossipTransport?
