@@ -1,7 +1,8 @@
 // swift-tools-version:6.1
 // Warren: a peer-to-peer mesh that puts applications on the public internet through gateways.
 // The layout is the design card's (see DESIGN.md in the shared folder): MeshNode, Gossip, Proxy,
-// CLI, plus system-library targets for libsodium, libcurl and libcrypto and their thin wrappers.
+// CLI, with Link, Trust and Provisioning beside them (ARCHITECTURE.md draws the graph), plus
+// system-library targets for libsodium, libcurl and libcrypto and their thin wrappers.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -57,11 +58,40 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The composition root: identity, links, configuration, runs, leases, secrets, the local API.
+        // Node-to-node links: identity, Noise handshakes, sealed records over TCP, HTTP/2 streams,
+        // one-call RPC framing, and the sealing of gossip datagrams. Knows nothing of runs or leases.
+        .target(
+            name: "Link",
+            dependencies: [
+                "Gossip", "Sodium", "LibCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The mesh's trust rules as pure values: roster, invites, removals, projects, sealed
+        // secrets, and the gate every replicated entry passes. No sockets, no NIO.
+        .target(
+            name: "Trust",
+            dependencies: ["Gossip", "Sodium"],
+            swiftSettings: strict
+        ),
+        // The cloud backends that make gateways (AWS, Azure, GCP over libcurl), their request
+        // signing, first-boot script and polling; knows nothing of the mesh's state or API.
+        .target(
+            name: "Provisioning",
+            dependencies: ["Curl", "LibCrypto", "Sodium"],
+            swiftSettings: strict
+        ),
+        // The composition root: wiring, node state over gossip, runs, leases, configuration, store,
+        // the local API (the one place where errors become HTTP statuses).
         .target(
             name: "MeshNode",
             dependencies: [
-                "Gossip", "Proxy", "Sodium", "LibCrypto", "Curl",
+                "Gossip", "Link", "Trust", "Provisioning", "Proxy", "Sodium", "LibCrypto", "Curl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -76,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "MeshNode", "Curl", "Sodium",
+                "MeshNode", "Link", "Trust", "Provisioning", "Curl", "Sodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -105,17 +135,24 @@ let package = Package(
         // Gossip simulator figures for BENCHMARKS.md: `swift build -c release --product gossip-sim`.
         .executableTarget(name: "gossip-sim", dependencies: ["Gossip"], path: "bench/gossip-sim", swiftSettings: strict),
 
-        // Local fakes of the cloud APIs (Resource Manager, Compute Engine), for MeshNodeTests and
-        // CLITests; a library only the tests use.
+        // Local fakes of the cloud APIs (Resource Manager, Compute Engine), for ProvisioningTests,
+        // MeshNodeTests and CLITests; a library only the tests use.
         .target(
             name: "CloudFakes",
             dependencies: [
-                "MeshNode",
+                "MeshNode", "Provisioning",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Tests/CloudFakes",
+            swiftSettings: strict
+        ),
+        // Test nodes and a stand-in replica for the trust rules, shared by TrustTests and MeshNodeTests.
+        .target(
+            name: "TrustTestSupport",
+            dependencies: ["Trust", "Gossip", "Sodium"],
+            path: "Tests/TrustTestSupport",
             swiftSettings: strict
         ),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"], swiftSettings: strict),
@@ -137,9 +174,24 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "LinkTests",
+            dependencies: [
+                "Link", "Gossip", "Sodium", "LibCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "CloudFakes", "Curl", "LibCrypto", "Sodium"], swiftSettings: strict),
+        .testTarget(name: "TrustTests", dependencies: ["Trust", "TrustTestSupport", "Gossip", "Sodium"], swiftSettings: strict),
+        .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Sodium", "LibCrypto", "Curl", "CloudFakes",
+                "MeshNode", "Link", "Trust", "TrustTestSupport", "Provisioning", "Sodium", "LibCrypto", "Curl", "CloudFakes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -148,7 +200,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "CloudFakes"], swiftSettings: strict),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Link", "Trust", "Provisioning", "CloudFakes"], swiftSettings: strict),
     ]
 )
 

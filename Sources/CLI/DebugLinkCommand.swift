@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Gossip
+import Link
 import MeshNode
 import NIOCore
 import NIOPosix

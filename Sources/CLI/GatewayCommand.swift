@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshNode
+import Provisioning
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

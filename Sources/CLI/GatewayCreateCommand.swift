@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshNode
+import Provisioning
 
 /// `warren gateway create`: the node makes the gateway with the project's backend and reports
 /// each step; this command shows them and prints NAME and ADDRESS once the gateway is alive in

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import Gossip
+import Link
 import Logging
 import MeshNode
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Trust
 import UnixSignals
 
 struct NodeCommand: AsyncParsableCommand {

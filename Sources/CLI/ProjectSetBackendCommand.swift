@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshNode
+import Provisioning
 
 extension ProjectCommand {
     /// Stores the backend kind and its credentials as secrets of the project (sealed, readable

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshNode
+import Trust
 
 struct SecretsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -38,11 +38,4 @@ public struct AppDialer: Sendable {
             throw ProxyError.appRefused(port: appPort, reason: "\(error)")
         }
     }
-
-    /// Dials the app and splices it with `inbound` at once.
-    public func splice(_ inbound: any Channel, appPort: Int) -> EventLoopFuture<Void> {
-        self.dial(appPort: appPort, for: inbound).map { app in
-            Splice.attach(inbound, app)
-        }
-    }
 }

@@ -1,9 +1,11 @@
 import Foundation
 import Gossip
+import Link
 import Logging
 import MeshNode
 import Sodium
 import Testing
+import Trust
 
 /// Admission, projects and secrets end to end: real `warren` processes on loopback addresses
 /// 127.0.0.41–48, each node with a state directory of its own.

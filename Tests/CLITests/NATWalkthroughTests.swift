@@ -4,7 +4,7 @@ import Testing
 import Glibc
 #endif
 
-/// Issue 5, "Real NAT": a runner behind a masquerading router serves a client through a gateway.
+/// Real NAT: a runner behind a masquerading router serves a client through a gateway.
 /// Real `warren` nodes run in the namespaces of `scripts/netns.sh`: the gateway in `public`, the
 /// runner and its app in `site` (behind the NAT), curl in `client`. The client reaches the app
 /// through the gateway, and can't reach the runner's site directly.

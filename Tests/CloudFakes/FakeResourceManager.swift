@@ -1,5 +1,6 @@
 import Foundation
 public import MeshNode
+import Provisioning
 
 /// Resource Manager's behaviour, as the REST reference shows it: PUT answers 201 with a new
 /// resource, 200 with an existing one (which it updates: a PUT of an existing resource group

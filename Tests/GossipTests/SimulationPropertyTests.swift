@@ -1,7 +1,7 @@
 @testable import Gossip
 import Testing
 
-/// Properties of the protocol at 1,000 simulated nodes (issue 4). Virtual time, fixed seeds; the
+/// Properties of the protocol at 1,000 simulated nodes. Virtual time, fixed seeds; the
 /// scenarios are short so that each runs in seconds in a debug build.
 @Suite struct SimulationPropertyTests {
     static let n = 1000

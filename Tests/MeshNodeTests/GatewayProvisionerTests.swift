@@ -1,6 +1,9 @@
 import Foundation
 @testable import MeshNode
+import Provisioning
 import Testing
+import Trust
+import TrustTestSupport
 
 /// The provisioner's choices and its cleanup, with a fake cloud backend and a fake mesh view.
 @Suite struct GatewayProvisionerTests {

@@ -1,6 +1,8 @@
+import Link
 @testable import MeshNode
 import Sodium
 import Testing
+import Trust
 
 /// The joiner's message when no member listed in its token admitted it: what it could learn.
 struct JoinAttemptsTests {

@@ -1,7 +1,9 @@
 import Foundation
 import Glibc
 import Gossip
+import Link
 @testable import MeshNode
+import Provisioning
 import Testing
 
 /// The local backend's process and address handling, with a stand-in for `warren` (a shell script

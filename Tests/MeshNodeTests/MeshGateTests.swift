@@ -3,6 +3,8 @@ import Gossip
 @testable import MeshNode
 import Sodium
 import Testing
+import Trust
+import TrustTestSupport
 
 /// The node's gate over the gossip replica: what it lets in before and after admission is in force.
 struct MeshGateTests {

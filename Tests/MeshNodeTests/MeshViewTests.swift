@@ -2,6 +2,8 @@ import Foundation
 import Gossip
 @testable import MeshNode
 import Testing
+import Trust
+import TrustTestSupport
 
 @Suite struct MeshViewTests {
     static func gatewayEntry(_ node: NodeID, name: String, address: String) throws -> Entry {

@@ -1,4 +1,5 @@
 public import Foundation
+public import Provisioning
 
 // The local API's gateway provisioning bodies (beside APITypes.swift's table):
 //

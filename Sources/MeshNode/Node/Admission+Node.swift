@@ -1,7 +1,9 @@
 import Foundation
 import Gossip
+import Link
 public import Logging
 import Sodium
+public import Trust
 
 /// The mesh a node's state directory belongs to, and `warren mesh init`.
 ///

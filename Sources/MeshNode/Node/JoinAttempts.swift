@@ -1,3 +1,5 @@
+import Link
+import Trust
 /// What a joining node learned from dialling the members its invite token lists, and the message
 /// it gives when none admitted it.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import Gossip
+import Link
 
 /// The answer of a gateway to a lease call over a link.
 struct LeaseReply: Codable {

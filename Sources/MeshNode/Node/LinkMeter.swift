@@ -1,4 +1,5 @@
 import Gossip
+import Link
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore

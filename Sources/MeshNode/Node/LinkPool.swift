@@ -1,4 +1,5 @@
 import Gossip
+import Link
 import Logging
 import NIOCore
 

@@ -1,7 +1,9 @@
 import Foundation
 import Gossip
+import Link
 import Logging
 import Sodium
+import Trust
 
 /// The local API's admission and project routes (`warren invite`, `mesh remove`, `project …`; see
 /// AdmissionAPITypes.swift), and what the node does when the roster drops a member: close its

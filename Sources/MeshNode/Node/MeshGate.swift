@@ -2,6 +2,7 @@ import Foundation
 import Gossip
 import Logging
 import NIOConcurrencyHelpers
+import Trust
 
 /// Who may talk to this node, answered synchronously (the link handshake, the datagram sealer and
 /// the gossip merge ask from inside their own locks): the roster and project book of the replica,

@@ -1,4 +1,5 @@
 import Gossip
+import Trust
 
 /// Admission on the gossip state machine: the gate checks every entry from elsewhere before it is
 /// merged, and is recomputed from the replica whenever an entry of kind member, project or secret

@@ -1,8 +1,10 @@
 import Foundation
 import Gossip
+import Link
 import Logging
 import NIOCore
 import Sodium
+import Trust
 
 /// This node's view of the mesh: the gossip state machine, driven by a clock, its UDP socket and
 /// its links; its replica of the signed entries, saved to the state database as it changes.
@@ -10,7 +12,6 @@ actor MeshState: EntryReplica {
     private var gossip: GossipNode
     private var sealer: DatagramSealer
     private let origin = ContinuousClock.now
-    private let wallAtOrigin = UInt64(Date().timeIntervalSince1970 * 1000)
     private let store: StateStore
     private let logger: Logger
     private var transport: GossipTransport?

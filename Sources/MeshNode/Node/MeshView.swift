@@ -1,5 +1,6 @@
 import Foundation
 import Gossip
+import Trust
 
 /// A gateway as it announces itself to the mesh (entry kind `gateway`, key: its node ID).
 struct GatewayEntry: Codable, Sendable, Equatable {

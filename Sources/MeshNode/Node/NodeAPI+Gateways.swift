@@ -1,4 +1,5 @@
 import Foundation
+import Provisioning
 
 /// The gateway provisioning routes (see GatewayProvisioningTypes.swift): creation and deletion
 /// answer with their progress as NDJSON, one `GatewayProgress` a line, as it happens.

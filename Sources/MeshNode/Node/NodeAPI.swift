@@ -1,4 +1,5 @@
 import Foundation
+import Trust
 
 /// A project's secrets as the node serves them: sealed at rest and in gossip, opened only for the
 /// project's members.

@@ -1,10 +1,12 @@
 public import Foundation
 import Gossip
+import Link
 public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Proxy
+import Trust
 
 /// A running Warren agent: identity, links, gossip, and — as its roles say — the gateway's
 /// leases and public listeners, and the runs of services. `run()` serves until its task is

@@ -1,4 +1,5 @@
 import Gossip
+import Link
 import Metrics
 
 /// The node's figures as swift-metrics gauges, sampled from its parts every few seconds: the

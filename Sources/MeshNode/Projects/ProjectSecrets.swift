@@ -1,4 +1,5 @@
 import Foundation
+public import Trust
 
 /// The replicated entries, as the project logic reads and writes them: the node's gossip replica.
 public protocol EntryReplica: Sendable {

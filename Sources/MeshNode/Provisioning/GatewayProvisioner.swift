@@ -1,4 +1,6 @@
 public import Foundation
+public import Provisioning
+import Trust
 
 /// `warren gateway create/delete` on the node: picks the backend from the request and the
 /// project's secrets, has it make the machine (or local process), waits until the new gateway is

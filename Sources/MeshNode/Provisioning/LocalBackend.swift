@@ -3,6 +3,8 @@ import Gossip
 #if canImport(Glibc)
 import Glibc
 #endif
+import Link
+public import Provisioning
 
 /// Gateways on this machine: `warren node start --gateway` as a detached process on a loopback
 /// address of its own, its state in `<directory>/<name>`. What `make demo` and the tests use.

@@ -1,10 +1,10 @@
 import Foundation
-import NIOCore
+package import NIOCore
 
 /// One request and one answer over a stream of a link: the opener sends a body and half-closes,
 /// the acceptor reads it to the end, answers and half-closes. For control calls between nodes
 /// (leases, gossip push-pull); proxied connections use the stream's bytes directly.
-enum LinkRPC {
+package enum LinkRPC {
     /// The largest request or answer body (gossip push-pull of a large mesh is the biggest).
     static let maxBytes = 16 << 20
 
@@ -12,7 +12,7 @@ enum LinkRPC {
     struct Closed: Error {}
 
     /// Calls `path` on the peer of `link` with `body`; returns the answer's body.
-    static func call(_ link: Link, path: String, body: [UInt8], timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+    package static func call(_ link: Link, path: String, body: [UInt8], timeout: Duration = .seconds(10)) async throws -> [UInt8] {
         let collected = link.eventLoop.makePromise(of: [UInt8].self)
         let stream: LinkStream
         do {
@@ -53,7 +53,7 @@ enum LinkRPC {
 
     /// Serves one call on an accepted stream: reads the request, answers with `handler`'s bytes.
     /// Call from a `LinkStreamAcceptor` before it returns 200.
-    static func serve(_ stream: LinkStream, handler: @escaping @Sendable ([UInt8]) async -> [UInt8]) -> EventLoopFuture<Void> {
+    package static func serve(_ stream: LinkStream, handler: @escaping @Sendable ([UInt8]) async -> [UInt8]) -> EventLoopFuture<Void> {
         let collected = stream.channel.eventLoop.makePromise(of: [UInt8].self)
         let added = stream.channel.pipeline.addHandler(Collector(limit: maxBytes, done: collected))
         // The stream (or its link) may have closed while the acceptor decided: then the Collector

@@ -1,4 +1,4 @@
-import MeshNode
+import Link
 import Sodium
 import Testing
 

@@ -1,6 +1,6 @@
 import Curl
 import Foundation
-@testable import MeshNode
+@testable import Provisioning
 import Testing
 
 /// AWS's Signature Version 4 test suite (`shared/vectors/aws-sigv4`), every case including the
@@ -24,7 +24,7 @@ struct ProvisioningSigV4Tests {
     }
 
     static var vectorsRoot: URL {
-        // Tests/MeshNodeTests/ThisFile.swift → package root → ../shared/vectors/aws-sigv4
+        // Tests/ProvisioningTests/ThisFile.swift → package root → ../shared/vectors/aws-sigv4
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/vectors/aws-sigv4")
     }

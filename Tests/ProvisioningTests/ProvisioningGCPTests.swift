@@ -1,6 +1,6 @@
 import CloudFakes
 import Foundation
-@testable import MeshNode
+@testable import Provisioning
 import Testing
 
 /// The GCP backend against a local fake of the documented endpoints: Google's OAuth 2.0 token

@@ -1,5 +1,5 @@
 import Foundation
-@testable import MeshNode
+@testable import Provisioning
 import Testing
 
 @Suite("First-boot script and gateway names")

@@ -1,6 +1,6 @@
 import Gossip
-@testable import MeshNode
 import NIOConcurrencyHelpers
+@testable import Link
 import NIOCore
 import Testing
 

@@ -1,8 +1,9 @@
 import Foundation
 import Gossip
-@testable import MeshNode
+@testable import Trust
 import Sodium
 import Testing
+import TrustTestSupport
 
 /// Two members rotate one project's key at the same moment, each from the same generation, and
 /// then receive each other's entries: every replica settles alike, all remaining members end on

@@ -1,8 +1,9 @@
 import Foundation
 import Gossip
-@testable import MeshNode
+@testable import Trust
 import Sodium
 import Testing
+import TrustTestSupport
 
 /// Projects and their secrets over a shared replica: who can read what, and key rotation.
 @Suite struct ProjectSecretsTests {

@@ -1,4 +1,4 @@
-@testable import MeshNode
+@testable import Trust
 import Sodium
 import Testing
 

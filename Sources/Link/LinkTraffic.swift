@@ -9,6 +9,8 @@ public final class LinkTraffic: Sendable {
         public var bytesReceived = 0
         public var streamsOpened = 0
         public var streamsActive = 0
+
+        package init() {}
     }
 
     private let state = NIOLockedValueBox(Snapshot())

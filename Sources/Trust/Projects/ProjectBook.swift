@@ -148,7 +148,8 @@ public struct ProjectBook: Sendable {
     /// Decides which key entries, rotations and secrets of one project count, generation by
     /// generation. Generation 1 is the creator's: its entries count when written by the creator
     /// or by a holder of a counted generation-1 entry. Generation g+1 is made by rotations of
-    /// members of generation g (or, as earlier versions wrote it, by their key entries); its
+    /// members of generation g (or, for a generation with no rotation entry, by their key entries:
+    /// stored meshes hold such generations, and they must keep counting); its
     /// entries then count when written by a holder of it (members added). A gap in the
     /// generations ends the chain.
     ///
@@ -200,8 +201,8 @@ public struct ProjectBook: Sendable {
                 for member in rotation.kept where !removed.contains(member) && accepted[member] == nil { accepted[member] = rotation.memberKey(member) }
             }
             // Who may write the generation's first key entries: the creator for the first; for a
-            // later one with no rotation entry, any member of the one before (rotations written
-            // by earlier versions, one key entry per member, as databases may still hold them).
+            // later one with no rotation entry, any member of the one before (a generation made of
+            // key entries alone, one per member, as stored meshes hold them, must keep counting).
             let writers: Set<NodeID> = g == 1 ? [project.record.creator] : counted.isEmpty ? Set(project.memberKeys.keys) : []
             var progress = true
             while progress {

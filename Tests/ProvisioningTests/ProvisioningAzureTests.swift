@@ -1,6 +1,6 @@
 import CloudFakes
 import Foundation
-@testable import MeshNode
+@testable import Provisioning
 import Testing
 
 /// The Azure backend against a local fake of the documented endpoints: the Microsoft identity

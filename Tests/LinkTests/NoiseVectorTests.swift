@@ -1,5 +1,5 @@
 import Foundation
-import MeshNode
+import Link
 import Sodium
 import Testing
 

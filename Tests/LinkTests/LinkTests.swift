@@ -1,5 +1,5 @@
 import Gossip
-@testable import MeshNode
+@testable import Link
 import NIOCore
 import NIOPosix
 import Testing

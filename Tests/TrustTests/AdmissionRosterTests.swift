@@ -1,8 +1,9 @@
 import Foundation
 import Gossip
-@testable import MeshNode
+@testable import Trust
 import Sodium
 import Testing
+import TrustTestSupport
 
 /// The roster built from member entries: its root of trust, and the records it refuses.
 @Suite struct AdmissionRosterTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Gossip
-import MeshNode
+import Link
 import Sodium
 import Testing
 

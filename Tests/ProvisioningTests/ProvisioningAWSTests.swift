@@ -1,7 +1,7 @@
 import CloudFakes
 import Curl
 import Foundation
-@testable import MeshNode
+@testable import Provisioning
 import Testing
 
 @Suite("AWS backend against moto")

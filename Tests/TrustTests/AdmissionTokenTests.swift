@@ -1,8 +1,9 @@
 import Foundation
 import Gossip
-@testable import MeshNode
+@testable import Trust
 import Sodium
 import Testing
+import TrustTestSupport
 
 /// The checks a contacted member makes on an invite token, one refusal per case.
 @Suite struct AdmissionTokenTests {

@@ -1,21 +1,25 @@
 import Foundation
-import Gossip
-@testable import MeshNode
-import Sodium
+package import Gossip
+package import Sodium
+package import Trust
 
 /// A node's identity for tests.
-struct TestNode {
-    let keys = Ed25519.KeyPair.generate()
-    var id: NodeID { NodeID(bytes: keys.publicKey)! }
-    var local: LocalMember { try! LocalMember(identity: keys) }
+package struct TestNode {
+    package let keys = Ed25519.KeyPair.generate()
+    package var id: NodeID { NodeID(bytes: keys.publicKey)! }
+    package var local: LocalMember { try! LocalMember(identity: keys) }
+
+    package init() {}
 }
 
 /// A stand-in for the replicated map: applies intents as the node would (last write wins per
 /// (kind, key), a delete removes), remembering each entry's author.
-struct TestReplica {
-    private(set) var entries: [String: EntrySnapshot] = [:]
+package struct TestReplica {
+    package private(set) var entries: [String: EntrySnapshot] = [:]
 
-    mutating func apply(_ intents: [EntryIntent], author: NodeID) {
+    package init() {}
+
+    package mutating func apply(_ intents: [EntryIntent], author: NodeID) {
         for intent in intents {
             let slot = "\(intent.kind.rawValue)|\(intent.key)"
             if let value = intent.value {
@@ -28,7 +32,7 @@ struct TestReplica {
 
     /// Applies the intents the gate lets in, as a gossip replica would; returns the refusals.
     @discardableResult
-    mutating func submit(_ intents: [EntryIntent], author: NodeID, roster: MeshRoster? = nil) -> [EntryRefusal] {
+    package mutating func submit(_ intents: [EntryIntent], author: NodeID, roster: MeshRoster? = nil) -> [EntryRefusal] {
         var refusals: [EntryRefusal] = []
         for intent in intents {
             do {
@@ -44,17 +48,17 @@ struct TestReplica {
         return refusals
     }
 
-    var snapshots: [EntrySnapshot] { entries.keys.sorted().map { entries[$0]! } }
+    package var snapshots: [EntrySnapshot] { entries.keys.sorted().map { entries[$0]! } }
 
-    func roster(_ mesh: MeshID) -> MeshRoster { MeshRoster(meshID: mesh, snapshots: snapshots) }
+    package func roster(_ mesh: MeshID) -> MeshRoster { MeshRoster(meshID: mesh, snapshots: snapshots) }
 
-    func book(roster: MeshRoster? = nil) -> ProjectBook { ProjectBook(entries: snapshots, roster: roster) }
+    package func book(roster: MeshRoster? = nil) -> ProjectBook { ProjectBook(entries: snapshots, roster: roster) }
 }
 
 /// Bounded random and mutated inputs for decoders: every one must throw or decode, never crash.
-enum GarbageInputs {
+package enum GarbageInputs {
     /// `count` random byte strings of 0..<maxLength bytes; half start with a plausible tag/version.
-    static func random(count: Int, maxLength: Int, tag: UInt8) -> [[UInt8]] {
+    package static func random(count: Int, maxLength: Int, tag: UInt8) -> [[UInt8]] {
         (0..<count).map { i in
             var bytes = Sodium.randomBytes(Int(Sodium.randomUniform(UInt32(maxLength))))
             if i % 2 == 0, bytes.count >= 2 { bytes[0] = tag; bytes[1] = 1 }
@@ -63,7 +67,7 @@ enum GarbageInputs {
     }
 
     /// Every prefix of `valid`, plus `flips` copies with one random byte changed.
-    static func mutations(of valid: [UInt8], flips: Int) -> [[UInt8]] {
+    package static func mutations(of valid: [UInt8], flips: Int) -> [[UInt8]] {
         var out = (0..<valid.count).map { Array(valid.prefix($0)) }
         for _ in 0..<flips {
             var copy = valid

@@ -1,7 +1,7 @@
 import Gossip
 import LibCrypto
 import Logging
-@testable import MeshNode
+@testable import Link
 import NIOCore
 import NIOEmbedded
 import NIOHPACK
