@@ -1,5 +1,6 @@
 import Gossip
 import Metrics
+import Proxy
 
 /// The node's figures as swift-metrics gauges, sampled from its parts every few seconds: the
 /// process bootstraps a backend (Prometheus, with `warren node start --metrics`) or they go
@@ -12,6 +13,15 @@ struct NodeMetrics {
     private let leasesGranted = Gauge(label: "warren_leases", dimensions: [("scope", "granted_here")])
     private let runsActive = Gauge(label: "warren_runs_active")
     private let linkMeter = LinkMeter()
+    /// A gateway's public connections, its connections to apps (link streams), and the connections
+    /// its caps turned away (503 + Retry-After on HTTP, closed on TCP), by the cap that did.
+    private let proxyClients = Gauge(label: "warren_proxy_client_connections")
+    private let proxyUpstreams = Gauge(label: "warren_proxy_upstream_connections")
+    private let proxyRefused: [(counter: Counter, read: @Sendable (ConnectionLimitsSnapshot) -> Int)] = [
+        (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "client")]), { $0.refusedByClientLimit }),
+        (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "route")]), { $0.refusedByRouteLimit }),
+        (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "runner")]), { $0.refusedByRunnerLimit }),
+    ]
     /// Monotonic totals, exported as Prometheus counters (`rate()` works on them): each sample
     /// adds what the source counted since the previous one.
     private let totals: [(counter: Counter, read: @Sendable (GossipCounters, Int) -> Int)] = [
@@ -28,9 +38,22 @@ struct NodeMetrics {
     ]
 
     /// Samples until the task is cancelled.
-    func run(mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager) async {
+    func run(
+        mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager,
+        proxy: GatewayIngress? = nil
+    ) async {
         var last = [Int](repeating: 0, count: totals.count)
+        var lastRefused = [Int](repeating: 0, count: proxyRefused.count)
         while !Task.isCancelled {
+            if let counts = proxy?.connectionCounts {
+                proxyClients.record(counts.clientConnections)
+                proxyUpstreams.record(counts.upstreamConnections)
+                for (i, refused) in proxyRefused.enumerated() {
+                    let value = refused.read(counts)
+                    if value > lastRefused[i] { refused.counter.increment(by: Int64(value - lastRefused[i])) }
+                    lastRefused[i] = value
+                }
+            }
             let up = endpoint.links
             links.record(up.count)
             linkMeter.sample(up)
