@@ -165,7 +165,7 @@ public final class NodeAgent: Sendable {
             group.addTask { await runs.watchExits() }
             if metricsServer != nil {
                 group.addTask {
-                    await NodeMetrics().run(mesh: mesh, view: view, endpoint: endpoint, leases: gatewayLeases, runs: runs)
+                    await NodeMetrics().run(mesh: mesh, view: view, endpoint: endpoint, leases: gatewayLeases, runs: runs, proxy: ingress)
                 }
             }
             if let gatewayLeases {

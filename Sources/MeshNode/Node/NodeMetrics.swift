@@ -1,6 +1,7 @@
 import Gossip
 import Link
 import Metrics
+import Proxy
 
 /// The node's figures as swift-metrics gauges, sampled from its parts every few seconds: the
 /// process bootstraps a backend (Prometheus, with `warren node start --metrics`) or they go
@@ -16,6 +17,15 @@ struct NodeMetrics {
     private let runPaths: [RunPath.State: Gauge] = Dictionary(
         uniqueKeysWithValues: RunPath.State.allCases.map { ($0, Gauge(label: "warren_runs", dimensions: [("path", $0.rawValue)])) })
     private let linkMeter = LinkMeter()
+    /// A gateway's public connections, its connections to apps (link streams), and the connections
+    /// its caps turned away (503 + Retry-After on HTTP, closed on TCP), by the cap that did.
+    private let proxyClients = Gauge(label: "warren_proxy_client_connections")
+    private let proxyUpstreams = Gauge(label: "warren_proxy_upstream_connections")
+    private let proxyRefused: [(counter: Counter, read: @Sendable (ConnectionLimitsSnapshot) -> Int)] = [
+        (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "client")]), { $0.refusedByClientLimit }),
+        (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "route")]), { $0.refusedByRouteLimit }),
+        (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "runner")]), { $0.refusedByRunnerLimit }),
+    ]
     /// Monotonic totals, exported as Prometheus counters (`rate()` works on them): each sample
     /// adds what the source counted since the previous one.
     private let totals: [(counter: Counter, read: @Sendable (GossipCounters, Int) -> Int)] = [
@@ -32,9 +42,13 @@ struct NodeMetrics {
     ]
 
     /// Samples until the task is cancelled.
-    func run(mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager) async {
+    func run(
+        mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager,
+        proxy: GatewayIngress? = nil
+    ) async {
         var last = [Int](repeating: 0, count: totals.count)
         var refusedLast: [String: Int] = [:]
+        var lastRefused = [Int](repeating: 0, count: proxyRefused.count)
         while !Task.isCancelled {
             // Entries refused by a writer rule, by rule (SECURITY.md): a member writing what it
             // may not shows here, whatever path the entry took.
@@ -42,6 +56,15 @@ struct NodeMetrics {
                 Counter(label: "warren_entries_refused_total", dimensions: [("reason", reason)])
                     .increment(by: Int64(count - refusedLast[reason, default: 0]))
                 refusedLast[reason] = count
+            }
+            if let counts = proxy?.connectionCounts {
+                proxyClients.record(counts.clientConnections)
+                proxyUpstreams.record(counts.upstreamConnections)
+                for (i, refused) in proxyRefused.enumerated() {
+                    let value = refused.read(counts)
+                    if value > lastRefused[i] { refused.counter.increment(by: Int64(value - lastRefused[i])) }
+                    lastRefused[i] = value
+                }
             }
             let up = endpoint.links
             links.record(up.count)
