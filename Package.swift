@@ -173,10 +173,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Two endpoints on loopback and the helpers around them, for LinkTests and MeshNodeTests.
+        .target(
+            name: "LinkTestSupport",
+            dependencies: [
+                "Link", "Gossip",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/LinkTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "LinkTests",
             dependencies: [
-                "Link", "Gossip", "Sodium", "LibCrypto",
+                "Link", "LinkTestSupport", "Gossip", "Sodium", "LibCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -191,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "MeshNodeTests",
             dependencies: [
-                "MeshNode", "Link", "Trust", "TrustTestSupport", "Provisioning", "Sodium", "LibCrypto", "Curl", "CloudFakes",
+                "MeshNode", "Link", "LinkTestSupport", "Trust", "TrustTestSupport", "Provisioning", "Sodium", "LibCrypto", "Curl", "CloudFakes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -212,7 +224,7 @@ package.targets += [
     .target(
         name: "FuzzTargets",
         dependencies: [
-            "MeshNode", "Gossip", "Proxy", "Sodium", "LibCrypto",
+            "MeshNode", "Link", "Trust", "Gossip", "Proxy", "Sodium", "LibCrypto",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

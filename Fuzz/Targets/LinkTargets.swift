@@ -1,6 +1,8 @@
 import Gossip
 import LibCrypto
 @testable import MeshNode
+@testable import Link
+@testable import Trust
 import NIOCore
 import Sodium
 

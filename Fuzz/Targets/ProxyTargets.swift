@@ -1,5 +1,7 @@
 import Foundation
 @testable import MeshNode
+@testable import Link
+@testable import Trust
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1

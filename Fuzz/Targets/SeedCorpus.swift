@@ -1,6 +1,8 @@
 import Foundation
 import Gossip
 @testable import MeshNode
+@testable import Link
+@testable import Trust
 import NIOCore
 import Sodium
 

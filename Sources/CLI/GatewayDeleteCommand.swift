@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MeshNode
+import Provisioning
 
 /// `warren gateway delete NAME`: the node that made the gateway has its backend remove the VM and
 /// everything made for it (a local gateway: its process and state).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MeshNode
+import Trust
 
 /// `warren mesh …`: found a mesh, list its members, remove one.
 struct MeshCommand: AsyncParsableCommand {

@@ -23,7 +23,7 @@ public final class Link: Sendable, CustomStringConvertible {
 
     let channel: any Channel
     /// When the link was established: of two links to one peer, the newer is used.
-    let established = NIODeadline.now()
+    package let established = NIODeadline.now()
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     private let logger: Logger
 

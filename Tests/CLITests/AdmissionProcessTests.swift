@@ -3,6 +3,7 @@ import Gossip
 import Link
 import Logging
 import MeshNode
+@testable import Provisioning
 import Sodium
 import Testing
 import Trust

@@ -1,5 +1,8 @@
 import Foundation
 import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 /// What a new user and a script see: versions, unknown commands, default files, JSON that parses,

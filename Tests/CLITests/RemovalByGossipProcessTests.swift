@@ -1,5 +1,8 @@
 import Foundation
 import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 /// A removal is acted on by every node that learns of it by gossip, not only by the admin that

@@ -1,5 +1,6 @@
 import Gossip
 @testable import Link
+import LinkTestSupport
 import Sodium
 import Testing
 

@@ -2,6 +2,7 @@ import Gossip
 import LibCrypto
 import Logging
 @testable import Link
+import LinkTestSupport
 import NIOCore
 import NIOEmbedded
 import NIOHPACK

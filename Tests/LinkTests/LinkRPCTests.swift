@@ -1,6 +1,7 @@
 import Gossip
 import NIOConcurrencyHelpers
 @testable import Link
+import LinkTestSupport
 import NIOCore
 import Testing
 

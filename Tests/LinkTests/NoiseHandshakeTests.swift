@@ -1,4 +1,5 @@
 import Link
+import LinkTestSupport
 import Sodium
 import Testing
 

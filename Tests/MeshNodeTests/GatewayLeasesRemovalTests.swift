@@ -1,6 +1,10 @@
 import Foundation
 import Gossip
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import Testing
 
 /// A member removed from the mesh: its leases on a gateway are released at once; no other member

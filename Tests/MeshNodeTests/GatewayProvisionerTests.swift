@@ -1,5 +1,6 @@
 import Foundation
 @testable import MeshNode
+@testable import Link
 import Provisioning
 import Testing
 import Trust

@@ -1,4 +1,7 @@
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 @Suite struct GatewayResolverTests {

@@ -1,5 +1,6 @@
 import Link
 @testable import MeshNode
+@testable import Provisioning
 import Sodium
 import Testing
 import Trust

@@ -1,6 +1,11 @@
 import Foundation
 import Gossip
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
+import LinkTestSupport
 import NIOCore
 import NIOPosix
 import Testing

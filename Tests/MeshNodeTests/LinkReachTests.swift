@@ -1,5 +1,9 @@
 import Gossip
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import Testing
 
 /// Which members a node dials, and which it keeps links to when it is behind NAT.

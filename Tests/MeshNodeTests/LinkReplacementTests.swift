@@ -1,6 +1,11 @@
 import Gossip
 import Logging
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
+import LinkTestSupport
 import NIOCore
 import NIOEmbedded
 import Testing

@@ -1,6 +1,10 @@
 import Foundation
 import Logging
 import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import NIOHTTP1
 import Testing
 

@@ -1,6 +1,9 @@
 import Foundation
 import Logging
 import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import NIOCore
 import NIOHTTP1
 import NIOPosix

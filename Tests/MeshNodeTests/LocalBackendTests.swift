@@ -3,6 +3,8 @@ import Glibc
 import Gossip
 import Link
 @testable import MeshNode
+@testable import Trust
+import TrustTestSupport
 import Provisioning
 import Testing
 

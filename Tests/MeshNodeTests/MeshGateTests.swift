@@ -1,6 +1,8 @@
 import Foundation
 import Gossip
 @testable import MeshNode
+@testable import Provisioning
+@testable import Link
 import Sodium
 import Testing
 import Trust

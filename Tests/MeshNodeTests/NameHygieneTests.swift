@@ -1,5 +1,8 @@
 import Foundation
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 /// Names people give runs and gateways are gossiped to every member and printed in their tables:

@@ -1,5 +1,8 @@
 import Foundation
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 /// The first-boot script `gateway create` writes, run as root in a fresh Debian 12 root (made by

@@ -1,6 +1,10 @@
 import Foundation
 import Gossip
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import NIOConcurrencyHelpers
 import Testing
 

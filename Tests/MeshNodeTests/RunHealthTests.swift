@@ -1,6 +1,10 @@
 import Foundation
 import Logging
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import Testing
 
 /// A gateway (127.0.0.2) that can be made unreachable: while it is, every call fails as a dropped

@@ -1,6 +1,10 @@
 import Foundation
 import Logging
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import Testing
 
 /// A run manager on a node that is its own gateway (127.0.0.2), with real processes.

@@ -1,6 +1,10 @@
 import Foundation
 import Logging
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import NIOCore
 import NIOPosix
 import Testing

@@ -1,5 +1,9 @@
 import Foundation
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import Testing
 
 /// The package root, found from this file, so tests read `examples/` wherever the clone is.

@@ -1,5 +1,8 @@
 import Foundation
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 /// The marker beside `node.key` that records a node's mesh and role outside its database.

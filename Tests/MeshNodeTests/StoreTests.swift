@@ -1,6 +1,9 @@
 import Foundation
 import Logging
 import MeshNode
+@testable import Provisioning
+@testable import Trust
+@testable import Link
 import Testing
 
 @Suite("StateStore")

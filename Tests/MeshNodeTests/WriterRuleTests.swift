@@ -1,6 +1,10 @@
 import Foundation
 import Gossip
 @testable import MeshNode
+@testable import Provisioning
+@testable import Trust
+import TrustTestSupport
+@testable import Link
 import Testing
 
 /// The writer rule of each entry kind (SECURITY.md), as the gate applies it to every entry from

@@ -1,4 +1,5 @@
 public import Foundation
+public import Trust
 
 // The local API's bodies: JSON over the node's Unix socket (`<state dir>/node.sock`). The CLI is
 // its only client; both sides use these types, so they can't drift apart.

@@ -1,4 +1,5 @@
 import Foundation
+public import Trust
 
 /// A gateway as the resolver needs to know it: from its gossiped gateway entry.
 public struct KnownGateway: Sendable, Equatable {

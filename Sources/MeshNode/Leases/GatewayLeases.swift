@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+public import Trust
 
 /// The authority for bindings on this gateway's own addresses: only it can bind those sockets, so
 /// only it decides. Grants are checked against its own table and the claims it has heard by gossip,

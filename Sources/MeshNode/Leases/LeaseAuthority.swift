@@ -1,3 +1,4 @@
+public import Trust
 /// What a runner asks of the gateway that owns a binding's address.
 public struct LeaseRequest: Codable, Sendable, Equatable {
     public var binding: Binding

@@ -1,4 +1,5 @@
 public import Foundation
+public import Trust
 
 /// The leases a gateway has granted on its addresses, or a node's replica of all gateways' grants.
 ///

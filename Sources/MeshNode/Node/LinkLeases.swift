@@ -1,6 +1,7 @@
 import Foundation
 import Gossip
 import Link
+import Trust
 
 /// The answer of a gateway to a lease call over a link.
 struct LeaseReply: Codable {

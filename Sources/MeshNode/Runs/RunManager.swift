@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 import Provisioning
+public import Trust
 
 /// The runs of this node, from `warren run` to the end: parse the configuration with the project's
 /// secrets, find the gateway and check the binding, start the commands, wait for the app's port,

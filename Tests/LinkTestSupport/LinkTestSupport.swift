@@ -1,31 +1,33 @@
-import Gossip
-@testable import Link
+package import Gossip
+package import Link
 import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
+package import NIOCore
+package import NIOPosix
+
+// Helpers for tests of links, shared by LinkTests and MeshNodeTests.
 
 /// Collects what a stream channel reads, and whether its input closed.
-final class CollectHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
+package final class CollectHandler: ChannelInboundHandler, @unchecked Sendable {
+    package typealias InboundIn = ByteBuffer
 
     private let lock = NIOLock()
     private var bytes: [UInt8] = []
-    let inputClosed: EventLoopPromise<[UInt8]>
+    package let inputClosed: EventLoopPromise<[UInt8]>
     /// Echo what arrives, and half-close when the input closes.
-    let echo: Bool
+    package let echo: Bool
 
-    init(eventLoop: any EventLoop, echo: Bool = false) {
+    package init(eventLoop: any EventLoop, echo: Bool = false) {
         inputClosed = eventLoop.makePromise()
         self.echo = echo
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         lock.withLock { bytes += buffer.readableBytesView }
         if echo { context.writeAndFlush(data, promise: nil) }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed.succeed(lock.withLock { bytes })
             if echo { context.close(mode: .output, promise: nil) }
@@ -33,21 +35,21 @@ final class CollectHandler: ChannelInboundHandler, @unchecked Sendable {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         inputClosed.fail(LinkError.closed)
         context.fireChannelInactive()
     }
 }
 
 /// Two endpoints on loopback: `server` listens (echoing streams), `client` dials it.
-struct LinkPair {
-    let server: LinkEndpoint
-    let client: LinkEndpoint
-    let port: Int
-    let serverIdentity: NodeIdentity
-    let clientIdentity: NodeIdentity
+package struct LinkPair {
+    package let server: LinkEndpoint
+    package let client: LinkEndpoint
+    package let port: Int
+    package let serverIdentity: NodeIdentity
+    package let clientIdentity: NodeIdentity
 
-    static func make(
+    package static func make(
         configuration: LinkConfiguration = .init(), serverMesh: String = "mesh-a", clientMesh: String = "mesh-a",
         acceptStream: LinkStreamAcceptor? = nil
     ) async throws -> LinkPair {
@@ -68,14 +70,14 @@ struct LinkPair {
         return LinkPair(server: server, client: client, port: port, serverIdentity: serverIdentity, clientIdentity: clientIdentity)
     }
 
-    func shutdown() async {
+    package func shutdown() async {
         await client.shutdown()
         await server.shutdown()
     }
 }
 
 /// Opens a plain TCP connection to `port`, writes `bytes`, and returns when the server closes it.
-func rawConnection(port: Int, writing bytes: [UInt8], closeAfterWrite: Bool = false) async throws {
+package func rawConnection(port: Int, writing bytes: [UInt8], closeAfterWrite: Bool = false) async throws {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port).get()
     // The server may close first (a short handshake timeout on a loaded machine): what these
@@ -86,7 +88,7 @@ func rawConnection(port: Int, writing bytes: [UInt8], closeAfterWrite: Bool = fa
 }
 
 /// Checks `condition` every 20 ms for up to `seconds`; whether it came to hold.
-func eventually(within seconds: Double, _ condition: () async -> Bool) async -> Bool {
+package func eventually(within seconds: Double, _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .seconds(seconds)
     while ContinuousClock.now < deadline {
         if await condition() { return true }
