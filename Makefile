@@ -32,6 +32,7 @@ release: deps
 # /var/cache/warren-debootstrap) against the release served from loopback. Needs root.
 test-release: release
 	scripts/first-boot-test.sh
+
 # `make install`: the binary to $(PREFIX)/bin, shell completions (bash, zsh, fish) and a systemd
 # unit for the node (enable it with `systemctl enable --now warren-node`). BIN names a warren
 # already built; without one it builds a release. DESTDIR stages the files for a package.

@@ -18,8 +18,9 @@ enum RunNotes {
 
     /// The command name when the run's shell exited 127 because it could not find it: dash says
     /// `sh: 1: pyhton: not found`, bash `sh: line 1: pyhton: command not found`.
+    /// A run that ends before it is ready carries the status in its error, not in `exitCode`.
     static func commandNotFound(_ info: RunInfo, client: NodeClient) -> String? {
-        guard info.exitCode == 127 else { return nil }
+        guard info.exitCode == 127 || info.error?.contains("exited with code 127") == true else { return nil }
         var log: [UInt8] = []
         try? client.stream("/v1/runs/\(info.id)/logs?tail=20") { chunk in
             log += chunk

@@ -145,7 +145,8 @@ import Testing
             attached.executableURL = WarrenProcess.binary
             attached.arguments = ["run", directory, "-f", file, "--project", "local"]
             attached.environment = ProcessInfo.processInfo.environment.merging(lab.environment) { $1 }
-            attached.standardOutput = FileHandle.nullDevice
+            // The URL goes to stdout and the path's changes to stderr: both land in one file.
+            attached.standardOutput = handle
             attached.standardError = handle
             attached.standardInput = FileHandle.nullDevice
             try attached.run()
