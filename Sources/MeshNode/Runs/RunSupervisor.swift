@@ -229,8 +229,10 @@ public actor RunSupervisor {
         var stranger: String?
         while true {
             if let status = runs[id]?.status {
-                if let stranger {
-                    throw RunError.portTaken(id: id, port: port, holder: stranger, status: status, logTail: run.log.tail(lines: tailLines))
+                // An app that could not bind its port usually exits at once, often before the probe
+                // saw the other program's listener: look once more, so the cause is named.
+                if let holder = stranger ?? Self.stranger(port: port, pgid: run.pgid) {
+                    throw RunError.portTaken(id: id, port: port, holder: holder, status: status, logTail: run.log.tail(lines: tailLines))
                 }
                 throw RunError.exitedBeforeReady(id: id, host: host, port: port, status: status, logTail: run.log.tail(lines: tailLines))
             }
@@ -238,6 +240,9 @@ public actor RunSupervisor {
                 // The port may belong to something else if the run died meanwhile.
                 _ = checkExit(id)
                 if let status = runs[id]?.status {
+                    if let holder = Self.stranger(port: port, pgid: run.pgid) {
+                        throw RunError.portTaken(id: id, port: port, holder: holder, status: status, logTail: run.log.tail(lines: tailLines))
+                    }
                     throw RunError.exitedBeforeReady(id: id, host: host, port: port, status: status, logTail: run.log.tail(lines: tailLines))
                 }
                 switch Self.owner(port: port, pgid: run.pgid) {
@@ -265,6 +270,12 @@ public actor RunSupervisor {
     }
 
     private enum Owner { case group, other(pid: pid_t, command: String), unknown }
+
+    /// Another program's listener on the port, as the error names it; nil when there is none.
+    private static func stranger(port: Int, pgid: pid_t) -> String? {
+        if case .other(let pid, let command) = owner(port: port, pgid: pgid) { return "pid \(pid) (\(command))" }
+        return nil
+    }
 
     private static func owner(port: Int, pgid: pid_t) -> Owner {
         #if canImport(Glibc)
