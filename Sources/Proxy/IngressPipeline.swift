@@ -58,7 +58,7 @@ enum IngressPipeline {
     }
 }
 
-/// Turns away a connection over a limit: writes `answer` (if any) and closes at once.
+/// Turns away a connection over a limit: TCP is closed at once; HTTP gets `answer` first.
 final class RefusingHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -77,12 +77,22 @@ final class RefusingHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let channel = context.channel
-        if let answer {
-            context.writeAndFlush(self.wrapOutboundOut(answer)).whenComplete { _ in channel.close(promise: nil) }
-        } else {
+        guard let answer else {
             context.close(promise: nil)
+            return
         }
+        // Closing with the client's request still unread makes the kernel send a reset, which can
+        // destroy the answer before the client reads it: half-close after the answer, read and drop
+        // what the client sends, and close fully a little later.
+        let channel = context.channel
+        context.writeAndFlush(self.wrapOutboundOut(answer)).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+            channel.eventLoop.scheduleTask(in: HTTPProxyHandler.lingerTime) { channel.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { context.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
