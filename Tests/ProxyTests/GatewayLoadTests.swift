@@ -47,20 +47,7 @@ time.sleep(300)
         process.standardOutput = pipe
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let handle = pipe.fileHandleForReading
-        let line = try await withTimeout(120) {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
-                Thread.detachNewThread {
-                    var bytes = Data()
-                    while !bytes.contains(UInt8(ascii: "\n")) {
-                        let chunk = handle.availableData
-                        if chunk.isEmpty { break }
-                        bytes.append(chunk)
-                    }
-                    continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-                }
-            }
-        }
+        let line = try await firstLine(of: pipe, within: 120)
         guard line.hasPrefix("ready \(count)") else {
             process.terminate()
             throw TestFailure("the client crowd did not open its \(count) connections (it said \"\(line)\")")

@@ -202,20 +202,7 @@ else:
         process.standardOutput = pipe
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let handle = pipe.fileHandleForReading
-        let line = try await withTimeout(60) {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
-                Thread.detachNewThread {
-                    var bytes = Data()
-                    while !bytes.contains(UInt8(ascii: "\n")) {
-                        let chunk = handle.availableData
-                        if chunk.isEmpty { break }
-                        bytes.append(chunk)
-                    }
-                    continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
-                }
-            }
-        }
+        let line = try await firstLine(of: pipe, within: 60)
         guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             process.terminate()
             throw TestFailure("the WebSocket echo server did not print its port (got \"\(line)\")")
@@ -240,4 +227,23 @@ else:
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The first line a helper process prints on `pipe` (its "ready" line), read on a thread of its
+/// own so the blocking read holds no task; everything up to the end if it exits first.
+func firstLine(of pipe: Pipe, within seconds: Double) async throws -> String {
+    let handle = pipe.fileHandleForReading
+    return try await withTimeout(seconds) {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            Thread.detachNewThread {
+                var bytes = Data()
+                while !bytes.contains(UInt8(ascii: "\n")) {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    bytes.append(chunk)
+                }
+                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+            }
+        }
+    }
 }
