@@ -28,6 +28,8 @@ final class NodeProcess: @unchecked Sendable {
 
     var isRunning: Bool { process.isRunning }
 
+    var pid: Int32 { process.processIdentifier }
+
     /// How it ended, once it has: an exit status, or the signal that ended it (a trap is a crash).
     var termination: (reason: Process.TerminationReason, status: Int32)? {
         process.isRunning ? nil : (process.terminationReason, process.terminationStatus)
