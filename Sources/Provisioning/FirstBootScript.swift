@@ -47,6 +47,14 @@ public struct FirstBootScript: Sendable {
     /// gateway, creating gateways in turn, gives them the same release by default.
     public static let releaseURLFile = "release.url"
     public static let releaseSHA256File = "release.sha256"
+    /// Where the first boot writes the invite token (mode 0600) for `node start --join-file`, so
+    /// the token never sits in the node's arguments, which anyone on the machine reads with `ps`.
+    public static let joinTokenFile = "join-token"
+
+    /// Whether the node joins through a seed address ("host:port", a mesh without admission) rather
+    /// than with an invite token. A seed is no secret and stays a `--join` argument; a token's
+    /// alphabet (base64url after its prefix) has no colon.
+    public var joinsWithSeedAddress: Bool { joinToken.contains(":") }
     /// The Debian and Ubuntu packages of the C libraries the release binary links (`ldd warren`:
     /// the Swift runtime is linked in statically, these are not), and what the script itself
     /// needs to download and check the release. The same names on Debian 12 and Ubuntu 22.04.
@@ -95,9 +103,14 @@ public struct FirstBootScript: Sendable {
 
     /// The command the systemd unit runs, `$PUBLIC_ADDRESS` being filled at boot. The test that
     /// plays cloud-init runs this (with the binary and address of the test machine).
-    public func startArguments(publicAddress: String, binary: String = FirstBootScript.binaryPath) -> [String] {
+    /// `joinFile`: where the token file is (`joinTokenFile` in the state directory on a gateway).
+    public func startArguments(
+        publicAddress: String, binary: String = FirstBootScript.binaryPath,
+        joinFile: String = FirstBootScript.stateDirectory + "/" + FirstBootScript.joinTokenFile
+    ) -> [String] {
         [binary, "node", "start", "--gateway", "--public-address", publicAddress]
-            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] } + ["--join", joinToken]
+            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] }
+            + (joinsWithSeedAddress ? ["--join", joinToken] : ["--join-file", joinFile])
     }
 
     /// The whole script, a bash script cloud-init and GCP's startup agent both run as root. Its
@@ -151,6 +164,7 @@ public struct FirstBootScript: Sendable {
         PUBLIC_ADDRESS="$(\(publicAddress.shellExpression))"
         mkdir -p \(Self.stateDirectory)
         chmod 0700 \(Self.stateDirectory)
+        \(joinsWithSeedAddress ? "" : "(umask 077 && printf '%s\\n' \(Self.shellQuote(joinToken)) > \(Self.stateDirectory)/\(Self.joinTokenFile))")
         echo "$RELEASE_URL" > \(Self.stateDirectory)/\(Self.releaseURLFile)
         echo "$RELEASE_SHA256" > \(Self.stateDirectory)/\(Self.releaseSHA256File)
 

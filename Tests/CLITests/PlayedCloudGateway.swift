@@ -44,8 +44,15 @@ struct PlayedCloudGateway {
         let execStart = try #require(script.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         var arguments = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
         #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}",
-                                        "--name", name, "--domain", domain, "--join"]), "\(arguments)")
-        #expect(arguments.last?.hasPrefix("warren1.") == true, "joins with a single-use invite: \(arguments)")
+                                        "--name", name, "--domain", domain, "--join-file", "/var/lib/warren/join-token"]), "\(arguments)")
+        #expect(!execStart.contains("warren1."), "the token is not in the unit's command line: \(execStart)")
+        // The token the script writes to that file (mode 0600) is a single-use invite.
+        let tokenLine = try #require(script.split(separator: "\n").first { $0.hasSuffix("> /var/lib/warren/join-token)") })
+        let quoted = try #require(tokenLine.range(of: "'warren1."), "joins with a single-use invite: \(tokenLine)")
+        let token = String(tokenLine[tokenLine.index(after: quoted.lowerBound)...].prefix { $0 != "'" })
+        let tokenFile = runner.directory + "/played-join-token"
+        #expect(FileManager.default.createFile(atPath: tokenFile, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600]))
+        arguments[arguments.count - 1] = tokenFile
         #expect(!script.contains("\(runner.address):\(runner.port)"), "not through the creating node's address alone")
         arguments = arguments.dropFirst().map { $0 == "${PUBLIC_ADDRESS}" ? publicAddress : $0 }
         // This machine stands in for the VM: its own state directory, and loopback for the mesh.

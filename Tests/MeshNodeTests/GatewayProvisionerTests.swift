@@ -139,7 +139,8 @@ import TrustTestSupport
         #expect(creation.joinsThrough == "198.51.100.1:7420")
 
         let script = try FirstBootScript(releaseURL: "https://r.example/w", releaseSHA256: String(repeating: "a", count: 64), joinToken: creation.spec.joinToken, publicAddress: .awsMetadata, meshPort: 7420)
-        #expect(script.text.contains("--join \(creation.spec.joinToken)\n"))
+        #expect(script.text.contains("--join-file /var/lib/warren/join-token\n"))
+        #expect(script.text.contains("printf '%s\\n' '\(creation.spec.joinToken)' > /var/lib/warren/join-token"))
         #expect(!script.text.contains("--join 198.51.100.1:7420"))
     }
 

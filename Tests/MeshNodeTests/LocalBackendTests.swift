@@ -39,6 +39,7 @@ import Testing
             prev=""
             for a in "$@"; do [ "$prev" = "--state-dir" ] && dir="$a"; prev="$a"; done
             printf '%s\\n' "$@" > "$dir/arguments"
+            printf '%s\\n' "${WARREN_JOIN_TOKEN:-}" > "$dir/join-token-env"
             echo "fake gateway up"
             while true; do sleep 1; done
             """
@@ -104,6 +105,26 @@ import Testing
         #expect(events.all.contains(.deleted(kind: "process", id: "pid \(pid)")))
         #expect(try await backend.list().isEmpty)
         await #expect(throws: ProvisioningError.notFound("gw-unit-a")) { try await backend.delete(made) { _ in } }
+    }
+
+    @Test func anInviteTokenReachesTheGatewayThroughItsEnvironmentNeverItsArguments() async throws {
+        let sandbox = try Sandbox()
+        let backend = sandbox.backend(binary: try sandbox.fakeWarren())
+        let token = InviteToken.prefix + "AAAAsecretpartOfTheToken_-"
+        let made = try await backend.create(GatewaySpec(name: "gw-unit-t", joinToken: token, meshPort: 47_423)) { _ in }
+        let pid = try #require(made.resources["pid"].flatMap { pid_t($0) })
+        let dir = backend.directory(of: "gw-unit-t")
+        try await Self.waitForFile(dir + "/join-token-env")
+        try await Task.sleep(for: .milliseconds(100))
+        // What `ps` shows every user: the process's command line, NUL-separated.
+        let cmdline = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")), as: UTF8.self)
+        #expect(cmdline.contains("gw-unit-t"), "read the gateway's command line: \(cmdline)")
+        #expect(!cmdline.contains(token) && !cmdline.contains("--join"), "\(cmdline)")
+        let arguments = try String(contentsOfFile: dir + "/arguments", encoding: .utf8)
+        #expect(!arguments.contains(token), "\(arguments)")
+        // The node reads it from WARREN_JOIN_TOKEN.
+        #expect(try String(contentsOfFile: dir + "/join-token-env", encoding: .utf8) == token + "\n")
+        try await backend.delete(made) { _ in }
     }
 
     @Test func aGatewayThatIgnoresSIGTERMIsKilledAfterTheGrace() async throws {

@@ -41,7 +41,12 @@ struct ProvisioningFirstBootReleaseTests {
 
         // systemd does not run in the root: the unit is checked as text.
         let unit = try String(contentsOfFile: root.path + "/etc/systemd/system/\(FirstBootScript.unitName)", encoding: .utf8)
-        #expect(unit.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address 203.0.113.9 --name gw-release-test --join wrn1-test-token\n"))
+        #expect(unit.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address 203.0.113.9 --name gw-release-test --join-file /var/lib/warren/join-token\n"))
+        #expect(!unit.contains("wrn1-test-token"), "the token is not in the unit's command line")
+        // The token is in a file only root reads.
+        let tokenFile = root.path + "/var/lib/warren/join-token"
+        #expect(try String(contentsOfFile: tokenFile, encoding: .utf8) == "wrn1-test-token\n")
+        #expect((try FileManager.default.attributesOfItem(atPath: tokenFile)[.posixPermissions] as? Int) == 0o600)
         #expect(unit.contains("Environment=WARREN_HOME=/var/lib/warren"))
     }
 

@@ -5,6 +5,7 @@ import Glibc
 #endif
 import Link
 public import Provisioning
+import Trust
 
 /// Gateways on this machine: `warren node start --gateway` as a detached process on a loopback
 /// address of its own, its state in `<directory>/<name>`. What `make demo` and the tests use.
@@ -149,9 +150,20 @@ public struct LocalBackend: GatewayBackend {
             "--gateway", "--public-address", address, "--name", gateway.name,
         ]
         for domain in (gateway.resources["domains"] ?? "").split(separator: ",") { arguments += ["--domain", String(domain)] }
-        if let join { arguments += ["--join", join] }
         var environment = configuration.environment
         environment["WARREN_HOME"] = nil
+        // An invite token is a secret for as long as it lives: it goes in the environment, which
+        // only the process's user reads, never in its arguments, which `ps` shows to everyone on
+        // the machine. A seed address (a mesh without admission) is no secret. A restart joins
+        // with no token, whatever the creating node's own environment held.
+        environment["WARREN_JOIN_TOKEN"] = nil
+        if let join {
+            if join.hasPrefix(InviteToken.prefix) {
+                environment["WARREN_JOIN_TOKEN"] = join
+            } else {
+                arguments += ["--join", join]
+            }
+        }
         environment[Self.markerVariable] = gateway.name
         #if canImport(Glibc)
         let pid: pid_t
