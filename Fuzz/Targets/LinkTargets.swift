@@ -18,8 +18,9 @@ enum FuzzKeys {
 
 extension FuzzTarget {
     /// The link preamble (suite byte) and Noise XX message 1 as a responder reads them; and
-    /// message 2 as an initiator reads it, either raw bytes or a real message 2 carrying the
-    /// fuzzed identity payload (so the identity check is reached).
+    /// message 2 as an initiator reads it, either raw bytes or a real message 2 whose identity
+    /// payload is the fuzzed bytes followed by the real responder's signature (so the identity
+    /// check, signature included, is reached).
     static let linkHandshake = FuzzTarget(
         name: "link-handshake",
         summary: "link preamble + Noise XX message 1 (responder) and message 2 (initiator)"
@@ -54,12 +55,15 @@ extension FuzzTarget {
                 if mode == 1 {
                     wire = data
                 } else {
-                    // A real responder answers with the fuzzed bytes as its identity payload.
+                    // A real responder answers with the fuzzed bytes as the start of its identity
+                    // payload, and its genuine signature of this handshake after them.
                     var noise = try NoiseHandshakeState(
                         protocolName: LinkSuite.chaChaPoly.protocolName, initiator: false,
                         prologue: LinkProtocol.prologue(suite: .chaChaPoly, meshID: FuzzKeys.meshID), staticKey: FuzzKeys.peer.staticKey)
                     _ = try noise.readMessage(Array(first.dropFirst(3)))
-                    wire = LinkHandshake.frame(try noise.writeMessage(payload: Array(data.prefix(512))))
+                    let signature = FuzzKeys.peer.keyPair.sign(LinkHandshake.identityBinding(
+                        handshakeHash: noise.handshakeHash, staticKey: FuzzKeys.peer.staticKey.publicKey))
+                    wire = LinkHandshake.frame(try noise.writeMessage(payload: Array(data.prefix(512)) + signature))
                 }
             } catch let failure as FuzzFailure {
                 throw failure
@@ -71,12 +75,10 @@ extension FuzzTarget {
                     var buffer = ByteBuffer(bytes: read)
                     for action in try initiator.receive(&buffer) {
                         if case .complete(let result) = action {
-                            // Only the real responder can complete it, as its own node ID or as that ID's
-                            // twin: the Ed25519 key with the sign bit of x flipped has the same X25519
-                            // form, which is what the handshake proves (see RELIABILITY.md, "Fuzzing").
-                            var twin = FuzzKeys.peer.id.bytes
-                            twin[31] ^= 0x80
-                            try expect(mode == 2 && (result.peer == FuzzKeys.peer.id || result.peer.bytes == twin),
+                            // Only the real responder completes it, as its own node ID: not as that
+                            // ID's twin (the Ed25519 key with the sign bit of x flipped has the same
+                            // X25519 form, but the signature is checked against the claimed key).
+                            try expect(mode == 2 && result.peer == FuzzKeys.peer.id,
                                        "a handshake completed as \(result.peer), whose key the responder does not hold")
                             try expect(data.prefix(512) == [LinkProtocol.version] + result.peer.bytes, "a handshake completed with a payload that is not the peer's identity")
                         }

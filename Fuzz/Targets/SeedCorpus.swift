@@ -34,6 +34,9 @@ public enum SeedCorpus {
             seeds["link-handshake", default: []].append(("message1-split-\(suite)", [0, 2] + first))
         }
         seeds["link-handshake", default: []].append(("message2-identity", [2, 255, LinkProtocol.version] + FuzzKeys.peer.id.bytes))
+        var twin = FuzzKeys.peer.id.bytes
+        twin[31] ^= 0x80
+        seeds["link-handshake", default: []].append(("message2-twin", [2, 255, LinkProtocol.version] + twin))
         seeds["link-handshake", default: []].append(("message2-raw", [1, 255, 0, 48] + [UInt8](repeating: 9, count: 48)))
 
         // link-records: plaintext sealed and opened; a real sealed record as raw bytes.

@@ -18,11 +18,15 @@ struct LinkHandshakeResult {
 /// initiator → responder: suite (1 byte) ‖ len (2) ‖ Noise XX message 1 (e)
 /// responder → initiator: len (2) ‖ message 2 (e, ee, s, es; payload = identity)
 /// initiator → responder: len (2) ‖ message 3 (s, se; payload = identity)
-/// identity payload: link protocol version (1) ‖ Ed25519 public key (32)
+/// identity payload: link protocol version (1) ‖ Ed25519 public key (32) ‖ Ed25519 signature (64)
 /// ```
 /// The prologue binds the suite byte, the mesh ID and the protocol version. Each side checks that
-/// the peer's Noise static key is the X25519 form of the Ed25519 key in its payload, so the
-/// handshake proves the node ID.
+/// the peer's Noise static key is the X25519 form of the Ed25519 key in its payload, and that the
+/// signature, made with that Ed25519 key, covers `identityContext ‖ h ‖ s`: the handshake hash
+/// before the message that carries the payload, and the sender's Noise static key. The static key
+/// alone does not prove the node ID: two Ed25519 keys (x and -x, bit 7 of byte 31 flipped) map
+/// to one X25519 key, so without the signature one key pair could link under two node IDs. The
+/// hash makes the signature good for this handshake only.
 struct LinkHandshake {
     /// Handshake messages of XX are a few dozen bytes; anything longer is not a warren peer.
     static let maxFrameLength = 1024
@@ -54,7 +58,22 @@ struct LinkHandshake {
         self.meshID = meshID
     }
 
-    private var payload: [UInt8] { [LinkProtocol.version] + identity.id.bytes }
+    /// Domain separation: this signature can never be taken for an entry's or a record's.
+    static let identityContext = Array("warren-link identity v2".utf8) + [0]
+    static let signatureLength = 64
+    static let payloadLength = 1 + 32 + signatureLength
+
+    /// What the identity signature covers (see the type's comment).
+    static func identityBinding(handshakeHash: [UInt8], staticKey: [UInt8]) -> [UInt8] {
+        identityContext + handshakeHash + staticKey
+    }
+
+    /// This node's identity payload for the message written next; `hashBefore` is the handshake
+    /// hash before that message.
+    private func payload(hashBefore: [UInt8]) -> [UInt8] {
+        [LinkProtocol.version] + identity.id.bytes
+            + identity.keyPair.sign(Self.identityBinding(handshakeHash: hashBefore, staticKey: identity.staticKey.publicKey))
+    }
 
     private func makeNoise(suite: LinkSuite, initiator: Bool) throws -> NoiseHandshakeState {
         do {
@@ -94,19 +113,22 @@ struct LinkHandshake {
                 guard input.readableBytes >= 2 + Int(length) else { return actions }
                 input.moveReaderIndex(forwardBy: 2)
                 let message = input.readBytes(length: Int(length))!
+                let hashBefore = noise.handshakeHash
                 let peerPayload = try noiseStep { try noise.readMessage(message) }
                 if case .responder = role, !noise.isComplete {
                     // Message 1 carries no identity; answer with message 2.
-                    let reply = try noiseStep { try noise.writeMessage(payload: payload) }
+                    let mine = payload(hashBefore: noise.handshakeHash)
+                    let reply = try noiseStep { try noise.writeMessage(payload: mine) }
                     actions.append(.send(Self.frame(reply)))
                     state = .handshaking(noise, suite)
                     continue
                 }
-                let peer = try verifyIdentity(peerPayload, remoteStatic: noise.remoteStatic)
+                let peer = try Self.verifyIdentity(peerPayload, remoteStatic: noise.remoteStatic, hashBefore: hashBefore)
                 switch role {
                 case .initiator(_, let expected):
                     if let expected, expected != peer { throw LinkError.wrongPeer(expected: expected, actual: peer) }
-                    let final = try noiseStep { try noise.writeMessage(payload: payload) }
+                    let mine = payload(hashBefore: noise.handshakeHash)
+                    let final = try noiseStep { try noise.writeMessage(payload: mine) }
                     actions.append(.send(Self.frame(final)))
                 case .responder(let admit):
                     guard admit(peer) else { throw LinkError.peerRefused(peer) }
@@ -120,12 +142,15 @@ struct LinkHandshake {
         }
     }
 
-    private func verifyIdentity(_ payload: [UInt8], remoteStatic: [UInt8]?) throws -> NodeID {
-        guard payload.count == 33, payload[0] == LinkProtocol.version,
-              let id = NodeID(bytes: Array(payload[1...])),
+    /// The peer's node ID, once its payload proves it (see the type's comment).
+    static func verifyIdentity(_ payload: [UInt8], remoteStatic: [UInt8]?, hashBefore: [UInt8]) throws -> NodeID {
+        guard payload.count == payloadLength, payload[0] == LinkProtocol.version,
+              let id = NodeID(bytes: Array(payload[1..<33])),
               let remoteStatic,
               let derived = try? Ed25519.x25519PublicKey(from: id.bytes),
-              Sodium.constantTimeEqual(derived, remoteStatic)
+              Sodium.constantTimeEqual(derived, remoteStatic),
+              Ed25519.verify(signature: Array(payload[33...]),
+                             message: identityBinding(handshakeHash: hashBefore, staticKey: remoteStatic), publicKey: id.bytes)
         else { throw LinkError.badIdentity }
         return id
     }

@@ -37,7 +37,7 @@ public enum LinkSuite: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 
 /// The version of the link protocol, bound into every handshake's prologue.
 public enum LinkProtocol {
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
 
     /// The `:path` of the stream that carries the nested HTTP/2 session in which the dialler of a
     /// link is the client (see `LinkEndpoint`).

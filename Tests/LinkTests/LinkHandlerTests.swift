@@ -178,6 +178,58 @@ struct LinkHandlerTests {
         #expect(throws: LinkError.badIdentity) { try r.receive(&buffer) }
     }
 
+    /// Flipping bit 7 of byte 31 of an Ed25519 key (x to -x) keeps its X25519 form, so the static
+    /// key alone would let one key pair link as two node IDs. The identity signature is checked
+    /// against the claimed key: the twin is refused, the genuine ID (same key pair, same steps)
+    /// is let in.
+    @Test func theTwinOfANodeIDIsRefused() throws {
+        let responder = NodeIdentity.generate(), attacker = NodeIdentity.generate()
+        var twinBytes = attacker.id.bytes
+        twinBytes[31] ^= 0x80
+        let twin = try #require(NodeID(bytes: twinBytes))
+        #expect(try Ed25519.x25519PublicKey(from: twinBytes) == attacker.staticKey.publicKey, "the twin has the same X25519 form")
+        for (claimed, genuine) in [(twin, false), (attacker.id, true)] {
+            let suite = LinkSuite.chaChaPoly
+            var noise = try NoiseHandshakeState(protocolName: suite.protocolName, initiator: true,
+                                                prologue: LinkProtocol.prologue(suite: suite, meshID: Self.mesh), staticKey: attacker.staticKey)
+            var r = LinkHandshake(role: .responder(admit: { _ in true }), identity: responder, meshID: Self.mesh)
+            var buffer = ByteBuffer(bytes: [suite.rawValue] + LinkHandshake.frame(try noise.writeMessage()))
+            var reply: [UInt8] = []
+            for case .send(let bytes) in try r.receive(&buffer) { reply = bytes }
+            _ = try noise.readMessage(Array(reply.dropFirst(2)))
+            let binding = LinkHandshake.identityBinding(handshakeHash: noise.handshakeHash, staticKey: attacker.staticKey.publicKey)
+            let payload = [LinkProtocol.version] + claimed.bytes + attacker.keyPair.sign(binding)
+            buffer = ByteBuffer(bytes: LinkHandshake.frame(try noise.writeMessage(payload: payload)))
+            if genuine {
+                let peers = try r.receive(&buffer).compactMap { action -> NodeID? in
+                    if case .complete(let result) = action { return result.peer }
+                    return nil
+                }
+                #expect(peers == [attacker.id])
+            } else {
+                #expect(throws: LinkError.badIdentity) { try r.receive(&buffer) }
+            }
+        }
+    }
+
+    /// A signature of another handshake (the hash differs) does not prove the identity.
+    @Test func anIdentitySignatureOfAnotherHandshakeIsRefused() throws {
+        let responder = NodeIdentity.generate(), initiator = NodeIdentity.generate()
+        let suite = LinkSuite.aesGCM
+        var noise = try NoiseHandshakeState(protocolName: suite.protocolName, initiator: true,
+                                            prologue: LinkProtocol.prologue(suite: suite, meshID: Self.mesh), staticKey: initiator.staticKey)
+        var r = LinkHandshake(role: .responder(admit: { _ in true }), identity: responder, meshID: Self.mesh)
+        var buffer = ByteBuffer(bytes: [suite.rawValue] + LinkHandshake.frame(try noise.writeMessage()))
+        var reply: [UInt8] = []
+        for case .send(let bytes) in try r.receive(&buffer) { reply = bytes }
+        _ = try noise.readMessage(Array(reply.dropFirst(2)))
+        let stale = LinkHandshake.identityBinding(handshakeHash: [UInt8](repeating: 0, count: noise.handshakeHash.count),
+                                                  staticKey: initiator.staticKey.publicKey)
+        let payload = [LinkProtocol.version] + initiator.id.bytes + initiator.keyPair.sign(stale)
+        buffer = ByteBuffer(bytes: LinkHandshake.frame(try noise.writeMessage(payload: payload)))
+        #expect(throws: LinkError.badIdentity) { try r.receive(&buffer) }
+    }
+
     @Test func responderRefusesPeersItDoesNotAdmit() throws {
         let a = NodeIdentity.generate(), b = NodeIdentity.generate()
         let recorded = try Self.genuineHandshake(initiator: a, responder: b)
