@@ -252,7 +252,12 @@ final class HostileLab: Sendable {
         #expect(await fetch("http://\(gateway):\(servicePort)/")?.contains("victim.txt") == true, "the victim's service did not answer before the attack")
         var before: [String: String] = [:], refusedBefore: [String: String] = [:]
         for node in nodes {
-            before[node.name] = try await state(node)
+            let seen = try await state(node)
+            // Not an empty comparison: the node shows the victim's lease, the gateway, every member
+            // (the hostile one a runner) and project P.
+            #expect(seen.contains(victimRunID) && seen.contains("adv-gw") && seen.contains("\(hostile.id)|runner")
+                    && seen.contains(victimID) && seen.contains("P|"), "\(node.name) shows too little to compare: \(seen)")
+            before[node.name] = seen
             refusedBefore[node.name] = await fetch("http://\(node.metrics)/metrics") ?? ""
         }
         let rules = try await perform(attack)
@@ -291,11 +296,15 @@ final class HostileLab: Sendable {
         }
         let leases = fields(try await json(["leases"]), ["gateway", "port", "host", "runID", "run", "node"])
         let gateways = fields(try await json(["gateway", "list"]), ["name", "address", "node"])
-        let members = fields(try await json(["mesh", "members"]), ["id", "role"])
+        // `mesh members --json` is one object: the members with their roles, and the removed.
+        let roster = (try? JSONSerialization.jsonObject(with: Data(try await lab.warren(["mesh", "members", "--json"], home: node.home).stdout.utf8)))
+            as? [String: Any] ?? [:]
+        let members = fields(roster["members"] as? [[String: Any]] ?? [], ["id", "role"])
+        let removed = ((roster["removed"] as? [String]) ?? []).sorted()
         let projects = try await json(["project", "list"]).map { row in
             "\(row["name"] ?? "-")|\(((row["members"] as? [String]) ?? []).sorted())|\(row["generation"] ?? "-")"
         }.sorted()
-        return "leases \(leases) gateways \(gateways) members \(members) projects \(projects)"
+        return "leases \(leases) gateways \(gateways) members \(members) removed \(removed) projects \(projects)"
     }
 
     static func objects(_ text: String) -> [[String: Any]] {
