@@ -37,7 +37,7 @@ struct MeshAdminAPI: Sendable {
         }
         r.delete("/v1/projects/:project/members/:node") { req in
             let project = try req.parameter("project"), node = try api.nodeID(req.parameter("node"))
-            _ = try await api.change(project) { book in try book.removeMember(node, from: project, local: api.local) }
+            try await api.removeMember(node, from: project)
             return .noContent
         }
     }
@@ -166,6 +166,92 @@ struct MeshAdminAPI: Sendable {
             throw ProjectSecrets.apiError(error)
         } catch {
             throw .internalError("could not write the project's entries: \(error)")
+        }
+    }
+
+    // MARK: Removing a project member
+
+    /// The link call a node outside a project makes to have a member remove another.
+    static let removeMemberPath = "/project/remove-member"
+
+    struct MemberRemovalCall: Codable {
+        var project: String
+        var node: String
+    }
+
+    struct MemberRemovalAnswer: Codable {
+        var status: Int?
+        var error: String?
+    }
+
+    /// `project remove-member`: the key is rotated without `node` by a member of the project, as
+    /// only members hold the key. A remover that is a member rotates it itself. An admin outside
+    /// the project asks the remaining member with the smallest node ID that gossip shows up (the
+    /// next one if it can't be reached), so one deterministic member rotates, not whichever node
+    /// the admin happened to use.
+    func removeMember(_ node: NodeID, from project: String) async throws(APIError) {
+        let book = await currentBook()
+        if book.isMember(local.nodeID, of: project) {
+            _ = try await change(project) { book in try book.removeMember(node, from: project, local: local) }
+            return
+        }
+        let p: ProjectBook.Project
+        do { p = try book.project(project) } catch { throw ProjectSecrets.apiError(error) }
+        guard p.memberKeys[node] != nil else { throw ProjectSecrets.apiError(.notAMember(node, project: project)) }
+        guard gate.roster?.isAdmin(local.nodeID) == true else {
+            throw APIError(status: 403, "this node (\(local.nodeID.short)…) is neither a member of project \(project) nor an admin of the mesh: "
+                + "run `warren project remove-member` on a member of \(project) or on an admin")
+        }
+        let remaining = p.members.filter { $0 != node && !p.unsettledRemovals.contains($0) }
+        guard !remaining.isEmpty else { throw ProjectSecrets.apiError(.lastMember(node, project: project)) }
+        var up: [NodeID: String] = [:]
+        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m.address }
+        let body = Array((try? JSONEncoder().encode(MemberRemovalCall(project: project, node: node.description))) ?? Data())
+        var failures: [String] = []
+        for member in remaining {
+            guard let address = up[member] else { failures.append("\(member.short)… is not up"); continue }
+            let answer: MemberRemovalAnswer
+            do {
+                let link = try await link(to: member, address: address)
+                answer = try JSONDecoder().decode(MemberRemovalAnswer.self, from: Data(try await LinkRPC.call(link, path: Self.removeMemberPath, body: body)))
+            } catch {
+                failures.append("\(member.short)…: \(error)")
+                continue
+            }
+            // The member's refusal is final: another would refuse alike.
+            if let error = answer.error { throw APIError(status: answer.status ?? 409, error) }
+            logger.info("a project member rotated the key to remove a member", metadata: [
+                "project": "\(project)", "peer.id": "\(node.short)", "rotator": "\(member.short)",
+            ])
+            return
+        }
+        throw .unavailable("no member of project \(project) could rotate its key without \(node.short)… (\(failures.joined(separator: "; "))); "
+            + "only members hold the key: retry when one of them is up")
+    }
+
+    private func link(to member: NodeID, address: String) async throws -> Link {
+        if let live = endpoint.links.last(where: { $0.peer == member }) { return live }
+        guard let (host, port) = HostPort.parse(address) else { throw APIError.badRequest("member \(member.short)… has no address to dial: \(address)") }
+        return try await endpoint.dial(host: host, port: port, expecting: member)
+    }
+
+    /// A member's side of `removeMemberPath`: rotates the key without the node for `peer`, which
+    /// must be an admin of the mesh or a member of the project (the link proved who it is).
+    func serveRemoval(_ body: [UInt8], from peer: NodeID) async -> [UInt8] {
+        func answer(_ a: MemberRemovalAnswer) -> [UInt8] { Array((try? JSONEncoder().encode(a)) ?? Data()) }
+        guard let call = try? JSONDecoder().decode(MemberRemovalCall.self, from: Data(body)), let node = NodeID(call.node) else {
+            return answer(MemberRemovalAnswer(status: 400, error: "the removal request could not be read; is the asking node the same version?"))
+        }
+        let book = await currentBook()
+        guard gate.roster?.isAdmin(peer) == true || book.isMember(peer, of: call.project) else {
+            logger.warning("refused a project member removal", metadata: ["project": "\(call.project)", "peer.id": "\(peer.short)"])
+            return answer(MemberRemovalAnswer(status: 403, error: "node \(peer.short)… is neither a member of project \(call.project) nor an admin of the mesh"))
+        }
+        do {
+            _ = try await change(call.project) { book in try book.removeMember(node, from: call.project, local: local) }
+            return answer(MemberRemovalAnswer())
+        } catch {
+            return answer(MemberRemovalAnswer(status: error.status, error: error.message))
         }
     }
 

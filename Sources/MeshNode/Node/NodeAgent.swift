@@ -83,6 +83,7 @@ public final class NodeAgent: Sendable {
             await admin.rosterChanged(old: old, new: new)
         }
         await mesh.observeRotations { await admin.rekeyContested() }
+        await router.configureProjects(admin)
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
         let listen = HostPort.format(o.listenHost, o.listenPort)

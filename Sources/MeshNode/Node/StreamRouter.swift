@@ -13,12 +13,18 @@ actor StreamRouter {
     private var logger = Logger(label: "warren.node")
     private var gate: MeshGate?
     private var desk: AdmissionDesk?
+    private var admin: MeshAdminAPI?
 
     func configure(mesh: MeshState, leases: GatewayLeases?, runs: RunManager, logger: Logger) {
         self.mesh = mesh
         self.leases = leases
         self.runs = runs
         self.logger = logger
+    }
+
+    /// Project member removals asked by an admin outside the project.
+    func configureProjects(_ admin: MeshAdminAPI) {
+        self.admin = admin
     }
 
     /// Admission: a peer that is not a member may only present its invite token.
@@ -46,6 +52,9 @@ actor StreamRouter {
             return await answer(LinkRPC.serve(stream) { bytes in
                 await LinkLeases.serve(path, bytes, leases: leases, from: peer)
             })
+        case MeshAdminAPI.removeMemberPath:
+            guard let admin else { return 404 }
+            return await answer(LinkRPC.serve(stream) { bytes in await admin.serveRemoval(bytes, from: peer) })
         case "/proxy":
             // Only a port of a run that this node serves, and only for the gateway it leased from.
             guard let runs, let port = headers.first(where: { $0.0 == "warren-app-port" }).flatMap({ Int($0.1) }),
