@@ -241,6 +241,12 @@ final class HostileLab: Sendable {
                                        sealedKey: Sodium.randomBytes(80)).intent
             entries = [h.entry(record.kind, record.key, record.value), h.entry(key.kind, key.key, key.value)]
             rules = ["project_invalid"]
+            // And it asks a member of P, over its link, to remove the victim from P: a member acts
+            // only for an admin or a member of the project.
+            let link = try await h.link(to: nodes[2].mesh)
+            let call = Array(#"{"project":"P","node":"\#(victimID)"}"#.utf8)
+            let answer = String(decoding: try await LinkRPC.call(link, path: "/project/remove-member", body: call), as: UTF8.self)
+            #expect(answer.contains("403") && answer.contains("neither a member of project P nor an admin"), "\(answer)")
         }
         for node in nodes where !entries.isEmpty {
             try await h.send(entries, to: node.mesh)
