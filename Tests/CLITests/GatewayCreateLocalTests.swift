@@ -56,12 +56,16 @@ import Testing
         let created = try admin.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-m", "--address", "127.0.0.61"])
         #expect(created.status == 0, "\(created.stderr)")
 
-        // The gateway node was started with a single-use invite, not the admin's address.
+        // The gateway node was started with a single-use invite, not the admin's address; the token
+        // is in its environment, not in its command line (/proc/PID/cmdline, what `ps` shows).
         let pidText = try String(contentsOfFile: admin.directory + "/gateways/gw-cli-m/gateway.pid", encoding: .utf8)
         let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
         let arguments = BackgroundNode.commandLine(of: pid)
-        let join = try #require(arguments.firstIndex(of: "--join").map { arguments[$0 + 1] }, "\(arguments)")
-        #expect(join.hasPrefix("warren1."), "\(arguments)")
+        #expect(arguments.contains("gw-cli-m") && !arguments.contains("--join"), "\(arguments)")
+        #expect(!arguments.joined(separator: " ").contains("warren1."), "\(arguments)")
+        let environment = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")), as: UTF8.self).split(separator: "\0")
+        let join = try #require(environment.first { $0.hasPrefix("WARREN_JOIN_TOKEN=") }, "no WARREN_JOIN_TOKEN in the gateway's environment")
+        #expect(join.dropFirst("WARREN_JOIN_TOKEN=".count).hasPrefix("warren1."), "\(join.prefix(30))")
         let node = try #require(try admin.gateways().first { $0["name"] as? String == "gw-cli-m" }?["node"] as? String)
         let roster = try admin.roster()
         #expect(roster.members.contains { $0.id == node && $0.role == "gateway" }, "\(roster)")
