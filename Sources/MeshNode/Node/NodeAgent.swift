@@ -64,15 +64,23 @@ public final class NodeAgent: Sendable {
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
         let local = try LocalMember(identity: identity.keyPair)
         let secrets = ProjectSecrets(replica: mesh, local: local)
-        let runs = RunManager(
-            store: store, supervisor: supervisor,
-            context: .init(
-                nodeID: identity.id.description,
-                secrets: { project in try await secrets.values(project: project) },
-                gateways: { await view.knownGateways },
-                leases: { await view.leaseTable() },
-                authority: authority),
-            logger: logger)
+        var context = RunManager.Context(
+            nodeID: identity.id.description,
+            secrets: { project in try await secrets.values(project: project) },
+            gateways: { await view.knownGateways },
+            leases: { await view.leaseTable() },
+            authority: authority)
+        context.claim = { claim in
+            do {
+                try await mesh.put(kind: .domainClaim, key: claim.key, value: claim.encoded)
+            } catch {
+                logger.error("could not write a domain claim", metadata: ["domain": "\(claim.domain)", "run.id": "\(claim.runID)", "error": "\(error)"])
+            }
+        }
+        context.unclaim = { domain, runID in try? await mesh.delete(kind: .domainClaim, key: DomainClaim.key(domain: domain, runID: runID)) }
+        context.claims = { await view.domainClaims() }
+        context.claimSettle = .seconds(1)
+        let runs = RunManager(store: store, supervisor: supervisor, context: context, logger: logger)
 
         await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
         await router.configureAdmission(gate: gate, desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger))
@@ -133,6 +141,11 @@ public final class NodeAgent: Sendable {
             },
             leases: { await view.leaseTable().leases.map { LeaseInfo($0) } },
             secrets: secrets, runs: runs)
+        api.domains = {
+            let claims = await view.domainClaims(), now = Date()
+            let owners = Set(claims.owners(now: now).map(\.key))
+            return claims.claims.map { DomainClaimInfo($0, owner: owners.contains($0.key)) }
+        }
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         api.provisioner = provisioner
         var routes = api.router
