@@ -57,3 +57,46 @@ import Testing
         }
     }
 }
+
+/// Claims written on both sides of a partition, gossiped by the simulator (virtual time): while
+/// split, each side gives the domain to the claim it has heard; once healed, every node gives it to
+/// the earlier claim. 20 runs, each with its own seed, sides and order of the two claims.
+@Suite struct DomainClaimPartitionTests {
+    static let n = 40
+
+    static func owners(_ sim: GossipSimulator, _ domain: String, now: Date) -> [String?] {
+        sim.nodes.map { node in
+            DomainClaims(node.entries(kind: .domainClaim).compactMap { $0.value.flatMap(DomainClaim.decode) }).owner(of: domain, now: now)?.runID
+        }
+    }
+
+    @Test(arguments: 0..<20) func claimsOnBothSidesOfAPartitionEndWithTheEarlierOwnerEverywhere(round: Int) throws {
+        var random = SeededRandom(seed: UInt64(100 + round))
+        let sim = GossipSimulator(.init(nodeCount: Self.n, seed: UInt64(1000 + round), loss: 0.01))
+        sim.run(until: .seconds(1))
+        let cut = Int.random(in: 5..<(Self.n - 5), using: &random)
+        sim.partition { $0 < cut ? 0 : 1 }
+        sim.run(for: .seconds(1))
+        let left = Int.random(in: 0..<cut, using: &random), right = Int.random(in: cut..<Self.n, using: &random)
+        let now = Date(), domain = "split.example.com"
+        // Which side claims first varies; the claim times differ by 1 to 500 ms.
+        let leftFirst = Bool.random(using: &random)
+        let gap = Double(Int.random(in: 1...500, using: &random)) / 1000
+        func claim(on node: Int, run: String, at offset: Double) throws {
+            let c = DomainClaim(domain: domain, holder: sim.nodes[node].id.description, runID: run, runName: run,
+                                claimed: now.addingTimeInterval(offset), expires: now.addingTimeInterval(3600))
+            try sim.put(on: node, kind: .domainClaim, key: c.key, value: c.encoded)
+        }
+        try claim(on: left, run: "left-\(round)", at: leftFirst ? 0 : gap)
+        try claim(on: right, run: "right-\(round)", at: leftFirst ? gap : 0)
+        sim.run(for: .seconds(3))
+        let split = Self.owners(sim, domain, now: now)
+        #expect(split[left] == "left-\(round)" && split[right] == "right-\(round)", "each side should own it while split: \(split)")
+        sim.heal()
+        let winner = leftFirst ? "left-\(round)" : "right-\(round)"
+        let agreed = sim.run(step: .milliseconds(500), limit: .seconds(90)) {
+            Self.owners(sim, domain, now: now).allSatisfy { $0 == winner }
+        }
+        #expect(agreed, "after the heal: \(Self.owners(sim, domain, now: now))")
+    }
+}
