@@ -45,12 +45,12 @@ import Testing
 
     /// A service NAME serving its directory (which holds NAME.txt) on a free app port; `warren run -d` on `home`.
     static func run(
-        _ lab: Lab, _ name: String, gateway: String, domain: String? = nil, external: Int, home: String
+        _ lab: Lab, _ name: String, gateway: String, domain: String? = nil, external: Int, app: Int? = nil, home: String
     ) async throws -> WarrenProcess.Result {
         let directory = "\(lab.root)/apps/\(name)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try "\(name)\n".write(toFile: "\(directory)/\(name).txt", atomically: true, encoding: .utf8)
-        let app = try freePort(on: "0.0.0.0")
+        let app = try app ?? freePort(on: "0.0.0.0")
         let file = "\(lab.root)/\(name).dstack.yml"
         try """
             type: service
@@ -111,12 +111,22 @@ import Testing
         try await Self.withLab { lab in
             let mesh = try await Self.start(lab)
             let port = try freePort(on: mesh.gw1)
-            var refusedAtSubmit = 0, failedAfterStart = 0, loserWasUp = 0
+            // App ports picked one by one, never twice: two picked at the same moment can be one.
+            var used = Set<Int>()
+            func appPort() throws -> Int {
+                for _ in 0..<50 {
+                    let p = try freePort(on: "0.0.0.0")
+                    if used.insert(p).inserted { return p }
+                }
+                throw POSIXError(.EADDRINUSE)
+            }
+            var rounds = 0, refusedAtSubmit = 0, failedAfterStart = 0, loserWasUp = 0
             for round in 0..<repetitions {
                 let domain = "race\(round).e2e.test"
                 let (a, b) = ("ra\(round)", "rb\(round)")
-                async let first = Self.run(lab, a, gateway: mesh.gw1, domain: domain, external: port, home: mesh.runner1Home)
-                async let second = Self.run(lab, b, gateway: mesh.gw2, domain: domain, external: port, home: mesh.runner2Home)
+                let (appA, appB) = (try appPort(), try appPort())
+                async let first = Self.run(lab, a, gateway: mesh.gw1, domain: domain, external: port, app: appA, home: mesh.runner1Home)
+                async let second = Self.run(lab, b, gateway: mesh.gw2, domain: domain, external: port, app: appB, home: mesh.runner2Home)
                 let results = try await [a: first, b: second]
 
                 // Settled: one run of the two is running, the other is not (and says why).
@@ -139,6 +149,7 @@ import Testing
                     Issue.record("round \(round): not one owner: \(results)\n\(seen)")
                 }
                 guard settled, let winner, let loser else { break }
+                rounds += 1
                 if results[loser]?.status != 0 && !(results[loser]?.stdout.contains("started") ?? false) { refusedAtSubmit += 1 } else { failedAfterStart += 1 }
                 // `run -d` returned "is up" before the loser learnt of the earlier claim.
                 if results[loser]?.status == 0 { loserWasUp += 1 }
@@ -159,7 +170,7 @@ import Testing
                 let home = winner == a ? mesh.runner1Home : mesh.runner2Home
                 _ = try await lab.warren(["stop", winner], home: home)
             }
-            print("claim races: \(repetitions) rounds; the loser was refused before starting \(refusedAtSubmit) times, failed after starting \(failedAfterStart) times, "
+            print("claim races: \(rounds) rounds; the loser was refused before starting \(refusedAtSubmit) times, failed after starting \(failedAfterStart) times, "
                 + "of which \(loserWasUp) after `run -d` had said it was up")
         }
     }

@@ -100,3 +100,31 @@ import Testing
         #expect(agreed, "after the heal: \(Self.owners(sim, domain, now: now))")
     }
 }
+
+/// A gateway grants a domain's binding only to the run that owns the domain by the claims it has
+/// heard; another run is told to ask again (its own claim may still be on its way), not refused.
+@Suite struct GatewayClaimCheckTests {
+    @Test func aGatewayWithholdsADomainFromARunThatDoesNotOwnIt() async throws {
+        let dir = try StateTestDirectory("warren-claim-gw")
+        defer { dir.remove() }
+        let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
+        let owner = DomainClaim(domain: "api.example.com", holder: "node-a", runID: "r-a", runName: "a", claimed: Date(), expires: Date().addingTimeInterval(60))
+        var hooks = GatewayLeases.Hooks(changed: { _, _, _ in }, gossiped: { LeaseTable() })
+        hooks.domainOwner = { $0 == "api.example.com" ? owner : nil }
+        let leases = GatewayLeases(addresses: ["127.0.0.2"], store: store, hooks: hooks, logger: .quiet("l"))
+        let binding = Binding(address: "127.0.0.2", port: 80, host: "api.example.com")
+        await #expect(throws: LeaseUnavailable.self) {
+            try await leases.grant(LeaseRequest(binding: binding, runID: "r-b", runName: "b", holder: "node-b", appPort: 8000))
+        }
+        // The owner's run ID from another node is not the owner either.
+        await #expect(throws: LeaseUnavailable.self) {
+            try await leases.grant(LeaseRequest(binding: binding, runID: "r-a", runName: "a", holder: "node-b", appPort: 8000))
+        }
+        #expect(try await leases.grant(LeaseRequest(binding: binding, runID: "r-a", runName: "a", holder: "node-a", appPort: 8000)).runID == "r-a")
+        // Another domain, and a port held whole, are not claims' business.
+        let other = Binding(address: "127.0.0.2", port: 80, host: "www.example.com")
+        #expect(try await leases.grant(LeaseRequest(binding: other, runID: "r-c", runName: "c", holder: "node-c", appPort: 8001)).runID == "r-c")
+        let whole = Binding(address: "127.0.0.2", port: 5001)
+        #expect(try await leases.grant(LeaseRequest(binding: whole, runID: "r-d", runName: "d", holder: "node-d", appPort: 8002)).runID == "r-d")
+    }
+}

@@ -246,27 +246,26 @@ public final class NodeAgent: Sendable {
         let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])
-        let leases = GatewayLeases(
-            addresses: [publicAddress], name: name, store: store,
-            hooks: .init(
-                changed: { granted, removed, held in
-                    for lease in granted {
-                        try? await mesh.put(kind: .lease, key: MeshView.leaseKey(lease.binding), value: Array(try JSONEncoder().encode(lease)))
-                    }
-                    for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
-                    var failed: [Int: String] = [:]
-                    for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
-                        logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
-                        if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
-                    }
-                    bindFailures.withLockedValue { $0 = failed }
-                },
-                gossiped: { await view.leaseTable(authoredBy: id) },
-                listenerFailure: { binding in
-                    guard let reason = bindFailures.withLockedValue({ $0[binding.port] }) else { return nil }
-                    return bindFailureText(reason)
-                }),
-            logger: logger)
+        var hooks = GatewayLeases.Hooks(
+            changed: { granted, removed, held in
+                for lease in granted {
+                    try? await mesh.put(kind: .lease, key: MeshView.leaseKey(lease.binding), value: Array(try JSONEncoder().encode(lease)))
+                }
+                for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
+                var failed: [Int: String] = [:]
+                for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
+                    logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
+                    if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
+                }
+                bindFailures.withLockedValue { $0 = failed }
+            },
+            gossiped: { await view.leaseTable(authoredBy: id) },
+            listenerFailure: { binding in
+                guard let reason = bindFailures.withLockedValue({ $0[binding.port] }) else { return nil }
+                return bindFailureText(reason)
+            })
+        hooks.domainOwner = { domain in await view.domainClaims().owner(of: domain, now: Date()) }
+        let leases = GatewayLeases(addresses: [publicAddress], name: name, store: store, hooks: hooks, logger: logger)
         return (leases, proxy)
     }
 
