@@ -20,6 +20,23 @@ struct PeersCommand: AsyncParsableCommand {
     }
 }
 
+/// `warren domains`: the domain claims this node has heard, and which run owns each domain.
+struct DomainsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "domains", abstract: "List the domains services claim, and which run owns each.",
+        discussion: "A domain belongs to one run across all gateways: the earliest claim, then the lowest run ID.")
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        let claims: [DomainClaimInfo] = try reportingFailures { try node.client.get("/v1/domains") }
+        if node.json { try Output.json(claims); return }
+        if claims.isEmpty { Output.line("No domain claims: no running service is routed by a domain."); return }
+        Output.line(Output.table(["domain", "run", "node", "claimed", "owner"], claims.map {
+            [$0.domain, $0.run, NodeIDText.short($0.node), Output.age($0.claimed), $0.owner ? "yes" : "no (will fail)"]
+        }))
+    }
+}
+
 /// `warren leases`: every binding granted on any gateway, as gossip has spread them.
 struct LeasesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "leases", abstract: "List the gateway ports and domains held by services.")

@@ -75,7 +75,7 @@ struct RunCommand: AsyncParsableCommand {
             if info.state == .running, !announced, let url = info.url {
                 announced = true
                 // stdout, as with -d: a script reads the URL from the same place either way.
-                Output.line("\(info.name) is up at \(url) (Ctrl-C stops it)")
+                Output.line("\(info.name) is up at \(url)\(info.gatewaysText) (Ctrl-C stops it)")
             }
             if !announced { waits.update(info, timeout: timeout) }
             if let line = watch.update(info) { Output.error(line) }
@@ -116,7 +116,7 @@ struct RunCommand: AsyncParsableCommand {
     private func finish(_ info: RunInfo, attached: Bool) throws {
         switch info.state {
         case .running:
-            if !node.json { Output.line("\(info.name) is up at \(info.url ?? "?")") }
+            if !node.json { Output.line("\(info.name) is up at \(info.url ?? "?")\(info.gatewaysText)") }
         case .stopped:
             if !node.json { Output.line("\(info.name) stopped.") }
         case .exited where info.exitCode == 0 && attached:
@@ -150,7 +150,19 @@ struct PsCommand: AsyncParsableCommand {
     /// The health column: what the run waits for, or how the public reaches it.
     static func path(_ run: RunInfo) -> String {
         if let waiting = run.waitingFor { return "waiting for \(waiting)" }
+        if let gateways = run.gateways, gateways.count > 1, run.isActive {
+            return gateways.map { "\($0.address): \($0.path?.description ?? "pending")" }.joined(separator: "; ")
+        }
         return run.path?.description ?? "-"
+    }
+}
+
+extension RunInfo {
+    /// For a run published on several gateways: " through gateways A, B", the addresses a client
+    /// may connect to (DNS names them all); empty for one gateway.
+    var gatewaysText: String {
+        guard let gateways, gateways.count > 1 else { return "" }
+        return " through gateways " + gateways.map(\.address).joined(separator: ", ")
     }
 }
 

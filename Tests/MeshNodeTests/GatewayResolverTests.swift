@@ -56,3 +56,38 @@ import Testing
         #expect(GatewayResolver.dns("::1") == ["::1"])
     }
 }
+
+/// A domain several gateways serve is a group: the service is published on each.
+@Suite struct GatewayGroupTests {
+    let gateways = [
+        KnownGateway(name: "gw-b", address: "127.0.0.3", domains: ["multi.example.com"]),
+        KnownGateway(name: "gw-a", address: "127.0.0.2", domains: ["multi.example.com"]),
+        KnownGateway(name: "gw-c", address: "127.0.0.4"),
+    ]
+    let hosts: GatewayResolver.Lookup = { host in
+        ["dns.example.com": ["127.0.0.4", "127.0.0.3", "192.0.2.9"], "one.example.com": ["127.0.0.4"]][host] ?? []
+    }
+
+    @Test func aDomainAnnouncedBySeveralGatewaysBindsOnEach() throws {
+        let r = GatewayResolver(gateways: gateways, lookup: hosts)
+        #expect(try r.bindings(gateway: "Multi.Example.com.", domain: nil, port: 80) == [
+            Binding(address: "127.0.0.2", port: 80, host: "multi.example.com"), Binding(address: "127.0.0.3", port: 80, host: "multi.example.com"),
+        ])
+        // `domain:` alone names the group too, when gateways announce it.
+        #expect(try r.bindings(gateway: nil, domain: "multi.example.com", port: 8080).map(\.address) == ["127.0.0.2", "127.0.0.3"])
+    }
+
+    @Test func aDomainResolvingToSeveralGatewaysBindsOnEach() throws {
+        let r = GatewayResolver(gateways: gateways, lookup: hosts)
+        #expect(try r.bindings(gateway: "dns.example.com", domain: nil, port: 80) == [
+            Binding(address: "127.0.0.3", port: 80, host: "dns.example.com"), Binding(address: "127.0.0.4", port: 80, host: "dns.example.com"),
+        ])
+    }
+
+    @Test func oneGatewayIsOneBinding() throws {
+        let r = GatewayResolver(gateways: gateways, lookup: hosts)
+        #expect(try r.bindings(gateway: "127.0.0.2", domain: nil, port: 5001) == [Binding(address: "127.0.0.2", port: 5001)])
+        #expect(try r.bindings(gateway: "gw-c", domain: "multi.example.com", port: 80) == [Binding(address: "127.0.0.4", port: 80, host: "multi.example.com")])
+        #expect(try r.bindings(gateway: "one.example.com", domain: nil, port: 80) == [Binding(address: "127.0.0.4", port: 80, host: "one.example.com")])
+    }
+}

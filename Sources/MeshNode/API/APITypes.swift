@@ -8,6 +8,7 @@ public import Trust
 //   GET    /v1/peers                             → [PeerInfo]
 //   GET    /v1/gateways                          → [GatewayInfo]
 //   GET    /v1/leases                            → [LeaseInfo]
+//   GET    /v1/domains                           → [DomainClaimInfo]
 //   GET    /v1/projects/{project}/secrets        → [SecretInfo]
 //   POST   /v1/projects/{project}/secrets        ← SecretAddRequest → SecretInfo
 //   DELETE /v1/projects/{project}/secrets/{name}
@@ -195,16 +196,21 @@ public struct RunInfo: Codable, Sendable, Equatable {
     /// What the run waits for now, in words ("the app to listen on port 8000", "gateway
     /// 203.0.113.10 (retrying, last error: …)"); nil when it waits for nothing.
     public var waitingFor: String?
-    /// Whether the public can reach the run now; nil for a run that never got that far.
+    /// Whether the public can reach the run now; nil for a run that never got that far. With
+    /// several gateways: serving when any of them serves it (`gateways` has each one's).
     public var path: RunPath?
+    /// Every gateway the run is published on, with its path there (a domain served by several
+    /// gateways); nil from nodes that predate it.
+    public var gateways: [RunGatewayInfo]?
 
     public init(
         id: String, name: String, project: String, state: State, gateway: String?, url: String?, externalPort: Int,
         appPort: Int, host: String?, node: String, exitCode: Int32?, error: String?, created: Date,
-        waitingFor: String? = nil, path: RunPath? = nil
+        waitingFor: String? = nil, path: RunPath? = nil, gateways: [RunGatewayInfo]? = nil
     ) {
         self.waitingFor = waitingFor
         self.path = path
+        self.gateways = gateways
         self.id = id
         self.name = name
         self.project = project
@@ -221,6 +227,38 @@ public struct RunInfo: Codable, Sendable, Equatable {
     }
 
     public var isActive: Bool { [.starting, .leasing, .running, .stopping].contains(state) }
+}
+
+/// One gateway a run is published on, and the run's path through it.
+public struct RunGatewayInfo: Codable, Sendable, Equatable {
+    /// The gateway's public address, where clients connect.
+    public var address: String
+    public var path: RunPath?
+
+    public init(address: String, path: RunPath?) {
+        self.address = address
+        self.path = path
+    }
+}
+
+/// A domain claim as `warren domains` lists it: who claimed a domain, and whether that run owns it
+/// (the earliest live claim, then the lowest run ID, on every node that has heard the same claims).
+public struct DomainClaimInfo: Codable, Sendable, Equatable {
+    public var domain: String
+    public var run: String
+    public var runID: String
+    public var node: String
+    public var claimed: Date
+    public var owner: Bool
+
+    public init(_ claim: DomainClaim, owner: Bool) {
+        domain = claim.domain
+        run = claim.runName
+        runID = claim.runID
+        node = claim.holder
+        claimed = claim.claimed
+        self.owner = owner
+    }
 }
 
 /// `warren config check` with a node running: the file is resolved with the project's secrets, as

@@ -44,6 +44,30 @@ public struct GatewayResolver: Sendable {
         return Binding(address: target.gateway.address, port: port, host: target.host)
     }
 
+    /// Every binding the service asks for: one per gateway that serves it. A domain announced by
+    /// several gateways (or resolving to several gateways' addresses) is a group, and the service
+    /// is published on each member of it, host-routed; an address or name is one gateway.
+    public func bindings(gateway: String?, domain: String?, port: Int) throws(Failure) -> [Binding] {
+        if let reference = gateway ?? domain, !gateways.contains(where: { $0.address == reference || $0.name == reference }) {
+            // Without `gateway:`, only gateways announcing the domain make it a group: a domain
+            // named for routing alone is not looked up.
+            let group = serving(Binding.normalize(reference), resolve: gateway != nil)
+            if group.count > 1 {
+                let host = Binding.normalize(domain ?? reference)
+                return group.map { Binding(address: $0.address, port: port, host: host) }
+            }
+        }
+        return [try binding(gateway: gateway, domain: domain, port: port)]
+    }
+
+    /// The gateways serving `host`, by name: those announcing it, else those it resolves to.
+    private func serving(_ host: String, resolve: Bool) -> [KnownGateway] {
+        let announcing = gateways.filter { $0.domains.map(Binding.normalize).contains(host) }
+        if !announcing.isEmpty || !resolve { return announcing.sorted { $0.name < $1.name } }
+        let addresses = lookup(host)
+        return gateways.filter { addresses.contains($0.address) }.sorted { $0.name < $1.name }
+    }
+
     private func find(_ reference: String?) throws(Failure) -> (gateway: KnownGateway, host: String?) {
         guard let reference else {
             switch gateways.count {

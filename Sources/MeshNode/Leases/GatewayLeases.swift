@@ -18,6 +18,8 @@ public actor GatewayLeases: LeaseAuthority {
         /// listens). A grant is confirmed only once it listens, so a runner never reports a URL
         /// that another program answers.
         public var listenerFailure: @Sendable (_ binding: Binding) async -> String?
+        /// The run that owns `domain` by the claims this gateway has heard (nil: nobody claims it).
+        public var domainOwner: @Sendable (_ domain: String) async -> DomainClaim? = { _ in nil }
 
         public init(
             changed: @escaping @Sendable ([Lease], [Lease], [Lease]) async -> Void, gossiped: @escaping @Sendable () async -> LeaseTable,
@@ -69,6 +71,16 @@ public actor GatewayLeases: LeaseAuthority {
     func grant(_ request: LeaseRequest, now: Date) async throws -> Lease {
         guard addresses.contains(request.binding.address) else {
             throw LeaseRefused("this gateway\(name.map { " (\($0))" } ?? "") serves \(addresses.sorted().joined(separator: ", ")), not \(request.binding.address); name one of its addresses in `gateway:`")
+        }
+        // A domain belongs to the run with the earliest claim, mesh-wide: no other run gets it
+        // here. Not a refusal: the asking run's own claim may not have reached this gateway yet;
+        // the runner decides, by the same rule, whether its run has lost.
+        if let host = request.binding.host, let owner = await hooks.domainOwner(host),
+           owner.runID != request.runID || owner.holder != request.holder {
+            logger.info("lease withheld: another run owns the domain", metadata: [
+                "lease.binding": "\(request.binding)", "run.id": "\(request.runID)", "claim.run": "\(owner.runID)",
+            ])
+            throw LeaseUnavailable(address: request.binding.address, reason: "this gateway has heard that \(owner.heldText)")
         }
         // A claim heard by gossip that this gateway has not (e.g. granted before a restart that
         // lost nothing but arrived late) still counts: refuse rather than hand out a port twice.

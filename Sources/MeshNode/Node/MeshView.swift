@@ -22,6 +22,8 @@ actor MeshView {
     private var leaseAuthors: [String: NodeID] = [:]
     /// Nodes removed from the mesh for good: their gateway entries no longer count.
     private var removed: Set<NodeID> = []
+    /// Domain claims by entry key (`domain|runID`); the gate let in only those whose holder wrote them.
+    private var claims: [String: DomainClaim] = [:]
 
     /// The gateways of the mesh's members.
     var gateways: [NodeID: GatewayEntry] { announced.filter { !removed.contains($0.key) } }
@@ -42,9 +44,19 @@ actor MeshView {
         case UInt8(MeshEntryKind.lease.rawValue):
             leases[entry.key] = entry.value.flatMap { try? JSONDecoder().decode(Lease.self, from: Data($0)) }
             leaseAuthors[entry.key] = entry.value == nil ? nil : entry.author
+        case UInt8(MeshEntryKind.domainClaim.rawValue):
+            claims[entry.key] = entry.value.flatMap(DomainClaim.decode).flatMap { claim in
+                claim.key == entry.key && claim.holder == entry.author.description ? claim : nil
+            }
         default:
             break
         }
+    }
+
+    /// The live domain claims, none of a removed node.
+    func domainClaims(now: Date = Date()) -> DomainClaims {
+        DomainClaims(claims.values.filter { claim in claim.isLive(at: now) && !removed.contains { $0.description == claim.holder } }
+            .sorted { $0.key < $1.key })
     }
 
     var knownGateways: [KnownGateway] {

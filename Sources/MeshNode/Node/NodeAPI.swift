@@ -17,6 +17,8 @@ public struct NodeAPI: Sendable {
     public var peers: @Sendable () async -> [PeerInfo]
     public var gateways: @Sendable () async -> [GatewayInfo]
     public var leases: @Sendable () async -> [LeaseInfo]
+    /// The live domain claims this node has heard (`warren domains`).
+    public var domains: @Sendable () async -> [DomainClaimInfo] = { [] }
     public var secrets: any SecretsService
     public var runs: RunManager
     /// `gateway create/delete`; nil on a node that does not provision gateways.
@@ -42,6 +44,7 @@ public struct NodeAPI: Sendable {
         r.get("/v1/peers") { _ in try .json(await api.peers()) }
         r.get("/v1/gateways") { _ in try .json(await api.gateways()) }
         r.get("/v1/leases") { _ in try .json(await api.leases()) }
+        r.get("/v1/domains") { _ in try .json(await api.domains()) }
         addGatewayProvisioningRoutes(to: &r)
 
         r.get("/v1/projects/:project/secrets") { req in

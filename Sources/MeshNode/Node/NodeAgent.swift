@@ -64,15 +64,23 @@ public final class NodeAgent: Sendable {
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
         let local = try LocalMember(identity: identity.keyPair)
         let secrets = ProjectSecrets(replica: mesh, local: local)
-        let runs = RunManager(
-            store: store, supervisor: supervisor,
-            context: .init(
-                nodeID: identity.id.description,
-                secrets: { project in try await secrets.values(project: project) },
-                gateways: { await view.knownGateways },
-                leases: { await view.leaseTable() },
-                authority: authority),
-            logger: logger)
+        var context = RunManager.Context(
+            nodeID: identity.id.description,
+            secrets: { project in try await secrets.values(project: project) },
+            gateways: { await view.knownGateways },
+            leases: { await view.leaseTable() },
+            authority: authority)
+        context.claim = { claim in
+            do {
+                try await mesh.put(kind: .domainClaim, key: claim.key, value: claim.encoded)
+            } catch {
+                logger.error("could not write a domain claim", metadata: ["domain": "\(claim.domain)", "run.id": "\(claim.runID)", "error": "\(error)"])
+            }
+        }
+        context.unclaim = { domain, runID in try? await mesh.delete(kind: .domainClaim, key: DomainClaim.key(domain: domain, runID: runID)) }
+        context.claims = { await view.domainClaims() }
+        context.claimSettle = .seconds(1)
+        let runs = RunManager(store: store, supervisor: supervisor, context: context, logger: logger)
 
         await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
         await router.configureAdmission(gate: gate, desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger))
@@ -134,6 +142,11 @@ public final class NodeAgent: Sendable {
             },
             leases: { await view.leaseTable().leases.map { LeaseInfo($0) } },
             secrets: secrets, runs: runs)
+        api.domains = {
+            let claims = await view.domainClaims(), now = Date()
+            let owners = Set(claims.owners(now: now).map(\.key))
+            return claims.claims.map { DomainClaimInfo($0, owner: owners.contains($0.key)) }
+        }
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         api.provisioner = provisioner
         var routes = api.router
@@ -234,27 +247,26 @@ public final class NodeAgent: Sendable {
         let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])
-        let leases = GatewayLeases(
-            addresses: [publicAddress], name: name, store: store,
-            hooks: .init(
-                changed: { granted, removed, held in
-                    for lease in granted {
-                        try? await mesh.put(kind: .lease, key: MeshView.leaseKey(lease.binding), value: Array(try JSONEncoder().encode(lease)))
-                    }
-                    for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
-                    var failed: [Int: String] = [:]
-                    for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
-                        logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
-                        if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
-                    }
-                    bindFailures.withLockedValue { $0 = failed }
-                },
-                gossiped: { await view.leaseTable(authoredBy: id) },
-                listenerFailure: { binding in
-                    guard let reason = bindFailures.withLockedValue({ $0[binding.port] }) else { return nil }
-                    return bindFailureText(reason)
-                }),
-            logger: logger)
+        var hooks = GatewayLeases.Hooks(
+            changed: { granted, removed, held in
+                for lease in granted {
+                    try? await mesh.put(kind: .lease, key: MeshView.leaseKey(lease.binding), value: Array(try JSONEncoder().encode(lease)))
+                }
+                for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
+                var failed: [Int: String] = [:]
+                for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
+                    logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
+                    if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
+                }
+                bindFailures.withLockedValue { $0 = failed }
+            },
+            gossiped: { await view.leaseTable(authoredBy: id) },
+            listenerFailure: { binding in
+                guard let reason = bindFailures.withLockedValue({ $0[binding.port] }) else { return nil }
+                return bindFailureText(reason)
+            })
+        hooks.domainOwner = { domain in await view.domainClaims().owner(of: domain, now: Date()) }
+        let leases = GatewayLeases(addresses: [publicAddress], name: name, store: store, hooks: hooks, logger: logger)
         return (leases, proxy)
     }
 

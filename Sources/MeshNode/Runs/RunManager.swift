@@ -27,6 +27,15 @@ public actor RunManager {
         /// asked; the longest bounds how late a run notices the gateway is back.
         public var retryInitial: Duration
         public var retryCap: Duration
+        /// Domain claims, mesh-wide: write (or renew) this node's claim, withdraw it, and the live
+        /// claims this node has heard. The defaults claim nothing (a node without a mesh).
+        public var claim: @Sendable (DomainClaim) async -> Void = { _ in }
+        public var unclaim: @Sendable (_ domain: String, _ runID: String) async -> Void = { _, _ in }
+        public var claims: @Sendable () async -> DomainClaims = { DomainClaims() }
+        /// How long after its claim a run waits before it leases: rival claims written at about
+        /// the same time reach it first, so the later claimer usually fails before it prints a URL
+        /// (and fails later when one arrives late, after a partition).
+        public var claimSettle: Duration = .zero
 
         public init(
             nodeID: String, secrets: @escaping @Sendable (String) async throws -> SecretValues,
@@ -69,6 +78,15 @@ public actor RunManager {
         var url: String
         /// How long the app may take to listen, in seconds (nil: the node's default).
         var timeout: Double?
+        /// Every gateway's binding, `binding` first (a domain served by several gateways); nil:
+        /// `binding` alone.
+        var bindings: [Binding]? = nil
+        /// When the run claimed its domain (host-routed runs).
+        var claimedAt: Date? = nil
+
+        var allBindings: [Binding] { bindings ?? [binding] }
+        /// The domain the run claims mesh-wide: the host it is routed by, if any.
+        var domain: String? { binding.host }
     }
 
     private let store: StateStore
@@ -82,6 +100,10 @@ public actor RunManager {
     /// node's current attempts (a restarted node starts them over).
     private var waiting: [String: String] = [:]
     private var paths: [String: RunPath] = [:]
+    /// The path through each gateway (by address); `paths` sums them up.
+    private var gatewayPaths: [String: [String: RunPath]] = [:]
+    /// Runs being failed now: a second reason (another gateway's refusal) does not fail them twice.
+    private var abandoning: Set<String> = []
 
     public init(store: StateStore, supervisor: RunSupervisor, context: Context, logger: Logger) {
         self.store = store
@@ -108,13 +130,14 @@ public actor RunManager {
             throw APIError(status: 400, "\(request.configurationPath) is not a valid service configuration",
                            issues: error.issues.map(\.description))
         }
-        let binding: Binding
+        let bindings: [Binding]
         do {
-            binding = try GatewayResolver(gateways: await context.gateways(), lookup: context.lookup)
-                .binding(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external)
+            bindings = try GatewayResolver(gateways: await context.gateways(), lookup: context.lookup)
+                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external)
         } catch {
             throw APIError(status: 400, error.description)
         }
+        let binding = bindings[0]
         let id = Self.makeID()
         // Runs share the node's network: a second app on the same port would fail to bind, and the
         // first run's listener would answer its readiness check.
@@ -136,14 +159,21 @@ public actor RunManager {
         // not have caught up, so that copy does not count.
         let ended = Set(records.values.filter { !$0.state.isActive }.map(\.id))
         let known = LeaseTable(leases: await context.leases().leases.filter { !ended.contains($0.runID) })
-        if let holder = known.conflict(for: binding, runID: id, holder: context.nodeID, now: Date()) {
-            throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
+        for binding in bindings {
+            if let holder = known.conflict(for: binding, runID: id, holder: context.nodeID, now: Date()) {
+                throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
+            }
+        }
+        let now = Date()
+        if let domain = binding.host, let owner = await liveClaims().owner(of: domain, now: now) {
+            throw .conflict(owner.heldText)
         }
 
         let url = Self.url(for: binding)
         let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
-                            binding: binding, appPort: service.port.app, url: url, timeout: timeout)
+                            binding: binding, appPort: service.port.app, url: url, timeout: timeout,
+                            bindings: bindings.count > 1 ? bindings : nil, claimedAt: binding.host == nil ? nil : now)
         let record = RunRecord(
             id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
@@ -169,8 +199,64 @@ public actor RunManager {
         return info(records[id]!)
     }
 
-    /// Waits for the app, leases the binding, then renews it until the run ends.
+    /// Claims the run's domain and keeps the claim; waits for the app, leases the binding on
+    /// every gateway, then renews them until the run ends.
     private func bringUp(_ id: String) async {
+        guard let d = details[id] else { return }
+        await withTaskGroup(of: Void.self) { group in
+            if let domain = d.domain { group.addTask { await self.keepClaim(id, domain: domain) } }
+            group.addTask { await self.publish(id) }
+        }
+    }
+
+    /// Whether the run still goes on (not ended, not being stopped).
+    private func isLive(_ id: String) -> Bool {
+        guard let r = records[id] else { return false }
+        return r.state.isActive && r.state != .stopping && !abandoning.contains(id)
+    }
+
+    /// The claims that count: a claim of this node for a run that is no longer active here is
+    /// one its withdrawal has not reached yet (or one a crash left behind).
+    private func liveClaims() async -> DomainClaims {
+        DomainClaims(await context.claims().claims.filter { claim in
+            claim.holder != context.nodeID || (records[claim.runID]?.state.isActive ?? false)
+        })
+    }
+
+    /// Writes the run's claim on `domain` and renews it every renewal interval; fails the run as
+    /// soon as a claim that goes before it is heard (the rule every node applies alike).
+    private func keepClaim(_ id: String, domain: String) async {
+        let clock = ContinuousClock()
+        var written: ContinuousClock.Instant?
+        let ttl = Self.seconds(context.renewInterval) * 3
+        while !Task.isCancelled, isLive(id) {
+            guard let d = details[id], let record = records[id] else { return }
+            let now = Date()
+            if written.map({ clock.now - $0 >= context.renewInterval }) ?? true {
+                await context.claim(DomainClaim(domain: domain, holder: context.nodeID, runID: id, runName: record.name,
+                                                claimed: d.claimedAt ?? record.createdAt, expires: now.addingTimeInterval(ttl)))
+                written = clock.now
+                // The run may have ended while the claim was written, its withdrawal already made.
+                guard isLive(id) else {
+                    await context.unclaim(domain, id)
+                    return
+                }
+            }
+            if let owner = await liveClaims().owner(of: domain, now: now), owner.runID != id || owner.holder != context.nodeID {
+                guard isLive(id) else { return }
+                logger.warning("domain claimed first by another run", metadata: [
+                    "run.id": "\(id)", "domain": "\(domain)", "claim.run": "\(owner.runID)", "claim.holder": "\(owner.holder)",
+                ])
+                setRunPath(id, .lost, holder: owner.runName, lastError: owner.heldText)
+                await abandon(id, reason: owner.heldText, gracePeriod: .seconds(2))
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Waits for the app, then serves it through every gateway of its binding(s) at once.
+    private func publish(_ id: String) async {
         guard let d = details[id], let record = records[id] else { return }
         waiting[id] = "the app to listen on port \(d.appPort)"
         if paths[id] == nil { paths[id] = RunPath(state: .pending, since: Date()) }
@@ -182,14 +268,39 @@ public actor RunManager {
             await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
             return
         }
+        if let domain = d.domain, let claimed = d.claimedAt {
+            let left = Self.seconds(context.claimSettle) - Date().timeIntervalSince(claimed)
+            if left > 0 {
+                waiting[id] = "other claims on \(domain) to arrive"
+                try? await Task.sleep(for: .milliseconds(Int(left * 1000)))
+            }
+        }
+        guard !Task.isCancelled, isLive(id) else { return }
         try? await setState(id, .leasing)
-        let request = LeaseRequest(binding: d.binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
-        guard await acquire(request) else { return }
-        waiting[id] = nil
-        setPath(id, .serving)
-        try? await setState(id, .running)
-        logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(d.url)"])
+        await withTaskGroup(of: Void.self) { group in
+            for binding in d.allBindings {
+                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
+                group.addTask { await self.serve(request) }
+            }
+        }
+    }
+
+    /// Leases one gateway's binding, then renews it until the run ends. The run is up once the
+    /// first gateway serves it; the others join as they answer.
+    private func serve(_ request: LeaseRequest) async {
+        let id = request.runID
+        guard await acquire(request), isLive(id) else { return }
+        setPath(id, request.binding.address, .serving)
+        if records[id]?.state == .leasing {
+            waiting[id] = nil
+            try? await setState(id, .running)
+            logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(details[id]?.url ?? "")"])
+        }
         await keepRenewing(request)
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     /// Asks the gateway for the binding until it answers. A gateway that can't be asked (link
@@ -199,16 +310,16 @@ public actor RunManager {
     private func acquire(_ request: LeaseRequest) async -> Bool {
         let id = request.runID
         var attempt = 0
-        while !Task.isCancelled {
+        while !Task.isCancelled, isLive(id) {
             do {
                 _ = try await context.authority.grant(request)
                 return true
             } catch {
-                if Task.isCancelled { return false }
+                if Task.isCancelled || !isLive(id) { return false }
                 if await refused(request, error) { return false }
                 let text = "\(error)"
-                waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))"
-                setPath(id, .pending, lastError: text)
+                if records[id]?.state != .running { waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))" }
+                setPath(id, request.binding.address, .pending, lastError: text)
                 logger.info("the gateway can't be asked for the binding; will retry", metadata: [
                     "run.id": "\(id)", "lease.binding": "\(request.binding)", "error": "\(text)",
                 ])
@@ -223,12 +334,12 @@ public actor RunManager {
     /// binding, or the gateway refuses it); false for a transient error, which is retried.
     private func refused(_ request: LeaseRequest, _ error: any Error) async -> Bool {
         if let conflict = error as? LeaseConflict {
-            setPath(request.runID, .lost, holder: conflict.holder.runName, lastError: conflict.description)
+            setPath(request.runID, request.binding.address, .lost, holder: conflict.holder.runName, lastError: conflict.description)
             await abandon(request.runID, reason: conflict.description, gracePeriod: .seconds(2))
             return true
         }
         if let refusal = error as? LeaseRefused {
-            setPath(request.runID, .refused, lastError: refusal.description)
+            setPath(request.runID, request.binding.address, .refused, lastError: refusal.description)
             await abandon(request.runID, reason: refusal.description, gracePeriod: .seconds(2))
             return true
         }
@@ -240,8 +351,20 @@ public actor RunManager {
         min(initial * (1 << min(attempt, 20)), cap)
     }
 
+    /// Records the run's path through the gateway at `address`, and sums the run's paths up: it
+    /// serves while any gateway serves it; otherwise the gravest state counts.
+    private func setPath(_ id: String, _ address: String, _ state: RunPath.State, holder: String? = nil, lastError: String? = nil) {
+        let old = gatewayPaths[id]?[address]
+        let since = old?.state == state ? old!.since : Date()
+        gatewayPaths[id, default: [:]][address] = RunPath(state: state, since: since, holder: holder, lastError: lastError ?? old?.lastError)
+        let all = gatewayPaths[id]!.values
+        let order: [RunPath.State] = [.serving, .lost, .refused, .unreachable, .pending]
+        guard let top = order.lazy.compactMap({ s in all.first { $0.state == s } }).first else { return }
+        setRunPath(id, top.state, holder: top.holder, lastError: top.lastError)
+    }
+
     /// Records the run's public path; the time moves only when its state changes.
-    private func setPath(_ id: String, _ state: RunPath.State, holder: String? = nil, lastError: String? = nil) {
+    private func setRunPath(_ id: String, _ state: RunPath.State, holder: String? = nil, lastError: String? = nil) {
         let old = paths[id]
         let since = old?.state == state ? old!.since : Date()
         paths[id] = RunPath(state: state, since: since, holder: holder, lastError: lastError ?? old?.lastError)
@@ -257,6 +380,8 @@ public actor RunManager {
     /// Its binding is released too: a grant whose answer was lost (the link dropped) must not
     /// hold the port until its TTL runs out.
     private func abandon(_ id: String, reason: String, gracePeriod: Duration) async {
+        guard records[id]?.state.isActive == true, abandoning.insert(id).inserted else { return }
+        defer { abandoning.remove(id) }
         records[id]?.detail = reason
         _ = try? await supervisor.stop(id: id, gracePeriod: gracePeriod)
         await release(id)
@@ -266,34 +391,35 @@ public actor RunManager {
     private func keepRenewing(_ request: LeaseRequest) async {
         let id = request.runID
         var failures = 0
-        while !Task.isCancelled {
+        let address = request.binding.address
+        while !Task.isCancelled, isLive(id) {
             // While the gateway can't be asked, ask sooner than a renewal would: the run serves
             // again as soon as the gateway is back (a restarted gateway may have let the lease go).
             let wait = failures == 0
                 ? context.renewInterval
                 : min(context.renewInterval, Self.backoff(attempt: failures - 1, initial: context.retryInitial, cap: context.retryCap))
             try? await Task.sleep(for: wait)
-            if Task.isCancelled { return }
+            if Task.isCancelled || !isLive(id) { return }
             do {
                 _ = try await context.authority.grant(request)
                 failures = 0
                 waiting[id] = nil
-                setPath(id, .serving)
+                setPath(id, address, .serving)
             } catch let conflict as LeaseConflict {
                 // Someone else holds it now (we were gone too long): this run can no longer serve.
                 logger.warning("lease lost", metadata: ["run.id": "\(id)", "error": "\(conflict)"])
-                setPath(id, .lost, holder: conflict.holder.runName, lastError: conflict.description)
+                setPath(id, address, .lost, holder: conflict.holder.runName, lastError: conflict.description)
                 await abandon(id, reason: "its binding was taken while it could not renew: \(conflict)", gracePeriod: .seconds(5))
                 return
             } catch let refusal as LeaseRefused {
                 logger.warning("lease refused on renewal", metadata: ["run.id": "\(id)", "error": "\(refusal)"])
-                setPath(id, .refused, lastError: refusal.description)
+                setPath(id, address, .refused, lastError: refusal.description)
                 await abandon(id, reason: "the gateway refused its binding: \(refusal)", gracePeriod: .seconds(5))
                 return
             } catch {
                 // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
                 failures += 1
-                setPath(id, .unreachable, lastError: "\(error)")
+                setPath(id, address, .unreachable, lastError: "\(error)")
                 logger.debug("lease renewal failed; will retry", metadata: ["run.id": "\(id)", "error": "\(error)"])
             }
         }
@@ -335,7 +461,13 @@ public actor RunManager {
 
     private func release(_ id: String) async {
         guard let d = details[id], let record = records[id] else { return }
-        await context.authority.release(LeaseRequest(binding: d.binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort))
+        await withTaskGroup(of: Void.self) { group in
+            for binding in d.allBindings {
+                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
+                group.addTask { await self.context.authority.release(request) }
+            }
+        }
+        if let domain = d.domain { await context.unclaim(domain, id) }
     }
 
     /// After a restart: adopts live runs (and renews their leases), marks the others ended.
@@ -346,6 +478,8 @@ public actor RunManager {
             records[record.id] = record
             if let d = Self.decode(record.configJSON) { details[record.id] = d }
             if record != saved.first(where: { $0.id == record.id }) { try await store.saveRun(record) }
+            // A claim a crash left behind for a run that is over: withdraw it.
+            if !record.state.isActive, let domain = details[record.id]?.domain { await context.unclaim(domain, record.id) }
             if record.state == .running || record.state == .leasing || record.state == .starting {
                 tasks[record.id] = Task { await self.bringUp(record.id) }
             }
@@ -406,11 +540,13 @@ public actor RunManager {
 
     private func info(_ r: RunRecord) -> RunInfo {
         let d = details[r.id]
+        let active = r.state.isActive
         return RunInfo(
             id: r.id, name: r.name, project: r.project, state: r.state, gateway: d?.binding.address,
             url: r.state == .running ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
             host: d?.binding.host, node: context.nodeID, exitCode: r.exitCode, error: r.detail, created: r.createdAt,
-            waitingFor: r.state.isActive && r.state != .stopping ? waiting[r.id] : nil, path: path(r))
+            waitingFor: active && r.state != .stopping ? waiting[r.id] : nil, path: path(r),
+            gateways: d?.allBindings.map { RunGatewayInfo(address: $0.address, path: active ? gatewayPaths[r.id]?[$0.address] : nil) })
     }
 
     /// The run's public path as it is now: an ended run serves nobody, whatever it last knew.
@@ -431,8 +567,10 @@ public actor RunManager {
 
     // MARK: Saving
 
+    /// Moves an active run on; an ended run stays ended (a task that learns late of its end must
+    /// not bring it back).
     private func setState(_ id: String, _ state: RunState) async throws(APIError) {
-        guard var r = records[id] else { return }
+        guard var r = records[id], r.state.isActive else { return }
         r.state = state
         try await save(r)
     }
