@@ -23,7 +23,7 @@ import Testing
             print(ec2.register_image(Name="ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240601", Architecture="x86_64",
                                      RootDeviceName="/dev/sda1", VirtualizationType="hvm")["ImageId"])
             """)
-        let runner = try BackgroundNode(address: "127.0.0.69", port: 7423, foundsMesh: true)
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).69", port: 7423, foundsMesh: true)
         defer { runner.stop() }
         let environment = [
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -32,7 +32,7 @@ import Testing
         ]
         // The release's hash by flag here (by WARREN_RELEASE_SHA256 in the Azure and GCP tests).
         let played = PlayedCloudGateway(runner: runner, backend: "aws", region: "us-east-1", environment: environment,
-                                        name: "gw-aws-a", domain: "edge.example.com", vmListen: "127.0.0.69:7424",
+                                        name: "gw-aws-a", domain: "edge.example.com", vmListen: "\(gatewayTestNet).69:7424",
                                         releaseSHA256Flag: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
         let progress = try played.createJoinAndDelete {
             try moto.boto("""

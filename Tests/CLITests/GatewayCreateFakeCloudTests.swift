@@ -15,10 +15,10 @@ import Testing
         let fake = try await ProvisioningFakeCloud { arm.respond($0) }
         let environment = FakeResourceManager.environment(url: fake.url).merging(Self.release) { $1 }
         try await Self.offPool {
-            let runner = try BackgroundNode(address: "127.0.0.70", port: 7425, foundsMesh: true)
+            let runner = try BackgroundNode(address: "\(gatewayTestNet).70", port: 7425, foundsMesh: true)
             defer { runner.stop() }
             let played = PlayedCloudGateway(runner: runner, backend: "azure", region: FakeResourceManager.location, environment: environment,
-                                            name: "gw-azure-a", domain: "azure.example.com", vmListen: "127.0.0.70:7426")
+                                            name: "gw-azure-a", domain: "azure.example.com", vmListen: "\(gatewayTestNet).70:7426")
             try played.createJoinAndDelete { arm.customData(ofVM: "gw-azure-a") }
         }
         await fake.shutdown()
@@ -33,10 +33,10 @@ import Testing
         let fake = try await ProvisioningFakeCloud { compute.respond($0) }
         let environment = try FakeComputeEngine.environment(url: fake.url, key: key).merging(Self.release) { $1 }
         try await Self.offPool {
-            let runner = try BackgroundNode(address: "127.0.0.71", port: 7427, foundsMesh: true)
+            let runner = try BackgroundNode(address: "\(gatewayTestNet).71", port: 7427, foundsMesh: true)
             defer { runner.stop() }
             let played = PlayedCloudGateway(runner: runner, backend: "gcp", region: FakeComputeEngine.zone, environment: environment,
-                                            name: "gw-gcp-a", domain: "gcp.example.com", vmListen: "127.0.0.71:7428")
+                                            name: "gw-gcp-a", domain: "gcp.example.com", vmListen: "\(gatewayTestNet).71:7428")
             try played.createJoinAndDelete { compute.startupScript(ofInstance: "gw-gcp-a") }
         }
         await fake.shutdown()

@@ -2,18 +2,19 @@ import Foundation
 import Testing
 
 /// `warren gateway create/delete` with the local backend, end to end: a runner node, and gateway
-/// nodes started by it as real processes on loopback (127.0.0.60–69 and .72–73, kept apart from other tests).
+/// nodes started by it as real processes on loopback addresses .60–73 of a /24 of 127/8 that each
+/// test process picks at random (`gatewayTestNet`), so two runs on one machine do not meet.
 @Suite(.serialized) struct GatewayCreateLocalTests {
     /// A node that never ran `mesh init` (the default mesh): the gateway joins by address.
     @Test func createWaitsUntilTheGatewayJoinsListShowsItAndDeleteStopsIt() throws {
-        let runner = try BackgroundNode(address: "127.0.0.60")
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).60")
         defer { runner.stop() }
 
-        let created = try runner.warren(["gateway", "create", "--project", "local", "--backend", "local", "--name", "gw-cli-a", "--address", "127.0.0.61"])
+        let created = try runner.warren(["gateway", "create", "--project", "local", "--backend", "local", "--name", "gw-cli-a", "--address", "\(gatewayTestNet).61"])
         #expect(created.status == 0, "\(created.stderr)")
         #expect(created.stdout.hasPrefix("Creating gateway, it may take some time...\n"))
         let table = created.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
-        #expect(table == [["NAME", "ADDRESS"], ["gw-cli-a", "127.0.0.61"]], "\(created.stdout)")
+        #expect(table == [["NAME", "ADDRESS"], ["gw-cli-a", "\(gatewayTestNet).61"]], "\(created.stdout)")
         #expect(created.stderr.contains("Using the local backend (--backend)."), "\(created.stderr)")
         // Not a terminal: one plain line a step, in order.
         let steps = ["resources created:", "booting:", "joined the mesh:", "ready:"].map { created.stderr.range(of: $0)?.lowerBound }
@@ -23,7 +24,7 @@ import Testing
         let pidText = try String(contentsOfFile: runner.directory + "/gateways/gw-cli-a/gateway.pid", encoding: .utf8)
         let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
         let listed = try runner.gateways().first { $0["name"] as? String == "gw-cli-a" }
-        #expect(listed?["address"] as? String == "127.0.0.61")
+        #expect(listed?["address"] as? String == "\(gatewayTestNet).61")
         #expect(listed?["status"] as? String == "alive")
         #expect(listed?["backend"] as? String == "local")
         let table2 = try runner.warren(["gateway", "list"])
@@ -51,9 +52,9 @@ import Testing
     }
 
     @Test func inAMeshWithAdmissionTheGatewayJoinsWithAnInviteAsAGatewayAndDeleteRemovesIt() throws {
-        let admin = try BackgroundNode(address: "127.0.0.60", port: 7422, foundsMesh: true)
+        let admin = try BackgroundNode(address: "\(gatewayTestNet).60", port: 7422, foundsMesh: true)
         defer { admin.stop() }
-        let created = try admin.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-m", "--address", "127.0.0.61"])
+        let created = try admin.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-m", "--address", "\(gatewayTestNet).61"])
         #expect(created.status == 0, "\(created.stderr)")
 
         // The gateway node was started with a single-use invite, not the admin's address; the token
@@ -95,8 +96,8 @@ import Testing
     /// After a reboot (the node and its gateway's process gone), the node starts its local
     /// gateway again, with its identity and membership: no invite needed.
     @Test func aLocalGatewayStartsAgainWithTheNodeThatMadeIt() throws {
-        let first = try BackgroundNode(address: "127.0.0.72", foundsMesh: true)
-        let created = try first.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-boot", "--address", "127.0.0.73", "--domain", "boot.example.com"])
+        let first = try BackgroundNode(address: "\(gatewayTestNet).72", foundsMesh: true)
+        let created = try first.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-boot", "--address", "\(gatewayTestNet).73", "--domain", "boot.example.com"])
         try #require(created.status == 0, "\(created.stderr)")
         let pidFile = first.directory + "/gateways/gw-cli-boot/gateway.pid"
         let oldPID = try #require(pid_t(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -105,7 +106,7 @@ import Testing
         // Killed; reaped by whoever inherits it once the node is gone.
         #expect(BackgroundNode.eventually(10) { kill(oldPID, 0) != 0 }, "the gateway process outlived the 'reboot'")
 
-        let again = try BackgroundNode(address: "127.0.0.72", reusing: first.directory)
+        let again = try BackgroundNode(address: "\(gatewayTestNet).72", reusing: first.directory)
         defer { again.stop() }
         // Running again: its own API answers (a restored member list alone could still say alive).
         let back = try BackgroundNode.eventually(30) {
@@ -126,9 +127,9 @@ import Testing
         // The gateway process runs but never joins.
         let neverJoins = try BackgroundNode.fakeWarren("echo waiting forever; exec sleep 600")
         defer { try? FileManager.default.removeItem(atPath: neverJoins) }
-        let runner = try BackgroundNode(address: "127.0.0.62", gatewayBinary: neverJoins)
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).62", gatewayBinary: neverJoins)
         defer { runner.stop() }
-        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-slow", "--address", "127.0.0.63", "--timeout", "1"])
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-slow", "--address", "\(gatewayTestNet).63", "--timeout", "1"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("gateway gw-cli-slow did not join the mesh within 1.0 seconds"), "\(r.stderr)")
         #expect(r.stderr.contains("waiting forever"), "the log's tail is shown: \(r.stderr)")
@@ -139,24 +140,24 @@ import Testing
     }
 
     @Test func aGatewayThatExitsIsReportedWithItsLog() throws {
-        let fails = try BackgroundNode.fakeWarren("echo 'error: cannot bind 127.0.0.69:7420: address in use'; exit 1")
+        let fails = try BackgroundNode.fakeWarren("echo 'error: cannot bind \(gatewayTestNet).69:7420: address in use'; exit 1")
         defer { try? FileManager.default.removeItem(atPath: fails) }
-        let runner = try BackgroundNode(address: "127.0.0.68", gatewayBinary: fails)
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).68", gatewayBinary: fails)
         defer { runner.stop() }
-        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-exit", "--address", "127.0.0.69"])
+        let r = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-exit", "--address", "\(gatewayTestNet).69"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("the gateway node gw-cli-exit exited before joining the mesh"), "\(r.stderr)")
-        #expect(r.stderr.contains("cannot bind 127.0.0.69:7420: address in use"), "\(r.stderr)")
+        #expect(r.stderr.contains("cannot bind \(gatewayTestNet).69:7420: address in use"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: runner.directory + "/gateways/gw-cli-exit"))
     }
 
     @Test func ctrlCCancelsTheCreationAndRemovesWhatWasMade() throws {
         let neverJoins = try BackgroundNode.fakeWarren("exec sleep 600")
         defer { try? FileManager.default.removeItem(atPath: neverJoins) }
-        let runner = try BackgroundNode(address: "127.0.0.64", gatewayBinary: neverJoins)
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).64", gatewayBinary: neverJoins)
         defer { runner.stop() }
         let create = try RunningWarren(
-            ["gateway", "create", "--project", "local", "--name", "gw-cli-int", "--address", "127.0.0.65", "--state-dir", runner.directory],
+            ["gateway", "create", "--project", "local", "--name", "gw-cli-int", "--address", "\(gatewayTestNet).65", "--state-dir", runner.directory],
             environment: [:])
         try #require(create.waitForStderr(containing: "booting:", seconds: 30), "\(create.stderr)")
         let pidText = try String(contentsOfFile: runner.directory + "/gateways/gw-cli-int/gateway.pid", encoding: .utf8)
@@ -172,7 +173,7 @@ import Testing
     }
 
     @Test func unknownBackendsAreRefusedByTheCLIAndByTheNode() throws {
-        let runner = try BackgroundNode(address: "127.0.0.66")
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).66")
         defer { runner.stop() }
         let flag = try runner.warren(["gateway", "create", "--project", "local", "--backend", "openstack"])
         #expect(flag.status == 2)
@@ -188,7 +189,7 @@ import Testing
     }
 
     @Test func awsWithoutCredentialsNamesTheVariables() throws {
-        let runner = try BackgroundNode(address: "127.0.0.66", port: 7421)
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).66", port: 7421)
         defer { runner.stop() }
         let r = try runner.warren(["gateway", "create", "--project", "local", "--backend", "aws"])
         #expect(r.status == 1)
@@ -206,7 +207,7 @@ import Testing
     }
 
     @Test func setBackendStoresTheKindAndCredentialsAsSecrets() throws {
-        let runner = try BackgroundNode(address: "127.0.0.67")
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).67")
         defer { runner.stop() }
         let env = ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1",
                    "WARREN_RELEASE_URL": "https://example.com/warren.tar.gz"]
@@ -217,7 +218,7 @@ import Testing
         #expect(Set(names) == ["WARREN_BACKEND", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "WARREN_RELEASE_URL"])
 
         // A name taken by a gateway of the mesh, or a local address for a cloud, is refused before anything is made.
-        let address = try runner.warren(["gateway", "create", "--project", "cloudy", "--address", "127.0.0.68"])
+        let address = try runner.warren(["gateway", "create", "--project", "cloudy", "--address", "\(gatewayTestNet).68"])
         #expect(address.status == 1)
         #expect(address.stderr.contains("--address is for the local backend"), "\(address.stderr)")
     }

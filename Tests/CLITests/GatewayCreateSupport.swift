@@ -172,3 +172,8 @@ final class RunningWarren: @unchecked Sendable {
         return (process.terminationStatus, out.text())
     }
 }
+
+/// The first three octets of the loopback addresses the gateway-create tests bind (fixed ports on
+/// them): a /24 of 127.0.0.0/8 picked at random once per test process.
+let gatewayTestNet = "127.\(Int.random(in: 1...254)).\(Int.random(in: 0...255))"
+
