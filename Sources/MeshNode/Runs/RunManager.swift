@@ -69,6 +69,8 @@ public actor RunManager {
         var url: String
         /// How long the app may take to listen, in seconds (nil: the node's default).
         var timeout: Double?
+        /// Each connection to the app starts with a PROXY protocol v2 header (nil: no header).
+        var proxyProtocol: Bool?
     }
 
     private let store: StateStore
@@ -143,7 +145,8 @@ public actor RunManager {
         let url = Self.url(for: binding)
         let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
-                            binding: binding, appPort: service.port.app, url: url, timeout: timeout)
+                            binding: binding, appPort: service.port.app, url: url, timeout: timeout,
+                            proxyProtocol: service.proxyProtocol ? true : nil)
         let record = RunRecord(
             id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
@@ -484,5 +487,10 @@ extension RunManager {
     public func serves(runID: String, appPort: Int) -> Bool {
         guard let record = records[runID], record.state == .running || record.state == .leasing else { return false }
         return details[runID]?.appPort == appPort
+    }
+
+    /// Whether the app of `runID` asked for a PROXY protocol v2 header on each connection.
+    public func sendsProxyHeader(runID: String) -> Bool {
+        details[runID]?.proxyProtocol == true
     }
 }
