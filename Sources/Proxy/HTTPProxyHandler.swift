@@ -387,6 +387,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        self.ingress.limits.countTimeout(.requestHead)
         self.answer(
             .requestTimeout,
             "the request head was not complete within \(timeout.nanoseconds / 1_000_000_000) s; send it whole, then retry\n",
@@ -404,6 +405,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let (handler, context) = bound.value
             handler.answerTimer = nil
             guard case .ready(_, _, let current) = handler.upstream, current == id, !handler.responseHeadSent else { return }
+            handler.ingress.limits.countTimeout(.answer)
             handler.answer(
                 .gatewayTimeout,
                 "service \"\(route.runID)\" did not answer: its app accepted the connection but sent no response "

@@ -133,6 +133,7 @@ struct GatewayHTTPTimeoutTests {
         #expect(received.hasPrefix("HTTP/1.1 408 Request Timeout"), "\(received.debugDescription)")
         #expect(received.contains("the request head was not complete within"), "\(received.debugDescription)")
         #expect(sent < head.utf8.count, "the whole head went out before the gateway answered")
+        #expect(lab.gateway.connectionCounts.requestHeadTimeouts == 1)
         await app.close()
         await lab.stop()
     }
@@ -148,6 +149,7 @@ struct GatewayHTTPTimeoutTests {
         let (status, response) = try await withTimeout(60) { try await TestClient.http(address, host: "quiet.example") }
         #expect(status == 504, "\(response)")
         #expect(response.contains("service \"run-1\" did not answer: its app accepted the connection but sent no response"), "\(response)")
+        #expect(lab.gateway.connectionCounts.answerTimeouts == 1)
         await silent.close()
         await lab.stop()
     }

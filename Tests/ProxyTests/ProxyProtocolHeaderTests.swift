@@ -49,3 +49,25 @@ import Testing
         #expect(EndpointText.parse("127.0.0.1:99999") == nil)
     }
 }
+
+/// The gateway's timeouts from the node's environment.
+@Suite struct ProxyConfigurationEnvironmentTests {
+    @Test func setTimeoutsReplaceTheDefaults() throws {
+        let configuration = try ProxyConfiguration(environment: [
+            "WARREN_PROXY_ANSWER_TIMEOUT_SECONDS": "600", "WARREN_PROXY_REQUEST_HEAD_TIMEOUT_SECONDS": "2.5",
+        ])
+        #expect(configuration.answerTimeout == .seconds(600))
+        #expect(configuration.requestHeadTimeout == .milliseconds(2500))
+        #expect(configuration.idleTimeout == ProxyConfiguration().idleTimeout)
+    }
+
+    @Test func aValueThatIsNotPositiveSecondsIsRefusedNamingIt() {
+        for bad in ["0", "-1", "ten", ""] {
+            #expect {
+                _ = try ProxyConfiguration(environment: ["WARREN_PROXY_IDLE_TIMEOUT_SECONDS": bad])
+            } throws: { error in
+                "\(error)".contains("WARREN_PROXY_IDLE_TIMEOUT_SECONDS=\"\(bad)\" is not a number of seconds above 0")
+            }
+        }
+    }
+}
