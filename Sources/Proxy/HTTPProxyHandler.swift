@@ -390,7 +390,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.ingress.limits.countTimeout(.requestHead)
         self.answer(
             .requestTimeout,
-            "the request head was not complete within \(timeout.nanoseconds / 1_000_000_000) s; send it whole, then retry\n",
+            "the request head was not complete within \(Self.seconds(timeout)) s; send it whole, then retry\n",
             context: context
         )
     }
@@ -409,7 +409,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             handler.answer(
                 .gatewayTimeout,
                 "service \"\(route.runID)\" did not answer: its app accepted the connection but sent no response "
-                    + "within \(timeout.nanoseconds / 1_000_000_000) s\n",
+                    + "within \(Self.seconds(timeout)) s\n",
                 context: context
             )
         }
@@ -418,6 +418,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func cancelAnswerTimer() {
         self.answerTimer?.cancel()
         self.answerTimer = nil
+    }
+
+    /// `30` for 30 s, `0.5` for 500 ms: a timeout as a person reads it.
+    static func seconds(_ amount: TimeAmount) -> String {
+        let seconds = Double(amount.nanoseconds) / 1e9
+        return seconds == seconds.rounded() ? "\(Int(seconds))" : "\(seconds)"
     }
 
     // MARK: Helpers

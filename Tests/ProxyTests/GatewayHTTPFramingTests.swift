@@ -131,7 +131,7 @@ struct GatewayHTTPTimeoutTests {
             }
         }
         #expect(received.hasPrefix("HTTP/1.1 408 Request Timeout"), "\(received.debugDescription)")
-        #expect(received.contains("the request head was not complete within"), "\(received.debugDescription)")
+        #expect(received.contains("the request head was not complete within 0.5 s"), "\(received.debugDescription)")
         #expect(sent < head.utf8.count, "the whole head went out before the gateway answered")
         #expect(lab.gateway.connectionCounts.requestHeadTimeouts == 1)
         await app.close()
@@ -148,7 +148,7 @@ struct GatewayHTTPTimeoutTests {
         let (lab, address) = try await Lab.hosting("quiet.example", app: silent, configuration: configuration)
         let (status, response) = try await withTimeout(60) { try await TestClient.http(address, host: "quiet.example") }
         #expect(status == 504, "\(response)")
-        #expect(response.contains("service \"run-1\" did not answer: its app accepted the connection but sent no response"), "\(response)")
+        #expect(response.contains("service \"run-1\" did not answer: its app accepted the connection but sent no response within 0.5 s"), "\(response)")
         #expect(lab.gateway.connectionCounts.answerTimeouts == 1)
         await silent.close()
         await lab.stop()
