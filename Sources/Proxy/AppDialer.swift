@@ -18,7 +18,10 @@ public struct AppDialer: Sendable {
     /// Connects to the app. Both `inbound` and the app channel get a splice half that holds bytes
     /// until `Splice.attach(inbound, app)`, so the caller can first answer the gateway (for
     /// instance with HEADERS). Fails with `ProxyError.appRefused` when nothing accepts.
-    public func dial(appPort: Int, for inbound: any Channel) -> EventLoopFuture<any Channel> {
+    ///
+    /// `preamble` (a PROXY protocol header) is written to the app before any byte of the client:
+    /// the future succeeds once it is written.
+    public func dial(appPort: Int, for inbound: any Channel, preamble: ByteBuffer? = nil) -> EventLoopFuture<any Channel> {
         let host = self.host
         return inbound.eventLoop.submit {
             try inbound.pipeline.syncOperations.addHandler(SpliceHandler(partner: nil))
@@ -34,6 +37,12 @@ public struct AppDialer: Sendable {
                     }
                 }
                 .connect(host: host, port: appPort)
+        }.flatMap { app in
+            guard let preamble else { return inbound.eventLoop.makeSucceededFuture(app) }
+            return app.writeAndFlush(preamble).map { app }.flatMapError { error in
+                app.close(promise: nil)
+                return inbound.eventLoop.makeFailedFuture(error)
+            }
         }.flatMapErrorThrowing { error in
             throw ProxyError.appRefused(port: appPort, reason: "\(error)")
         }

@@ -11,6 +11,7 @@ final class ConnectionLimits: Sendable {
         var routes: [Route: Int] = [:]
         var runners: [String: Int] = [:]
         var refusals: [String: Int] = [:]
+        var timeouts: [ProxyTimeout: Int] = [:]
     }
 
     private let state = NIOLockedValueBox(State())
@@ -70,6 +71,11 @@ final class ConnectionLimits: Sendable {
         }
     }
 
+    /// Counts an HTTP exchange the gateway ended because `timeout` ran out.
+    func countTimeout(_ timeout: ProxyTimeout) {
+        self.state.withLockedValue { $0.timeouts[timeout, default: 0] += 1 }
+    }
+
     /// What is held now and how many connections each kind of limit refused so far.
     var snapshot: ConnectionLimitsSnapshot {
         self.state.withLockedValue { state in
@@ -78,7 +84,9 @@ final class ConnectionLimits: Sendable {
                 upstreamConnections: state.routes.values.reduce(0, +),
                 refusedByClientLimit: state.refusals["client", default: 0],
                 refusedByRouteLimit: state.refusals["route", default: 0],
-                refusedByRunnerLimit: state.refusals["runner", default: 0]
+                refusedByRunnerLimit: state.refusals["runner", default: 0],
+                requestHeadTimeouts: state.timeouts[.requestHead, default: 0],
+                answerTimeouts: state.timeouts[.answer, default: 0]
             )
         }
     }
@@ -93,4 +101,14 @@ public struct ConnectionLimitsSnapshot: Sendable, Equatable {
     public var refusedByClientLimit: Int
     public var refusedByRouteLimit: Int
     public var refusedByRunnerLimit: Int
+    /// Clients answered `408`: their request head was not complete in time.
+    public var requestHeadTimeouts: Int = 0
+    /// Clients answered `504`: the app accepted but sent no response head in time.
+    public var answerTimeouts: Int = 0
+}
+
+/// The HTTP timeouts that end an exchange with an answer from the gateway.
+enum ProxyTimeout: Hashable {
+    case requestHead
+    case answer
 }

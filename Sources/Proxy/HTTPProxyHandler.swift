@@ -44,6 +44,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An error answer was sent: ignore the rest of the request, close when written.
     private var answered = false
     private var readPending = false
+    /// Bounds the wait for the app's response head once the whole request is with the app.
+    private var answerTimer: Scheduled<Void>?
 
     init(ingress: IngressContext, headTimer: RequestHeadTimeoutHandler,
          decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
@@ -117,6 +119,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end(let trailers):
             self.requestInFlight = false
             self.forward(.end(trailers), route: nil, context: context)
+            self.startAnswerTimer(context: context)
         }
     }
 
@@ -215,6 +218,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             for part in self.pending { channel.write(part, promise: nil) }
             self.pending = []
             channel.flush()
+            self.startAnswerTimer(context: context)
             self.resumeReadingIfPossible(context: context)
         case .failure(let error):
             self.upstream = .none
@@ -256,6 +260,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let event = event as? UpstreamHTTPEvent else {
             switch event {
+            case let expired as RequestHeadTimeoutHandler.Expired:
+                self.requestHeadTimedOut(after: expired.timeout, context: context)
             case ChannelEvent.inputClosed where self.answered || (!self.requestInFlight && !self.responseInFlight):
                 context.close(promise: nil)
             case ChannelEvent.inputClosed:
@@ -275,6 +281,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.resumeReadingIfPossible(context: context)
         case .closed(let id) where id == current:
             self.upstream = .none
+            self.cancelAnswerTimer()
             if self.responseInFlight || self.upgrading {
                 if self.responseHeadSent || self.upgrading {
                     // What the service sent before it went is delivered first: an empty body
@@ -298,6 +305,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !self.answered else { return }
         switch part {
         case .head(var head):
+            self.cancelAnswerTimer()
             self.responseHeadSent = true
             if head.status == .switchingProtocols && self.upgradeRequested {
                 self.upgrading = true
@@ -344,6 +352,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.cancelAnswerTimer()
         let previous = self.upstream
         self.upstream = .none
         if case .ready(_, let channel, _) = previous { channel.close(promise: nil) }
@@ -367,6 +376,56 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
+    // MARK: Timeouts
+
+    /// A request head that began did not end in time (a slow or stalled client).
+    private func requestHeadTimedOut(after timeout: TimeAmount, context: ChannelHandlerContext) {
+        guard !self.answered else { return }
+        guard !self.responseInFlight else {
+            // A pipelined head is late while a response is being relayed: no status line can be
+            // put in the middle of it.
+            context.close(promise: nil)
+            return
+        }
+        self.ingress.limits.countTimeout(.requestHead)
+        self.answer(
+            .requestTimeout,
+            "the request head was not complete within \(Self.seconds(timeout)) s; send it whole, then retry\n",
+            context: context
+        )
+    }
+
+    /// Starts the answer timeout once the whole request is written to a connected app.
+    private func startAnswerTimer(context: ChannelHandlerContext) {
+        guard self.answerTimer == nil, !self.answered, !self.requestInFlight, self.responseInFlight, !self.responseHeadSent,
+              case .ready(let route, _, let id) = self.upstream else { return }
+        let timeout = self.ingress.configuration.answerTimeout
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.answerTimer = context.eventLoop.scheduleTask(in: timeout) {
+            let (handler, context) = bound.value
+            handler.answerTimer = nil
+            guard case .ready(_, _, let current) = handler.upstream, current == id, !handler.responseHeadSent else { return }
+            handler.ingress.limits.countTimeout(.answer)
+            handler.answer(
+                .gatewayTimeout,
+                "service \"\(route.runID)\" did not answer: its app accepted the connection but sent no response "
+                    + "within \(Self.seconds(timeout)) s\n",
+                context: context
+            )
+        }
+    }
+
+    private func cancelAnswerTimer() {
+        self.answerTimer?.cancel()
+        self.answerTimer = nil
+    }
+
+    /// `30` for 30 s, `0.5` for 500 ms: a timeout as a person reads it.
+    static func seconds(_ amount: TimeAmount) -> String {
+        let seconds = Double(amount.nanoseconds) / 1e9
+        return seconds == seconds.rounded() ? "\(Int(seconds))" : "\(seconds)"
+    }
+
     // MARK: Helpers
 
     /// Answers the current request with a short plain-text body, then closes the connection.
@@ -378,6 +437,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ) {
         self.answered = true
         self.headTimer.cancel()
+        self.cancelAnswerTimer()
         self.ingress.logger.debug(
             "answering from the gateway",
             metadata: ["http.status": "\(status.code)", "listen.address": "\(self.ingress.address)"]

@@ -46,6 +46,7 @@ struct IngressContext: Sendable {
         self.connector.connect(
             to: route,
             clientAddress: client.remoteAddress,
+            serverAddress: client.localAddress,
             on: eventLoop,
             initializer: initializer
         ).hop(to: eventLoop).whenComplete { result in

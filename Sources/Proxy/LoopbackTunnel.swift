@@ -20,6 +20,7 @@ public struct LoopbackTunnelConnector: UpstreamConnector {
     public func connect(
         to route: Route,
         clientAddress: SocketAddress?,
+        serverAddress: SocketAddress?,
         on eventLoop: any EventLoop,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel> {

@@ -6,9 +6,14 @@ public import NIOCore
 public struct ProxyConfiguration: Sendable {
     /// A connection with no byte read or written for this long is closed.
     public var idleTimeout: TimeAmount = .seconds(300)
-    /// On a shared port: a request head that has started must be complete within this time, or
-    /// the connection is closed (a client that sends part of a head and stalls).
+    /// On HTTP (shared ports, and exclusive ports whose client speaks HTTP/1.x): a request head
+    /// that has started must be complete within this time, counted from its first byte however
+    /// slowly the rest comes; then the client gets `408` and the connection closes.
     public var requestHeadTimeout: TimeAmount = .seconds(30)
+    /// On HTTP: once the whole request is with the app, the app's response head must start within
+    /// this time; then the client gets `504` and the app's connection is closed. Below
+    /// `idleTimeout`, so that a client waiting for a silent app is told why.
+    public var answerTimeout: TimeAmount = .seconds(120)
     /// Largest HTTP request head (all header names and values); larger answers 431.
     public var maxHeaderBytes: Int = 32 * 1024
     /// Largest TLS ClientHello read to find the SNI name; larger closes the connection.

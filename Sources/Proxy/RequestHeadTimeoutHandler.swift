@@ -2,9 +2,10 @@
 
 import NIOCore
 
-/// Sits before the HTTP request decoder of a shared port and closes the connection when a request
-/// head has started to arrive but is not complete within `timeout` (a client that sends part of a
-/// head and stalls). The clock starts at the first byte read while a head is awaited, so an idle
+/// Sits before the HTTP request decoder and reports `Expired` (which `HTTPProxyHandler` answers
+/// with `408`) when a request head has started to arrive but is not complete within `timeout`: a
+/// client that sends part of a head and stalls, or sends it a byte at a time. The clock starts at
+/// the first byte read while a head is awaited and is not reset by later bytes, so an idle
 /// keep-alive connection is left to the idle timeout. `HTTPProxyHandler` reports the heads and
 /// the ends of requests.
 ///
@@ -12,6 +13,11 @@ import NIOCore
 /// timed; the idle timeout still bounds it.
 final class RequestHeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+
+    /// The user inbound event sent down the pipeline when a head is late.
+    struct Expired: Sendable {
+        let timeout: TimeAmount
+    }
 
     private let timeout: TimeAmount
     private var awaitingHead = true
@@ -23,9 +29,11 @@ final class RequestHeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHa
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if self.awaitingHead && self.timer == nil {
-            let channel = context.channel
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
-                channel.close(promise: nil)
+                let (handler, context) = bound.value
+                handler.timer = nil
+                context.fireUserInboundEventTriggered(Expired(timeout: handler.timeout))
             }
         }
         context.fireChannelRead(data)

@@ -12,10 +12,14 @@ public import NIOCore
 /// `ProxyError.upstreamNotConnected` (no link to the runner) and `ProxyError.upstreamRefused`
 /// (the app refused). The channel may live on another event loop than `eventLoop`; the Proxy's
 /// handlers only talk to it through thread-safe `Channel` calls.
+///
+/// `clientAddress` is the client's address and `serverAddress` the gateway address it reached:
+/// what the runner puts in the PROXY protocol header of a service that asked for one.
 public protocol UpstreamConnector: Sendable {
     func connect(
         to route: Route,
         clientAddress: SocketAddress?,
+        serverAddress: SocketAddress?,
         on eventLoop: any EventLoop,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel>

@@ -268,3 +268,18 @@ private func onlyIssue(_ yaml: String, secrets: SecretValues = guideSecrets, env
         #expect(Suggestion.nearest(to: "zzzzzz", in: ["commands", "port"]) == nil)
     }
 }
+
+@Suite struct ProxyProtocolOption {
+    @Test func offUnlessTheFileAsks() throws {
+        let base = "type: service\nport: 8000\ncommands:\n  - ./serve\n"
+        #expect(try parse(base).proxyProtocol == false)
+        #expect(try parse(base + "proxy_protocol: true\n").proxyProtocol == true)
+        #expect(try parse(base + "proxy_protocol: false\n").proxyProtocol == false)
+    }
+
+    @Test func aValueThatIsNotABooleanIsRefusedNamingIt() throws {
+        let issue = try onlyIssue("type: service\nport: 8000\ncommands:\n  - ./serve\nproxy_protocol: v2\n")
+        #expect(issue.line == 5)
+        #expect(issue.message.contains("`proxy_protocol` must be true or false, not `v2`"), "\(issue.message)")
+    }
+}

@@ -30,7 +30,7 @@ struct GatewayHTTPFramingTests {
         var configuration = ProxyConfiguration()
         configuration.requestHeadTimeout = .milliseconds(300)
         let (lab, address) = try await Lab.hosting("a.example", app: app, configuration: configuration)
-        // Half a head, then silence: the gateway closes (the idle timeout is 300 s).
+        // Half a head, then silence: the gateway answers 408 and closes (the idle timeout is 300 s).
         let received = try await withTimeout(60) {
             let connection = try await TestClient.connect(address)
             return try await connection.executeThenClose { inbound, outbound in
@@ -40,7 +40,7 @@ struct GatewayHTTPFramingTests {
                 return received
             }
         }
-        #expect(received.readableBytes == 0)
+        #expect(String(buffer: received).hasPrefix("HTTP/1.1 408 Request Timeout"), "\(String(buffer: received).debugDescription)")
         await app.close()
         await lab.stop()
     }
@@ -96,4 +96,78 @@ final class RawHTTPApp: ChannelInboundHandler {
         }
         context.flush()
     }
+}
+
+/// Timeouts a slow client or a silent app cannot stretch, with short injected values.
+@Suite("Gateway: HTTP timeouts", .timeLimit(.minutes(3)))
+struct GatewayHTTPTimeoutTests {
+    @Test func aHeadSentAByteAtATimeGets408WhenItsTimeIsUp() async throws {
+        let app = try await TestServer.http(name: "app")
+        var configuration = ProxyConfiguration()
+        configuration.requestHeadTimeout = .milliseconds(500)
+        let (lab, address) = try await Lab.hosting("a.example", app: app, configuration: configuration)
+        // 600 bytes at one per 50 ms would take 30 s: each byte is progress, but the head's time
+        // counts from its first byte.
+        let head = "GET /hello HTTP/1.1\r\nHost: a.example\r\nX-Pad: \(String(repeating: "a", count: 550))\r\n\r\n"
+        let (received, sent) = try await withTimeout(60) {
+            let connection = try await TestClient.connect(address)
+            return try await connection.executeThenClose { inbound, outbound in
+                let writer = Task {
+                    var sent = 0
+                    for byte in head.utf8 {
+                        guard (try? await outbound.write(ByteBuffer(bytes: [byte]))) != nil else { break }
+                        sent += 1
+                        try? await Task.sleep(for: .milliseconds(50))
+                        if Task.isCancelled { break }
+                    }
+                    return sent
+                }
+                var received = ""
+                do {
+                    for try await chunk in inbound { received += String(buffer: chunk) }
+                } catch {}  // a reset after the answer is a close too
+                writer.cancel()
+                return (received, await writer.value)
+            }
+        }
+        #expect(received.hasPrefix("HTTP/1.1 408 Request Timeout"), "\(received.debugDescription)")
+        #expect(received.contains("the request head was not complete within 0.5 s"), "\(received.debugDescription)")
+        #expect(sent < head.utf8.count, "the whole head went out before the gateway answered")
+        #expect(lab.gateway.connectionCounts.requestHeadTimeouts == 1)
+        await app.close()
+        await lab.stop()
+    }
+
+    @Test func anAppThatAcceptsButNeverAnswersGets504() async throws {
+        // Reads requests and never answers.
+        let silent = try await TestServer.start { channel in
+            try channel.pipeline.syncOperations.addHandler(SilentApp())
+        }
+        var configuration = ProxyConfiguration()
+        configuration.answerTimeout = .milliseconds(500)
+        let (lab, address) = try await Lab.hosting("quiet.example", app: silent, configuration: configuration)
+        let (status, response) = try await withTimeout(60) { try await TestClient.http(address, host: "quiet.example") }
+        #expect(status == 504, "\(response)")
+        #expect(response.contains("service \"run-1\" did not answer: its app accepted the connection but sent no response within 0.5 s"), "\(response)")
+        #expect(lab.gateway.connectionCounts.answerTimeouts == 1)
+        await silent.close()
+        await lab.stop()
+    }
+
+    @Test func anAppThatAnswersInTimeIsNotCutOff() async throws {
+        let app = try await TestServer.http(name: "app")
+        var configuration = ProxyConfiguration()
+        configuration.answerTimeout = .seconds(30)
+        let (lab, address) = try await Lab.hosting("a.example", app: app, configuration: configuration)
+        let (status, response) = try await withTimeout(60) { try await TestClient.http(address, host: "a.example") }
+        #expect(status == 200, "\(response)")
+        await app.close()
+        await lab.stop()
+    }
+}
+
+/// Reads and drops everything; never writes.
+final class SilentApp: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }

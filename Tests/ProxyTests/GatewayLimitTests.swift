@@ -61,6 +61,7 @@ final class SilentConnector: UpstreamConnector, Sendable {
     func connect(
         to route: Route,
         clientAddress: SocketAddress?,
+        serverAddress: SocketAddress?,
         on eventLoop: any EventLoop,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel> {

@@ -31,6 +31,7 @@ final class PreconnectedConnector: UpstreamConnector {
     func connect(
         to route: Route,
         clientAddress: SocketAddress?,
+        serverAddress: SocketAddress?,
         on eventLoop: any EventLoop,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel> {

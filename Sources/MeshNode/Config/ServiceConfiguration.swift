@@ -23,6 +23,9 @@ public struct ServiceConfiguration: Sendable, Equatable, Codable {
     /// A domain that routes to this service by host name (Host header / TLS SNI).
     public var domain: ResolvedString?
     public var workingDirectory: String?
+    /// `proxy_protocol: true`: each connection to the app starts with a PROXY protocol v2 header
+    /// naming the client's address and port and the gateway address it reached.
+    public var proxyProtocol: Bool
     /// dstack fields that Warren accepts but does not act on, with a line to tell the user.
     public var ignoredFields: [String]
 
@@ -30,7 +33,7 @@ public struct ServiceConfiguration: Sendable, Equatable, Codable {
         name: String? = nil, gateway: ResolvedString?, port: PortMapping, setup: [ResolvedString] = [],
         commands: [ResolvedString], env: [EnvironmentVariable] = [], python: String? = nil,
         image: String? = nil, domain: ResolvedString? = nil, workingDirectory: String? = nil,
-        ignoredFields: [String] = []
+        proxyProtocol: Bool = false, ignoredFields: [String] = []
     ) {
         self.name = name
         self.gateway = gateway
@@ -42,6 +45,7 @@ public struct ServiceConfiguration: Sendable, Equatable, Codable {
         self.image = image
         self.domain = domain
         self.workingDirectory = workingDirectory
+        self.proxyProtocol = proxyProtocol
         self.ignoredFields = ignoredFields
     }
 }

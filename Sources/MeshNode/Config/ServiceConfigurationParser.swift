@@ -5,7 +5,7 @@ internal import Yams
 /// with one that is not valid: every problem with its file, line and column.
 public struct ServiceConfigurationParser: Sendable {
     /// Fields Warren understands.
-    static let supportedFields = ["type", "name", "gateway", "port", "commands", "env", "python", "image", "setup", "domain", "working_dir"]
+    static let supportedFields = ["type", "name", "gateway", "port", "commands", "env", "python", "image", "setup", "domain", "working_dir", "proxy_protocol"]
     /// dstack fields that Warren accepts and does not act on (machine selection, autoscaling, …):
     /// a file written for dstack still parses.
     static let ignoredDstackFields = [
@@ -80,6 +80,7 @@ private struct Reader {
         var type: String?, name: String?, gateway: ResolvedString?, port: PortMapping?
         var commands: [ResolvedString]?, setup: [ResolvedString] = [], env: [EnvironmentVariable] = []
         var python: String?, image: String?, domain: ResolvedString?, workingDirectory: String?
+        var proxyProtocol = false
         var ignored: [String] = []
 
         for (keyNode, value) in fields {
@@ -114,6 +115,13 @@ private struct Reader {
             case "image": image = plainString(value, field: key)
             case "domain": domain = resolvedString(value, field: key)
             case "working_dir": workingDirectory = plainString(value, field: key)
+            case "proxy_protocol":
+                if let flag = value.bool, value.scalar?.style == .plain {
+                    proxyProtocol = flag
+                } else {
+                    issue(at: value, "`proxy_protocol` must be true or false, not \(describe(value)); "
+                        + "true starts each connection to the app with a PROXY protocol v2 header")
+                }
             case _ where ServiceConfigurationParser.ignoredDstackFields.contains(key): ignored.append(key)
             default:
                 let known = ServiceConfigurationParser.supportedFields + ServiceConfigurationParser.ignoredDstackFields
@@ -144,7 +152,8 @@ private struct Reader {
         guard issues.isEmpty, let port, let commands else { return nil }
         return ServiceConfiguration(
             name: name, gateway: gateway, port: port, setup: setup, commands: commands, env: env,
-            python: python, image: image, domain: domain, workingDirectory: workingDirectory, ignoredFields: ignored)
+            python: python, image: image, domain: domain, workingDirectory: workingDirectory,
+            proxyProtocol: proxyProtocol, ignoredFields: ignored)
     }
 
     // MARK: Values

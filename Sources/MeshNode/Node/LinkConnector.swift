@@ -8,14 +8,16 @@ struct LinkConnector: UpstreamConnector {
     let pool: LinkPool
 
     func connect(
-        to route: Route, clientAddress: SocketAddress?, on eventLoop: any EventLoop,
+        to route: Route, clientAddress: SocketAddress?, serverAddress: SocketAddress?, on eventLoop: any EventLoop,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel> {
         guard let peer = NodeID(route.upstream), let link = pool.existing(peer) else {
             return eventLoop.makeFailedFuture(ProxyError.upstreamNotConnected(route))
         }
         var headers = [(":path", "/proxy"), ("warren-app-port", String(route.appPort)), ("warren-run", route.runID)]
-        if let clientAddress { headers.append(("warren-client", "\(clientAddress)")) }
+        // For the PROXY protocol header of a service that asked for one (the runner knows which).
+        if let client = clientAddress.flatMap(EndpointText.format) { headers.append(("warren-client", client)) }
+        if let server = serverAddress.flatMap(EndpointText.format) { headers.append(("warren-server", server)) }
         let promise = eventLoop.makePromise(of: (any Channel).self)
         promise.completeWithTask { [headers] in
             do {

@@ -58,7 +58,7 @@ public final class NodeAgent: Sendable {
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
-        let (gatewayLeases, ingress) = Self.gatewayRole(o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
+        let (gatewayLeases, ingress) = try Self.gatewayRole(o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
 
         let supervisor = RunSupervisor(stateDirectory: o.stateDirectory, logger: logger)
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
@@ -242,9 +242,11 @@ public final class NodeAgent: Sendable {
     /// kept in step with them. Nil for a node that is not a gateway.
     static func gatewayRole(
         _ o: AgentOptions, id: NodeID, name: String, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
-    ) -> (GatewayLeases?, GatewayIngress?) {
+    ) throws -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
-        let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
+        let proxy = GatewayIngress(
+            group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool),
+            configuration: try ProxyConfiguration(environment: ProcessInfo.processInfo.environment), logger: logger)
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])
         var hooks = GatewayLeases.Hooks(

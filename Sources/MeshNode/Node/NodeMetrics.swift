@@ -17,14 +17,17 @@ struct NodeMetrics {
     private let runPaths: [RunPath.State: Gauge] = Dictionary(
         uniqueKeysWithValues: RunPath.State.allCases.map { ($0, Gauge(label: "warren_runs", dimensions: [("path", $0.rawValue)])) })
     private let linkMeter = LinkMeter()
-    /// A gateway's public connections, its connections to apps (link streams), and the connections
-    /// its caps turned away (503 + Retry-After on HTTP, closed on TCP), by the cap that did.
+    /// A gateway's public connections, its connections to apps (link streams), the connections
+    /// its caps turned away (503 + Retry-After on HTTP, closed on TCP), by the cap that did, and
+    /// the HTTP exchanges its timeouts ended (408: request head; 504: the app's answer).
     private let proxyClients = Gauge(label: "warren_proxy_client_connections")
     private let proxyUpstreams = Gauge(label: "warren_proxy_upstream_connections")
     private let proxyRefused: [(counter: Counter, read: @Sendable (ConnectionLimitsSnapshot) -> Int)] = [
         (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "client")]), { $0.refusedByClientLimit }),
         (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "route")]), { $0.refusedByRouteLimit }),
         (Counter(label: "warren_proxy_refused_total", dimensions: [("limit", "runner")]), { $0.refusedByRunnerLimit }),
+        (Counter(label: "warren_proxy_timeouts_total", dimensions: [("timeout", "request_head")]), { $0.requestHeadTimeouts }),
+        (Counter(label: "warren_proxy_timeouts_total", dimensions: [("timeout", "answer")]), { $0.answerTimeouts }),
     ]
     /// Monotonic totals, exported as Prometheus counters (`rate()` works on them): each sample
     /// adds what the source counted since the previous one.

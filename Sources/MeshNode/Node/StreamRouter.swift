@@ -60,8 +60,20 @@ actor StreamRouter {
             guard let runs, let port = headers.first(where: { $0.0 == "warren-app-port" }).flatMap({ Int($0.1) }),
                   let runID = headers.first(where: { $0.0 == "warren-run" })?.1,
                   await runs.serves(runID: runID, appPort: port) else { return 403 }
+            var preamble: ByteBuffer?
+            if await runs.sendsProxyHeader(runID: runID) {
+                // The app parses a header on every connection: one that can't be made is no connection.
+                guard let client = headers.first(where: { $0.0 == "warren-client" }).flatMap({ EndpointText.parse($0.1) }),
+                      let server = headers.first(where: { $0.0 == "warren-server" }).flatMap({ EndpointText.parse($0.1) }),
+                      let header = ProxyProtocolHeader(source: client, destination: server) else {
+                    logger.warning("a proxied connection came without client addresses; its run wants a PROXY header",
+                                   metadata: ["run.id": "\(runID)", "peer": "\(peer)"])
+                    return 400
+                }
+                preamble = header.bytes
+            }
             do {
-                let app = try await AppDialer().dial(appPort: port, for: stream.channel).get()
+                let app = try await AppDialer().dial(appPort: port, for: stream.channel, preamble: preamble).get()
                 Splice.attach(stream.channel, app)
                 return 200
             } catch {

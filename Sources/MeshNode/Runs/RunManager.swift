@@ -87,6 +87,8 @@ public actor RunManager {
         var allBindings: [Binding] { bindings ?? [binding] }
         /// The domain the run claims mesh-wide: the host it is routed by, if any.
         var domain: String? { binding.host }
+        /// Each connection to the app starts with a PROXY protocol v2 header (nil: no header).
+        var proxyProtocol: Bool?
     }
 
     private let store: StateStore
@@ -173,7 +175,8 @@ public actor RunManager {
         let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
                             binding: binding, appPort: service.port.app, url: url, timeout: timeout,
-                            bindings: bindings.count > 1 ? bindings : nil, claimedAt: binding.host == nil ? nil : now)
+                            bindings: bindings.count > 1 ? bindings : nil, claimedAt: binding.host == nil ? nil : now,
+                            proxyProtocol: service.proxyProtocol ? true : nil)
         let record = RunRecord(
             id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
@@ -622,5 +625,10 @@ extension RunManager {
     public func serves(runID: String, appPort: Int) -> Bool {
         guard let record = records[runID], record.state == .running || record.state == .leasing else { return false }
         return details[runID]?.appPort == appPort
+    }
+
+    /// Whether the app of `runID` asked for a PROXY protocol v2 header on each connection.
+    public func sendsProxyHeader(runID: String) -> Bool {
+        details[runID]?.proxyProtocol == true
     }
 }
