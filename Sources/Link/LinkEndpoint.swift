@@ -297,6 +297,7 @@ public final class LinkEndpoint: Sendable {
                         }
                         guard reverseTaken.withLockedValue({ taken in defer { taken = true }; return !taken }) else { return 409 }
                         do {
+                            try await stream.channel.pipeline.addHandler(ReadReentryGuard()).get()
                             let multiplexer = try await stream.channel.configureHTTP2Pipeline(
                                 mode: .client, connectionConfiguration: Self.connectionConfiguration(configuration),
                                 streamConfiguration: Self.streamConfiguration(configuration),
@@ -343,6 +344,7 @@ public final class LinkEndpoint: Sendable {
                             let streamSync = stream.pipeline.syncOperations
                             try streamSync.addHandler(LinkStreamCounter(traffic: traffic))
                             try streamSync.addHandler(LinkStreamHandler(role: .opener(headers: request, answered: answered), logger: logger))
+                            try streamSync.addHandler(ReadReentryGuard())
                             _ = try streamSync.configureHTTP2Pipeline(
                                 mode: .server,
                                 connectionConfiguration: Self.connectionConfiguration(configuration),
