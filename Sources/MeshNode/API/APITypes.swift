@@ -279,6 +279,9 @@ public struct RunPath: Codable, Sendable, Equatable, CustomStringConvertible {
         case lost
         /// The gateway refused the binding for good (`lastError` says why).
         case refused
+        /// The gateway left the mesh: deleted, removed, or its node stopped (`lastError` says
+        /// which). Renewals go on, so the run serves again if the same gateway comes back.
+        case gone
     }
 
     public var state: State
@@ -304,6 +307,7 @@ public struct RunPath: Codable, Sendable, Equatable, CustomStringConvertible {
             return "gateway unreachable since \(Self.time(since))" + (lastError.map { " (retrying, last error: \($0))" } ?? "")
         case .lost: return "lease lost to run \(holder ?? "?")"
         case .refused: return "refused: \(lastError ?? "?")"
+        case .gone: return lastError ?? "the gateway left the mesh"
         }
     }
 

@@ -55,6 +55,11 @@ actor MeshView {
         gateways.first { $0.value.address == address }.map { ($0.key, $0.value) }
     }
 
+    /// The gateway that announced `address`, removed from the mesh or not: to say what became of it.
+    func announcedGateway(address: String) -> (id: NodeID, entry: GatewayEntry, removed: Bool)? {
+        announced.first { $0.value.address == address }.map { ($0.key, $0.value, removed.contains($0.key)) }
+    }
+
     /// Live leases as gossip has them, but none held by a removed node; only those `author` wrote
     /// when given (a gateway never takes another node's word for what it granted).
     func leaseTable(now: Date = Date(), authoredBy author: NodeID? = nil) -> LeaseTable {
@@ -64,10 +69,12 @@ actor MeshView {
         return LeaseTable(leases: live.values.sorted { $0.binding.port < $1.binding.port })
     }
 
-    /// The gateways for `gateway list`, with their members' states.
+    /// The gateways for `gateway list`, with their members' states. A gateway whose member gossip
+    /// has forgotten (it left or died longer ago than `GossipConfig.deadMemberRetention`) is not
+    /// listed: its announcement stays in the replica, but it names a machine that is gone.
     func gatewayInfos(members: [NodeID: String]) -> [GatewayInfo] {
         let live = leaseTable().leases
-        return gateways.sorted { $0.value.name < $1.value.name }.map { id, g in
+        return gateways.filter { members[$0.key] != nil }.sorted { $0.value.name < $1.value.name }.map { id, g in
             GatewayInfo(
                 name: g.name, address: g.address, domains: g.domains, node: id.description, backend: g.backend, region: g.region,
                 status: members[id] ?? "unknown",

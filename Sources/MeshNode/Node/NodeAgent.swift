@@ -71,7 +71,16 @@ public final class NodeAgent: Sendable {
                 secrets: { project in try await secrets.values(project: project) },
                 gateways: { await view.knownGateways },
                 leases: { await view.leaseTable() },
-                authority: authority),
+                authority: authority,
+                departure: { address in
+                    guard let (id, g, removed) = await view.announcedGateway(address: address) else { return nil }
+                    if removed { return "gateway \(g.name) was deleted (removed from the mesh)" }
+                    switch await mesh.member(id)?.state {
+                    case .left: return "gateway \(g.name) left the mesh (deleted, or its node stopped)"
+                    case nil: return "gateway \(g.name) is gone: the mesh forgot it after it left"
+                    default: return nil
+                    }
+                }),
             logger: logger)
 
         await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
@@ -131,7 +140,17 @@ public final class NodeAgent: Sendable {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
                 return await view.gatewayInfos(members: states)
             },
-            leases: { await view.leaseTable().leases.map { LeaseInfo($0) } },
+            leases: {
+                // A run of this node that ended has released its lease (`stop` waits for the
+                // gateway's answer): gossip's copy may lag, so it no longer counts here.
+                let me = identity.id.description
+                var shown: [LeaseInfo] = []
+                for lease in await view.leaseTable().leases {
+                    if lease.holder == me, !(await runs.isActive(lease.runID)) { continue }
+                    shown.append(LeaseInfo(lease))
+                }
+                return shown
+            },
             secrets: secrets, runs: runs)
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         api.provisioner = provisioner
@@ -230,7 +249,7 @@ public final class NodeAgent: Sendable {
         _ o: AgentOptions, id: NodeID, name: String, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
     ) -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
-        let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool), logger: logger)
+        let proxy = GatewayIngress(group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool, localID: id), logger: logger)
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])
         let leases = GatewayLeases(

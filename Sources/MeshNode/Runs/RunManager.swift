@@ -27,14 +27,19 @@ public actor RunManager {
         /// asked; the longest bounds how late a run notices the gateway is back.
         public var retryInitial: Duration
         public var retryCap: Duration
+        /// Why the gateway at an address is gone from the mesh ("gateway G was deleted"), or nil
+        /// while it is a member (merely unreachable, or unknown yet). Asked after a failed call.
+        public var departure: @Sendable (_ address: String) async -> String?
 
         public init(
             nodeID: String, secrets: @escaping @Sendable (String) async throws -> SecretValues,
             gateways: @escaping @Sendable () async -> [KnownGateway], leases: @escaping @Sendable () async -> LeaseTable,
             authority: any LeaseAuthority, lookup: @escaping GatewayResolver.Lookup = GatewayResolver.systemLookup,
             portTimeout: Duration = .seconds(60), renewInterval: Duration = .seconds(LeaseTable.defaultTTL / 3),
-            retryInitial: Duration = .milliseconds(500), retryCap: Duration = Context.defaultRetryCap
+            retryInitial: Duration = .milliseconds(500), retryCap: Duration = Context.defaultRetryCap,
+            departure: @escaping @Sendable (String) async -> String? = { _ in nil }
         ) {
+            self.departure = departure
             self.retryInitial = retryInitial
             self.retryCap = retryCap
             self.nodeID = nodeID
@@ -82,6 +87,9 @@ public actor RunManager {
     /// node's current attempts (a restarted node starts them over).
     private var waiting: [String: String] = [:]
     private var paths: [String: RunPath] = [:]
+    /// Gateways this node deleted, name by address: its runs bound to one say so at once, without
+    /// waiting for a renewal to fail or for gossip to tell.
+    private var deletedGateways: [String: String] = [:]
 
     public init(store: StateStore, supervisor: RunSupervisor, context: Context, logger: Logger) {
         self.store = store
@@ -202,13 +210,19 @@ public actor RunManager {
         while !Task.isCancelled {
             do {
                 _ = try await context.authority.grant(request)
+                deletedGateways[request.binding.address] = nil
                 return true
             } catch {
                 if Task.isCancelled { return false }
                 if await refused(request, error) { return false }
                 let text = "\(error)"
-                waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))"
-                setPath(id, .pending, lastError: text)
+                if let gone = await departure(request.binding.address) {
+                    waiting[id] = "gateway \(request.binding.address), but \(gone) (retrying in case it comes back)"
+                    setPath(id, .gone, lastError: gone)
+                } else {
+                    waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))"
+                    setPath(id, .pending, lastError: text)
+                }
                 logger.info("the gateway can't be asked for the binding; will retry", metadata: [
                     "run.id": "\(id)", "lease.binding": "\(request.binding)", "error": "\(text)",
                 ])
@@ -278,6 +292,7 @@ public actor RunManager {
                 _ = try await context.authority.grant(request)
                 failures = 0
                 waiting[id] = nil
+                deletedGateways[request.binding.address] = nil
                 setPath(id, .serving)
             } catch let conflict as LeaseConflict {
                 // Someone else holds it now (we were gone too long): this run can no longer serve.
@@ -292,9 +307,35 @@ public actor RunManager {
                 return
             } catch {
                 // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
+                // One that left the mesh says so: its URL is dead until the gateway comes back.
                 failures += 1
-                setPath(id, .unreachable, lastError: "\(error)")
+                if let gone = await departure(request.binding.address) {
+                    setPath(id, .gone, lastError: gone)
+                } else {
+                    setPath(id, .unreachable, lastError: "\(error)")
+                }
                 logger.debug("lease renewal failed; will retry", metadata: ["run.id": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Why the gateway at `address` is gone, if it is: deleted by this node, or gone from the mesh.
+    private func departure(_ address: String) async -> String? {
+        if let name = deletedGateways[address] { return "gateway \(name) was deleted" }
+        return await context.departure(address)
+    }
+
+    /// This node deleted the gateway `name` at `address` (`warren gateway delete`): its runs bound
+    /// to it say so now, and drop their dead URL. They keep renewing, so a gateway made again at
+    /// the same address serves them again.
+    public func gatewayDeleted(name: String, address: String) {
+        deletedGateways[address] = name
+        for r in records.values where r.state.isActive && r.state != .stopping && details[r.id]?.binding.address == address {
+            if r.state == .running {
+                setPath(r.id, .gone, lastError: "gateway \(name) was deleted")
+            } else {
+                waiting[r.id] = "gateway \(address), but gateway \(name) was deleted (retrying in case it comes back)"
+                setPath(r.id, .gone, lastError: "gateway \(name) was deleted")
             }
         }
     }
@@ -408,7 +449,7 @@ public actor RunManager {
         let d = details[r.id]
         return RunInfo(
             id: r.id, name: r.name, project: r.project, state: r.state, gateway: d?.binding.address,
-            url: r.state == .running ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
+            url: r.state == .running && paths[r.id]?.state != .gone ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
             host: d?.binding.host, node: context.nodeID, exitCode: r.exitCode, error: r.detail, created: r.createdAt,
             waitingFor: r.state.isActive && r.state != .stopping ? waiting[r.id] : nil, path: path(r))
     }
