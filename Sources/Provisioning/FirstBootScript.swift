@@ -47,6 +47,11 @@ public struct FirstBootScript: Sendable {
     /// gateway, creating gateways in turn, gives them the same release by default.
     public static let releaseURLFile = "release.url"
     public static let releaseSHA256File = "release.sha256"
+    /// The release tarball as downloaded and checked, kept so this gateway serves it to the
+    /// gateways made after it (`node start --serve-release`).
+    public static let releaseTarballFile = "release.tar.gz"
+    /// Where a gateway serves its release (inside the service ports every backend opens).
+    public static let releasePort = 7421
     /// The Debian and Ubuntu packages of the C libraries the release binary links (`ldd warren`:
     /// the Swift runtime is linked in statically, these are not), and what the script itself
     /// needs to download and check the release. The same names on Debian 12 and Ubuntu 22.04.
@@ -97,7 +102,8 @@ public struct FirstBootScript: Sendable {
     /// plays cloud-init runs this (with the binary and address of the test machine).
     public func startArguments(publicAddress: String, binary: String = FirstBootScript.binaryPath) -> [String] {
         [binary, "node", "start", "--gateway", "--public-address", publicAddress]
-            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] } + ["--join", joinToken]
+            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] }
+            + ["--serve-release", "0.0.0.0:\(Self.releasePort)", "--join", joinToken]
     }
 
     /// The whole script, a bash script cloud-init and GCP's startup agent both run as root. Its
@@ -145,6 +151,10 @@ public struct FirstBootScript: Sendable {
         else
           install -m 0755 "$DOWNLOAD/release" \(Self.binaryPath)
         fi
+        mkdir -p \(Self.stateDirectory)
+        chmod 0700 \(Self.stateDirectory)
+        # Kept, checked, for the gateways made after this one (served by hash on port \(Self.releasePort)).
+        install -m 0600 "$DOWNLOAD/release" \(Self.stateDirectory)/\(Self.releaseTarballFile)
         rm -rf "$DOWNLOAD"
         \(Self.binaryPath) --help >/dev/null || fail "the installed \(Self.binaryPath) does not run; its libraries: $(ldd \(Self.binaryPath) 2>&1 | grep 'not found' | tr '\\n' ' ')"
 

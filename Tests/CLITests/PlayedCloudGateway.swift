@@ -44,7 +44,7 @@ struct PlayedCloudGateway {
         let execStart = try #require(script.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         var arguments = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
         #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}",
-                                        "--name", name, "--domain", domain, "--join"]), "\(arguments)")
+                                        "--name", name, "--domain", domain, "--serve-release", "0.0.0.0:7421", "--join"]), "\(arguments)")
         #expect(arguments.last?.hasPrefix("warren1.") == true, "joins with a single-use invite: \(arguments)")
         #expect(!script.contains("\(runner.address):\(runner.port)"), "not through the creating node's address alone")
         arguments = arguments.dropFirst().map { $0 == "${PUBLIC_ADDRESS}" ? publicAddress : $0 }

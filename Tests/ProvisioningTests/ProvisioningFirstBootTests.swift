@@ -39,26 +39,28 @@ struct ProvisioningFirstBootTests {
         #expect(text.contains("apt-get install -y -q --no-install-recommends ca-certificates curl libcurl4 libsodium23 libsqlite3-0 libssl3 libxml2 libstdc++6 zlib1g"))
         #expect(text.contains("supports Debian and Ubuntu only"))
         #expect(text.contains("echo \"$RELEASE_SHA256\" > /var/lib/warren/release.sha256"))
+        // The checked tarball is kept, for `--serve-release`.
+        #expect(text.contains(#"install -m 0600 "$DOWNLOAD/release" /var/lib/warren/release.tar.gz"#))
         #expect(text.contains(#"PUBLIC_ADDRESS="$(echo '203.0.113.10')""#))
         #expect(text.contains("cat > /etc/systemd/system/warren-gateway.service <<UNIT"))
-        #expect(text.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --join wrn1.abc-DEF_123\n"))
+        #expect(text.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --serve-release 0.0.0.0:7421 --join wrn1.abc-DEF_123\n"))
         #expect(text.contains("Environment=WARREN_HOME=/var/lib/warren"))
         #expect(text.contains("Restart=on-failure"))
         #expect(text.contains("LimitNOFILE=65536\n"))
         #expect(text.contains("WantedBy=multi-user.target"))
         #expect(text.contains("systemctl enable --now warren-gateway.service"))
         #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren")
-                == ["/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2", "--join", "wrn1.abc-DEF_123"])
+                == ["/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2", "--serve-release", "0.0.0.0:7421", "--join", "wrn1.abc-DEF_123"])
     }
 
     @Test func scriptNamesTheGatewayAndEachOfItsDomains() throws {
         let spec = GatewaySpec(name: "gw-edge", joinToken: "warren1.abc", meshPort: 7420, domains: ["api.example.com", "www.example.com"])
         let script = try FirstBootScript(releaseURL: "https://r.example/w", releaseSHA256: Self.sha256, spec: spec, publicAddress: .gcpMetadata)
         #expect(script.text.contains(
-            "ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name gw-edge --domain api.example.com --domain www.example.com --join warren1.abc\n"))
+            "ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name gw-edge --domain api.example.com --domain www.example.com --serve-release 0.0.0.0:7421 --join warren1.abc\n"))
         #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren") == [
             "/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2",
-            "--name", "gw-edge", "--domain", "api.example.com", "--domain", "www.example.com", "--join", "warren1.abc",
+            "--name", "gw-edge", "--domain", "api.example.com", "--domain", "www.example.com", "--serve-release", "0.0.0.0:7421", "--join", "warren1.abc",
         ])
     }
 

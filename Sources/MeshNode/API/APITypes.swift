@@ -91,8 +91,16 @@ public struct GatewayInfo: Codable, Sendable, Equatable {
     public var status: String
     /// `port` or `host:port` of every live binding on it.
     public var bindings: [String]
+    /// The release the gateway serves to new gateways (`ReleaseServer`): its SHA-256 and URL.
+    public var releaseSHA256: String?
+    public var releaseURL: String?
 
-    public init(name: String, address: String, domains: [String], node: String, backend: String, region: String?, status: String, bindings: [String]) {
+    public init(
+        name: String, address: String, domains: [String], node: String, backend: String, region: String?, status: String, bindings: [String],
+        releaseSHA256: String? = nil, releaseURL: String? = nil
+    ) {
+        self.releaseSHA256 = releaseSHA256
+        self.releaseURL = releaseURL
         self.name = name
         self.address = address
         self.domains = domains

@@ -12,6 +12,9 @@ struct GatewayEntry: Codable, Sendable, Equatable {
     var meshAddress: String
     var backend: String
     var region: String?
+    /// The release it serves to new gateways, by SHA-256, and where (`ReleaseServer`).
+    var releaseSHA256: String?
+    var releaseURL: String?
 }
 
 /// What this node knows of the mesh's gateways and leases, from the replicated entries.
@@ -80,7 +83,7 @@ actor MeshView {
                 status: members[id] ?? "unknown",
                 bindings: live.filter { $0.binding.address == g.address }.map { lease in
                     lease.binding.host.map { "\($0):\(lease.binding.port)" } ?? "\(lease.binding.port)"
-                })
+                }, releaseSHA256: g.releaseSHA256, releaseURL: g.releaseURL)
         }
     }
 }

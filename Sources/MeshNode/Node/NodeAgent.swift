@@ -5,6 +5,7 @@ public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Provisioning
 import Proxy
 import Trust
 
@@ -114,10 +115,15 @@ public final class NodeAgent: Sendable {
         }
         try await mesh.restore()
         try await gatewayLeases?.load()
+        let releaseServer = try await Self.serveRelease(o, logger: logger)
         if o.isGateway, let publicAddress = o.publicAddress {
-            let entry = GatewayEntry(
+            var entry = GatewayEntry(
                 name: gatewayName, address: publicAddress, domains: o.domains,
                 meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
+            if let releaseServer, let port = releaseServer.port {
+                entry.releaseSHA256 = releaseServer.release.sha256
+                entry.releaseURL = "http://\(HostPort.format(publicAddress, port))\(ReleaseServer.path(sha256: releaseServer.release.sha256))"
+            }
             try await mesh.put(kind: .gateway, key: identity.id.description, value: Array(JSONEncoder().encode(entry)))
         }
         try await runs.recover()
@@ -238,8 +244,32 @@ public final class NodeAgent: Sendable {
                 await endpoint.shutdown()
                 await transport.close()
                 await metricsServer?.close()
+                await releaseServer?.close()
                 logger.info("node stopped")
             }
+        }
+    }
+
+    /// The release server of a gateway started with `--serve-release`, when the node has a release
+    /// to serve (a first boot kept it); a node without one, or whose tarball changed, serves none
+    /// and says why in its log.
+    static func serveRelease(_ o: AgentOptions, logger: Logger) async throws -> ReleaseServer? {
+        guard let endpoint = o.serveRelease else { return nil }
+        let release: ReleaseServer.Release
+        do {
+            guard let installed = try ReleaseServer.installed(stateDirectory: o.stateDirectory) else {
+                logger.notice("no release to serve: this node was not installed by a gateway's first boot", metadata: [
+                    "hint": "\(FirstBootScript.releaseTarballFile) and \(FirstBootScript.releaseSHA256File) in the state directory are what is served",
+                ])
+                return nil
+            }
+            release = installed
+        } catch {
+            logger.error("the release is not served", metadata: ["error": "\(error)"])
+            return nil
+        }
+        return try await NodeStartError.binding("the release (HTTP)", on: HostPort.format(endpoint.host, endpoint.port)) {
+            try await ReleaseServer.bind(host: endpoint.host, port: endpoint.port, release: release, logger: logger)
         }
     }
 
