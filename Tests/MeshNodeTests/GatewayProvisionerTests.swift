@@ -325,6 +325,29 @@ import TrustTestSupport
         }
     }
 
+    /// The creation says where the release comes from in its one `accepted` step, the one that
+    /// names the gateway (the CLI cancels a creation by that name).
+    @Test func theCreationSaysWhichGatewayServesTheRelease() async throws {
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"])
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let sha256 = String(repeating: "e5", count: 32)
+        var serving = Self.alive("gw-first", address: "203.0.113.20", node: "NODEFIRST")
+        serving.releaseSHA256 = sha256
+        serving.releaseURL = "http://203.0.113.20:7421/release/\(sha256)"
+        s.mesh.gateways = [serving]
+        let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-second", environment: ["WARREN_RELEASE_SHA256": sha256]))
+        let progress = Progress()
+        let mesh = s.mesh
+        Task {
+            try await Task.sleep(for: .milliseconds(100))
+            mesh.gateways = [serving, Self.alive("warren-gateway-new", address: "203.0.113.7", node: "NODENEW")]
+        }
+        _ = try await s.provisioner.create(creation, progress: progress.append)
+        let accepted = zip(progress.steps, progress.messages).filter { $0.0 == .accepted }.map(\.1)
+        #expect(accepted.count == 1, "\(progress.messages)")
+        #expect(accepted.first?.contains("comes from gateway gw-first at http://203.0.113.20:7421/release/\(sha256)") == true, "\(accepted)")
+    }
+
     @Test func deleteRefusesUnknownGatewaysAndThoseMadeElsewhere() async throws {
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(atPath: s.directory) }

@@ -228,9 +228,10 @@ public actor GatewayProvisioner {
                 note += " (a loopback address a cloud VM cannot reach: start this node with --advertise PUBLIC-ADDRESS:PORT)"
             }
         }
+        // One `accepted` event, the one that names the gateway (the CLI cancels by that name).
+        if let source = creation.releaseSource { note += "; \(source)" }
         progress(GatewayProgress(step: .accepted, message: "creating \(spec.name) with the \(backend.kind) backend\(note)",
                                  gateway: GatewayRecord(gateway: pending, project: creation.project, created: Date())))
-        if let source = creation.releaseSource { progress(GatewayProgress(step: .accepted, message: source)) }
         let made: ProvisionedGateway
         do {
             made = try await backend.create(spec) { event in progress(Self.progress(for: event)) }
