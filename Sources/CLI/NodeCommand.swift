@@ -59,6 +59,11 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).", valueName: "ADDR:PORT"))
         var metrics: String?
 
+        @Option(name: .customLong("serve-release"), help: ArgumentHelp(
+            "Serve the release this node was installed from to new gateways at http://ADDR:PORT/release/SHA256 (a gateway's first boot sets it).",
+            valueName: "ADDR:PORT"))
+        var serveRelease: String?
+
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
         var logLevel: String = "info"
 
@@ -72,6 +77,7 @@ struct NodeCommand: AsyncParsableCommand {
                 throw ValidationError("--join takes ADDR:PORT or an invite token (warren1.…), got `\(j)`")
             }
             if let metrics, Self.hostPort(metrics) == nil { throw ValidationError("--metrics takes ADDR:PORT, got `\(metrics)`") }
+            if let serveRelease, Self.hostPort(serveRelease) == nil { throw ValidationError("--serve-release takes ADDR:PORT, got `\(serveRelease)`") }
             if gateway && publicAddress == nil { throw ValidationError("--gateway needs --public-address ADDR (what services name in `gateway:`)") }
             if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level `\(logLevel)`") }
@@ -122,7 +128,7 @@ struct NodeCommand: AsyncParsableCommand {
                 stateDirectory: StateDirectory.resolve(stateDirectory), listenHost: host, listenPort: port, advertise: advertise,
                 isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain,
                 join: join + [(try? joinToken()) ?? nil].compactMap { $0 },
-                metrics: metricsEndpoint)
+                metrics: metricsEndpoint, serveRelease: serveRelease.flatMap { Self.hostPort($0) }.map { (host: $0.0, port: $0.1) })
             let agent = AgentService(agent: NodeAgent(options: options, logger: logger))
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

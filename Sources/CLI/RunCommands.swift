@@ -213,6 +213,8 @@ struct WaitReporter {
 struct PathWatch {
     private var down = false
     private var servedOnce = false
+    /// Said once a run is down already: its gateway is gone, not only unreachable.
+    private var saidGone = false
 
     mutating func update(_ info: RunInfo) -> String? {
         guard let path = info.path else { return nil }
@@ -221,10 +223,12 @@ struct PathWatch {
             servedOnce = true
             guard down else { return nil }
             down = false
+            saidGone = false
             return "\(info.name) serves again at \(info.url ?? "its URL")"
-        case .unreachable, .lost, .refused:
-            guard servedOnce, !down else { return nil }
+        case .unreachable, .lost, .refused, .gone:
+            guard servedOnce, !down || (path.state == .gone && !saidGone) else { return nil }
             down = true
+            saidGone = path.state == .gone
             return "\(info.name) is not reachable from the public: \(path.description)"
         case .pending:
             return nil

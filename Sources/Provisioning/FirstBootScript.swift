@@ -55,6 +55,12 @@ public struct FirstBootScript: Sendable {
     /// than with an invite token. A seed is no secret and stays a `--join` argument; a token's
     /// alphabet (base64url after its prefix) has no colon.
     public var joinsWithSeedAddress: Bool { joinToken.contains(":") }
+
+    /// The release tarball as downloaded and checked, kept so this gateway serves it to the
+    /// gateways made after it (`node start --serve-release`).
+    public static let releaseTarballFile = "release.tar.gz"
+    /// Where a gateway serves its release (inside the service ports every backend opens).
+    public static let releasePort = 7421
     /// The Debian and Ubuntu packages of the C libraries the release binary links (`ldd warren`:
     /// the Swift runtime is linked in statically, these are not), and what the script itself
     /// needs to download and check the release. The same names on Debian 12 and Ubuntu 22.04.
@@ -110,6 +116,7 @@ public struct FirstBootScript: Sendable {
     ) -> [String] {
         [binary, "node", "start", "--gateway", "--public-address", publicAddress]
             + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] }
+            + ["--serve-release", "0.0.0.0:\(Self.releasePort)"]
             + (joinsWithSeedAddress ? ["--join", joinToken] : ["--join-file", joinFile])
     }
 
@@ -158,6 +165,10 @@ public struct FirstBootScript: Sendable {
         else
           install -m 0755 "$DOWNLOAD/release" \(Self.binaryPath)
         fi
+        mkdir -p \(Self.stateDirectory)
+        chmod 0700 \(Self.stateDirectory)
+        # Kept, checked, for the gateways made after this one (served by hash on port \(Self.releasePort)).
+        install -m 0600 "$DOWNLOAD/release" \(Self.stateDirectory)/\(Self.releaseTarballFile)
         rm -rf "$DOWNLOAD"
         \(Self.binaryPath) --help >/dev/null || fail "the installed \(Self.binaryPath) does not run; its libraries: $(ldd \(Self.binaryPath) 2>&1 | grep 'not found' | tr '\\n' ' ')"
 

@@ -340,6 +340,16 @@ func rfc3339(_ value: Any?) -> Date? {
         #expect(deleted.status == 0, "\(deleted.stderr)")
         #expect(deleted.stdout.contains("These runs have no gateway now: \(runName)"), "\(deleted.stdout)")
 
+        // The run says what became of its gateway, and shows no dead URL.
+        let ps = try runner.warren(["ps", "--json"])
+        let runs = try JSONSerialization.jsonObject(with: Data(ps.stdout.utf8)) as? [[String: Any]] ?? []
+        let orphan = try #require(runs.first { $0["name"] as? String == runName }, "\(ps.stdout)")
+        let path = orphan["path"] as? [String: Any]
+        #expect(path?["state"] as? String == "gone" && path?["lastError"] as? String == "gateway \(name) was deleted", "\(ps.stdout)")
+        #expect(orphan["url"] == nil && orphan["state"] as? String == "running", "\(ps.stdout)")
+        let table = try runner.warren(["ps"]).stdout
+        #expect(table.contains("gateway \(name) was deleted") && !table.contains("http://\(gatewayAddress)"), "\(table)")
+
         // Again: not "was not created by this node".
         let again = try runner.warren(["gateway", "delete", name, "--yes"])
         #expect(again.status == 1)
@@ -351,5 +361,37 @@ func rfc3339(_ value: Any?) -> Date? {
         #expect(pruned.status == 0 && pruned.stdout.contains("Removed run \(runName)"), "\(pruned.stderr)")
         let all = try runner.warren(["ps", "-a", "--json"])
         #expect(all.status == 0 && !all.stdout.contains(runName), "\(all.stdout)")
+    }
+
+    /// `gateway delete` right after `warren stop` of the only run it served: the stop waited for
+    /// the gateway to release the binding, so nothing is bound and no --yes is needed.
+    @Test func deletingRightAfterStoppingItsRunNeedsNoYes() async throws {
+        let runnerAddress = randomLoopback(), gatewayAddress = randomLoopback()
+        let runner = try BackgroundNode(address: runnerAddress, port: try freePort(on: runnerAddress))
+        let apps = try temporaryDirectory()
+        defer {
+            killProcesses(workingUnder: apps)
+            runner.stop()
+            try? FileManager.default.removeItem(atPath: apps)
+        }
+        let name = "gw-stop-\(UUID().uuidString.prefix(6).lowercased())"
+        let created = try runner.warren(["gateway", "create", "--project", "local", "--backend", "local", "--name", name, "--address", gatewayAddress])
+        try #require(created.status == 0, "\(created.stderr)")
+        let external = try freePort(on: gatewayAddress), appPort = try freePort(on: "0.0.0.0")
+        try """
+            type: service
+            gateway: \(gatewayAddress)
+            port: "\(external):\(appPort)"
+            commands:
+              - python3 -m http.server \(appPort)
+
+            """.write(toFile: apps + "/.dstack.yml", atomically: true, encoding: .utf8)
+        let run = try runner.warren(["run", apps, "-d", "--project", "local"])
+        try #require(run.status == 0, "\(run.stderr)")
+        let runName = try #require(run.stdout.split(whereSeparator: \.isWhitespace).dropFirst().first.map(String.init))
+        #expect(try runner.warren(["stop", runName]).status == 0)
+        let deleted = try runner.warren(["gateway", "delete", name])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(!deleted.stderr.contains(runName) && !deleted.stdout.contains(runName), "\(deleted.stderr)\n\(deleted.stdout)")
     }
 }

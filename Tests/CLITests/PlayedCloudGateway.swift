@@ -44,7 +44,7 @@ struct PlayedCloudGateway {
         let execStart = try #require(script.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         var arguments = execStart.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
         #expect(arguments.starts(with: ["/usr/local/bin/warren", "node", "start", "--gateway", "--public-address", "${PUBLIC_ADDRESS}",
-                                        "--name", name, "--domain", domain, "--join-file", "/var/lib/warren/join-token"]), "\(arguments)")
+                                        "--name", name, "--domain", domain, "--serve-release", "0.0.0.0:7421", "--join-file", "/var/lib/warren/join-token"]), "\(arguments)")
         #expect(!execStart.contains("warren1."), "the token is not in the unit's command line: \(execStart)")
         // The token the script writes to that file (mode 0600) is a single-use invite.
         let tokenLine = try #require(script.split(separator: "\n").first { $0.hasSuffix("> /var/lib/warren/join-token)") })

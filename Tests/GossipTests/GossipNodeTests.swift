@@ -181,6 +181,25 @@ import Testing
         #expect(a.member(b.id)?.state == .left)
     }
 
+    /// A member that left is forgotten `deadMemberRetention` after it left, as tombstones are
+    /// after `tombstoneGrace`; not before.
+    @Test func aLeftMemberIsForgottenAfterTheRetention() {
+        var config = GossipConfig.lan
+        config.deadMemberRetention = .seconds(60)
+        config.maintenanceInterval = .seconds(1)
+        var a = makeNode(1, config: config), b = makeNode(2, config: config)
+        a.bootstrap(members: [b.localMember], now: .zero)
+        b.bootstrap(members: [a.localMember], now: .zero)
+        for s in b.leave(now: .seconds(1)).sends where s.to == a.id {
+            _ = a.receive(bytes: MessageCodec.encode(s.message), from: b.id, now: .seconds(1))
+        }
+        #expect(a.member(b.id)?.state == .left)
+        _ = a.tick(now: .seconds(30))
+        #expect(a.member(b.id)?.state == .left, "forgotten before the retention")
+        _ = a.tick(now: .seconds(62))
+        #expect(a.member(b.id) == nil, "still remembered after the retention")
+    }
+
     @Test func joinThroughASeedFormsAMesh() throws {
         let sim = GossipSimulator(.init(nodeCount: 20, seed: 3, formed: false))
         try sim.put(on: 0, kind: .project, key: "p", value: [1])

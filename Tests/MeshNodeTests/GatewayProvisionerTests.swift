@@ -284,6 +284,71 @@ import TrustTestSupport
         #expect(try #require(flagged.backend as? AWSBackend).configuration.releaseSHA256 == told)
     }
 
+    /// A gateway of the mesh that serves the wanted release (by SHA-256) is where a new gateway
+    /// downloads it, so the user's URL is not needed; a URL the caller gives still wins, and a
+    /// gateway serving another release is not used.
+    @Test func aNewGatewayDownloadsTheReleaseFromAGatewayThatServesIt() async throws {
+        let s = try Self.setup(realBackends: true)
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let sha256 = String(repeating: "e5", count: 32)
+        let served = "http://203.0.113.20:7421/release/\(sha256)"
+        var serving = Self.alive("gw-first", address: "203.0.113.20")
+        serving.releaseSHA256 = sha256
+        serving.releaseURL = served
+        var other = Self.alive("gw-other", address: "203.0.113.21")
+        other.releaseSHA256 = String(repeating: "f6", count: 32)
+        other.releaseURL = "http://203.0.113.21:7421/release/\(other.releaseSHA256!)"
+        s.mesh.gateways = [other, serving]
+        let credentials = ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1", "WARREN_RELEASE_SHA256": sha256]
+
+        let fromMesh = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", environment: credentials))
+        let configuration = try #require(fromMesh.backend as? AWSBackend).configuration
+        #expect(configuration.releaseURL == served)
+        #expect(configuration.releaseSHA256 == sha256)
+        #expect(fromMesh.releaseSource?.contains("from gateway gw-first at \(served)") == true, "\(fromMesh.releaseSource ?? "nil")")
+
+        let given = "https://releases.example.com/warren.tar.gz"
+        let told = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws",
+                                                                        environment: credentials.merging(["WARREN_RELEASE_URL": given]) { $1 }))
+        #expect(try #require(told.backend as? AWSBackend).configuration.releaseURL == given)
+        #expect(told.releaseSource == nil)
+
+        // Nobody serves this one, and no URL is given: the missing setting is reported.
+        let unserved = credentials.merging(["WARREN_RELEASE_SHA256": String(repeating: "07", count: 32)]) { $1 }
+        await #expect(throws: ProvisioningError.self) {
+            _ = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", environment: unserved))
+        }
+        // A gateway that is not alive is not asked.
+        serving.status = "left"
+        s.mesh.gateways = [serving]
+        await #expect(throws: ProvisioningError.self) {
+            _ = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", environment: credentials))
+        }
+    }
+
+    /// The creation says where the release comes from in its one `accepted` step, the one that
+    /// names the gateway (the CLI cancels a creation by that name).
+    @Test func theCreationSaysWhichGatewayServesTheRelease() async throws {
+        let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"])
+        defer { try? FileManager.default.removeItem(atPath: s.directory) }
+        let sha256 = String(repeating: "e5", count: 32)
+        var serving = Self.alive("gw-first", address: "203.0.113.20", node: "NODEFIRST")
+        serving.releaseSHA256 = sha256
+        serving.releaseURL = "http://203.0.113.20:7421/release/\(sha256)"
+        s.mesh.gateways = [serving]
+        let creation = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-second", environment: ["WARREN_RELEASE_SHA256": sha256]))
+        let progress = Progress()
+        let mesh = s.mesh
+        Task {
+            try await Task.sleep(for: .milliseconds(100))
+            mesh.gateways = [serving, Self.alive("warren-gateway-new", address: "203.0.113.7", node: "NODENEW")]
+        }
+        _ = try await s.provisioner.create(creation, progress: progress.append)
+        let accepted = zip(progress.steps, progress.messages).filter { $0.0 == .accepted }.map(\.1)
+        #expect(accepted.count == 1, "\(progress.messages)")
+        #expect(accepted.first?.contains("comes from gateway gw-first at http://203.0.113.20:7421/release/\(sha256)") == true, "\(accepted)")
+    }
+
     @Test func deleteRefusesUnknownGatewaysAndThoseMadeElsewhere() async throws {
         let s = try Self.setup()
         defer { try? FileManager.default.removeItem(atPath: s.directory) }

@@ -32,6 +32,8 @@ struct ProvisioningFirstBootReleaseTests {
         }
         #expect(FileManager.default.isExecutableFile(atPath: root.path + FirstBootScript.binaryPath))
         #expect(try String(contentsOfFile: root.path + "/var/lib/warren/release.sha256", encoding: .utf8) == release.sha256 + "\n")
+        // Kept as downloaded, so this gateway can serve it to the next ones.
+        #expect(FileManager.default.contents(atPath: root.path + "/var/lib/warren/release.tar.gz").map { Array($0) } == release.bytes)
 
         let help = try root.run([FirstBootScript.binaryPath, "node", "start", "--help"])
         #expect(help.status == 0, "\(help.output)")
@@ -41,7 +43,7 @@ struct ProvisioningFirstBootReleaseTests {
 
         // systemd does not run in the root: the unit is checked as text.
         let unit = try String(contentsOfFile: root.path + "/etc/systemd/system/\(FirstBootScript.unitName)", encoding: .utf8)
-        #expect(unit.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address 203.0.113.9 --name gw-release-test --join-file /var/lib/warren/join-token\n"))
+        #expect(unit.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address 203.0.113.9 --name gw-release-test --serve-release 0.0.0.0:7421 --join-file /var/lib/warren/join-token\n"))
         #expect(!unit.contains("wrn1-test-token"), "the token is not in the unit's command line")
         // The token is in a file only root reads.
         let tokenFile = root.path + "/var/lib/warren/join-token"

@@ -39,7 +39,10 @@ private struct Rig {
     let manager: RunManager
     let watcher: Task<Void, Never>
 
-    init(reachable: Bool, listenerFailure: @escaping @Sendable (Binding) async -> String? = { _ in nil }, portTimeout: Duration = .seconds(30)) throws {
+    init(
+        reachable: Bool, listenerFailure: @escaping @Sendable (Binding) async -> String? = { _ in nil }, portTimeout: Duration = .seconds(30),
+        departure: @escaping @Sendable (String) async -> String? = { _ in nil }
+    ) throws {
         dir = try StateTestDirectory("warren-health")
         let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         let supervisor = RunSupervisor(stateDirectory: dir.path, configuration: .init(stopGracePeriod: .seconds(3)), logger: .quiet("runs"))
@@ -54,7 +57,7 @@ private struct Rig {
             gateways: { [KnownGateway(name: "gw1", address: "127.0.0.2")] },
             leases: { LeaseTable(leases: await leases.leases) },
             authority: gateway, lookup: { _ in [] }, portTimeout: portTimeout, renewInterval: .milliseconds(300),
-            retryInitial: .milliseconds(50), retryCap: .milliseconds(200))
+            retryInitial: .milliseconds(50), retryCap: .milliseconds(200), departure: departure)
         let manager = RunManager(store: store, supervisor: supervisor, context: context, logger: .quiet("manager"))
         self.manager = manager
         watcher = Task { await manager.watchExits() }
@@ -133,6 +136,42 @@ private struct Rig {
         await rig.gateway.set(reachable: true)
         let back = try await rig.wait(run.id) { $0.path?.state == .serving }
         #expect(back.path?.state == .serving && back.state == .running)
+        await rig.cleanUp()
+    }
+
+    /// A serving run whose gateway left the mesh says so, drops its dead URL, keeps its app, and
+    /// serves again if the gateway comes back.
+    @Test func aRunWhoseGatewayLeftSaysSoAndDropsItsURL() async throws {
+        let rig = try Rig(reachable: true, departure: { address in
+            address == "127.0.0.2" ? "gateway gw1 left the mesh (deleted, or its node stopped)" : nil
+        })
+        let run = try await rig.manager.submit(rig.request(external: 5104, app: try await freePort(), name: "orphan"))
+        let up = try await rig.wait(run.id) { $0.state == .running }
+        #expect(up.url == "http://127.0.0.2:5104" && up.path?.state == .serving)
+        await rig.gateway.set(reachable: false)
+        let gone = try await rig.wait(run.id) { $0.path?.state == .gone }
+        #expect(gone.path?.state == .gone)
+        #expect(gone.state == .running && gone.url == nil && gone.waitingFor == nil)
+        #expect(gone.path?.description == "gateway gw1 left the mesh (deleted, or its node stopped)")
+        #expect(await rig.manager.pathCounts()[.gone] == 1)
+        await rig.gateway.set(reachable: true)
+        let back = try await rig.wait(run.id) { $0.path?.state == .serving }
+        #expect(back.path?.state == .serving && back.url == "http://127.0.0.2:5104")
+        await rig.cleanUp()
+    }
+
+    /// The node that deleted a gateway tells its runs at once: no renewal has to fail first.
+    @Test func aGatewayDeletedByThisNodeIsSaidAtOnce() async throws {
+        let rig = try Rig(reachable: true)
+        let run = try await rig.manager.submit(rig.request(external: 5105, app: try await freePort(), name: "bereft"))
+        #expect(try await rig.wait(run.id) { $0.state == .running }.path?.state == .serving)
+        await rig.manager.gatewayDeleted(name: "gw1", address: "127.0.0.2")
+        let info = try await rig.manager.get(run.id)
+        #expect(info.path?.state == .gone && info.path?.description == "gateway gw1 was deleted", "\(String(describing: info.path))")
+        #expect(info.url == nil && info.state == .running)
+        // Another gateway's deletion leaves it alone.
+        await rig.manager.gatewayDeleted(name: "gw9", address: "127.0.0.9")
+        #expect(try await rig.manager.get(run.id).path?.description == "gateway gw1 was deleted")
         await rig.cleanUp()
     }
 

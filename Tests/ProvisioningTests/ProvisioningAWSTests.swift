@@ -80,7 +80,7 @@ struct ProvisioningAWSTests {
         let script = String(decoding: try #require(Data(base64Encoded: userData)), as: UTF8.self)
         let expected = try FirstBootScript(releaseURL: backend.configuration.releaseURL, releaseSHA256: Self.sha256, spec: spec, publicAddress: .awsMetadata)
         #expect(script == expected.text)
-        #expect(script.contains("warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name \(spec.name) --join-file /var/lib/warren/join-token"))
+        #expect(script.contains("warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name \(spec.name) --serve-release 0.0.0.0:7421 --join-file /var/lib/warren/join-token"))
         #expect(script.contains("printf '%s\\n' 'wrn1-invite-token' > /var/lib/warren/join-token"))
 
         // list() shows it, by name, with its address.

@@ -39,9 +39,11 @@ struct ProvisioningFirstBootTests {
         #expect(text.contains("apt-get install -y -q --no-install-recommends ca-certificates curl libcurl4 libsodium23 libsqlite3-0 libssl3 libxml2 libstdc++6 zlib1g"))
         #expect(text.contains("supports Debian and Ubuntu only"))
         #expect(text.contains("echo \"$RELEASE_SHA256\" > /var/lib/warren/release.sha256"))
+        // The checked tarball is kept, for `--serve-release`.
+        #expect(text.contains(#"install -m 0600 "$DOWNLOAD/release" /var/lib/warren/release.tar.gz"#))
         #expect(text.contains(#"PUBLIC_ADDRESS="$(echo '203.0.113.10')""#))
         #expect(text.contains("cat > /etc/systemd/system/warren-gateway.service <<UNIT"))
-        #expect(text.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --join-file /var/lib/warren/join-token\n"))
+        #expect(text.contains("ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --serve-release 0.0.0.0:7421 --join-file /var/lib/warren/join-token\n"))
         // The token goes to a file of mode 0600 (umask 077), never into the unit's command line.
         #expect(text.contains("(umask 077 && printf '%s\\n' 'wrn1.abc-DEF_123' > /var/lib/warren/join-token)\n"))
         #expect(text.components(separatedBy: "wrn1.abc-DEF_123").count == 2, "the token appears once, in the file's line")
@@ -51,7 +53,7 @@ struct ProvisioningFirstBootTests {
         #expect(text.contains("WantedBy=multi-user.target"))
         #expect(text.contains("systemctl enable --now warren-gateway.service"))
         #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren")
-                == ["/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2", "--join-file", "/var/lib/warren/join-token"])
+                == ["/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2", "--serve-release", "0.0.0.0:7421", "--join-file", "/var/lib/warren/join-token"])
         #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren", joinFile: "/tmp/t").suffix(2) == ["--join-file", "/tmp/t"])
     }
 
@@ -59,10 +61,10 @@ struct ProvisioningFirstBootTests {
         let spec = GatewaySpec(name: "gw-edge", joinToken: "warren1.abc", meshPort: 7420, domains: ["api.example.com", "www.example.com"])
         let script = try FirstBootScript(releaseURL: "https://r.example/w", releaseSHA256: Self.sha256, spec: spec, publicAddress: .gcpMetadata)
         #expect(script.text.contains(
-            "ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name gw-edge --domain api.example.com --domain www.example.com --join-file /var/lib/warren/join-token\n"))
+            "ExecStart=/usr/local/bin/warren node start --gateway --public-address ${PUBLIC_ADDRESS} --name gw-edge --domain api.example.com --domain www.example.com --serve-release 0.0.0.0:7421 --join-file /var/lib/warren/join-token\n"))
         #expect(script.startArguments(publicAddress: "127.0.0.2", binary: "/tmp/warren") == [
             "/tmp/warren", "node", "start", "--gateway", "--public-address", "127.0.0.2",
-            "--name", "gw-edge", "--domain", "api.example.com", "--domain", "www.example.com", "--join-file", "/var/lib/warren/join-token",
+            "--name", "gw-edge", "--domain", "api.example.com", "--domain", "www.example.com", "--serve-release", "0.0.0.0:7421", "--join-file", "/var/lib/warren/join-token",
         ])
     }
 

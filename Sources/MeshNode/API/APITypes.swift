@@ -92,8 +92,16 @@ public struct GatewayInfo: Codable, Sendable, Equatable {
     public var status: String
     /// `port` or `host:port` of every live binding on it.
     public var bindings: [String]
+    /// The release the gateway serves to new gateways (`ReleaseServer`): its SHA-256 and URL.
+    public var releaseSHA256: String?
+    public var releaseURL: String?
 
-    public init(name: String, address: String, domains: [String], node: String, backend: String, region: String?, status: String, bindings: [String]) {
+    public init(
+        name: String, address: String, domains: [String], node: String, backend: String, region: String?, status: String, bindings: [String],
+        releaseSHA256: String? = nil, releaseURL: String? = nil
+    ) {
+        self.releaseSHA256 = releaseSHA256
+        self.releaseURL = releaseURL
         self.name = name
         self.address = address
         self.domains = domains
@@ -317,6 +325,9 @@ public struct RunPath: Codable, Sendable, Equatable, CustomStringConvertible {
         case lost
         /// The gateway refused the binding for good (`lastError` says why).
         case refused
+        /// The gateway left the mesh: deleted, removed, or its node stopped (`lastError` says
+        /// which). Renewals go on, so the run serves again if the same gateway comes back.
+        case gone
     }
 
     public var state: State
@@ -342,6 +353,7 @@ public struct RunPath: Codable, Sendable, Equatable, CustomStringConvertible {
             return "gateway unreachable since \(Self.time(since))" + (lastError.map { " (retrying, last error: \($0))" } ?? "")
         case .lost: return "lease lost to run \(holder ?? "?")"
         case .refused: return "refused: \(lastError ?? "?")"
+        case .gone: return lastError ?? "the gateway left the mesh"
         }
     }
 

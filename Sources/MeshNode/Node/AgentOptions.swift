@@ -27,14 +27,17 @@ public struct AgentOptions: Sendable {
     public var gossip: GossipConfig
     /// Where to serve Prometheus metrics, and what to serve (the process's registry).
     public var metrics: (host: String, port: Int, emit: MetricsServer.Emit)?
+    /// Where a gateway serves the release it was installed from to new gateways (`ReleaseServer`).
+    public var serveRelease: (host: String, port: Int)?
 
     public init(
         stateDirectory: String, listenHost: String = "0.0.0.0", listenPort: Int = AgentOptions.defaultPort,
         advertise: String? = nil, isGateway: Bool = false, publicAddress: String? = nil, publicBindHost: String? = nil,
         gatewayName: String? = nil, domains: [String] = [], backend: String = "local", join: [String] = [],
         meshID: String = "warren", gossip: GossipConfig = .lan,
-        metrics: (host: String, port: Int, emit: MetricsServer.Emit)? = nil
+        metrics: (host: String, port: Int, emit: MetricsServer.Emit)? = nil, serveRelease: (host: String, port: Int)? = nil
     ) {
+        self.serveRelease = serveRelease
         self.stateDirectory = stateDirectory
         self.listenHost = listenHost
         self.listenPort = listenPort

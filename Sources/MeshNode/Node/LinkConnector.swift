@@ -1,16 +1,25 @@
 import Gossip
 import Link
 import NIOCore
+import NIOPosix
 import Proxy
 
-/// The Proxy's way to a runner's app: a new stream on the link the runner holds to this gateway.
+/// The Proxy's way to a runner's app: a new stream on the link the runner holds to this gateway,
+/// or, for a run of this node itself, a TCP connection to the app on loopback (a node holds no
+/// link to itself).
 struct LinkConnector: UpstreamConnector {
     let pool: LinkPool
+    /// This node's ID: routes whose upstream it is are this node's own runs.
+    var localID: NodeID?
+    var appHost = "127.0.0.1"
 
     func connect(
         to route: Route, clientAddress: SocketAddress?, serverAddress: SocketAddress?, on eventLoop: any EventLoop,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<any Channel> {
+        if let localID, route.upstream == localID.description {
+            return dialLocal(route, on: eventLoop, initializer: initializer)
+        }
         guard let peer = NodeID(route.upstream), let link = pool.existing(peer) else {
             return eventLoop.makeFailedFuture(ProxyError.upstreamNotConnected(route))
         }
@@ -29,5 +38,20 @@ struct LinkConnector: UpstreamConnector {
             }
         }
         return promise.futureResult
+    }
+
+    /// The app of a run on this node, as the runner's end of a link dials it (`AppDialer`). Only
+    /// this gateway's own grants put this node's ID in a route (a peer's lease request has its
+    /// holder set to the peer the link proved), so the route is one of this node's runs.
+    private func dialLocal(
+        _ route: Route, on eventLoop: any EventLoop, initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { initializer($0) }
+            .connect(host: appHost, port: route.appPort)
+            .flatMapErrorThrowing { _ in throw ProxyError.upstreamRefused(route) }
     }
 }

@@ -12,6 +12,9 @@ struct GatewayEntry: Codable, Sendable, Equatable {
     var meshAddress: String
     var backend: String
     var region: String?
+    /// The release it serves to new gateways, by SHA-256, and where (`ReleaseServer`).
+    var releaseSHA256: String?
+    var releaseURL: String?
 }
 
 /// What this node knows of the mesh's gateways and leases, from the replicated entries.
@@ -67,6 +70,11 @@ actor MeshView {
         gateways.first { $0.value.address == address }.map { ($0.key, $0.value) }
     }
 
+    /// The gateway that announced `address`, removed from the mesh or not: to say what became of it.
+    func announcedGateway(address: String) -> (id: NodeID, entry: GatewayEntry, removed: Bool)? {
+        announced.first { $0.value.address == address }.map { ($0.key, $0.value, removed.contains($0.key)) }
+    }
+
     /// Live leases as gossip has them, but none held by a removed node; only those `author` wrote
     /// when given (a gateway never takes another node's word for what it granted).
     func leaseTable(now: Date = Date(), authoredBy author: NodeID? = nil) -> LeaseTable {
@@ -76,16 +84,18 @@ actor MeshView {
         return LeaseTable(leases: live.values.sorted { $0.binding.port < $1.binding.port })
     }
 
-    /// The gateways for `gateway list`, with their members' states.
+    /// The gateways for `gateway list`, with their members' states. A gateway whose member gossip
+    /// has forgotten (it left or died longer ago than `GossipConfig.deadMemberRetention`) is not
+    /// listed: its announcement stays in the replica, but it names a machine that is gone.
     func gatewayInfos(members: [NodeID: String]) -> [GatewayInfo] {
         let live = leaseTable().leases
-        return gateways.sorted { $0.value.name < $1.value.name }.map { id, g in
+        return gateways.filter { members[$0.key] != nil }.sorted { $0.value.name < $1.value.name }.map { id, g in
             GatewayInfo(
                 name: g.name, address: g.address, domains: g.domains, node: id.description, backend: g.backend, region: g.region,
                 status: members[id] ?? "unknown",
                 bindings: live.filter { $0.binding.address == g.address }.map { lease in
                     lease.binding.host.map { "\($0):\(lease.binding.port)" } ?? "\(lease.binding.port)"
-                })
+                }, releaseSHA256: g.releaseSHA256, releaseURL: g.releaseURL)
         }
     }
 }

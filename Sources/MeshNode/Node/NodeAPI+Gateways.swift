@@ -39,8 +39,12 @@ extension NodeAPI {
             } catch {
                 throw APIError.conflict(GatewayProvisioner.describe(error))
             }
+            let address = await provisioner.records().first { $0.name == name }?.gateway.address
+            let runs = self.runs
             return Self.progressStream { progress in
                 try await provisioner.delete(name: name, environment: body.environment, progress: progress)
+                // This node's runs bound to it say so at once; other nodes learn it from gossip.
+                if let address { await runs.gatewayDeleted(name: name, address: address) }
             }
         }
     }

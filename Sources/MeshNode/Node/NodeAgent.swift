@@ -5,6 +5,7 @@ public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Provisioning
 import Proxy
 import Trust
 
@@ -69,7 +70,16 @@ public final class NodeAgent: Sendable {
             secrets: { project in try await secrets.values(project: project) },
             gateways: { await view.knownGateways },
             leases: { await view.leaseTable() },
-            authority: authority)
+            authority: authority,
+            departure: { address in
+                guard let (id, g, removed) = await view.announcedGateway(address: address) else { return nil }
+                if removed { return "gateway \(g.name) was deleted (removed from the mesh)" }
+                switch await mesh.member(id)?.state {
+                case .left: return "gateway \(g.name) left the mesh (deleted, or its node stopped)"
+                case nil: return "gateway \(g.name) is gone: the mesh forgot it after it left"
+                default: return nil
+                }
+            })
         context.claim = { claim in
             do {
                 try await mesh.put(kind: .domainClaim, key: claim.key, value: claim.encoded)
@@ -114,10 +124,15 @@ public final class NodeAgent: Sendable {
         }
         try await mesh.restore()
         try await gatewayLeases?.load()
+        let releaseServer = try await Self.serveRelease(o, logger: logger)
         if o.isGateway, let publicAddress = o.publicAddress {
-            let entry = GatewayEntry(
+            var entry = GatewayEntry(
                 name: gatewayName, address: publicAddress, domains: o.domains,
                 meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
+            if let releaseServer, let port = releaseServer.port {
+                entry.releaseSHA256 = releaseServer.release.sha256
+                entry.releaseURL = "http://\(HostPort.format(publicAddress, port))\(ReleaseServer.path(sha256: releaseServer.release.sha256))"
+            }
             try await mesh.put(kind: .gateway, key: identity.id.description, value: Array(JSONEncoder().encode(entry)))
         }
         try await runs.recover()
@@ -140,7 +155,17 @@ public final class NodeAgent: Sendable {
                 let states = Dictionary(await mesh.members().map { ($0.id, "\($0.state)") }, uniquingKeysWith: { $1 })
                 return await view.gatewayInfos(members: states)
             },
-            leases: { await view.leaseTable().leases.map { LeaseInfo($0) } },
+            leases: {
+                // A run of this node that ended has released its lease (`stop` waits for the
+                // gateway's answer): gossip's copy may lag, so it no longer counts here.
+                let me = identity.id.description
+                var shown: [LeaseInfo] = []
+                for lease in await view.leaseTable().leases {
+                    if lease.holder == me, !(await runs.isActive(lease.runID)) { continue }
+                    shown.append(LeaseInfo(lease))
+                }
+                return shown
+            },
             secrets: secrets, runs: runs)
         api.domains = {
             let claims = await view.domainClaims(), now = Date()
@@ -233,8 +258,32 @@ public final class NodeAgent: Sendable {
                 await endpoint.shutdown()
                 await transport.close()
                 await metricsServer?.close()
+                await releaseServer?.close()
                 logger.info("node stopped")
             }
+        }
+    }
+
+    /// The release server of a gateway started with `--serve-release`, when the node has a release
+    /// to serve (a first boot kept it); a node without one, or whose tarball changed, serves none
+    /// and says why in its log.
+    static func serveRelease(_ o: AgentOptions, logger: Logger) async throws -> ReleaseServer? {
+        guard let endpoint = o.serveRelease else { return nil }
+        let release: ReleaseServer.Release
+        do {
+            guard let installed = try ReleaseServer.installed(stateDirectory: o.stateDirectory) else {
+                logger.notice("no release to serve: this node was not installed by a gateway's first boot", metadata: [
+                    "hint": "\(FirstBootScript.releaseTarballFile) and \(FirstBootScript.releaseSHA256File) in the state directory are what is served",
+                ])
+                return nil
+            }
+            release = installed
+        } catch {
+            logger.error("the release is not served", metadata: ["error": "\(error)"])
+            return nil
+        }
+        return try await NodeStartError.binding("the release (HTTP)", on: HostPort.format(endpoint.host, endpoint.port)) {
+            try await ReleaseServer.bind(host: endpoint.host, port: endpoint.port, release: release, logger: logger)
         }
     }
 
@@ -245,7 +294,7 @@ public final class NodeAgent: Sendable {
     ) throws -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
         let proxy = GatewayIngress(
-            group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool),
+            group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool, localID: id),
             configuration: try ProxyConfiguration(environment: ProcessInfo.processInfo.environment), logger: logger)
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])

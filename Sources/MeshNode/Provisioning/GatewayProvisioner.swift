@@ -79,6 +79,8 @@ public actor GatewayProvisioner {
         public var joinsThrough: String
         /// Whether the gateway joins with a single-use invite (a mesh with admission).
         public var invited: Bool
+        /// Where the gateway downloads the release from, when a gateway of the mesh serves it.
+        public var releaseSource: String?
         var backend: any GatewayBackend
         public var backendKind: String { backend.kind }
     }
@@ -129,7 +131,11 @@ public actor GatewayProvisioner {
             name = GatewayName.generate(avoiding: taken)
         }
         for domain in request.domains { try GatewayDomain.validate(domain) }
-        let settings = BackendSettings(secrets, environment: installedRelease().merging(context.environment.merging(request.environment) { _, caller in caller }) { _, set in set })
+        var environment = installedRelease().merging(context.environment.merging(request.environment) { _, caller in caller }) { _, set in set }
+        var releaseSource: (url: String, note: String)?
+        if kind != "local" { releaseSource = await servedRelease(secrets: secrets, request: request, environment: environment) }
+        if let releaseSource { environment["WARREN_RELEASE_URL"] = releaseSource.url }
+        let settings = BackendSettings(secrets, environment: environment)
         let backend = try context.makeBackend(kind, settings, localConfiguration(address: request.address))
         var timeout = Self.defaultTimeout[kind] ?? Self.defaultCloudTimeout
         if let seconds = request.timeoutSeconds {
@@ -147,7 +153,23 @@ public actor GatewayProvisioner {
             name: name, region: request.region, instanceType: request.instanceType,
             joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains)
         let joinsThrough = token.flatMap { try? InviteToken(encoded: $0) }?.addresses.first ?? address
-        return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil, backend: backend)
+        return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil,
+                        releaseSource: releaseSource?.note, backend: backend)
+    }
+
+    /// A gateway of the mesh that serves the release the new gateway is to install (by its
+    /// SHA-256: the caller's, or the one this node was installed from), unless a release URL was
+    /// given (the caller's environment, this node's, or the project's settings): then the user's
+    /// URL stands. Gateways serve the release they were installed from (`ReleaseServer`).
+    func servedRelease(secrets: [String: String], request: GatewayCreateRequest, environment: [String: String]) async -> (url: String, note: String)? {
+        let given = [secrets, request.environment, context.environment].compactMap { $0["WARREN_RELEASE_URL"] }.first { !$0.isEmpty }
+        guard given == nil else { return nil }
+        guard let wanted = (secrets["WARREN_RELEASE_SHA256"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["WARREN_RELEASE_SHA256"])?.lowercased() else {
+            return nil
+        }
+        let offers = await context.gateways().filter { $0.status == "alive" && $0.releaseSHA256 == wanted && $0.releaseURL != nil }
+        guard let source = offers.min(by: { $0.name < $1.name }), let url = source.releaseURL else { return nil }
+        return (url, "the release (SHA-256 \(wanted.prefix(12))…) comes from gateway \(source.name) at \(url)")
     }
 
     /// The release this node was installed from by a gateway's first boot (its URL and SHA-256,
@@ -206,6 +228,8 @@ public actor GatewayProvisioner {
                 note += " (a loopback address a cloud VM cannot reach: start this node with --advertise PUBLIC-ADDRESS:PORT)"
             }
         }
+        // One `accepted` event, the one that names the gateway (the CLI cancels by that name).
+        if let source = creation.releaseSource { note += "; \(source)" }
         progress(GatewayProgress(step: .accepted, message: "creating \(spec.name) with the \(backend.kind) backend\(note)",
                                  gateway: GatewayRecord(gateway: pending, project: creation.project, created: Date())))
         let made: ProvisionedGateway

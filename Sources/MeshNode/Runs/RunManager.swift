@@ -36,14 +36,19 @@ public actor RunManager {
         /// the same time reach it first, so the later claimer usually fails before it prints a URL
         /// (and fails later when one arrives late, after a partition).
         public var claimSettle: Duration = .zero
+        /// Why the gateway at an address is gone from the mesh ("gateway G was deleted"), or nil
+        /// while it is a member (merely unreachable, or unknown yet). Asked after a failed call.
+        public var departure: @Sendable (_ address: String) async -> String?
 
         public init(
             nodeID: String, secrets: @escaping @Sendable (String) async throws -> SecretValues,
             gateways: @escaping @Sendable () async -> [KnownGateway], leases: @escaping @Sendable () async -> LeaseTable,
             authority: any LeaseAuthority, lookup: @escaping GatewayResolver.Lookup = GatewayResolver.systemLookup,
             portTimeout: Duration = .seconds(60), renewInterval: Duration = .seconds(LeaseTable.defaultTTL / 3),
-            retryInitial: Duration = .milliseconds(500), retryCap: Duration = Context.defaultRetryCap
+            retryInitial: Duration = .milliseconds(500), retryCap: Duration = Context.defaultRetryCap,
+            departure: @escaping @Sendable (String) async -> String? = { _ in nil }
         ) {
+            self.departure = departure
             self.retryInitial = retryInitial
             self.retryCap = retryCap
             self.nodeID = nodeID
@@ -106,6 +111,9 @@ public actor RunManager {
     private var gatewayPaths: [String: [String: RunPath]] = [:]
     /// Runs being failed now: a second reason (another gateway's refusal) does not fail them twice.
     private var abandoning: Set<String> = []
+    /// Gateways this node deleted, name by address: its runs bound to one say so at once, without
+    /// waiting for a renewal to fail or for gossip to tell.
+    private var deletedGateways: [String: String] = [:]
 
     public init(store: StateStore, supervisor: RunSupervisor, context: Context, logger: Logger) {
         self.store = store
@@ -316,13 +324,19 @@ public actor RunManager {
         while !Task.isCancelled, isLive(id) {
             do {
                 _ = try await context.authority.grant(request)
+                deletedGateways[request.binding.address] = nil
                 return true
             } catch {
                 if Task.isCancelled || !isLive(id) { return false }
                 if await refused(request, error) { return false }
                 let text = "\(error)"
-                if records[id]?.state != .running { waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))" }
-                setPath(id, request.binding.address, .pending, lastError: text)
+                if let gone = await departure(request.binding.address) {
+                    if records[id]?.state != .running { waiting[id] = "gateway \(request.binding.address), but \(gone) (retrying in case it comes back)" }
+                    setPath(id, request.binding.address, .gone, lastError: gone)
+                } else {
+                    if records[id]?.state != .running { waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))" }
+                    setPath(id, request.binding.address, .pending, lastError: text)
+                }
                 logger.info("the gateway can't be asked for the binding; will retry", metadata: [
                     "run.id": "\(id)", "lease.binding": "\(request.binding)", "error": "\(text)",
                 ])
@@ -407,6 +421,7 @@ public actor RunManager {
                 _ = try await context.authority.grant(request)
                 failures = 0
                 waiting[id] = nil
+                deletedGateways[address] = nil
                 setPath(id, address, .serving)
             } catch let conflict as LeaseConflict {
                 // Someone else holds it now (we were gone too long): this run can no longer serve.
@@ -421,10 +436,35 @@ public actor RunManager {
                 return
             } catch {
                 // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
+                // One that left the mesh says so: its URL is dead until the gateway comes back.
                 failures += 1
-                setPath(id, address, .unreachable, lastError: "\(error)")
+                if let gone = await departure(address) {
+                    setPath(id, address, .gone, lastError: gone)
+                } else {
+                    setPath(id, address, .unreachable, lastError: "\(error)")
+                }
                 logger.debug("lease renewal failed; will retry", metadata: ["run.id": "\(id)", "error": "\(error)"])
             }
+        }
+    }
+
+    /// Why the gateway at `address` is gone, if it is: deleted by this node, or gone from the mesh.
+    private func departure(_ address: String) async -> String? {
+        if let name = deletedGateways[address] { return "gateway \(name) was deleted" }
+        return await context.departure(address)
+    }
+
+    /// This node deleted the gateway `name` at `address` (`warren gateway delete`): its runs bound
+    /// to it say so now, and drop their dead URL. They keep renewing, so a gateway made again at
+    /// the same address serves them again.
+    public func gatewayDeleted(name: String, address: String) {
+        deletedGateways[address] = name
+        for r in records.values where r.state.isActive && r.state != .stopping
+            && details[r.id]?.allBindings.contains(where: { $0.address == address }) == true {
+            if r.state != .running {
+                waiting[r.id] = "gateway \(address), but gateway \(name) was deleted (retrying in case it comes back)"
+            }
+            setPath(r.id, address, .gone, lastError: "gateway \(name) was deleted")
         }
     }
 
@@ -546,7 +586,7 @@ public actor RunManager {
         let active = r.state.isActive
         return RunInfo(
             id: r.id, name: r.name, project: r.project, state: r.state, gateway: d?.binding.address,
-            url: r.state == .running ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
+            url: r.state == .running && paths[r.id]?.state != .gone ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
             host: d?.binding.host, node: context.nodeID, exitCode: r.exitCode, error: r.detail, created: r.createdAt,
             waitingFor: active && r.state != .stopping ? waiting[r.id] : nil, path: path(r),
             gateways: d?.allBindings.map { RunGatewayInfo(address: $0.address, path: active ? gatewayPaths[r.id]?[$0.address] : nil) })
