@@ -82,6 +82,8 @@ final class SiteLab: @unchecked Sendable {
         var bytes = Array("/tmp/warren-lab-XXXXXX".utf8CString)
         guard let made = mkdtemp(&bytes) else { throw POSIXError(.EIO) }
         root = String(cString: made)
+        await Self.removeAbandonedLabs()
+        try "\(getpid()) \(prefix)\n".write(toFile: "\(root)/owner", atomically: true, encoding: .utf8)
         liveLabs.insert(prefix)
         let up = try await script(["up"], timeout: .seconds(120))
         guard up.status == 0 else {
@@ -107,6 +109,22 @@ final class SiteLab: @unchecked Sendable {
             Issue.record("the lab's node logs, on failure:\n\(lab.logTails())")
             await lab.tearDown()
             throw error
+        }
+    }
+
+    /// Removes the namespaces and directories of labs whose test process is gone without cleaning
+    /// up (it crashed, or was killed): each lab's directory names its owner's process ID.
+    static func removeAbandonedLabs() async {
+        let script = WarrenProcess.packageRoot.appendingPathComponent("scripts/sites.sh").path
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where entry.hasPrefix("warren-lab-") {
+            let directory = "/tmp/\(entry)"
+            guard let owner = try? String(contentsOfFile: "\(directory)/owner", encoding: .utf8) else { continue }
+            let fields = owner.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            guard fields.count == 2, let pid = Int32(fields[0]), pid != getpid(),
+                  Glibc.kill(pid, 0) == -1, errno == ESRCH
+            else { continue }
+            _ = try? await launch(URL(fileURLWithPath: script), ["down"], environment: ["WARREN_SITES_PREFIX": fields[1]], timeout: .seconds(120))
+            try? FileManager.default.removeItem(atPath: directory)
         }
     }
 

@@ -7,6 +7,7 @@ import Testing
 ///   WARREN_LAB_WATCH_SECONDS  formation watch (make lab: 600)
 ///   WARREN_LAB_LOSS_SECONDS   30 % loss on site A's uplink (make lab: 120)
 ///   WARREN_LAB_STOPS          SIGTERM stops of runners, each restarted (make lab: 20)
+///   WARREN_LAB_PARTITION_SECONDS  site B cut off from gw1 (make lab: 60)
 @Suite(.serialized) struct SiteLabLongTests {
     static let environment = ProcessInfo.processInfo.environment
     static let enabled = environment["WARREN_LAB_LONG"] == "1"
@@ -99,6 +100,69 @@ import Testing
             Self.figure("site A router re-addressed 5 times: served again after \(Self.spread(readdress))")
             Self.figure(await Self.resources(lab))
         }
+    }
+
+    @Test func aSitePartitionedForAMinuteAndGatewayAndRunnerRestarts() async throws {
+        guard Self.enabled else { return }
+        try await SiteLab.with { lab in
+            try await lab.startAll()
+            try await lab.requireFormation(within: 60)
+            let onA = try await lab.runService(on: .a1, gateway: .gw1, publicPort: 5001, appPort: 8000)
+            let onB = try await lab.runService(on: .b1, gateway: .gw1, publicPort: 5002, appPort: 8001)
+            try #require(await lab.servedAgain(onA, within: 10, tryFor: 5) != nil)
+            try #require(await lab.servedAgain(onB, within: 10, tryFor: 5) != nil)
+
+            // Site B cut off from gw1 (b1 still reaches gw2) for a minute, then healed.
+            let seconds = Self.number("WARREN_LAB_PARTITION_SECONDS", 60)
+            let client = ClientLoop(lab: lab, url: onB.url, expecting: onB.text, attempt: 5)
+            try await lab.partition(.b, from: SiteLab.Member.gw1.address)
+            let holders = HolderLog()
+            let during = await lab.watch(for: seconds) { _ in await holders.add(await Self.doubleHolders(lab)) }
+            try await lab.heal(.b)
+            let healed = Date()
+            let back = await lab.servedAgain(onB, within: 60, tryFor: 2).map { _ in Date().timeIntervalSince(healed) }
+            let stable = await lab.waitForFormation(within: 60).map { _ in Date().timeIntervalSince(healed) }
+            let outcomes = await client.stop()
+            let dead = during.notAlive.filter { $0.state == "dead" }
+            let doubles = await holders.all
+            Self.figure("site B partitioned from gw1 for \(Int(seconds)) s: \(dead.count) dead and \(during.notAlive.count - dead.count) suspect samples of \(during.samples) \(dead.prefix(10)); after the heal served again \(back.map { String(format: "%.1f s", $0) } ?? "not within 60 s"), all alive \(stable.map { String(format: "%.1f s", $0) } ?? "not within 60 s"); bindings with two holders: \(doubles.isEmpty ? "none" : doubles.joined(separator: "; ")); client on b1's service: \(ClientLoop.summary(outcomes))")
+            #expect(back.map { $0 <= 10 } == true, "b1's service back after \(String(describing: back)) s (at most 10)")
+            #expect(stable.map { $0 <= 15 } == true, "membership stable after \(String(describing: stable)) s (at most 15)")
+            #expect(doubles.isEmpty, "two holders: \(doubles)")
+
+            // gw1 stopped (SIGTERM) and started again; then a1 killed (SIGKILL) and started again.
+            for (member, kill) in [(SiteLab.Member.gw1, false), (.a1, true)] {
+                let loop = ClientLoop(lab: lab, url: onA.url, expecting: onA.text, attempt: 2)
+                try await Task.sleep(for: .seconds(2))
+                if kill { await lab.kill(member) } else { await lab.stop(member, seconds: 15) }
+                try await Task.sleep(for: .seconds(5))
+                let restarted = Date()
+                try lab.start(member)
+                let again = await lab.servedAgain(onA, within: 60, tryFor: 2).map { _ in Date().timeIntervalSince(restarted) }
+                let formed = await lab.waitForFormation(within: 60).map { _ in Date().timeIntervalSince(restarted) }
+                let outcomes = await loop.stop()
+                Self.figure("\(member) \(kill ? "killed (SIGKILL)" : "stopped (SIGTERM)"), down 5 s, started again: a1's service served again \(again.map { String(format: "%.1f s", $0) } ?? "not within 60 s") after the start, all five alive after \(formed.map { String(format: "%.1f s", $0) } ?? "more than 60 s"); client: \(ClientLoop.summary(outcomes))")
+                #expect(again != nil, "a1's service not served again within 60 s of \(member)'s start")
+            }
+            Self.figure(await Self.resources(lab))
+        }
+    }
+
+    /// Bindings (gateway, port, host) that two runs hold at once in some member's lease table.
+    static func doubleHolders(_ lab: SiteLab) async -> [String] {
+        var found: [String] = []
+        for member in SiteLab.Member.allCases {
+            guard let leases = try? await lab.warren(member, ["leases", "--json"], timeout: 20), leases.status == 0,
+                  let list = try? JSONSerialization.jsonObject(with: Data(leases.stdout.utf8)) as? [[String: Any]]
+            else { continue }
+            var holders: [String: Set<String>] = [:]
+            for lease in list {
+                let key = "\(lease["gateway"] ?? "?"):\(lease["port"] ?? "?") \(lease["host"] as? String ?? "")"
+                holders[key, default: []].insert(lease["runID"] as? String ?? "?")
+            }
+            for (key, runs) in holders where runs.count > 1 { found.append("\(member) saw \(key) held by \(runs.sorted())") }
+        }
+        return found
     }
 
     /// "min / median / max over n".

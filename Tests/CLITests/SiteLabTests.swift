@@ -131,6 +131,12 @@ actor PathLog {
     func add(_ path: String) { all.append(path) }
 }
 
+/// What the lease watch found, in order.
+actor HolderLog {
+    private(set) var all: [String] = []
+    func add(_ found: [String]) { all += found }
+}
+
 /// A client fetching a URL over and over (each bounded by `attempt` seconds) until `stop`.
 final class ClientLoop: @unchecked Sendable {
     struct Outcome: Sendable {
