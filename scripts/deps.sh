@@ -17,6 +17,7 @@ declare -A commands=(
     [iptables]=iptables
     [openssl]=openssl
     [curl]=curl
+    [conntrack]=conntrack
 )
 
 missing=()

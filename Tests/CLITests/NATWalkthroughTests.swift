@@ -11,8 +11,8 @@ import Glibc
 ///
 /// Needs root and a kernel that lets us make namespaces; skips with a message otherwise.
 @Suite(.serialized) struct NATWalkthroughTests {
-    /// This lab's own namespace prefix, so it never meets `NetnsLabTests`' namespaces.
-    static let prefix = "wnat-"
+    /// This run's own namespace prefix (at most 6 characters), so it never meets another run's.
+    static let prefix = "n" + String(getpid() % 1_679_616, radix: 36) + "-"
     static let gatewayAddress = "198.18.0.10"
     static let siteAddress = "10.213.0.2"
 
@@ -178,38 +178,6 @@ final class NATLab: @unchecked Sendable {
         killProcesses(workingUnder: appDirectory)
         _ = try? await script(["down"])
         try? FileManager.default.removeItem(atPath: root)
-    }
-}
-
-/// `warren node start ARGS` inside a network namespace (`ip netns exec` execs, so the process is
-/// the node itself and signals reach it), its output in a log file.
-final class NamespacedNode: @unchecked Sendable {
-    let logPath: String
-    private let process = Process()
-
-    init(namespace: String, arguments: [String], logPath: String) throws {
-        self.logPath = logPath
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, WarrenProcess.binary.path, "node", "start"] + arguments
-        process.currentDirectoryURL = WarrenProcess.packageRoot
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? log.close()
-    }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    /// SIGTERM, then SIGKILL if it hasn't exited within `seconds`.
-    func stop(seconds: TimeInterval = 5) async {
-        guard process.isRunning else { return }
-        process.terminate()
-        if await eventually(within: seconds, { !process.isRunning }) { return }
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        _ = await eventually(within: 5) { !process.isRunning }
     }
 }
 

@@ -80,6 +80,9 @@ func launch(_ executable: URL, _ arguments: [String], environment: [String: Stri
     }
     for await _ in exits {}
     watchdog.cancel()
+    // Foundation may call the termination handler before `isRunning` turns false, and reading
+    // `terminationStatus` before then traps (seen in the two-site lab's client loop).
+    while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
     // The pipes reach their end as the program exits (nothing it starts keeps them).
     return WarrenProcess.Result(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
 }
