@@ -17,6 +17,8 @@ declare -A commands=(
     [iptables]=iptables
     [openssl]=openssl
     [curl]=curl
+    # The ACME tests run Let's Encrypt's test CA; the package also ships pebble-challtestsrv.
+    [pebble]=pebble
 )
 
 missing=()

@@ -27,6 +27,9 @@ public struct AgentOptions: Sendable {
     public var gossip: GossipConfig
     /// Where to serve Prometheus metrics, and what to serve (the process's registry).
     public var metrics: (host: String, port: Int, emit: MetricsServer.Emit)?
+    /// A gateway's ACME CA and HTTPS port: names of host-routed services on `httpPort` get
+    /// certificates and are served over HTTPS too. Nil: no TLS termination.
+    public var acme: AcmeSettings? = nil
 
     public init(
         stateDirectory: String, listenHost: String = "0.0.0.0", listenPort: Int = AgentOptions.defaultPort,
