@@ -28,12 +28,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C libraries, found through pkg-config. Only the wrappers below import them.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // libcrypto's keys, PKCS#10 requests and certificate reading, for the ACME client.
+        .systemLibrary(name: "CX509", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Thin Swift wrappers: Swift types, Swift errors, zeroing of secret memory.
         .target(name: "Sodium", dependencies: ["CSodium"], swiftSettings: strict),
@@ -46,13 +49,26 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        // The data plane: ingress listeners, routing table, HTTP/1.1 and SNI routing, splicing.
+        // An ACME (RFC 8555) client: account, order, HTTP-01, finalize with a CSR, download.
+        .target(
+            name: "Acme",
+            dependencies: [
+                "Curl", "CX509",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The data plane: ingress listeners, routing table, HTTP/1.1 and SNI routing, splicing,
+        // TLS termination (HTTP/1.1 and HTTP/2 towards clients).
         .target(
             name: "Proxy",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -91,7 +107,7 @@ let package = Package(
         .target(
             name: "MeshNode",
             dependencies: [
-                "Gossip", "Link", "Trust", "Provisioning", "Proxy", "Sodium", "LibCrypto", "Curl",
+                "Gossip", "Link", "Trust", "Provisioning", "Proxy", "Sodium", "LibCrypto", "Curl", "Acme",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -212,7 +228,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Link", "Trust", "Provisioning", "CloudFakes"], swiftSettings: strict),
+        // A real pebble (and its DNS) started per test, for AcmeTests and CLITests.
+        .target(name: "AcmeTestSupport", dependencies: ["Curl"], path: "Tests/AcmeTestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "AcmeTests",
+            dependencies: [
+                "Acme", "AcmeTestSupport", "Proxy", "Curl", "MeshNode", "Trust",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Link", "Trust", "Provisioning", "CloudFakes", "AcmeTestSupport"], swiftSettings: strict),
     ]
 )
 

@@ -18,6 +18,8 @@ declare -A commands=(
     [openssl]=openssl
     [curl]=curl
     [conntrack]=conntrack
+    # The ACME tests run Let's Encrypt's test CA; the package also ships pebble-challtestsrv.
+    [pebble]=pebble
 )
 
 missing=()

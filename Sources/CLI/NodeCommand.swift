@@ -67,6 +67,21 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
         var logLevel: String = "info"
 
+        @Option(help: ArgumentHelp("A gateway's contact e-mail at its ACME CA; turns on HTTPS for services with a domain.", valueName: "EMAIL"))
+        var acmeEmail: String?
+
+        @Option(help: ArgumentHelp("The ACME directory (default: Let's Encrypt); turns on HTTPS for services with a domain.", valueName: "URL"))
+        var acmeDirectory: String?
+
+        @Option(help: ArgumentHelp("CA certificates (PEM) trusted for the ACME directory instead of the system's.", valueName: "FILE"))
+        var acmeCaBundle: String?
+
+        @Option(help: ArgumentHelp("Where a gateway's HTTP port for domains (ACME checks, redirects) is.", valueName: "PORT"))
+        var httpPort: Int = 80
+
+        @Option(help: ArgumentHelp("Where a gateway serves HTTPS for domains.", valueName: "PORT"))
+        var httpsPort: Int = 443
+
         func validate() throws {
             guard Self.hostPort(listen) != nil else { throw ValidationError("--listen takes ADDR:PORT, got `\(listen)`") }
             _ = try joinToken()
@@ -81,6 +96,13 @@ struct NodeCommand: AsyncParsableCommand {
             if gateway && publicAddress == nil { throw ValidationError("--gateway needs --public-address ADDR (what services name in `gateway:`)") }
             if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level `\(logLevel)`") }
+            if !gateway && (acmeEmail != nil || acmeDirectory != nil) { throw ValidationError("--acme-email and --acme-directory go with --gateway") }
+            for (flag, port) in [("--http-port", httpPort), ("--https-port", httpsPort)] where !(1...65535).contains(port) {
+                throw ValidationError("\(flag) takes a port in 1...65535, got \(port)")
+            }
+            if let acmeDirectory, !acmeDirectory.hasPrefix("https://") {
+                throw ValidationError("--acme-directory takes an https:// URL (an ACME directory), got `\(acmeDirectory)`")
+            }
         }
 
         /// The invite token from `--join-file` or `$WARREN_JOIN_TOKEN`, which keep it out of the
@@ -124,11 +146,16 @@ struct NodeCommand: AsyncParsableCommand {
                 MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
                 metricsEndpoint = (mhost, mport, { registry.emitToBuffer() })
             }
-            let options = AgentOptions(
+            var options = AgentOptions(
                 stateDirectory: StateDirectory.resolve(stateDirectory), listenHost: host, listenPort: port, advertise: advertise,
                 isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain,
                 join: join + [(try? joinToken()) ?? nil].compactMap { $0 },
                 metrics: metricsEndpoint, serveRelease: serveRelease.flatMap { Self.hostPort($0) }.map { (host: $0.0, port: $0.1) })
+            if acmeEmail != nil || acmeDirectory != nil {
+                options.acme = AcmeSettings(
+                    directoryURL: acmeDirectory ?? AcmeSettings.letsEncrypt, email: acmeEmail, caBundlePath: acmeCaBundle,
+                    httpPort: httpPort, httpsPort: httpsPort)
+            }
             let agent = AgentService(agent: NodeAgent(options: options, logger: logger))
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -14,7 +14,7 @@ struct Warren: AsyncParsableCommand {
         version: WarrenVersion.current,
         subcommands: [
             RunCommand.self, ApplyCommand.self, PsCommand.self, LogsCommand.self, StopCommand.self, RmCommand.self, StatusCommand.self,
-            SecretsCommand.self, ProjectCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self, DomainsCommand.self,
+            SecretsCommand.self, ProjectCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self, DomainsCommand.self, CertsCommand.self,
             NodeCommand.self, ConfigCommand.self, DebugLinkCommand.self,
             MeshCommand.self, InviteCommand.self,
         ]

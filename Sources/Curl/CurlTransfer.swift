@@ -86,6 +86,9 @@ final class CurlTransfer {
             // A proxy from the environment (http_proxy) must not capture calls to this machine.
             results.append(warren_curl_setopt_string(handle, CURLOPT_NOPROXY, "*"))
         }
+        if let caBundle = client.caBundlePath {
+            results.append(warren_curl_setopt_string(handle, CURLOPT_CAINFO, caBundle))
+        }
         results.append(warren_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(client.connectTimeout)))
         if let timeout = request.timeout ?? client.timeout {
             results.append(warren_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)))

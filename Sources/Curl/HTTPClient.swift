@@ -14,19 +14,24 @@ public struct HTTPClient: Sendable {
     public var maxResponseBytes: Int
     /// Follow 3xx redirects (off by default: API clients want to see them).
     public var followRedirects: Bool
+    /// A PEM file of the certificate authorities trusted for https (CURLOPT_CAINFO) instead of the
+    /// system's: a private ACME CA, or a test CA.
+    public var caBundlePath: String?
 
     public init(
         unixSocketPath: String? = nil,
         timeout: Duration? = .seconds(30),
         connectTimeout: Duration = .seconds(10),
         maxResponseBytes: Int = 64 << 20,
-        followRedirects: Bool = false
+        followRedirects: Bool = false,
+        caBundlePath: String? = nil
     ) {
         self.unixSocketPath = unixSocketPath
         self.timeout = timeout
         self.connectTimeout = connectTimeout
         self.maxResponseBytes = maxResponseBytes
         self.followRedirects = followRedirects
+        self.caBundlePath = caBundlePath
     }
 
     /// Sends `request` and returns the final response with its whole body. HTTP error statuses

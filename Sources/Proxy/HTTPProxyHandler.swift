@@ -24,8 +24,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let ingress: IngressContext
     private let headTimer: RequestHeadTimeoutHandler
-    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
-    private let encoder: HTTPResponseEncoder
+    /// Nil on an HTTP/2 stream (the stream codec does the framing; no upgrades there).
+    private let decoder: ByteToMessageHandler<HTTPRequestDecoder>?
+    private let encoder: HTTPResponseEncoder?
+    /// The client came over TLS the gateway terminated: no redirect, `X-Forwarded-Proto: https`.
+    private let secure: Bool
+    private var isHTTP2: Bool { self.decoder == nil }
     private var upstream = Upstream.none
     /// Numbers the upstream connections of this client, so late events of an old one are ignored.
     private var upstreamCount = 0
@@ -48,11 +52,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var answerTimer: Scheduled<Void>?
 
     init(ingress: IngressContext, headTimer: RequestHeadTimeoutHandler,
-         decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder) {
+         decoder: ByteToMessageHandler<HTTPRequestDecoder>?, encoder: HTTPResponseEncoder?, secure: Bool = false) {
         self.ingress = ingress
         self.headTimer = headTimer
         self.decoder = decoder
         self.encoder = encoder
+        self.secure = secure
     }
 
     // MARK: Requests from the client
@@ -104,6 +109,23 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // An exclusive port routes by port alone, so a request without Host (HTTP/1.0) is fine there.
             let hostHeader = head.headers.first(name: "host")
             let host = hostHeader.map { HostName.fromHostHeader($0) }
+            if let tls = self.ingress.configuration.tls {
+                if head.method == .GET || head.method == .HEAD, let keyAuthorization = tls.challengeAnswer(for: head.uri) {
+                    self.answer(.ok, keyAuthorization, context: context)
+                    return
+                }
+                if !self.secure, let host, tls.hasCertificate(for: host) {
+                    let location = tls.redirectLocation(host: host, uri: head.uri)
+                    self.answer(.permanentRedirect, "this service is served over HTTPS: \(location)\n", headers: [("location", location)], context: context)
+                    return
+                }
+            }
+            if self.isHTTP2 {
+                // The app speaks HTTP/1.1; the stream codec made an HTTP/2.0 head.
+                head.version = .http1_1
+                head.headers.remove(name: "upgrade")
+                self.keepAlive = true
+            }
             switch self.ingress.lookup(host: host) {
             case .unknownHost where hostHeader == nil:
                 self.answer(.badRequest, "the request has no Host header\n", context: context)
@@ -111,7 +133,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.answer(.notFound, "no service for host \"\(host ?? "")\" on this gateway\n", context: context)
             case .route(let route):
                 self.upgradeRequested = head.headers.contains(name: "upgrade")
-                Self.addForwardingHeaders(&head.headers, client: context.channel.remoteAddress, host: hostHeader)
+                Self.addForwardingHeaders(&head.headers, client: context.channel.remoteAddress, host: hostHeader, secure: self.secure)
                 self.forward(.head(head), route: route, context: context)
             }
         case .body(let body):
@@ -309,6 +331,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.responseHeadSent = true
             if head.status == .switchingProtocols && self.upgradeRequested {
                 self.upgrading = true
+            } else if self.isHTTP2 {
+                // A stream ends with its response; the connection's other streams go on.
+                head.headers.remove(name: "connection")
+                head.headers.remove(name: "keep-alive")
+                head.headers.remove(name: "transfer-encoding")
             } else if self.upgradeRequested || !Self.keepsAlive(head, answeringHead: self.answeringHead) {
                 // A declined upgrade leaves the request decoder stopped: finish with this response.
                 self.keepAlive = false
@@ -472,7 +499,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return HTTPResponseHead(version: head.version, status: head.status, headers: headers).isKeepAlive
     }
 
-    static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String?) {
+    static func addForwardingHeaders(_ headers: inout HTTPHeaders, client: SocketAddress?, host: String?, secure: Bool = false) {
         if let ip = client?.ipAddress {
             if let previous = headers.first(name: "x-forwarded-for") {
                 headers.replaceOrAdd(name: "x-forwarded-for", value: "\(previous), \(ip)")
@@ -480,7 +507,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 headers.add(name: "x-forwarded-for", value: ip)
             }
         }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: secure ? "https" : "http")
         if let host {
             headers.replaceOrAdd(name: "x-forwarded-host", value: host)
         } else {
@@ -502,9 +529,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         do {
             sync.removeHandler(context: context, promise: nil)
             try sync.addHandler(SpliceHandler(partner: nil))
-            sync.removeHandler(self.encoder, promise: nil)
+            guard let encoder = self.encoder, let decoder = self.decoder else { throw ProxyError.upgradeOverHTTP2 }
+            sync.removeHandler(encoder, promise: nil)
             sync.removeHandler(self.headTimer, promise: nil)
-            sync.removeHandler(self.decoder, promise: decoderRemoved)
+            sync.removeHandler(decoder, promise: decoderRemoved)
         } catch {
             decoderRemoved.fail(error)
             channel.close(promise: nil)

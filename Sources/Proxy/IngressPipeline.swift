@@ -43,7 +43,8 @@ enum IngressPipeline {
     static func addHTTPHandlers(
         to channel: any Channel,
         position: ChannelPipeline.SynchronousOperations.Position,
-        context: IngressContext
+        context: IngressContext,
+        secure: Bool = false
     ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = context.configuration.maxHeaderBytes
@@ -53,7 +54,7 @@ enum IngressPipeline {
         )
         let encoder = HTTPResponseEncoder()
         let headTimer = RequestHeadTimeoutHandler(timeout: context.configuration.requestHeadTimeout)
-        let proxy = HTTPProxyHandler(ingress: context, headTimer: headTimer, decoder: decoder, encoder: encoder)
+        let proxy = HTTPProxyHandler(ingress: context, headTimer: headTimer, decoder: decoder, encoder: encoder, secure: secure)
         try channel.pipeline.syncOperations.addHandlers([headTimer, decoder, encoder, proxy], position: position)
     }
 }

@@ -39,6 +39,8 @@ public struct ProxyConfiguration: Sendable {
     public var retryAfterSeconds: Int = 5
     /// Listen backlog of each gateway listener.
     public var backlog: Int32 = 1024
+    /// Certificates for routes that terminate TLS, and the ACME HTTP-01 answers; nil: no HTTPS.
+    public var tls: TLSCertificates? = nil
 
     public init() {}
 }

@@ -19,6 +19,8 @@ public enum ProxyError: Error, Hashable, CustomStringConvertible {
     case malformedClientHello(String)
     /// A client sent more than the configured limit before it could be routed.
     case routingDataTooLarge(limit: Int)
+    /// An app answered 101 to a request that came over HTTP/2, where a stream cannot switch protocols.
+    case upgradeOverHTTP2
 
     public var description: String {
         switch self {
@@ -38,6 +40,8 @@ public enum ProxyError: Error, Hashable, CustomStringConvertible {
             "malformed TLS ClientHello: \(why)"
         case .routingDataTooLarge(let limit):
             "the client sent more than \(limit) bytes before its host name could be read"
+        case .upgradeOverHTTP2:
+            "the app switched protocols on a request that came over HTTP/2; clients must upgrade over HTTP/1.1"
         }
     }
 }

@@ -11,11 +11,15 @@ public struct Route: Hashable, Sendable, CustomStringConvertible {
     public var upstream: String
     /// The app's port on the runner's loopback interface.
     public var appPort: Int
+    /// On a host-routed port: the gateway terminates TLS for this name with the certificate of
+    /// `ProxyConfiguration.tls` and proxies HTTP; false routes TLS by SNI untouched (passthrough).
+    public var terminatesTLS: Bool
 
-    public init(runID: String, upstream: String, appPort: Int) {
+    public init(runID: String, upstream: String, appPort: Int, terminatesTLS: Bool = false) {
         self.runID = runID
         self.upstream = upstream
         self.appPort = appPort
+        self.terminatesTLS = terminatesTLS
     }
 
     public var description: String { "run \"\(self.runID)\" on \(self.upstream) port \(self.appPort)" }

@@ -48,6 +48,24 @@ final class SNIRoutingHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         self.routed = true
+        if route.terminatesTLS {
+            guard let sslContext = self.ingress.configuration.tls?.context(for: name) else {
+                self.ingress.logger.info("no certificate yet for a TLS-terminated name", metadata: ["tls.sni": "\(name ?? "(none)")"])
+                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(bytes: Self.unrecognizedNameAlert)), promise: nil)
+                context.close(promise: nil)
+                return
+            }
+            do {
+                try TLSTermination.install(on: context.channel, position: .after(self), sslContext: sslContext, ingress: self.ingress)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            context.fireChannelRead(NIOAny(self.collected))
+            self.collected = ByteBuffer()
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
         do {
             try context.pipeline.syncOperations.addHandler(SpliceHandler(partner: nil), position: .after(self))
         } catch {

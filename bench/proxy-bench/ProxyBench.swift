@@ -3,10 +3,12 @@
 //
 //   proxy-bench runner  LISTEN_HOST:PORT
 //   proxy-bench gateway RUNNER_HOST:PORT [exclusive LISTEN_HOST:PORT APP_PORT]... [host NAME LISTEN_HOST:PORT APP_PORT]...
+//       [https NAME LISTEN_HOST:PORT CHAIN.pem KEY.pem APP_PORT]...   (TLS terminated by the gateway)
 //
 // Both run until SIGTERM/SIGINT.
 
 import Dispatch
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -84,6 +86,7 @@ struct ProxyBench {
             let (runnerHost, runnerPort) = try hostPort(arguments[1])
             let runnerAddress = try SocketAddress(ipAddress: runnerHost, port: runnerPort)
             var table = RoutingTable()
+            var configuration = ProxyConfiguration()
             var rest = arguments.dropFirst(2)[...]
             while let kind = rest.popFirst() {
                 switch kind {
@@ -106,13 +109,27 @@ struct ProxyBench {
                         route: Route(runID: "bench-\(name)", upstream: "runner", appPort: app),
                         on: ListenAddress(host: host, port: port)
                     )
+                case "https":
+                    guard let name = rest.popFirst(), let listen = rest.popFirst(), let chain = rest.popFirst(), let key = rest.popFirst(),
+                        let app = rest.popFirst().flatMap({ Int($0) })
+                    else { throw UsageError(description: "https NAME LISTEN_HOST:PORT CHAIN.pem KEY.pem APP_PORT") }
+                    let (host, port) = try hostPort(listen)
+                    let tls = configuration.tls ?? TLSCertificates(httpsPort: port)
+                    try tls.install(chainPEM: String(contentsOfFile: chain, encoding: .utf8), privateKeyPEM: String(contentsOfFile: key, encoding: .utf8), for: [name])
+                    configuration.tls = tls
+                    try table.addHost(
+                        name,
+                        route: Route(runID: "bench-\(name)", upstream: "runner", appPort: app, terminatesTLS: true),
+                        on: ListenAddress(host: host, port: port)
+                    )
                 default:
-                    throw UsageError(description: "unknown binding kind \"\(kind)\" (exclusive, host)")
+                    throw UsageError(description: "unknown binding kind \"\(kind)\" (exclusive, host, https)")
                 }
             }
             let gateway = GatewayIngress(
                 group: group,
                 connector: LoopbackTunnelConnector { _ in runnerAddress },
+                configuration: configuration,
                 logger: logger
             )
             let failures = await gateway.apply(table)

@@ -29,6 +29,9 @@ public struct AgentOptions: Sendable {
     public var metrics: (host: String, port: Int, emit: MetricsServer.Emit)?
     /// Where a gateway serves the release it was installed from to new gateways (`ReleaseServer`).
     public var serveRelease: (host: String, port: Int)?
+    /// A gateway's ACME CA and HTTPS port: names of host-routed services on `httpPort` get
+    /// certificates and are served over HTTPS too. Nil: no TLS termination.
+    public var acme: AcmeSettings? = nil
 
     public init(
         stateDirectory: String, listenHost: String = "0.0.0.0", listenPort: Int = AgentOptions.defaultPort,

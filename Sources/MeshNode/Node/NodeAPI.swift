@@ -23,6 +23,8 @@ public struct NodeAPI: Sendable {
     public var runs: RunManager
     /// `gateway create/delete`; nil on a node that does not provision gateways.
     public var provisioner: GatewayProvisioner?
+    /// The certificates this gateway terminates TLS with (empty on other nodes).
+    public var certificates: @Sendable () async -> [CertificateStatus] = { [] }
 
     public init(
         node: @escaping @Sendable () async -> NodeInfo, peers: @escaping @Sendable () async -> [PeerInfo],
@@ -45,6 +47,7 @@ public struct NodeAPI: Sendable {
         r.get("/v1/gateways") { _ in try .json(await api.gateways()) }
         r.get("/v1/leases") { _ in try .json(await api.leases()) }
         r.get("/v1/domains") { _ in try .json(await api.domains()) }
+        r.get("/v1/certs") { _ in try .json(await api.certificates()) }
         addGatewayProvisioningRoutes(to: &r)
 
         r.get("/v1/projects/:project/secrets") { req in

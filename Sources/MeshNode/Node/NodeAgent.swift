@@ -59,7 +59,11 @@ public final class NodeAgent: Sendable {
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
-        let (gatewayLeases, ingress) = try Self.gatewayRole(o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, logger: logger)
+        let certificates = o.isGateway ? o.acme.map {
+            CertificateManager(settings: $0, stateDirectory: o.stateDirectory, gatewayName: gatewayName, logger: logger)
+        } : nil
+        let (gatewayLeases, ingress) = try Self.gatewayRole(
+            o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, certificates: certificates, logger: logger)
 
         let supervisor = RunSupervisor(stateDirectory: o.stateDirectory, logger: logger)
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
@@ -174,6 +178,7 @@ public final class NodeAgent: Sendable {
         }
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
         api.provisioner = provisioner
+        api.certificates = { await certificates?.status ?? [] }
         var routes = api.router
         admin.register(into: &routes)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)
@@ -253,6 +258,7 @@ public final class NodeAgent: Sendable {
                 await mesh.leave()
                 try? await Task.sleep(for: .milliseconds(300))  // let the departure spread
                 await runs.shutdown()
+                await certificates?.shutdown()
                 await ingress?.shutdown()
                 await pool.shutdown()
                 await endpoint.shutdown()
@@ -290,12 +296,16 @@ public final class NodeAgent: Sendable {
     /// The gateway role: leases on its address, published to the mesh, and the public listeners
     /// kept in step with them. Nil for a node that is not a gateway.
     static func gatewayRole(
-        _ o: AgentOptions, id: NodeID, name: String, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool, logger: Logger
+        _ o: AgentOptions, id: NodeID, name: String, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool,
+        certificates: CertificateManager?, logger: Logger
     ) throws -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
+        var configuration = try ProxyConfiguration(environment: ProcessInfo.processInfo.environment)
+        configuration.tls = certificates?.tls
         let proxy = GatewayIngress(
             group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool, localID: id),
-            configuration: try ProxyConfiguration(environment: ProcessInfo.processInfo.environment), logger: logger)
+            configuration: configuration, logger: logger)
+        let acme = certificates == nil ? nil : o.acme
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])
         var hooks = GatewayLeases.Hooks(
@@ -305,7 +315,8 @@ public final class NodeAgent: Sendable {
                 }
                 for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
                 var failed: [Int: String] = [:]
-                for failure in await proxy.apply(routingTable(held, bindHost: bindHost)) {
+                if let certificates, let acme { await certificates.serve(terminatedNames(held, acme: acme)) }
+                for failure in await proxy.apply(routingTable(held, bindHost: bindHost, acme: acme)) {
                     logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
                     if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
                 }
@@ -329,8 +340,9 @@ public final class NodeAgent: Sendable {
         return "could not be bound (\(reason)); publish on another port or fix the gateway"
     }
 
-    /// The public listeners for a gateway's leases.
-    static func routingTable(_ leases: [Lease], bindHost: String) -> RoutingTable {
+    /// The public listeners for a gateway's leases. With ACME, a name held on the HTTP port is
+    /// also served on the HTTPS port, where the gateway terminates TLS.
+    static func routingTable(_ leases: [Lease], bindHost: String, acme: AcmeSettings? = nil) -> RoutingTable {
         var table = RoutingTable()
         for lease in leases {
             let address = ListenAddress(host: bindHost, port: lease.binding.port)
@@ -341,6 +353,20 @@ public final class NodeAgent: Sendable {
                 try? table.addExclusive(route, on: address)
             }
         }
+        if let acme {
+            // After the leases' own bindings: a service that terminates TLS itself on the HTTPS
+            // port (SNI passthrough) keeps its name there.
+            for lease in leases where lease.binding.port == acme.httpPort {
+                guard let host = lease.binding.host else { continue }
+                let route = Route(runID: lease.runID, upstream: lease.holder, appPort: lease.appPort, terminatesTLS: true)
+                try? table.addHost(host, route: route, on: ListenAddress(host: bindHost, port: acme.httpsPort))
+            }
+        }
         return table
+    }
+
+    /// The names a gateway terminates TLS for: host-routed leases on its HTTP port.
+    static func terminatedNames(_ leases: [Lease], acme: AcmeSettings) -> Set<String> {
+        Set(leases.filter { $0.binding.port == acme.httpPort }.compactMap(\.binding.host))
     }
 }

@@ -1,0 +1,95 @@
+import AcmeTestSupport
+import Foundation
+import Testing
+
+/// HTTPS through the whole stack: a gateway node with an ACME directory (a real pebble), a runner
+/// node joined to it, `warren run` of a service on the gateway's domain. The gateway orders the
+/// certificate itself, answers the CA's HTTP-01 check, serves HTTPS over HTTP/1.1 and HTTP/2 and
+/// redirects plain HTTP; `warren certs` shows it.
+@Suite(.serialized) struct HTTPSProcessTests {
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func aServiceOnTheGatewaysDomainGetsACertificateAndHTTPS() async throws {
+        let root = try temporaryDirectory()
+        let gatewayHost = randomLoopback(), runnerHost = randomLoopback()
+        let httpPort = try freePort(on: gatewayHost), httpsPort = try freePort(on: gatewayHost)
+        let meshPort = try freePort(on: gatewayHost), runnerPort = try freePort(on: runnerHost)
+        let pebble = try Pebble(challengeHost: gatewayHost, httpPort: httpPort)
+        let domain = "shop.https.test"
+        let gatewayEnv = ["WARREN_HOME": root + "/gw"], runnerEnv = ["WARREN_HOME": root + "/runner"]
+        let gateway = try NodeProcess(name: "gw", arguments: [
+            "--state-dir", root + "/gw", "--listen", "\(gatewayHost):\(meshPort)",
+            "--gateway", "--public-address", gatewayHost, "--name", "https-gw", "--domain", domain,
+            "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
+            "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
+        ], environment: gatewayEnv, logPath: root + "/gw.log")
+        let runner = try NodeProcess(name: "runner", arguments: [
+            "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(gatewayHost):\(meshPort)",
+        ], environment: runnerEnv, logPath: root + "/runner.log")
+        defer {
+            killProcesses(workingUnder: root + "/app")
+            pebble.stop()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        do {
+            try await self.check(root: root, domain: domain, gatewayHost: gatewayHost, httpPort: httpPort, httpsPort: httpsPort,
+                                 pebble: pebble, gatewayEnv: gatewayEnv, runnerEnv: runnerEnv, gateway: gateway)
+        } catch {
+            Issue.record("\(error)\n--- gateway\n\(gateway.log)\n--- pebble\n\(pebble.log)")
+        }
+        await runner.stop()
+        await gateway.stop()
+    }
+
+    private func check(
+        root: String, domain: String, gatewayHost: String, httpPort: Int, httpsPort: Int, pebble: Pebble,
+        gatewayEnv: [String: String], runnerEnv: [String: String], gateway: NodeProcess
+    ) async throws {
+        let gatewayKnown = try await eventually(within: 60) {
+            let listed = try await WarrenProcess.run(["gateway", "list"], environment: runnerEnv)
+            return listed.status == 0 && listed.stdout.contains(domain)
+        }
+        try #require(gatewayKnown, "the runner never saw the gateway\n\(gateway.log)")
+
+        let app = root + "/app"
+        try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
+        try "hello over https\n".write(toFile: app + "/index.html", atomically: true, encoding: .utf8)
+        let appPort = try freePort(on: "0.0.0.0")
+        try """
+            type: service
+            name: shop
+            gateway: \(domain)
+            port: "\(httpPort):\(appPort)"
+            commands:
+              - python3 -m http.server \(appPort)
+
+            """.write(toFile: app + "/.dstack.yml", atomically: true, encoding: .utf8)
+        let run = try await WarrenProcess.run(["run", app, "-d", "--project", "local"], environment: runnerEnv)
+        #expect(run.status == 0, "\(run.stderr)")
+
+        var certs = ""
+        let issued = try await eventually(within: 90) {
+            certs = try await WarrenProcess.run(["certs"], environment: gatewayEnv).stdout
+            return certs.contains(domain) && certs.contains("Pebble")
+        }
+        #expect(issued, "no certificate for \(domain):\n\(certs)")
+        try #require(issued)
+        #expect(certs.contains("https-gw") && certs.contains("days"), "\(certs)")
+
+        let rootPEM = root + "/pebble-root.pem"
+        try pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
+        for version in ["--http1.1", "--http2"] {
+            let answer = try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
+                "-sS", "--max-time", "10", version, "--cacert", rootPEM, "--resolve", "\(domain):\(httpsPort):\(gatewayHost)",
+                "-w", "\\nversion=%{http_version}\\n", "https://\(domain):\(httpsPort)/",
+            ], timeout: .seconds(15))
+            #expect(answer.stdout.contains("hello over https"), "\(version): \(answer.stdout) \(answer.stderr)")
+            // The app (python's http.server) answers HTTP/1.0 and the gateway passes its version on.
+            #expect(answer.stdout.contains(version == "--http2" ? "version=2" : "version=1"), "\(answer.stdout)")
+        }
+        let redirect = try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
+            "-sS", "--max-time", "10", "--resolve", "\(domain):\(httpPort):\(gatewayHost)",
+            "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://\(domain):\(httpPort)/page",
+        ], timeout: .seconds(15))
+        #expect(redirect.stdout == "308 https://\(domain):\(httpsPort)/page", "\(redirect.stdout) \(redirect.stderr)")
+    }
+}
