@@ -4,6 +4,7 @@ import Gossip
 import Glibc
 #endif
 import Link
+import NIOCore
 public import Provisioning
 import Trust
 
@@ -270,13 +271,8 @@ public struct LocalBackend: GatewayBackend {
             var on: Int32 = 1
             // As the node binds: SO_REUSEADDR, so a TIME_WAIT from an earlier gateway is no obstacle.
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET, address, &sin.sin_addr) == 1 else { return false }
-            let bound = withUnsafePointer(to: &sin) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            guard let socketAddress = try? SocketAddress(ipAddress: address, port: port), case .v4 = socketAddress else { return false }
+            let bound = socketAddress.withSockAddr { pointer, size in bind(fd, pointer, socklen_t(size)) }
             guard bound == 0 else { return false }
         }
         return true
