@@ -97,7 +97,7 @@ import Testing
                 _ = FileManager.default.createFile(atPath: log, contents: nil)
                 process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
                 process.standardError = process.standardOutput
-                try process.run()
+                try process.runSerialized()
                 background.append(process)
                 continue
             }

@@ -442,7 +442,7 @@ private func removeLeftoverLabs() {
         process.executableURL = URL(fileURLWithPath: script)
         process.arguments = ["down"]
         process.environment = ["WARREN_SITES_PREFIX": prefix, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-        try? process.run()
+        try? process.runSerialized()
         process.waitUntilExit()
     }
 }
@@ -469,7 +469,7 @@ final class NamespacedNode: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.runSerialized()
         try? log.close()
     }
 

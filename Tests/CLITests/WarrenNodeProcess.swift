@@ -20,7 +20,7 @@ final class WarrenNodeProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.runSerialized()
         stdout = Drain(out.fileHandleForReading)
         stderr = Drain(err.fileHandleForReading)
     }

@@ -44,7 +44,7 @@ struct WarrenProcess {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try process.runSerialized()
         // Drain both pipes while the process runs, so a chatty process never blocks on a full pipe.
         let stdout = Drain(out.fileHandleForReading), stderr = Drain(err.fileHandleForReading)
         let deadline = Date().addingTimeInterval(timeout)

@@ -105,11 +105,27 @@ public final class LocalAPIServer: Sendable {
 
     /// Serves connections until the calling task is cancelled, then closes the socket and removes
     /// its file. Call once.
+    ///
+    /// Cancellation closes the listening socket; it does not reach the accept loop, which runs in a
+    /// task of its own: a cancelled iterator would drop the connections NIO accepted and nobody took
+    /// yet, and such a connection traps when it is deinited ("NIOAsyncWriter deinited without
+    /// calling finish()", seen when nodes were stopped while answering the CLI). The loop hands
+    /// every accepted connection to `serve` (whose `executeThenClose` closes it), then cuts those
+    /// still open, such as a followed log.
     public func run() async throws {
         defer {
             unlink(socketPath)
             logger.info("local API closed", metadata: ["api.socket": "\(socketPath)"])
         }
+        let accepting = Task { try await self.acceptUntilClosed() }
+        try await withTaskCancellationHandler {
+            try await accepting.value
+        } onCancel: {
+            serverChannel.channel.close(promise: nil)
+        }
+    }
+
+    private func acceptUntilClosed() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             try await serverChannel.executeThenClose { connections in
                 for try await connection in connections {
@@ -118,6 +134,7 @@ public final class LocalAPIServer: Sendable {
                     }
                 }
             }
+            group.cancelAll()
         }
     }
 

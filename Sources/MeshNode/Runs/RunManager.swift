@@ -375,7 +375,7 @@ public actor RunManager {
         let since = old?.state == state ? old!.since : Date()
         gatewayPaths[id, default: [:]][address] = RunPath(state: state, since: since, holder: holder, lastError: lastError ?? old?.lastError)
         let all = gatewayPaths[id]!.values
-        let order: [RunPath.State] = [.serving, .lost, .refused, .unreachable, .pending]
+        let order: [RunPath.State] = [.serving, .lost, .refused, .gone, .unreachable, .pending]
         guard let top = order.lazy.compactMap({ s in all.first { $0.state == s } }).first else { return }
         setRunPath(id, top.state, holder: top.holder, lastError: top.lastError)
     }
