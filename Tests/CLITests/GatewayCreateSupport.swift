@@ -37,7 +37,7 @@ final class BackgroundNode {
         process.standardOutput = out
         process.standardError = out
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         log = Drain(out.fileHandleForReading)
         // Ready once its API answers.
         for _ in 0..<200 {
@@ -148,7 +148,7 @@ final class RunningWarren: @unchecked Sendable {
         process.standardOutput = outPipe
         process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         out = Drain(outPipe.fileHandleForReading)
         let handle = errPipe.fileHandleForReading
         Thread.detachNewThread { [self] in

@@ -190,7 +190,7 @@ extension WarrenProcess {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: "", stderr: "")
     }

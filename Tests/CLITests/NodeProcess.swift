@@ -22,7 +22,7 @@ final class NodeProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         try? log.close()
     }
 
@@ -71,7 +71,7 @@ func launch(_ executable: URL, _ arguments: [String], environment: [String: Stri
     process.standardInput = FileHandle.nullDevice
     let (exits, exited) = AsyncStream<Void>.makeStream()
     process.terminationHandler = { _ in exited.finish() }
-    try process.runSerialized()
+    try process.run()
     let stdout = Drain(out.fileHandleForReading), stderr = Drain(err.fileHandleForReading)
     let pid = process.processIdentifier
     let watchdog = Task {
@@ -139,19 +139,4 @@ func fetch(_ url: String, host: String? = nil) async -> String? {
     guard let result = try? await launch(URL(fileURLWithPath: "/usr/bin/env"), arguments, timeout: .seconds(10)),
           result.status == 0 else { return nil }
     return result.stdout
-}
-
-
-/// One `Process.run()` at a time in this test process: swift-corelibs-foundation's launch crashed
-/// here (SIGSEGV in a memmove inside `Process.run`) while a client loop launched `curl` every 20 ms
-/// beside other launches, which killed the whole test run. Launches are short; serializing them
-/// costs nothing the tests measure.
-private let launchLock = NSLock()
-
-extension Process {
-    func runSerialized() throws {
-        launchLock.lock()
-        defer { launchLock.unlock() }
-        try run()
-    }
 }

@@ -63,7 +63,7 @@ struct PlayedCloudGateway {
         vm.environment = BackgroundNode.cleanEnvironment
         vm.standardOutput = FileHandle.nullDevice
         vm.standardError = FileHandle.nullDevice
-        try vm.runSerialized()
+        try vm.run()
         defer { if vm.isRunning { vm.terminate(); vm.waitUntilExit() } }
 
         let (status, stdout) = create.finish(seconds: 90)

@@ -97,7 +97,7 @@ import Testing
                 _ = FileManager.default.createFile(atPath: log, contents: nil)
                 process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
                 process.standardError = process.standardOutput
-                try process.runSerialized()
+                try process.run()
                 background.append(process)
                 continue
             }

@@ -149,7 +149,7 @@ import Testing
             attached.standardOutput = handle
             attached.standardError = handle
             attached.standardInput = FileHandle.nullDevice
-            try attached.runSerialized()
+            try attached.run()
             try? handle.close()
             defer { if attached.isRunning { kill(attached.processIdentifier, SIGKILL) } }
             let said = { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
@@ -195,7 +195,7 @@ import Testing
             squatter.currentDirectoryURL = URL(fileURLWithPath: lab.root)
             squatter.standardOutput = FileHandle.nullDevice
             squatter.standardError = FileHandle.nullDevice
-            try squatter.runSerialized()
+            try squatter.run()
             defer { squatter.terminate() }
             try #require(await eventually(within: 10) { await fetch("http://\(gw):\(squatted)/") != nil }, "the squatter never listened")
             let refused = try await Self.runService(lab, "squatted", external: squatted, app: try freePort(on: "0.0.0.0"))
@@ -223,7 +223,7 @@ import Testing
             holder.currentDirectoryURL = URL(fileURLWithPath: lab.root)
             holder.standardOutput = FileHandle.nullDevice
             holder.standardError = FileHandle.nullDevice
-            try holder.runSerialized()
+            try holder.run()
             defer { holder.terminate() }
             try #require(await eventually(within: 10) { await fetch("http://127.0.0.1:\(stranger)/") != nil }, "the holder never listened")
             let taken = try await Self.runService(lab, "taken", external: try freePort(on: gw), app: stranger,

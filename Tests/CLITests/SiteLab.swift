@@ -442,7 +442,7 @@ private func removeLeftoverLabs() {
         process.executableURL = URL(fileURLWithPath: script)
         process.arguments = ["down"]
         process.environment = ["WARREN_SITES_PREFIX": prefix, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-        try? process.runSerialized()
+        try? process.run()
         process.waitUntilExit()
     }
 }
@@ -469,7 +469,7 @@ final class NamespacedNode: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         try? log.close()
     }
 

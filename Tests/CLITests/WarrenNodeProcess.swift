@@ -20,7 +20,7 @@ final class WarrenNodeProcess: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         stdout = Drain(out.fileHandleForReading)
         stderr = Drain(err.fileHandleForReading)
     }

@@ -44,7 +44,7 @@ struct WarrenProcess {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
-        try process.runSerialized()
+        try process.run()
         // Drain both pipes while the process runs, so a chatty process never blocks on a full pipe.
         let stdout = Drain(out.fileHandleForReading), stderr = Drain(err.fileHandleForReading)
         let deadline = Date().addingTimeInterval(timeout)
@@ -63,6 +63,10 @@ final class Drain: @unchecked Sendable {
     init(_ handle: FileHandle) {
         Thread.detachNewThread { [self] in
             data = (try? handle.readToEnd()) ?? Data()
+            // Closed here, not left to deallocation: the read ends of finished programs' pipes
+            // piled up in the test process (hundreds over a run), and Foundation's `Process.run()`
+            // overflowed a buffer listing them (SIGSEGV in a memmove) once there were ~1,300.
+            try? handle.close()
             done.signal()
         }
     }
