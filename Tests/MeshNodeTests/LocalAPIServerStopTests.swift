@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import MeshNode
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Testing
