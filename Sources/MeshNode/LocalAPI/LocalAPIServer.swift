@@ -86,8 +86,16 @@ public final class LocalAPIServer: Service {
                 .serverChannelOption(.backlog, value: 64)
                 .bind(to: address) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        return try accepted.wrap(channel)
+                        do {
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                            return try accepted.wrap(channel)
+                        } catch {
+                            // NIO neither registers nor closes a connection whose initializer
+                            // failed (the server's async wrapping only drops it): unclosed, its
+                            // socket would stay open, unread, for the life of the process.
+                            channel.close(promise: nil)
+                            throw error
+                        }
                     }
                 }
         } catch {
@@ -169,7 +177,7 @@ public final class LocalAPIServer: Service {
 }
 
 /// The connections NIO accepted and wrapped for the accept loop, until the loop takes them. After
-/// `stop` no connection is wrapped (the child initializer fails, and NIO closes it).
+/// `stop` no connection is wrapped: the child initializer fails and closes it.
 final class AcceptedConnections: Sendable {
     private struct State {
         var open = true
