@@ -23,7 +23,7 @@ public enum LinkEvent: Sendable {
 /// })
 /// let port = try await endpoint.listen(host: "127.0.0.1", port: 0)
 /// let link = try await endpoint.dial(host: "127.0.0.2", port: 7946, expecting: gatewayID)
-/// let stream = try await link.openStream(headers: [("warren-port", "5001")]) { channel in ... }
+/// let stream = try await link.openStream(headers: [(":path", LinkPath.proxy.rawValue)]) { channel in ... }
 /// for await event in endpoint.events { ... }   // .up(link) / .down(link)
 /// ```
 /// Streams can be opened from either end of a link; streams the peer opens are answered by the
