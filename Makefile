@@ -1,5 +1,8 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 SWIFT ?= swift
+# The commit `warren --version` prints (Package.swift reads it; "unknown" outside git).
+WARREN_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+export WARREN_COMMIT
 
 .PHONY: deps build test demo install clean fuzz release test-release lab
 

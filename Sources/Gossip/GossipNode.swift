@@ -20,12 +20,18 @@ public struct GossipNode: Sendable {
     /// What the caller must do, or what it may want to know.
     public enum Action: Hashable, Sendable {
         /// Send `bytes` to the member. Push-pull messages can exceed a datagram; the transport
-        /// chooses a stream for those (see `MessageCodec`).
+        /// sends those, and any it is given that `needsStream` names, on a stream.
         case send(to: NodeID, address: String, bytes: [UInt8])
         /// A member was added or changed state, address or metadata.
         case memberChanged(Member)
         /// An entry of the local replica changed (subscribers hear of it here).
         case entryChanged(EntryChange)
+    }
+
+    /// Whether `bytes` (a message of a `send` action) must go on a stream, not in a datagram:
+    /// a push-pull (full state, of any size), or anything larger than a datagram may be.
+    public func needsStream(_ bytes: [UInt8]) -> Bool {
+        bytes.count > config.maxPacketBytes || MessageCodec.isPushPull(bytes)
     }
 
     public let id: NodeID

@@ -23,7 +23,7 @@ public enum LinkEvent: Sendable {
 /// })
 /// let port = try await endpoint.listen(host: "127.0.0.1", port: 0)
 /// let link = try await endpoint.dial(host: "127.0.0.2", port: 7946, expecting: gatewayID)
-/// let stream = try await link.openStream(headers: [("warren-port", "5001")]) { channel in ... }
+/// let stream = try await link.openStream(headers: [(":path", LinkPath.proxy.rawValue)]) { channel in ... }
 /// for await event in endpoint.events { ... }   // .up(link) / .down(link)
 /// ```
 /// Streams can be opened from either end of a link; streams the peer opens are answered by the
@@ -253,7 +253,7 @@ public final class LinkEndpoint: Sendable {
     /// HTTP/2 lets only its client open streams, but both ends of a link must: a gateway opens
     /// streams to the runner that dialled it, and the runner asks the gateway for leases. So the
     /// acceptor of the TCP connection is the HTTP/2 client of the link's main session (the bulk
-    /// path, gateway → runner), and opens one long-lived stream at `LinkProtocol.reversePath` that
+    /// path, gateway → runner), and opens one long-lived stream at `LinkPath.reverse` that
     /// carries a second, nested HTTP/2 session in which the dialler is the client.
     private func configure(channel: any Channel, role: LinkHandshake.Role, established: EventLoopPromise<Link>) throws {
         let configuration = self.configuration
@@ -292,7 +292,7 @@ public final class LinkEndpoint: Sendable {
                     let reverse = channel.eventLoop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
                     let reverseTaken = NIOLockedValueBox(false)
                     let decide: LinkStreamAcceptor = { headers, stream in
-                        guard headers.contains(where: { $0.0 == ":path" && $0.1 == LinkProtocol.reversePath }) else {
+                        guard LinkPath.of(headers) == LinkPath.reverse.rawValue else {
                             return await acceptStream(headers, stream)
                         }
                         guard reverseTaken.withLockedValue({ taken in defer { taken = true }; return !taken }) else { return 409 }
@@ -338,7 +338,7 @@ public final class LinkEndpoint: Sendable {
                     try sync.addHandler(LinkErrorHandler(logger: logger))
                     // The reverse stream, with the nested session's server on it.
                     let answered = channel.eventLoop.makePromise(of: Void.self)
-                    let request = Link.requestHeaders([(":path", LinkProtocol.reversePath)])
+                    let request = Link.requestHeaders([(":path", LinkPath.reverse.rawValue)])
                     multiplexer.createStreamChannel { stream in
                         stream.eventLoop.makeCompletedFuture {
                             let streamSync = stream.pipeline.syncOperations

@@ -524,22 +524,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// written, flushed and in order, by the attach.
     private func switchToBytes(upstream: any Channel, context: ChannelHandlerContext) {
         let channel = context.channel
-        let sync = channel.pipeline.syncOperations
-        let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
+        let decoderRemoved: EventLoopFuture<Void>
         do {
-            sync.removeHandler(context: context, promise: nil)
-            try sync.addHandler(SpliceHandler(partner: nil))
             guard let encoder = self.encoder, let decoder = self.decoder else { throw ProxyError.upgradeOverHTTP2 }
-            sync.removeHandler(encoder, promise: nil)
-            sync.removeHandler(self.headTimer, promise: nil)
-            sync.removeHandler(decoder, promise: decoderRemoved)
+            decoderRemoved = try Splice.replaceHTTP(context, removing: [encoder, self.headTimer], decoder: decoder)
         } catch {
-            decoderRemoved.fail(error)
             channel.close(promise: nil)
             upstream.close(promise: nil)
             return
         }
-        decoderRemoved.futureResult.whenComplete { _ in
+        decoderRemoved.whenComplete { _ in
             Splice.attach(channel, upstream)
             // An upstream that went before the attach can no longer say so through its pipeline.
             if !upstream.isActive {

@@ -7,6 +7,7 @@ import Logging
 @testable import MeshNode
 import NIOPosix
 import Proxy
+import ProxyTestSupport
 import Testing
 import Trust
 

@@ -147,7 +147,7 @@ import TrustTestSupport
     @Test func aNodeThatMayNotInviteIsRefusedBeforeAnythingIsMade() async throws {
         let runner = TestNode()
         let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in
-            throw APIError(status: 403, AdmissionError.notAnAdmin(runner.id).description)
+            throw MeshAdminRefusal.admission(.notAnAdmin(runner.id))
         }
         defer { try? FileManager.default.removeItem(atPath: s.directory) }
         await #expect {
@@ -158,12 +158,16 @@ import TrustTestSupport
         #expect(s.cloud.created.isEmpty)
     }
 
+    struct StoreFailure: Error, CustomStringConvertible {
+        var description: String { "the store is read-only" }
+    }
+
     @Test func deleteRemovesTheGatewayFromTheMeshAfterItsMachine() async throws {
         let asked = Asked()
         let failing = Asked()
         let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in nil } removeMember: { node in
             asked.append(Double(node == "NODEABC" ? 1 : 0))
-            if !failing.values.isEmpty { throw APIError(status: 500, "the store is read-only") }
+            if !failing.values.isEmpty { throw StoreFailure() }
             return true
         }
         defer { try? FileManager.default.removeItem(atPath: s.directory) }

@@ -201,9 +201,10 @@ private struct Rig {
             _ = try await rig.manager.submit(rig.request(external: 5104, app: app, name: "second"))
             Issue.record("a second run on app port \(app) was accepted")
         } catch {
-            #expect(error.status == 409)
-            #expect(error.message.contains("app port \(app) is used by run \"first\""), "\(error.message)")
-            #expect(error.message.contains("change the app port"))
+            let answer = APIErrorTable.apiError(for: error)
+            #expect(answer.status == 409)
+            #expect(answer.message.contains("app port \(app) is used by run \"first\""), "\(answer.message)")
+            #expect(answer.message.contains("change the app port"))
         }
         #expect(await rig.manager.list().map(\.name) == ["first"])
         await rig.cleanUp()

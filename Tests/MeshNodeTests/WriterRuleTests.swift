@@ -11,8 +11,8 @@ import Testing
 /// elsewhere (gossip, push-pull, held entries) and to the entries a node loads after a restart:
 /// each refused entry is never merged, and counted by rule.
 @Suite struct WriterRuleTests {
-    static func entry(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8]?, by author: NodeID) -> Entry {
-        Entry(kind: EntryKind(rawValue: UInt8(kind.rawValue)), key: key, value: value,
+    static func entry(_ kind: EntryKind, _ key: String, _ value: [UInt8]?, by author: NodeID) -> Entry {
+        Entry(kind: kind, key: key, value: value,
               timestamp: HLCTimestamp(wallMillis: 1, logical: 0), author: author, signature: [])
     }
 
@@ -97,7 +97,7 @@ import Testing
         defer { dir.remove() }
         let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         let gatewayNode = TestNode(), attacker = TestNode()
-        func save(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8], by node: TestNode) async throws {
+        func save(_ kind: EntryKind, _ key: String, _ value: [UInt8], by node: TestNode) async throws {
             let e = MeshGateTests.signed(.put(kind, key, value), by: node)
             try await store.upsertEntry(MeshState.record(from: e))
         }

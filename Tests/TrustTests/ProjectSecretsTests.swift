@@ -198,7 +198,7 @@ import TrustTestSupport
         var noisy = replica
         for (i, bytes) in GarbageInputs.random(count: 300, maxLength: 200, tag: EntryTag.sealedSecret.rawValue).enumerated() {
             let keys = ["web/DB_PASSWORD", "key/web/1/\(bob.id)", "project/web", "web/N\(i)", "junk\(i)"]
-            let kind: MeshEntryKind = i % 2 == 0 ? .secret : .project
+            let kind: EntryKind = i % 2 == 0 ? .secret : .project
             // By a member (bob), so only the gate's checks of the value stand in the way.
             let refusals = noisy.submit([.put(kind, keys[i % keys.count], bytes)], author: bob.id)
             #expect(refusals.count == 1)

@@ -160,8 +160,6 @@ public final class GossipSimulator {
     /// The node stops for good: it neither receives nor ticks.
     public func crash(_ i: Int) { crashedNodes[i] = true }
 
-    public func isCrashed(_ i: Int) -> Bool { crashedNodes[i] }
-
     /// The node stops processing for `duration`; messages to it queue up meanwhile.
     public func stall(_ i: Int, for duration: Duration) {
         stalledUntil[i] = now + duration
@@ -198,11 +196,6 @@ public final class GossipSimulator {
         nodes[i].accept = { accept($0) ? .accept : .refuse }
     }
 
-    /// Sets node `i`'s check of entries from elsewhere, with holding back (`EntryVerdict.hold`).
-    public func setVerdict(on i: Int, _ verdict: @escaping @Sendable (Entry) -> EntryVerdict) {
-        nodes[i].accept = verdict
-    }
-
     public func delete(on i: Int, kind: EntryKind, key: String) throws(GossipError) {
         let actions = try nodes[i].delete(kind: kind, key: key, now: now)
         perform(actions, by: i)
@@ -213,9 +206,6 @@ public final class GossipSimulator {
     public func inject(_ bytes: [UInt8], from: Int, to: Int) {
         deliver(bytes, from: from, to: to)
     }
-
-    /// Nodes neither crashed nor currently stalled.
-    public var healthyNodes: [Int] { nodes.indices.filter { !crashedNodes[$0] && stalledUntil[$0] <= now } }
 
     public func index(of id: NodeID) -> Int? { index[id] }
 

@@ -53,18 +53,6 @@ public struct LeaseTable: Sendable, Equatable {
         return lease
     }
 
-    /// Extends every lease of the run held by `holder`; returns how many there were (0: the run
-    /// holds nothing, and should ask again).
-    @discardableResult
-    public mutating func renew(runID: String, holder: String, now: Date, ttl: TimeInterval = LeaseTable.defaultTTL) -> Int {
-        var n = 0
-        for i in leases.indices where leases[i].runID == runID && leases[i].holder == holder && leases[i].isLive(at: now) {
-            leases[i].expires = now.addingTimeInterval(ttl)
-            n += 1
-        }
-        return n
-    }
-
     /// Drops the run's leases held by `holder` (it stopped); returns them. Another node's leases
     /// under the same run ID stay: only their holder, a removal or the TTL frees them.
     @discardableResult

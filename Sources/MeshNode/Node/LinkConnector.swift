@@ -23,10 +23,10 @@ struct LinkConnector: UpstreamConnector {
         guard let peer = NodeID(route.upstream), let link = pool.existing(peer) else {
             return eventLoop.makeFailedFuture(ProxyError.upstreamNotConnected(route))
         }
-        var headers = [(":path", "/proxy"), ("warren-app-port", String(route.appPort)), ("warren-run", route.runID)]
+        var headers = [(":path", LinkPath.proxy.rawValue), (LinkHeader.appPort.rawValue, String(route.appPort)), (LinkHeader.run.rawValue, route.runID)]
         // For the PROXY protocol header of a service that asked for one (the runner knows which).
-        if let client = clientAddress.flatMap(EndpointText.format) { headers.append(("warren-client", client)) }
-        if let server = serverAddress.flatMap(EndpointText.format) { headers.append(("warren-server", server)) }
+        if let client = clientAddress.flatMap(EndpointText.format) { headers.append((LinkHeader.client.rawValue, client)) }
+        if let server = serverAddress.flatMap(EndpointText.format) { headers.append((LinkHeader.server.rawValue, server)) }
         let promise = eventLoop.makePromise(of: (any Channel).self)
         promise.completeWithTask { [headers] in
             do {

@@ -83,10 +83,9 @@ actor MeshState: EntryReplica {
         if let gate {
             // The writer rules hold for what this node kept too: the database may have been
             // edited, and a rule added since an entry was let in.
-            let tracked = Set(MeshGate.trackedKinds.map { UInt8($0.rawValue) })
             gate.update(from: entries.compactMap { e in
-                guard tracked.contains(e.kind.rawValue), let kind = MeshEntryKind(rawValue: Int(e.kind.rawValue)), let value = e.value else { return nil }
-                return EntrySnapshot(kind: kind, key: e.key, value: value, author: e.author)
+                guard MeshGate.trackedKinds.contains(e.kind), let value = e.value else { return nil }
+                return EntrySnapshot(kind: e.kind, key: e.key, value: value, author: e.author)
             })
             entries = entries.filter { gate.admitsRestored($0) }
         }
@@ -166,7 +165,7 @@ actor MeshState: EntryReplica {
                 }
                 await saveMembers()
             case .entryChanged(let change):
-                admissionChanged = admissionChanged || MeshState.admissionKinds.contains(change.current.kind.rawValue)
+                admissionChanged = admissionChanged || MeshGate.trackedKinds.contains(change.current.kind)
                 mayRekey = mayRekey || MeshState.isRotation(change.current)
                 await save(change.current)
                 for observer in entryObservers { await observer(change.current) }
@@ -183,9 +182,7 @@ actor MeshState: EntryReplica {
     /// gossip between a node behind NAT and the members it holds links to (DESIGN.md, Gossip), as
     /// datagrams from outside would not reach it.
     private func goesOverLink(_ bytes: [UInt8], to peer: NodeID) -> Bool {
-        if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
-            return true
-        }
+        if gossip.needsStream(bytes) { return true }
         let behindNAT = MemberTraits(metadata: gossip.localMember.metadata).linksOnly
             || gossip.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } == true
         return behindNAT && hasLink(peer)
@@ -218,9 +215,9 @@ actor MeshState: EntryReplica {
 
     // EntryReplica
 
-    func snapshots(kinds: Set<MeshEntryKind>) async -> [EntrySnapshot] {
+    func snapshots(kinds: Set<EntryKind>) async -> [EntrySnapshot] {
         kinds.flatMap { kind in
-            gossip.entries(kind: EntryKind(rawValue: UInt8(kind.rawValue))).compactMap { e in
+            gossip.entries(kind: kind).compactMap { e in
                 e.value.map { EntrySnapshot(kind: kind, key: e.key, value: $0, author: e.author) }
             }
         }
@@ -228,11 +225,10 @@ actor MeshState: EntryReplica {
 
     func apply(_ intents: [EntryIntent]) async throws {
         for intent in intents {
-            let kind = EntryKind(rawValue: UInt8(intent.kind.rawValue))
             if let value = intent.value {
-                try await put(kind: kind, key: intent.key, value: value)
+                try await put(kind: intent.kind, key: intent.key, value: value)
             } else {
-                try await delete(kind: kind, key: intent.key)
+                try await delete(kind: intent.kind, key: intent.key)
             }
         }
     }

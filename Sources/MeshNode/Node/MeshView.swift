@@ -40,14 +40,14 @@ actor MeshView {
     static func leaseKey(_ b: Binding) -> String { "\(b.address)|\(b.port)|\(b.host ?? "")" }
 
     func apply(_ entry: Entry) {
-        switch entry.kind.rawValue {
-        case UInt8(MeshEntryKind.gateway.rawValue):
+        switch entry.kind {
+        case .gateway:
             guard let id = NodeID(entry.key) else { return }
             announced[id] = entry.value.flatMap { try? JSONDecoder().decode(GatewayEntry.self, from: Data($0)) }
-        case UInt8(MeshEntryKind.lease.rawValue):
+        case .lease:
             leases[entry.key] = entry.value.flatMap { try? JSONDecoder().decode(Lease.self, from: Data($0)) }
             leaseAuthors[entry.key] = entry.value == nil ? nil : entry.author
-        case UInt8(MeshEntryKind.domainClaim.rawValue):
+        case .domainClaim:
             claims[entry.key] = entry.value.flatMap(DomainClaim.decode).flatMap { claim in
                 claim.key == entry.key && claim.holder == entry.author.description ? claim : nil
             }

@@ -121,7 +121,7 @@ public final class NodeAgent: Sendable {
             do {
                 let linksOnly = await mesh.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } ?? false
                 let link = try await pool.link(to: peer, address: address, linksOnly: linksOnly)
-                _ = try await LinkRPC.call(link, path: "/gossip", body: bytes)
+                _ = try await LinkRPC.call(link, path: LinkPath.gossip.rawValue, body: bytes)
             } catch {
                 logger.debug("gossip over a link failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
             }

@@ -322,13 +322,17 @@ public actor GatewayProvisioner {
         progress(GatewayProgress(step: .deleted, message: "gateway \(name) deleted", gateway: record))
     }
 
-    /// Throws unless `name` is a gateway this node made or is making: `notFound`, or a refusal
-    /// that names the node running a gateway made elsewhere.
+    /// Throws unless `name` is a gateway this node made or is making: `ProvisioningError.notFound`,
+    /// or a refusal that names the node running a gateway made elsewhere.
     public func checkDeletable(_ name: String) async throws {
         if inFlight[name] != nil { return }
-        if try record(named: name) != nil { return }
+        do {
+            if try record(named: name) != nil { return }
+        } catch {
+            throw GatewayRefusal.notDeletable(Self.describe(error))
+        }
         if let known = await context.gateways().first(where: { $0.name == name }) {
-            throw ProvisioningError.invalidConfiguration(
+            throw GatewayRefusal.notDeletable(
                 "gateway \(name) was not created by this node (it runs as node \(known.node.prefix(8)) at \(known.address)): delete it from the node that created it, or stop its `warren node start`")
         }
         throw ProvisioningError.notFound(name)
@@ -428,14 +432,26 @@ public actor GatewayProvisioner {
     static func describe(_ error: any Error) -> String {
         switch error {
         case is CancellationError: return "cancelled"
-        case let error as ProvisioningError: return error.description
-        case let error as APIError: return error.message
         default: return "\(error)"
         }
     }
 
     static func describe(_ resources: [String: String]) -> String {
         resources.isEmpty ? "nothing recorded" : resources.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+}
+
+/// Why a request to create or delete a gateway is refused before anything is made or removed.
+public enum GatewayRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The creation request can't be carried out as asked (a backend, credential or name).
+    case invalidRequest(String)
+    /// The gateway exists but this node may not delete it.
+    case notDeletable(String)
+
+    public var description: String {
+        switch self {
+        case .invalidRequest(let text), .notDeletable(let text): return text
+        }
     }
 }
 

@@ -125,27 +125,26 @@ public actor RunManager {
     // MARK: Starting
 
     /// Validates and starts a run; returns at once in state `starting` while the rest goes on.
-    public func submit(_ request: RunRequest) async throws(APIError) -> RunInfo {
+    public func submit(_ request: RunRequest) async throws(RunRefusal) -> RunInfo {
         let secrets: SecretValues
         do {
             secrets = try await context.secrets(request.project)
         } catch {
-            throw APIError(status: 403, "\(error)")
+            throw .secretsUnavailable(reason: "\(error)")
         }
         let parser = ServiceConfigurationParser(secrets: secrets, environment: request.environment)
         let service: ServiceConfiguration
         do {
             service = try parser.parse(yaml: request.configuration, file: request.configurationPath)
         } catch {
-            throw APIError(status: 400, "\(request.configurationPath) is not a valid service configuration",
-                           issues: error.issues.map(\.description))
+            throw .invalidConfiguration(path: request.configurationPath, issues: error.issues.map(\.description))
         }
         let bindings: [Binding]
         do {
             bindings = try GatewayResolver(gateways: await context.gateways(), lookup: context.lookup)
                 .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external)
         } catch {
-            throw APIError(status: 400, error.description)
+            throw .noBinding(reason: error.description)
         }
         let binding = bindings[0]
         let id = Self.makeID()
@@ -153,16 +152,14 @@ public actor RunManager {
         // first run's listener would answer its readiness check.
         if let user = records.values.filter({ $0.state.isActive && details[$0.id]?.appPort == service.port.app })
             .min(by: { $0.createdAt < $1.createdAt }) {
-            throw .conflict(
-                "app port \(service.port.app) is used by run \"\(user.name)\" on this node; change the app port in \(request.configurationPath) "
-                    + "(`port: \"\(service.port.external):OTHER\"` and the port the app listens on) or stop \(user.name) first")
+            throw .appPortInUse(port: service.port.app, run: user.name, configurationPath: request.configurationPath, external: service.port.external)
         }
         let active = Set(records.values.filter(\.state.isActive).map(\.name))
         let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
         // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
-        guard PlainName.isValid(name) else { throw APIError(status: 400, "run name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)") }
+        guard PlainName.isValid(name) else { throw .invalidName(name) }
         if active.contains(name) {
-            throw .conflict("a run named \"\(name)\" is already active on this node; stop it (`warren stop \(name)`) or change `name:`")
+            throw .nameInUse(name)
         }
         // Refuse before starting anything when this node already knows the holder. A lease of a
         // run of this node that has ended was released (the gateway forgot it); only gossip may
@@ -171,12 +168,12 @@ public actor RunManager {
         let known = LeaseTable(leases: await context.leases().leases.filter { !ended.contains($0.runID) })
         for binding in bindings {
             if let holder = known.conflict(for: binding, runID: id, holder: context.nodeID, now: Date()) {
-                throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
+                throw .bindingHeld(LeaseConflict(requested: binding, holder: holder).description)
             }
         }
         let now = Date()
         if let domain = binding.host, let owner = await liveClaims().owner(of: domain, now: now) {
-            throw .conflict(owner.heldText)
+            throw .bindingHeld(owner.heldText)
         }
 
         let url = Self.url(for: binding)
@@ -203,7 +200,7 @@ public actor RunManager {
             try await save(r)
         } catch {
             try await finish(id, state: .failed, detail: "the commands could not be started: \(error)")
-            throw .internalError("the commands of \(name) could not be started: \(error)")
+            throw .startFailed(name: name, reason: "\(error)")
         }
         logger.info("run started", metadata: ["run.id": "\(id)", "run.name": "\(name)", "lease.binding": "\(binding)"])
         tasks[id] = Task { await self.bringUp(id) }
@@ -471,7 +468,7 @@ public actor RunManager {
     // MARK: Stopping and exits
 
     /// Stops a run by name or ID and releases its binding.
-    public func stop(_ reference: String) async throws(APIError) -> RunInfo {
+    public func stop(_ reference: String) async throws(RunRefusal) -> RunInfo {
         let record = try find(reference)
         guard record.state.isActive else {
             // Ended already; give back any binding the gateway may still hold for it.
@@ -531,15 +528,15 @@ public actor RunManager {
 
     /// Forgets an ended run (`warren rm`): its record goes, so `ps -a` no longer lists it. An
     /// active run is refused: stopping it is a separate, deliberate step.
-    public func remove(_ reference: String) async throws(APIError) -> RunInfo {
+    public func remove(_ reference: String) async throws(RunRefusal) -> RunInfo {
         let record = try find(reference)
         guard !record.state.isActive else {
-            throw .conflict("run \(record.name) is \(record.state.rawValue); stop it first with `warren stop \(record.name)`")
+            throw .stillActive(name: record.name, state: record.state.rawValue)
         }
         do {
             _ = try await store.deleteRun(id: record.id)
         } catch {
-            throw .internalError("could not remove run \(record.name) from the node's store: \(error)")
+            throw .storeFailed(what: "could not remove run \(record.name) from the node's store", reason: "\(error)")
         }
         records[record.id] = nil
         details[record.id] = nil
@@ -553,12 +550,12 @@ public actor RunManager {
         records.values.sorted { $0.createdAt < $1.createdAt }.map(info)
     }
 
-    public func get(_ reference: String) throws(APIError) -> RunInfo {
+    public func get(_ reference: String) throws(RunRefusal) -> RunInfo {
         info(try find(reference))
     }
 
     /// The log of a run and whether it has ended (for `logs -f`).
-    public func log(_ reference: String) throws(APIError) -> (log: RunLog, id: String) {
+    public func log(_ reference: String) throws(RunRefusal) -> (log: RunLog, id: String) {
         let record = try find(reference)
         return (supervisor.log(id: record.id), record.id)
     }
@@ -575,10 +572,10 @@ public actor RunManager {
     }
 
     /// A run by ID, or by name (the newest run of that name).
-    private func find(_ reference: String) throws(APIError) -> RunRecord {
+    private func find(_ reference: String) throws(RunRefusal) -> RunRecord {
         if let r = records[reference] { return r }
         if let r = records.values.filter({ $0.name == reference }).max(by: { $0.createdAt < $1.createdAt }) { return r }
-        throw .notFound("no run \"\(reference)\" on this node (see `warren ps -a`)")
+        throw .unknownRun(reference)
     }
 
     private func info(_ r: RunRecord) -> RunInfo {
@@ -612,13 +609,13 @@ public actor RunManager {
 
     /// Moves an active run on; an ended run stays ended (a task that learns late of its end must
     /// not bring it back).
-    private func setState(_ id: String, _ state: RunState) async throws(APIError) {
+    private func setState(_ id: String, _ state: RunState) async throws(RunRefusal) {
         guard var r = records[id], r.state.isActive else { return }
         r.state = state
         try await save(r)
     }
 
-    private func finish(_ id: String, state: RunState, detail: String?, exitCode: Int32? = nil) async throws(APIError) {
+    private func finish(_ id: String, state: RunState, detail: String?, exitCode: Int32? = nil) async throws(RunRefusal) {
         guard var r = records[id] else { return }
         r.state = state
         r.detail = detail
@@ -628,14 +625,14 @@ public actor RunManager {
         logger.info("run ended", metadata: ["run.id": "\(id)", "run.state": "\(state.rawValue)", "run.detail": "\(detail ?? "")"])
     }
 
-    private func save(_ record: RunRecord) async throws(APIError) {
+    private func save(_ record: RunRecord) async throws(RunRefusal) {
         var r = record
         r.updatedAt = Date()
         records[r.id] = r
         do {
             try await store.saveRun(r)
         } catch {
-            throw .internalError("the run's record could not be saved: \(error)")
+            throw .storeFailed(what: "the run's record could not be saved", reason: "\(error)")
         }
     }
 

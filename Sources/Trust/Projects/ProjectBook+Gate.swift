@@ -8,7 +8,7 @@ public import Gossip
 /// project record or its author's key, a secret before its project or its author's key) is
 /// refused as `awaitsDependency`: the replica holds it back and asks again as entries arrive.
 extension ProjectBook {
-    public func check(kind: MeshEntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
+    public func check(kind: EntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
         func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
         func notYet(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why, awaitsDependency: true) }
         if let roster, !roster.isMember(author) {
