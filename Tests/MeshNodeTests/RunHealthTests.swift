@@ -247,7 +247,7 @@ private struct Rig {
     }
 
     @Test func retriesBackOffToTheirCap() {
-        let waits = (0..<6).map { RunManager.backoff(attempt: $0, initial: .milliseconds(500), cap: .seconds(5)) }
+        let waits = (0..<6).map { RunLifecycle.backoff(attempt: $0, initial: .milliseconds(500), cap: .seconds(5)) }
         #expect(waits == [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)])
         #expect(RunManager.Context.retryCap(environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "1.5"]) == .milliseconds(1500))
         #expect(RunManager.Context.retryCap(environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "-1"]) == .seconds(5))
