@@ -54,11 +54,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
-        switch part {
-        case .head: self.headTimer.headReceived()
-        case .end: self.headTimer.requestEnded()
-        case .body: break
-        }
         let actions = self.machine.requestPart(part, upstream: self.upstreamStatus, route: self.router(context: context))
         self.execute(actions, context: context)
     }
@@ -145,6 +140,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func execute(_ actions: [Machine.Action], context: ChannelHandlerContext) {
         for action in actions {
             switch action {
+            case .headReceived:
+                self.headTimer.headReceived()
+            case .requestEnded:
+                self.headTimer.requestEnded()
             case .connect(let route, let id):
                 self.connect(route, id: id, context: context)
             case .writeUpstream(let part, let flush):

@@ -47,6 +47,10 @@ struct ProxyConnectionStateMachine {
     }
 
     enum Action {
+        /// Tell the request head timer: a head is complete (stop timing), or a request ended (the
+        /// next byte starts the next head).
+        case headReceived
+        case requestEnded
         /// Connect a new upstream for `route`; report back with `upstreamConnected`/`upstreamConnectFailed(id:)`.
         case connect(Route, id: Int)
         case writeUpstream(HTTPClientRequestPart, flush: Bool)
@@ -124,8 +128,13 @@ struct ProxyConnectionStateMachine {
         route: (inout HTTPRequestHead) -> Routing
     ) -> [Action] {
         guard !self.answered else { return [] }  // draining what the client still sends after an error answer
-        self.queue.append(part)
         var actions: [Action] = []
+        switch part {
+        case .head: actions.append(.headReceived)
+        case .end: actions.append(.requestEnded)
+        case .body: break
+        }
+        self.queue.append(part)
         self.processQueue(status, route: route, into: &actions)
         return actions
     }

@@ -35,6 +35,8 @@ struct ProxyConnectionStateMachineTests {
     static func names(_ actions: [Machine.Action]) -> [String] {
         actions.map { action in
             switch action {
+            case .headReceived: return "head timer: head"
+            case .requestEnded: return "head timer: end"
             case .connect(let route, let id): return "connect \(route.runID) #\(id)"
             case .writeUpstream(let part, let flush):
                 let name: String
@@ -92,9 +94,9 @@ struct ProxyConnectionStateMachineTests {
 
     @Test func aRequestConnectsItsRouteThenGoesUpstreamWithTheAnswerTimeout() {
         var m = Self.machine()
-        #expect(Self.names(m.requestPart(Self.head(), upstream: .absent, route: Self.route)) == ["connect run-a #1"])
+        #expect(Self.names(m.requestPart(Self.head(), upstream: .absent, route: Self.route)) == ["head timer: head", "connect run-a #1"])
         #expect(m.readRequested(upstream: .absent) == false, "reads are held while the upstream connects")
-        #expect(Self.names(m.requestPart(.end(nil), upstream: .absent, route: Self.route)).isEmpty, "held until connected")
+        #expect(Self.names(m.requestPart(.end(nil), upstream: .absent, route: Self.route)) == ["head timer: end"], "held until connected")
         guard case .use(let connected) = m.upstreamConnected(id: 1, clientActive: true, upstream: Self.live) else {
             Issue.record("the connected upstream was discarded")
             return
@@ -143,7 +145,7 @@ struct ProxyConnectionStateMachineTests {
     @Test func connectIsRefusedWith405() {
         var m = Self.machine()
         let actions = m.requestPart(Self.head(.CONNECT), upstream: .absent, route: Self.route)
-        #expect(Self.names(actions) == ["answer 405"])
+        #expect(Self.names(actions) == ["head timer: head", "answer 405"])
         #expect(Self.answers(actions).first?.headers.first?.name == "allow")
         #expect(m.requestPart(.end(nil), upstream: .absent, route: Self.route).isEmpty, "the rest of an answered request is drained")
         #expect(m.readRequested(upstream: .absent) == true, "reads go on after an answer, so the close does not reset it away")
@@ -154,7 +156,7 @@ struct ProxyConnectionStateMachineTests {
         let actions = m.requestPart(Self.head(), upstream: .absent) { _ in
             .answer(.init(status: .notFound, text: "no service\n"))
         }
-        #expect(Self.names(actions) == ["answer 404"])
+        #expect(Self.names(actions) == ["head timer: head", "answer 404"])
     }
 
     // MARK: Pipelining
@@ -163,8 +165,8 @@ struct ProxyConnectionStateMachineTests {
         var m = Self.machine()
         _ = Self.requestSent(&m)
         // The client sends the next request before the first is answered.
-        #expect(m.requestPart(Self.head(), upstream: Self.live, route: Self.route).isEmpty, "queued, not forwarded")
-        #expect(m.requestPart(.end(nil), upstream: Self.live, route: Self.route).isEmpty)
+        #expect(Self.names(m.requestPart(Self.head(), upstream: Self.live, route: Self.route)) == ["head timer: head"], "queued, not forwarded")
+        #expect(Self.names(m.requestPart(.end(nil), upstream: Self.live, route: Self.route)) == ["head timer: end"])
         #expect(m.readRequested(upstream: Self.live) == false, "reads are held while requests are queued")
         _ = m.upstreamEvent(Self.response(), upstream: Self.live, route: Self.route)
         // The first response ends: the queued request goes up the same upstream, no new connection.
@@ -196,7 +198,7 @@ struct ProxyConnectionStateMachineTests {
         _ = m.upstreamEvent(Self.response(), upstream: Self.live, route: Self.route)
         _ = m.upstreamEvent(.response(.end(nil), upstream: 1), upstream: Self.live, route: Self.route)
         let dead = Machine.UpstreamStatus(isActive: false, isWritable: false)
-        #expect(Self.names(m.requestPart(Self.head(), upstream: dead, route: Self.route)) == ["close upstream", "connect run-a #2"])
+        #expect(Self.names(m.requestPart(Self.head(), upstream: dead, route: Self.route)) == ["head timer: head", "close upstream", "connect run-a #2"])
     }
 
     // MARK: Timeouts (408, 504)
@@ -287,7 +289,7 @@ struct ProxyConnectionStateMachineTests {
         _ = m.upstreamEvent(Self.response(), upstream: Self.live, route: Self.route)
         _ = m.upstreamEvent(.response(.end(nil), upstream: 1), upstream: Self.live, route: Self.route)
         #expect(Self.names(m.upstreamEvent(.closed(upstream: 1), upstream: .absent, route: Self.route)) == ["close upstream"])
-        #expect(Self.names(m.requestPart(Self.head(), upstream: .absent, route: Self.route)) == ["connect run-a #2"])
+        #expect(Self.names(m.requestPart(Self.head(), upstream: .absent, route: Self.route)) == ["head timer: head", "connect run-a #2"])
     }
 
     // MARK: The client closes

@@ -226,9 +226,11 @@ public actor RunManager {
               claimSettle: context.claimSettle)
     }
 
-    private func lifecycle(_ record: RunRecord, _ d: Details) -> RunLifecycle {
-        RunLifecycle(state: record.state, appPort: d.appPort, gateways: d.allBindings.map(\.address), domain: d.domain,
-                     claimedAt: d.claimedAt, detail: record.detail, timing: timing)
+    /// A run's lifecycle from its record; without its details (unreadable), it can still be
+    /// stopped and can still end.
+    private func lifecycle(_ record: RunRecord, _ d: Details?) -> RunLifecycle {
+        RunLifecycle(state: record.state, appPort: d?.appPort ?? 0, gateways: d?.allBindings.map(\.address) ?? [], domain: d?.domain,
+                     claimedAt: d?.claimedAt, detail: record.detail, timing: timing)
     }
 
     /// Carries out what a run's lifecycle decided, in order. Asking gateways and waiting for
@@ -447,10 +449,8 @@ public actor RunManager {
         let updated = await supervisor.recover(saved)
         for record in updated {
             records[record.id] = record
-            if let d = Self.decode(record.configJSON) {
-                details[record.id] = d
-                lifecycles[record.id] = lifecycle(record, d)
-            }
+            if let d = Self.decode(record.configJSON) { details[record.id] = d }
+            lifecycles[record.id] = lifecycle(record, details[record.id])
             if record != saved.first(where: { $0.id == record.id }) { try await store.saveRun(record) }
             // A claim a crash left behind for a run that is over: withdraw it.
             if !record.state.isActive, let domain = details[record.id]?.domain { await context.unclaim(domain, record.id) }
