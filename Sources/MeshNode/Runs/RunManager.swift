@@ -413,7 +413,8 @@ public actor RunManager {
     public func stop(_ reference: String) async throws(APIError) -> RunInfo {
         let record = try find(reference)
         guard let actions = lifecycles[record.id]?.stopRequested() else {
-            // Ended before this node started: give back any binding the gateway may still hold.
+            // Every record gets a lifecycle at submit and at recovery; without one, only what a
+            // gateway may still hold for the run is given back.
             await release(record.id)
             return info(record)
         }
