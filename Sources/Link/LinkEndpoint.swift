@@ -151,33 +151,42 @@ public final class LinkEndpoint: Sendable {
 
     /// Keeps a link to `host:port` up until the calling task is cancelled: dials (unless a link to
     /// `expecting` is up already), waits for the link to drop, dials again after an exponential
-    /// backoff with jitter (0.5 s doubling to 10 s; reset after a link that stayed up). The links
-    /// appear in `events`.
+    /// backoff with jitter (0.5 s doubling to 10 s; reset once a link is up). The links appear in
+    /// `events`. `LinkSetup` decides; this carries its actions out.
     public func maintainLink(host: String, port: Int, expecting: NodeID, backoff: LinkBackoff = LinkBackoff()) async {
-        var backoff = backoff
         var random = SystemRandomNumberGenerator()
+        var (setup, action) = LinkSetup.start(peer: expecting, backoff: backoff, links: links.map(\.candidate), now: .now())
+        var dialled: Link?
         while !Task.isCancelled {
-            do {
-                // A link already up (a join's, or one the peer dialled) serves until it drops: a
-                // second one would replace it at the peer, failing the calls on it.
-                let up = links.filter { $0.peer == expecting && $0.isActive }.max { $0.established < $1.established }
-                let link: Link
-                if let up {
-                    link = up
-                } else {
-                    link = try await dial(host: host, port: port, expecting: expecting)
+            switch action {
+            case .dial:
+                do {
+                    let link = try await dial(host: host, port: port, expecting: expecting)
+                    if Task.isCancelled {
+                        link.channel.close(promise: nil)
+                        return
+                    }
+                    dialled = link
+                    action = setup.dialled(ObjectIdentifier(link), now: .now())
+                } catch {
+                    logger.debug("link dial failed", metadata: ["link.address": "\(host):\(port)", "error": "\(error)"])
+                    action = setup.dialFailed(now: .now(), using: &random)
                 }
-                backoff.reset()
-                await withTaskCancellationHandler {
-                    try? await link.closeFuture.get()
-                } onCancel: {
-                    link.channel.close(promise: nil)
+            case .watch(let key):
+                if let link = dialled.flatMap({ ObjectIdentifier($0) == key ? $0 : nil }) ?? links.first(where: { ObjectIdentifier($0) == key }) {
+                    await withTaskCancellationHandler {
+                        try? await link.closeFuture.get()
+                    } onCancel: {
+                        link.channel.close(promise: nil)
+                    }
                 }
-            } catch {
-                logger.debug("link dial failed", metadata: ["link.address": "\(host):\(port)", "error": "\(error)"])
+                dialled = nil
+                action = setup.linkDown(now: .now(), using: &random)
+            case .wait(let until):
+                let left = until - .now()
+                if left > .zero { try? await Task.sleep(for: .nanoseconds(left.nanoseconds)) }
+                action = setup.wokeUp(links: links.map(\.candidate), now: .now())
             }
-            guard !Task.isCancelled else { return }
-            try? await Task.sleep(for: backoff.next(using: &random))
         }
     }
 
@@ -218,12 +227,8 @@ public final class LinkEndpoint: Sendable {
         let key = ObjectIdentifier(link)
         let (accepted, replaced) = state.withLockedValue { state -> (Bool, [Link]) in
             guard !state.shutDown else { return (false, []) }
-            // A node dials again only when it holds no link to this one (its old link died, e.g.
-            // behind a NAT that changed its outside address): older links it dialled are dead
-            // ends that may stay silent until keepalive gives up. Links this node dialled are
-            // left alone: two of them can be up at once after concurrent dials, both alive.
-            let replaced = link.direction == .inbound
-                ? state.links.values.filter { $0.peer == link.peer && $0.direction == .inbound } : []
+            let replaced = LinkSetup.replaced(by: link.candidate, among: state.links.values.map(\.candidate))
+                .compactMap { state.links[$0] }
             state.links[key] = link
             return (true, replaced)
         }

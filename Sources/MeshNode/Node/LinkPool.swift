@@ -23,7 +23,8 @@ actor LinkPool {
     }
 
     static func newest(_ links: [Link], to peer: NodeID) -> Link? {
-        links.filter { $0.peer == peer && $0.isActive }.max { $0.established < $1.established }
+        let key = LinkSetup.newest(links.map(\.candidate), to: peer)
+        return links.first { ObjectIdentifier($0) == key }
     }
 
     /// A link to `peer`, dialling `address` when none is up. A member behind NAT (`linksOnly`) on
