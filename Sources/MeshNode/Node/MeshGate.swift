@@ -83,15 +83,36 @@ final class MeshGate: Sendable {
     }
 
     /// Counts a refusal by rule, and logs it the first time this author breaks this rule.
-    private func refused(_ entry: Entry, kind: MeshEntryKind?, rule: String?, reason: String, _ state: inout State) {
+    private func refused(_ entry: Entry, kind: MeshEntryKind?, rule: String?, reason: String, level: Logger.Level = .warning,
+                         _ state: inout State) {
         let kindName = kind.map { String(describing: $0) } ?? "kind\(entry.kind.rawValue)"
         let label = rule ?? kindName + "_invalid"
         state.refusals[label, default: 0] += 1
         if state.logged.insert("\(entry.author)|\(label)").inserted {
-            logger.warning("refused an entry", metadata: [
+            logger.log(level: level, "refused an entry", metadata: [
                 "peer.id": "\(entry.author.short)", "entry.kind": "\(kindName)",
                 "entry.key": "\(entry.key.prefix(120))", "refusal.rule": "\(label)", "refusal.reason": "\(reason)",
             ])
+        }
+    }
+
+    /// Gossip kept `entry` out on its own rules (its signature checked): counted and logged as a
+    /// refusal like the gate's own. An older version of a key than the one held is counted as
+    /// `superseded`, logged at notice only, as most are late copies of honest gossip rather than
+    /// replays; an entry of a node not in the gossip group counts only when the roster says it
+    /// was removed (`removed_author`), as before admission every node may be new.
+    func dropped(_ entry: Entry, _ why: EntryDrop) {
+        let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue))
+        state.withLockedValue { state in
+            switch why {
+            case .futureDated:
+                refused(entry, kind: kind, rule: "future_dated", reason: "dated further ahead than clocks may drift (it would win every later write)", &state)
+            case .superseded:
+                refused(entry, kind: kind, rule: "superseded", reason: "older than the version held (a late copy, or a replay)", level: .notice, &state)
+            case .unknownAuthor:
+                guard state.roster?.isRemoved(entry.author) == true else { return }
+                refused(entry, kind: kind, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+            }
         }
     }
 

@@ -94,6 +94,8 @@ public actor RunManager {
         var domain: String? { binding.host }
         /// Each connection to the app starts with a PROXY protocol v2 header (nil: no header).
         var proxyProtocol: Bool?
+        /// False: `https: false`, the gateway does not terminate TLS for the run's domain.
+        var https: Bool? = nil
     }
 
     private let store: StateStore
@@ -140,10 +142,15 @@ public actor RunManager {
             throw APIError(status: 400, "\(request.configurationPath) is not a valid service configuration",
                            issues: error.issues.map(\.description))
         }
+        let active = Set(records.values.filter(\.state.isActive).map(\.name))
+        let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
+        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
+        guard PlainName.isValid(name) else { throw APIError(status: 400, "run name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)") }
+        let gateways = await context.gateways()
         let bindings: [Binding]
         do {
-            bindings = try GatewayResolver(gateways: await context.gateways(), lookup: context.lookup)
-                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external)
+            bindings = try GatewayResolver(gateways: gateways, lookup: context.lookup)
+                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external, runName: name)
         } catch {
             throw APIError(status: 400, error.description)
         }
@@ -157,10 +164,6 @@ public actor RunManager {
                 "app port \(service.port.app) is used by run \"\(user.name)\" on this node; change the app port in \(request.configurationPath) "
                     + "(`port: \"\(service.port.external):OTHER\"` and the port the app listens on) or stop \(user.name) first")
         }
-        let active = Set(records.values.filter(\.state.isActive).map(\.name))
-        let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
-        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
-        guard PlainName.isValid(name) else { throw APIError(status: 400, "run name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)") }
         if active.contains(name) {
             throw .conflict("a run named \"\(name)\" is already active on this node; stop it (`warren stop \(name)`) or change `name:`")
         }
@@ -179,12 +182,12 @@ public actor RunManager {
             throw .conflict(owner.heldText)
         }
 
-        let url = Self.url(for: binding)
+        let url = Self.url(for: binding, https: service.https, gateway: gateways.first { $0.address == binding.address })
         let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
                             binding: binding, appPort: service.port.app, url: url, timeout: timeout,
                             bindings: bindings.count > 1 ? bindings : nil, claimedAt: binding.host == nil ? nil : now,
-                            proxyProtocol: service.proxyProtocol ? true : nil)
+                            proxyProtocol: service.proxyProtocol ? true : nil, https: service.https ? nil : false)
         let record = RunRecord(
             id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
@@ -290,7 +293,8 @@ public actor RunManager {
         try? await setState(id, .leasing)
         await withTaskGroup(of: Void.self) { group in
             for binding in d.allBindings {
-                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
+                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
+                                           https: d.https)
                 group.addTask { await self.serve(request) }
             }
         }
@@ -639,8 +643,14 @@ public actor RunManager {
         }
     }
 
-    static func url(for binding: Binding) -> String {
+    /// The URL users reach the run at: https:// (on the gateway's HTTPS port) for a name the
+    /// gateway terminates TLS for, which is a host-routed binding on its HTTP port when it has ACME
+    /// and the service did not say `https: false`; http:// otherwise.
+    static func url(for binding: Binding, https: Bool = true, gateway: KnownGateway? = nil) -> String {
         let host = binding.host ?? (binding.address.contains(":") ? "[\(binding.address)]" : binding.address)
+        if https, let name = binding.host, let gateway, let httpsPort = gateway.httpsPort, binding.port == gateway.httpPort {
+            return httpsPort == 443 ? "https://\(name)" : "https://\(name):\(httpsPort)"
+        }
         return binding.port == 80 ? "http://\(host)" : "http://\(host):\(binding.port)"
     }
 
