@@ -26,7 +26,7 @@ import Testing
         #expect(help.status == 0, "\(help.stderr)")
         // Help is wrapped to the terminal's width: compare with the words rejoined.
         let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for text in ["--acme-email <email>", "--acme-directory <url>", "Let's Encrypt", "Kept for the gateways made after it", "`https: false`"] {
+        for text in ["--acme-email <EMAIL>", "--acme-directory <URL>", "Let's Encrypt", "Kept for the gateways made after it", "`https: false`"] {
             #expect(words.contains(text), "`\(text)` missing from:\n\(help.stdout)")
         }
     }

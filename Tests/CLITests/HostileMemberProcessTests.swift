@@ -321,11 +321,13 @@ final class HostileLab: Sendable {
             }
             #expect(counted, "\(node.name) did not count a refusal for \(rules) of \(attack):\n\(text.split(separator: "\n").filter { $0.contains("refused") }.joined(separator: "\n"))\n--- log\n\(node.log.suffix(3000))")
             let log = node.log
+            // A refusal names the entry's author: the removed friend for the entries relayed.
+            let author = attack == .removedNodesEntriesRelayed ? removed.id : hostile.id
             for rule in rules {
                 let lines = log.split(separator: "\n").filter {
-                    $0.contains("refused an entry") && $0.contains("refusal.rule=\(rule)") && $0.contains("peer.id=\(hostile.id.short)")
+                    $0.contains("refused an entry") && $0.contains("refusal.rule=\(rule)") && $0.contains("peer.id=\(author.short)")
                 }
-                #expect(lines.count == 1, "\(node.name) logged \(lines.count) refusals of rule \(rule) by the hostile member (once expected)")
+                #expect(lines.count == 1, "\(node.name) logged \(lines.count) refusals of rule \(rule) by \(author.short) (once expected)")
             }
             let after = try await state(node)
             #expect(after == before[node.name], "\(node.name)'s state changed after \(attack):\nbefore \(before[node.name] ?? "")\nafter  \(after)")
