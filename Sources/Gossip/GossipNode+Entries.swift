@@ -109,8 +109,8 @@ extension GossipNode {
         let wall = wallMillis(now)
         let skew = UInt64(max(0, config.maxClockSkew.milliseconds))
         guard entry.timestamp.wallMillis <= wall &+ skew else {
-            // Dated further ahead than clocks may drift apart: let in, it would win every later
-            // write at its key until the wall clock caught up (and drag this node's clock ahead).
+            // Dated further ahead than clocks may drift apart. Were it let in, it would win every
+            // later write at its key until the wall clock caught up, and drag this clock ahead.
             counters.droppedFutureDated += 1
             logger.debug("dropped future-dated entry", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
             if verify(entry.signature, entry.signedBytes, entry.author) { droppedEntry(entry, .futureDated) }
