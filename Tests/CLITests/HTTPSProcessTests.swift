@@ -147,9 +147,13 @@ import Testing
             #expect(urls["blog"]?.contains("blog is up at https://blog.\(base):\(httpsPort)") == true, "\(urls)")
             #expect(urls["wiki"]?.contains("wiki is up at http://wiki.\(base):\(httpPort)") == true, "\(urls)")
 
-            // Both share the gateway's HTTP port, by name.
-            let leases = try await WarrenProcess.run(["leases"], environment: runnerEnv).stdout
-            #expect(leases.contains("blog.\(base)") && leases.contains("wiki.\(base)"), "\(leases)")
+            // Both share the gateway's HTTP port, by name (as gossip brings the gateway's leases).
+            var leases = ""
+            let both = try await eventually(within: 20) {
+                leases = try await WarrenProcess.run(["leases"], environment: runnerEnv).stdout
+                return leases.contains("blog.\(base)") && leases.contains("wiki.\(base)")
+            }
+            #expect(both, "\(leases)")
 
             var certs = ""
             let issued = try await eventually(within: 90) {
