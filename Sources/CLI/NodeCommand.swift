@@ -76,7 +76,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("CA certificates (PEM) trusted for the ACME directory instead of the system's.", valueName: "FILE"))
         var acmeCaBundle: String?
 
-        @Option(help: ArgumentHelp("Where a gateway's HTTP port for domains (ACME checks, redirects) is.", valueName: "PORT"))
+        @Option(help: ArgumentHelp("A gateway's HTTP port for names: runs on it without a domain get <run-name>.<first --domain>; ACME checks and redirects come here.", valueName: "PORT"))
         var httpPort: Int = 80
 
         @Option(help: ArgumentHelp("Where a gateway serves HTTPS for domains.", valueName: "PORT"))
@@ -151,6 +151,7 @@ struct NodeCommand: AsyncParsableCommand {
                 isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain,
                 join: join + [(try? joinToken()) ?? nil].compactMap { $0 },
                 metrics: metricsEndpoint, serveRelease: serveRelease.flatMap { Self.hostPort($0) }.map { (host: $0.0, port: $0.1) })
+            options.httpPort = httpPort
             if acmeEmail != nil || acmeDirectory != nil {
                 options.acme = AcmeSettings(
                     directoryURL: acmeDirectory ?? AcmeSettings.letsEncrypt, email: acmeEmail, caBundlePath: acmeCaBundle,

@@ -76,6 +76,9 @@ public struct GossipNode: Sendable {
     /// own rules (e.g. authors admitted to the mesh). Every entry passes by default. An entry the
     /// owner holds (`EntryVerdict.hold`) is asked about again after other entries have arrived.
     public var accept: @Sendable (Entry) -> EntryVerdict = { _ in .accept }
+    /// Told of each entry, its signature checked, that gossip's own rules kept out (`EntryDrop`):
+    /// for the owner's refusal counts. Nothing by default.
+    public var droppedEntry: @Sendable (Entry, EntryDrop) -> Void = { _, _ in }
     /// Entries the owner held back, waiting for what they depend on.
     var held: HeldEntries
     /// Whether a node this one does not know yet may introduce itself (its own alive record in a

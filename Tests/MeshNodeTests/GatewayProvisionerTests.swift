@@ -2,6 +2,7 @@ import Foundation
 @testable import MeshNode
 @testable import Link
 import Provisioning
+import NIOConcurrencyHelpers
 import Testing
 import Trust
 import TrustTestSupport
@@ -110,6 +111,40 @@ import TrustTestSupport
         #expect(s.cloud.deleted == ["gw-p-a"])
         #expect(deletion.steps.last == .deleted)
         #expect(await s.provisioner.records().isEmpty)
+    }
+
+    @Test func theMeshsACMESettingsAreKeptForLaterGatewaysAndReachTheFirstBoot() async throws {
+        let kept = NIOLockedValueBox<GatewayACME?>(nil)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgp-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var context = GatewayProvisioner.Context(
+            stateDirectory: directory, localJoin: "127.0.0.1:7420", cloudJoin: "198.51.100.1:7420",
+            projectSettings: { _ in ["WARREN_BACKEND": "aws"] }, peers: { [] }, gateways: { [] }, environment: [:],
+            makeBackend: { _, _, _ in FakeCloud(kind: "aws") })
+        context.acme = { kept.withLockedValue { $0 } }
+        context.setACME = { acme in kept.withLockedValue { $0 = acme } }
+        let provisioner = GatewayProvisioner(context: context)
+
+        // None given yet: no TLS termination.
+        #expect(try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-a")).spec.acme == nil)
+        let given = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-b", acmeEmail: "ops@example.com"))
+        #expect(given.spec.acme == (try GatewayACME(directory: nil, email: "ops@example.com")))
+        #expect(kept.withLockedValue { $0 }?.email == "ops@example.com")
+        // Later creations without the flags take the kept settings; a flag alone keeps the other.
+        #expect(try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-c")).spec.acme?.email == "ops@example.com")
+        let staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+        let moved = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-d", acmeDirectory: staging)).spec.acme
+        #expect(moved?.directory == staging && moved?.email == "ops@example.com")
+        await #expect(throws: ProvisioningError.self) {
+            _ = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-e", acmeDirectory: "ftp://x"))
+        }
+        #expect(kept.withLockedValue { $0 }?.directory == staging, "a refused value is not kept")
+
+        // A cloud gateway's first boot starts its node with them (Let's Encrypt by default).
+        let spec = GatewaySpec(name: "gw-f", joinToken: "warren1.abc", meshPort: 7420, acme: try GatewayACME(directory: nil, email: "ops@example.com"))
+        let script = try FirstBootScript(releaseURL: "https://r/w", releaseSHA256: String(repeating: "a", count: 64), spec: spec, publicAddress: .awsMetadata)
+        let arguments = script.startArguments(publicAddress: "203.0.113.7")
+        #expect(arguments.joined(separator: " ").contains("--acme-directory \(GatewayACME.letsEncrypt) --acme-email ops@example.com"), "\(arguments)")
     }
 
     /// Times to live asked of `invite`, in order.

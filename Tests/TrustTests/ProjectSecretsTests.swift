@@ -317,5 +317,7 @@ import TrustTestSupport
             try ProjectMemberKey.sealing(ProjectKey.generate(generation: 3), project: "web", to: bob.id, addedBy: bob.id).intent,
         ], author: bob.id)
         #expect(byBob.count == 2 && byBob.allSatisfy { $0.reason.contains("not a member of project web") })
+        // Sealed to himself: refused outright and counted, not held back for a membership to come.
+        #expect(byBob.allSatisfy { $0.rule == "key_not_project_member" && !$0.awaitsDependency }, "\(byBob)")
     }
 }

@@ -42,12 +42,12 @@ public struct LeaseTable: Sendable, Equatable {
     @discardableResult
     public mutating func grant(
         _ binding: Binding, runID: String, runName: String, holder: String, appPort: Int,
-        now: Date, ttl: TimeInterval = LeaseTable.defaultTTL
+        now: Date, ttl: TimeInterval = LeaseTable.defaultTTL, https: Bool? = nil
     ) throws(LeaseConflict) -> Lease {
         if let holding = conflict(for: binding, runID: runID, holder: holder, now: now) {
             throw LeaseConflict(requested: binding, holder: holding, requestedRunID: runID)
         }
-        let lease = Lease(binding: binding, runID: runID, runName: runName, holder: holder, appPort: appPort, expires: now.addingTimeInterval(ttl))
+        let lease = Lease(binding: binding, runID: runID, runName: runName, holder: holder, appPort: appPort, expires: now.addingTimeInterval(ttl), https: https)
         leases.removeAll { $0.runID == runID && $0.binding == binding }
         leases.append(lease)
         return lease

@@ -1,18 +1,30 @@
+import Foundation
+import Provisioning
+
 extension GatewayProvisioner {
     /// The provisioner of a running node: gateways recorded in its state directory, invited by
     /// this node when its mesh has admission, else joining local ones at its listen address and
     /// cloud ones at its advertised address.
-    init(node o: AgentOptions, boundPort: Int, secrets: any SecretsService, api: NodeAPI, admin: MeshAdminAPI) {
+    init(node o: AgentOptions, boundPort: Int, secrets: any SecretsService, api: NodeAPI, admin: MeshAdminAPI, store: StateStore) {
         let wildcard = o.listenHost == "0.0.0.0" || o.listenHost == "::"
         var advertised = o
         advertised.listenPort = boundPort
-        self.init(context: Context(
+        var context = Context(
             stateDirectory: o.stateDirectory,
             localJoin: HostPort.format(wildcard ? "127.0.0.1" : o.listenHost, boundPort),
             cloudJoin: advertised.advertisedAddress,
             invite: { ttl in try admin.gatewayInvite(ttl: ttl) },
             removeMember: { node in try await admin.removeIfMember(node) },
             projectSettings: { project in try await secrets.values(project: project).values },
-            peers: api.peers, gateways: api.gateways))
+            peers: api.peers, gateways: api.gateways)
+        context.acme = {
+            guard let data = try? await store.setting(Self.acmeSetting) else { return nil }
+            return try? JSONDecoder().decode(GatewayACME.self, from: data)
+        }
+        context.setACME = { acme in try await store.setSetting(Self.acmeSetting, to: try JSONEncoder().encode(acme)) }
+        self.init(context: context)
     }
+
+    /// The node setting that keeps the mesh's ACME settings for the gateways this node makes.
+    static let acmeSetting = "gateway.acme"
 }

@@ -83,15 +83,34 @@ final class MeshGate: Sendable {
     }
 
     /// Counts a refusal by rule, and logs it the first time this author breaks this rule.
-    private func refused(_ entry: Entry, rule: String?, reason: String, _ state: inout State) {
+    private func refused(_ entry: Entry, rule: String?, reason: String, level: Logger.Level = .warning, _ state: inout State) {
         let kindName = entry.kind.name
         let label = rule ?? kindName + "_invalid"
         state.refusals[label, default: 0] += 1
         if state.logged.insert("\(entry.author)|\(label)").inserted {
-            logger.warning("refused an entry", metadata: [
+            logger.log(level: level, "refused an entry", metadata: [
                 "peer.id": "\(entry.author.short)", "entry.kind": "\(kindName)",
                 "entry.key": "\(entry.key.prefix(120))", "refusal.rule": "\(label)", "refusal.reason": "\(reason)",
             ])
+        }
+    }
+
+    /// Gossip kept `entry` out on its own rules (its signature checked): counted and logged as a
+    /// refusal like the gate's own. An older version of a key than the one held is counted as
+    /// `superseded`, logged at notice only, as most are late copies of honest gossip rather than
+    /// replays; an entry of a node not in the gossip group counts only when the roster says it
+    /// was removed (`removed_author`), as before admission every node may be new.
+    func dropped(_ entry: Entry, _ why: EntryDrop) {
+        state.withLockedValue { state in
+            switch why {
+            case .futureDated:
+                refused(entry, rule: "future_dated", reason: "dated further ahead than clocks may drift (it would win every later write)", &state)
+            case .superseded:
+                refused(entry, rule: "superseded", reason: "older than the version held (a late copy, or a replay)", level: .notice, &state)
+            case .unknownAuthor:
+                guard state.roster?.isRemoved(entry.author) == true else { return }
+                refused(entry, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+            }
         }
     }
 

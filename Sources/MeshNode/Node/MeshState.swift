@@ -69,6 +69,7 @@ actor MeshState: EntryReplica {
         self.gate = gate
         gossip.accept = { gate.accept($0) }
         gossip.admitsMember = { gate.isMember($0) }
+        gossip.droppedEntry = { gate.dropped($0, $1) }
     }
 
     /// `observer` hears of every entry that changes (the new version; a tombstone for a delete).

@@ -133,6 +133,8 @@ public final class NodeAgent: Sendable {
             var entry = GatewayEntry(
                 name: gatewayName, address: publicAddress, domains: o.domains,
                 meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
+            entry.httpPort = o.acme?.httpPort ?? o.httpPort
+            entry.httpsPort = o.acme?.httpsPort
             if let releaseServer, let port = releaseServer.port {
                 entry.releaseSHA256 = releaseServer.release.sha256
                 entry.releaseURL = "http://\(HostPort.format(publicAddress, port))\(ReleaseServer.path(sha256: releaseServer.release.sha256))"
@@ -176,7 +178,7 @@ public final class NodeAgent: Sendable {
             let owners = Set(claims.owners(now: now).map(\.key))
             return claims.claims.map { DomainClaimInfo($0, owner: owners.contains($0.key)) }
         }
-        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin)
+        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin, store: store)
         api.provisioner = provisioner
         api.certificates = { await certificates?.status ?? [] }
         var routes = api.router
@@ -356,7 +358,7 @@ public final class NodeAgent: Sendable {
         if let acme {
             // After the leases' own bindings: a service that terminates TLS itself on the HTTPS
             // port (SNI passthrough) keeps its name there.
-            for lease in leases where lease.binding.port == acme.httpPort {
+            for lease in leases where lease.binding.port == acme.httpPort && lease.terminatesTLS {
                 guard let host = lease.binding.host else { continue }
                 let route = Route(runID: lease.runID, upstream: lease.holder, appPort: lease.appPort, terminatesTLS: true)
                 try? table.addHost(host, route: route, on: ListenAddress(host: bindHost, port: acme.httpsPort))
@@ -365,8 +367,9 @@ public final class NodeAgent: Sendable {
         return table
     }
 
-    /// The names a gateway terminates TLS for: host-routed leases on its HTTP port.
+    /// The names a gateway terminates TLS for: host-routed leases on its HTTP port, but for
+    /// services that opted out (`https: false`).
     static func terminatedNames(_ leases: [Lease], acme: AcmeSettings) -> Set<String> {
-        Set(leases.filter { $0.binding.port == acme.httpPort }.compactMap(\.binding.host))
+        Set(leases.filter { $0.binding.port == acme.httpPort && $0.terminatesTLS }.compactMap(\.binding.host))
     }
 }

@@ -94,6 +94,8 @@ public actor RunManager {
         var domain: String? { binding.host }
         /// Each connection to the app starts with a PROXY protocol v2 header (nil: no header).
         var proxyProtocol: Bool?
+        /// False: `https: false`, the gateway does not terminate TLS for the run's domain.
+        var https: Bool? = nil
     }
 
     private let store: StateStore
@@ -134,10 +136,15 @@ public actor RunManager {
         } catch {
             throw .invalidConfiguration(path: request.configurationPath, issues: error.issues.map(\.description))
         }
+        let active = Set(records.values.filter(\.state.isActive).map(\.name))
+        let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
+        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
+        guard PlainName.isValid(name) else { throw .invalidName(name) }
+        let gateways = await context.gateways()
         let bindings: [Binding]
         do {
-            bindings = try GatewayResolver(gateways: await context.gateways(), lookup: context.lookup)
-                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external)
+            bindings = try GatewayResolver(gateways: gateways, lookup: context.lookup)
+                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external, runName: name)
         } catch {
             throw .noBinding(reason: error.description)
         }
@@ -149,10 +156,6 @@ public actor RunManager {
             .min(by: { $0.createdAt < $1.createdAt }) {
             throw .appPortInUse(port: service.port.app, run: user.name, configurationPath: request.configurationPath, external: service.port.external)
         }
-        let active = Set(records.values.filter(\.state.isActive).map(\.name))
-        let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
-        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
-        guard PlainName.isValid(name) else { throw .invalidName(name) }
         if active.contains(name) {
             throw .nameInUse(name)
         }
@@ -171,12 +174,12 @@ public actor RunManager {
             throw .bindingHeld(owner.heldText)
         }
 
-        let url = Self.url(for: binding)
+        let url = Self.url(for: binding, https: service.https, gateway: gateways.first { $0.address == binding.address })
         let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
                             binding: binding, appPort: service.port.app, url: url, timeout: timeout,
                             bindings: bindings.count > 1 ? bindings : nil, claimedAt: binding.host == nil ? nil : now,
-                            proxyProtocol: service.proxyProtocol ? true : nil)
+                            proxyProtocol: service.proxyProtocol ? true : nil, https: service.https ? nil : false)
         let record = RunRecord(
             id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
@@ -344,7 +347,8 @@ public actor RunManager {
     private func serve(_ id: String, gateway address: String) async {
         guard let d = details[id], let record = records[id],
               let binding = d.allBindings.first(where: { $0.address == address }) else { return }
-        let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
+        let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
+                                   https: d.https)
         var wait = Duration.zero
         while !Task.isCancelled {
             if wait > .zero { try? await Task.sleep(for: wait) }
@@ -434,7 +438,8 @@ public actor RunManager {
         guard let d = details[id], let record = records[id] else { return }
         await withTaskGroup(of: Void.self) { group in
             for binding in d.allBindings {
-                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
+                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
+                                   https: d.https)
                 group.addTask { await self.context.authority.release(request) }
             }
         }
@@ -570,8 +575,14 @@ public actor RunManager {
         }
     }
 
-    static func url(for binding: Binding) -> String {
+    /// The URL users reach the run at: https:// (on the gateway's HTTPS port) for a name the
+    /// gateway terminates TLS for, which is a host-routed binding on its HTTP port when it has ACME
+    /// and the service did not say `https: false`; http:// otherwise.
+    static func url(for binding: Binding, https: Bool = true, gateway: KnownGateway? = nil) -> String {
         let host = binding.host ?? (binding.address.contains(":") ? "[\(binding.address)]" : binding.address)
+        if https, let name = binding.host, let gateway, let httpsPort = gateway.httpsPort, binding.port == gateway.httpPort {
+            return httpsPort == 443 ? "https://\(name)" : "https://\(name):\(httpsPort)"
+        }
         return binding.port == 80 ? "http://\(host)" : "http://\(host):\(binding.port)"
     }
 
