@@ -233,7 +233,7 @@ let package = Package(
         .testTarget(
             name: "AcmeTests",
             dependencies: [
-                "Acme", "AcmeTestSupport", "Proxy", "Curl", "MeshNode", "Trust",
+                "Acme", "AcmeTestSupport", "Proxy", "Curl", "MeshNode", "Trust", "Gossip", "Sodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -37,6 +37,10 @@ final class MeshGate: Sendable {
     /// The entry kinds the gate keeps to judge others: the roster, the project book, the gateways.
     static let trackedKinds: Set<MeshEntryKind> = [.member, .project, .secret, .gateway]
 
+    /// The kinds whose writer rule `admitsRestored` checks again on a restart (the tracked kinds
+    /// are checked by the roster and the book as they are rebuilt).
+    static let authoredKinds: Set<MeshEntryKind> = [.gateway, .lease, .domainClaim, .certificateOrder, .certificate]
+
     init(meshID: MeshID?, logger: Logger = Logger(label: "warren.gate")) {
         self.meshID = meshID
         self.logger = logger
@@ -100,7 +104,7 @@ final class MeshGate: Sendable {
     /// path does not go through gossip's checks. False for an entry refused on its own merits
     /// (counted like any refusal); call after `update` with the restored entries of tracked kinds.
     func admitsRestored(_ entry: Entry) -> Bool {
-        guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)), kind == .gateway || kind == .lease || kind == .domainClaim else {
+        guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)), Self.authoredKinds.contains(kind) else {
             return true
         }
         return state.withLockedValue { state in

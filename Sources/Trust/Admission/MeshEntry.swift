@@ -8,6 +8,10 @@ public enum MeshEntryKind: Int, Sendable, CaseIterable {
     case domainClaim = 4
     case project = 5
     case secret = 6
+    /// A gateway's claim to order the certificate of a name (key `name|gateway node ID`).
+    case certificateOrder = 7
+    /// A certificate and its key, sealed to the gateways serving its name (key `name|orderer node ID`).
+    case certificate = 8
 }
 
 /// A write this logic asks the node to make: put `value` under (kind, key), or delete it
