@@ -363,7 +363,6 @@ final class FlakyForwarder: @unchecked Sendable {
         let target = self.target
         self.channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { [self] inbound in
                 if self.drop() {
                     self.rejected.withLockedValue { $0 += 1 }
@@ -373,9 +372,8 @@ final class FlakyForwarder: @unchecked Sendable {
                     let (a, b) = (Glue(), Glue())
                     a.partner = outbound
                     b.partner = inbound
-                    return inbound.pipeline.addHandler(a).flatMap { outbound.pipeline.addHandler(b) }.map {
-                        inbound.read()
-                    }
+                    // The accepted channel registers, and so starts reading, once this future is done.
+                    return inbound.pipeline.addHandler(a).flatMap { outbound.pipeline.addHandler(b) }
                 }
             }
             .bind(host: host, port: port).get()
@@ -392,10 +390,6 @@ final class FlakyForwarder: @unchecked Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             self.partner?.writeAndFlush(self.unwrapInboundIn(data), promise: nil)
-        }
-
-        func channelReadComplete(context: ChannelHandlerContext) {
-            context.read()
         }
 
         func channelInactive(context: ChannelHandlerContext) {
