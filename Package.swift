@@ -211,7 +211,7 @@ let package = Package(
         .testTarget(
             name: "AcmeTests",
             dependencies: nio + [
-                "Acme", "AcmeTestSupport", "Proxy", "ProxyTestSupport", "Curl", "MeshNode", "Trust", nioHTTP1, nioLocks, logging,
+                "Acme", "AcmeTestSupport", "Proxy", "ProxyTestSupport", "Curl", "MeshNode", "Trust", "Gossip", "Sodium", nioHTTP1, nioLocks, logging,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strict

@@ -37,6 +37,10 @@ final class MeshGate: Sendable {
     /// The entry kinds the gate keeps to judge others: the roster, the project book, the gateways.
     static let trackedKinds: Set<EntryKind> = [.member, .project, .secret, .gateway]
 
+    /// The kinds whose writer rule `admitsRestored` checks again on a restart (the tracked kinds
+    /// are checked by the roster and the book as they are rebuilt).
+    static let authoredKinds: Set<EntryKind> = [.gateway, .lease, .domainClaim, .certificateOrder, .certificate]
+
     init(meshID: MeshID?, logger: Logger = Logger(label: "warren.gate")) {
         self.meshID = meshID
         self.logger = logger
@@ -120,7 +124,7 @@ final class MeshGate: Sendable {
     /// (counted like any refusal); call after `update` with the restored entries of tracked kinds.
     func admitsRestored(_ entry: Entry) -> Bool {
         let kind = entry.kind
-        guard kind == .gateway || kind == .lease || kind == .domainClaim else { return true }
+        guard Self.authoredKinds.contains(kind) else { return true }
         return state.withLockedValue { state in
             if state.roster?.isRemoved(entry.author) == true {
                 refused(entry, rule: "removed_author", reason: "its author was removed from the mesh", &state)

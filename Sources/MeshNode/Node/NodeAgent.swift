@@ -59,8 +59,9 @@ public final class NodeAgent: Sendable {
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
-        let certificates = o.isGateway ? o.acme.map {
-            CertificateManager(settings: $0, stateDirectory: o.stateDirectory, gatewayName: gatewayName, logger: logger)
+        let certificates = o.isGateway ? try o.acme.map {
+            CertificateManager(settings: $0, stateDirectory: o.stateDirectory, gatewayName: gatewayName, logger: logger,
+                               sharing: CertificateSharing(replica: mesh, local: try LocalMember(identity: identity.keyPair)))
         } : nil
         let (gatewayLeases, ingress) = try Self.gatewayRole(
             o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, certificates: certificates, logger: logger)

@@ -9,9 +9,13 @@ extension EntryKind {
     public static let domainClaim = EntryKind(rawValue: 4)
     public static let project = EntryKind(rawValue: 5)
     public static let secret = EntryKind(rawValue: 6)
+    /// A gateway's claim to order the certificate of a name (key `name|gateway node ID`).
+    public static let certificateOrder = EntryKind(rawValue: 7)
+    /// A certificate and its key, sealed to the gateways serving its name (key `name|orderer node ID`).
+    public static let certificate = EntryKind(rawValue: 8)
 
     /// Every kind the mesh writes, in number order.
-    public static let meshKinds: [EntryKind] = [.member, .gateway, .lease, .domainClaim, .project, .secret]
+    public static let meshKinds: [EntryKind] = [.member, .gateway, .lease, .domainClaim, .project, .secret, .certificateOrder, .certificate]
 
     /// The kind's name in messages and logs; `kind7` for a number this version does not know.
     public var name: String {
@@ -22,6 +26,8 @@ extension EntryKind {
         case .domainClaim: "domainClaim"
         case .project: "project"
         case .secret: "secret"
+        case .certificateOrder: "certificateOrder"
+        case .certificate: "certificate"
         default: description
         }
     }
