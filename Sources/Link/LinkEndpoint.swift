@@ -190,6 +190,48 @@ public final class LinkEndpoint: Sendable {
         }
     }
 
+    /// Makes a link to `expecting` over `stream`, a stream of this node's link to a relay that the
+    /// relay spliced to a stream of its own link to that node (`acceptRelayed` is the other end).
+    /// The handshake runs end to end through the relay, which sees only ciphertext; this node is
+    /// the dialler. The link is registered like a dialled one and closes with the stream.
+    public func dialRelayed(over stream: LinkStream, expecting: NodeID) async throws -> Link {
+        let suite = configuration.suite ?? .preferred
+        let channel = stream.channel
+        let established = channel.eventLoop.makePromise(of: Link.self)
+        do {
+            try await channel.eventLoop.submit {
+                try self.configure(channel: channel, role: .initiator(suite: suite, expecting: expecting), established: established,
+                                   relay: stream.peer)
+            }.get()
+            let link = try await established.futureResult.get()
+            register(link)
+            return link
+        } catch {
+            established.fail(error)
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// The far end of `dialRelayed`: runs the handshake as its acceptor on `stream`, a stream the
+    /// relay opened on its link to this node, and registers the link once the dialler proved to be
+    /// `from` (and is admitted). Call it before answering the stream, so that no byte is missed.
+    public func acceptRelayed(on stream: LinkStream, from: NodeID) async throws {
+        let channel = stream.channel
+        let established = channel.eventLoop.makePromise(of: Link.self)
+        established.futureResult.whenSuccess { link in self.register(link) }
+        let admit = self.admit
+        do {
+            try await channel.eventLoop.submit {
+                try self.configure(channel: channel, role: .responder(admit: { $0 == from && admit($0) }), established: established,
+                                   relay: stream.peer)
+            }.get()
+        } catch {
+            established.fail(error)
+            throw error
+        }
+    }
+
     /// Stops listening and closes every link.
     public func shutdown() async {
         let (listeners, links) = state.withLockedValue { state in
@@ -260,10 +302,17 @@ public final class LinkEndpoint: Sendable {
     /// acceptor of the TCP connection is the HTTP/2 client of the link's main session (the bulk
     /// path, gateway → runner), and opens one long-lived stream at `LinkPath.reverse` that
     /// carries a second, nested HTTP/2 session in which the dialler is the client.
-    private func configure(channel: any Channel, role: LinkHandshake.Role, established: EventLoopPromise<Link>) throws {
+    private func configure(channel: any Channel, role: LinkHandshake.Role, established: EventLoopPromise<Link>, relay: NodeID? = nil) throws {
         let configuration = self.configuration
         let logger = self.logger
-        let acceptStream = self.acceptStream
+        // Streams of a relayed link say so: a relay never relays them again (one hop).
+        let acceptStream: LinkStreamAcceptor
+        if let relay {
+            let inner = self.acceptStream
+            acceptStream = { headers, stream in await inner(headers, LinkStream(channel: stream.channel, peer: stream.peer, relay: relay)) }
+        } else {
+            acceptStream = self.acceptStream
+        }
         let dialler: Bool
         if case .initiator = role { dialler = true } else { dialler = false }
         let machine = LinkHandshake(role: role, identity: identity, meshID: meshID)
@@ -290,7 +339,7 @@ public final class LinkEndpoint: Sendable {
                 let channel = context.channel
                 let makeLink = { @Sendable (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in
                     Link(peer: peer, direction: dialler ? .outbound : .inbound, suite: result.suite,
-                         channel: channel, multiplexer: multiplexer, traffic: traffic, logger: logger)
+                         channel: channel, multiplexer: multiplexer, traffic: traffic, relay: relay, logger: logger)
                 }
                 if dialler {
                     // Wait for the acceptor's reverse stream, then open streams through it.

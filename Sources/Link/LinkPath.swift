@@ -15,6 +15,10 @@ public enum LinkPath: String, Sendable, CaseIterable {
     /// The stream that carries the nested HTTP/2 session in which the dialler of a link is the
     /// client (see `LinkEndpoint`).
     case reverse = "/warren/link/reverse"
+    /// A member asks another to relay a link to a node it cannot reach directly (`relay-to`).
+    case relay = "/relay"
+    /// The relaying member offers the far node the relayed link (`relay-from`).
+    case relayAccept = "/relay/accept"
 
     /// The path a stream's request headers name (`/` when they name none).
     public static func of(_ headers: [(String, String)]) -> String {
@@ -22,7 +26,7 @@ public enum LinkPath: String, Sendable, CaseIterable {
     }
 }
 
-/// The headers of a `LinkPath.proxy` stream, for both ends.
+/// The headers of `LinkPath.proxy` and the relay streams, for both ends.
 public enum LinkHeader: String, Sendable, CaseIterable {
     /// The app port of the run the connection is for.
     case appPort = "warren-app-port"
@@ -32,6 +36,10 @@ public enum LinkHeader: String, Sendable, CaseIterable {
     /// PROXY protocol header of a run that asked for one.
     case client = "warren-client"
     case server = "warren-server"
+    /// On a `LinkPath.relay` stream: the node the caller wants a link to.
+    case relayTo = "warren-relay-to"
+    /// On a `LinkPath.relayAccept` stream: the node the relayed link comes from.
+    case relayFrom = "warren-relay-from"
 
     /// This header's value in `headers`, if it is there.
     public func value(in headers: [(String, String)]) -> String? {

@@ -25,8 +25,7 @@ struct LinkLeases: LeaseAuthority {
             throw LeaseUnavailable(address: request.binding.address, reason: "no gateway with that address is known in the mesh")
         }
         if id == localID, let local { return try await local.grant(request) }
-        await pool.keep(id, address: gateway.meshAddress)
-        let reply = try await call(id, gateway, .leaseGrant, request)
+        let reply = try await call(id, gateway, .leaseGrant, request, keep: true)
         if let conflict = reply.conflict { throw conflict }
         if let refused = reply.refused { throw LeaseRefused(refused) }
         guard let lease = reply.lease else {
@@ -41,9 +40,11 @@ struct LinkLeases: LeaseAuthority {
         _ = try? await call(id, gateway, .leaseRelease, request)
     }
 
-    private func call(_ id: NodeID, _ gateway: GatewayEntry, _ path: LinkPath, _ request: LeaseRequest) async throws -> LeaseReply {
+    /// With `keep`, the link to the gateway is kept up (or relayed, past the node's bound).
+    private func call(_ id: NodeID, _ gateway: GatewayEntry, _ path: LinkPath, _ request: LeaseRequest, keep: Bool = false) async throws -> LeaseReply {
         do {
-            let link = try await pool.link(to: id, address: gateway.meshAddress)
+            let link = keep ? try await pool.gatewayLink(to: id, address: gateway.meshAddress)
+                : try await pool.link(to: id, address: gateway.meshAddress)
             let answer = try await LinkRPC.call(link, path: path.rawValue, body: Array(try JSONEncoder().encode(request)))
             return try JSONDecoder().decode(LeaseReply.self, from: Data(answer))
         } catch let error as LeaseConflict {

@@ -55,7 +55,9 @@ public final class NodeAgent: Sendable {
         let router = StreamRouter()
         let endpoint = LinkEndpoint(identity: identity, meshID: meshID, logger: logger, admit: { gate.mayLink($0) },
                                     acceptStream: { headers, stream in await router.accept(headers, stream) })
-        let pool = LinkPool(endpoint: endpoint, logger: logger)
+        let gatewayIDs: @Sendable () async -> Set<NodeID> = { Set(await view.gateways.keys) }
+        let pool = LinkPool(endpoint: endpoint, logger: logger, gatewayLinkLimit: o.maxGatewayLinks, gateways: gatewayIDs)
+        await router.configureRelay(LinkRelay(localID: identity.id, pool: pool, endpoint: endpoint, gateways: gatewayIDs, logger: logger))
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"

@@ -1,6 +1,7 @@
 import Gossip
 import Link
 import Logging
+import Metrics
 import NIOCore
 import Proxy
 
@@ -14,6 +15,7 @@ actor StreamRouter {
     private var gate: MeshGate?
     private var desk: AdmissionDesk?
     private var admin: MeshAdminAPI?
+    private var relay: LinkRelay?
 
     func configure(mesh: MeshState, leases: GatewayLeases?, runs: RunManager, logger: Logger) {
         self.mesh = mesh
@@ -25,6 +27,11 @@ actor StreamRouter {
     /// Project member removals asked by an admin outside the project.
     func configureProjects(_ admin: MeshAdminAPI) {
         self.admin = admin
+    }
+
+    /// Relayed links: this node relays them between members, and accepts them.
+    func configureRelay(_ relay: LinkRelay) {
+        self.relay = relay
     }
 
     /// Admission: a peer that is not a member may only present its invite token.
@@ -39,8 +46,17 @@ actor StreamRouter {
         if let desk, path == LinkPath.admissionJoin.rawValue {
             return await answer(LinkRPC.serve(stream) { bytes in await desk.answer(bytes, from: peer) })
         }
-        if let gate, !gate.isMember(peer) { return 403 }
+        if let gate, !gate.isMember(peer) {
+            if path == LinkRelay.openPath { Counter(label: "warren_relay_refused_total", dimensions: [("reason", "not a member")]).increment() }
+            return 403
+        }
         switch path {
+        case LinkPath.relay.rawValue:
+            guard let relay else { return 404 }
+            return await relay.serve(headers, stream)
+        case LinkPath.relayAccept.rawValue:
+            guard let relay else { return 404 }
+            return await relay.accept(headers, stream)
         case LinkPath.gossip.rawValue:
             guard let mesh else { return 503 }
             return await answer(LinkRPC.serve(stream) { bytes in
