@@ -204,15 +204,15 @@ struct MeshAdminAPI: Sendable {
         }
         let remaining = p.members.filter { $0 != node && !p.unsettledRemovals.contains($0) }
         guard !remaining.isEmpty else { throw ProjectSecrets.apiError(.lastMember(node, project: project)) }
-        var up: [NodeID: String] = [:]
-        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m.address }
+        var up: [NodeID: Member] = [:]
+        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m }
         let body = Array((try? JSONEncoder().encode(MemberRemovalCall(project: project, node: node.description))) ?? Data())
         var failures: [String] = []
         for member in remaining {
-            guard let address = up[member] else { failures.append("\(member.short)… is not up"); continue }
+            guard let found = up[member] else { failures.append("\(member.short)… is not up"); continue }
             let answer: MemberRemovalAnswer
             do {
-                let link = try await link(to: member, address: address)
+                let link = try await link(to: member, address: found.address, linksOnly: MemberTraits(metadata: found.metadata).linksOnly)
                 answer = try JSONDecoder().decode(MemberRemovalAnswer.self, from: Data(try await LinkRPC.call(link, path: Self.removeMemberPath, body: body)))
             } catch {
                 failures.append("\(member.short)…: \(error)")
@@ -229,9 +229,13 @@ struct MeshAdminAPI: Sendable {
             + "only members hold the key: retry when one of them is up")
     }
 
-    private func link(to member: NodeID, address: String) async throws -> Link {
-        if let live = endpoint.links.last(where: { $0.peer == member }) { return live }
+    private func link(to member: NodeID, address: String, linksOnly: Bool) async throws -> Link {
+        if let live = LinkPool.newest(endpoint.links, to: member) { return live }
         guard let (host, port) = HostPort.parse(address) else { throw APIError.badRequest("member \(member.short)… has no address to dial: \(address)") }
+        // Another site's private address: no route, only a wait for "Network is unreachable".
+        guard LinkReach.local().mayDial(host, linksOnly: linksOnly) else {
+            throw LinkError.connectFailed(host: host, port: port, reason: "node \(member.short) is behind NAT on another network and holds no link to this node")
+        }
         return try await endpoint.dial(host: host, port: port, expecting: member)
     }
 
