@@ -89,6 +89,12 @@ public struct GossipNode: Sendable {
     /// suspicion or verdict of death: such a rumour is not adopted, and the member is told of it,
     /// so that it refutes. Behind NAT, a member another cannot reach is not down.
     public var vouches: @Sendable (NodeID) -> Bool = { _ in false }
+    /// Whether a message from member `from` can reach member `to` and be answered: the owner's
+    /// knowledge of the network (NATs, the links members keep). `from` is this node or another
+    /// member. Everyone reaches everyone by default. Behind NAT, a member is reached only over the
+    /// links it holds: probes, gossip and push-pull then go to members that can carry them, and an
+    /// unreachable member is probed through members that reach it (SWIM's indirect probe), at once.
+    public var reaches: @Sendable (_ from: Member, _ to: Member) -> Bool = { _, _ in true }
     let logger: Logger
     /// Actions produced by the call in progress.
     var pending: [Action] = []
@@ -446,6 +452,9 @@ public struct GossipCounters: Hashable, Sendable {
     public var rumoursOutweighed = 0
     public var deathsDeclared = 0
     public var probesFailed = 0
+    /// Failed probes of a member this node holds a live link to, which raised no suspicion
+    /// (`GossipNode.vouches`).
+    public var probesOutweighedByLink = 0
 
     public init() {}
 }

@@ -50,6 +50,10 @@ public final class GossipSimulator {
     public var observer: ((_ node: Int, _ action: GossipNode.Action, _ now: Duration) -> Void)?
     /// Messages for which it answers true are lost (a fault aimed at one kind of message).
     public var drops: ((_ from: Int, _ to: Int, _ message: Message) -> Bool)?
+    /// The network's shape: whether a message from node `from` can arrive at node `to` at all
+    /// (NATs, and the links that cross them); nil, everyone reaches everyone. The nodes' own view
+    /// of it is their `reaches` hook (`setKnowledge`).
+    public var reachable: ((_ from: Int, _ to: Int) -> Bool)?
 
     public private(set) var messagesSent = 0
     public private(set) var messagesLost = 0
@@ -196,6 +200,16 @@ public final class GossipSimulator {
         nodes[i].accept = { accept($0) ? .accept : .refuse }
     }
 
+    /// Sets node `i`'s knowledge of the network: which members can reach which
+    /// (`GossipNode.reaches`), and which it holds a live link to (`GossipNode.vouches`).
+    public func setKnowledge(
+        on i: Int, reaches: @escaping @Sendable (_ from: Member, _ to: Member) -> Bool,
+        vouches: @escaping @Sendable (NodeID) -> Bool
+    ) {
+        nodes[i].reaches = reaches
+        nodes[i].vouches = vouches
+    }
+
     public func delete(on i: Int, kind: EntryKind, key: String) throws(GossipError) {
         let actions = try nodes[i].delete(kind: kind, key: key, now: now)
         perform(actions, by: i)
@@ -235,6 +249,10 @@ public final class GossipSimulator {
             guard case let .send(to, _, bytes) = action, let j = index[to] else { continue }
             messagesSent += 1
             bytesSent += bytes.count
+            if let reachable, !reachable(i, j) {
+                messagesLost += 1
+                continue
+            }
             if let group, group[i] != group[j] {
                 messagesLost += 1
                 continue

@@ -195,15 +195,15 @@ struct MeshAdminAPI: Sendable {
         guard gate.roster?.isAdmin(local.nodeID) == true else { throw .neitherMemberNorAdmin(local.nodeID, project: project) }
         let remaining = p.members.filter { $0 != node && !p.unsettledRemovals.contains($0) }
         guard !remaining.isEmpty else { throw .project(.lastMember(node, project: project)) }
-        var up: [NodeID: String] = [:]
-        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m.address }
+        var up: [NodeID: Member] = [:]
+        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m }
         let body = Array((try? JSONEncoder().encode(MemberRemovalCall(project: project, node: node.description))) ?? Data())
         var failures: [String] = []
         for member in remaining {
-            guard let address = up[member] else { failures.append("\(member.short)… is not up"); continue }
+            guard let found = up[member] else { failures.append("\(member.short)… is not up"); continue }
             let answer: MemberRemovalAnswer
             do {
-                let link = try await link(to: member, address: address)
+                let link = try await link(to: member, address: found.address, linksOnly: MemberTraits(metadata: found.metadata).linksOnly)
                 answer = try JSONDecoder().decode(MemberRemovalAnswer.self, from: Data(try await LinkRPC.call(link, path: LinkPath.projectRemoveMember.rawValue, body: body)))
             } catch {
                 failures.append("\(member.short)…: \(error)")
@@ -219,9 +219,13 @@ struct MeshAdminAPI: Sendable {
         throw .noRotator(project: project, node: node, failures: failures)
     }
 
-    private func link(to member: NodeID, address: String) async throws -> Link {
-        if let live = endpoint.links.last(where: { $0.peer == member }) { return live }
+    private func link(to member: NodeID, address: String, linksOnly: Bool) async throws -> Link {
+        if let live = LinkPool.newest(endpoint.links, to: member) { return live }
         guard let (host, port) = HostPort.parse(address) else { throw MeshAdminRefusal.noAddress(member, address: address) }
+        // Another site's private address: no route, only a wait for "Network is unreachable".
+        guard LinkReach.local().mayDial(host, linksOnly: linksOnly) else {
+            throw LinkError.connectFailed(host: host, port: port, reason: "node \(member.short) is behind NAT on another network and holds no link to this node")
+        }
         return try await endpoint.dial(host: host, port: port, expecting: member)
     }
 

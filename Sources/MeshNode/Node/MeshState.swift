@@ -61,6 +61,7 @@ actor MeshState: EntryReplica {
         self.transport = transport
         self.hasLink = hasLink
         gossip.vouches = hasLink
+        gossip.reaches = MeshReach(local: gossip.id, networks: LinkReach.local(), hasLink: hasLink).reaches
         self.sendOverLink = sendOverLink
     }
 

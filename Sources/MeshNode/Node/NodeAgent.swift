@@ -226,7 +226,9 @@ public final class NodeAgent: Sendable {
                 }
             }
             // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up,
-            // and links to every gateway and to at least two members.
+            // and links to every gateway and to at least two members. Every second: until the
+            // links to gateways other than the contact are up, members take them for granted
+            // (`MeshReach`) and probes of this node through those gateways fail.
             @Sendable func joined(_ peer: NodeID?, _ address: String) async {
                 if o.linksOnly, let peer { await pool.keep(peer, address: address) }
             }
@@ -234,7 +236,7 @@ public final class NodeAgent: Sendable {
                 group.addTask {
                     while !Task.isCancelled {
                         await pool.keepLinks(among: await mesh.members(), local: identity.id)
-                        try? await Task.sleep(for: .seconds(5))
+                        try? await Task.sleep(for: .seconds(1))
                     }
                 }
             }
