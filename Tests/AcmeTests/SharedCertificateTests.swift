@@ -13,6 +13,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Proxy
+import ProxyTestSupport
 import Sodium
 import Testing
 import Trust

@@ -164,6 +164,8 @@ public final class GossipSimulator {
     /// The node stops for good: it neither receives nor ticks.
     public func crash(_ i: Int) { crashedNodes[i] = true }
 
+    public func isCrashed(_ i: Int) -> Bool { crashedNodes[i] }
+
     /// The node stops processing for `duration`; messages to it queue up meanwhile.
     public func stall(_ i: Int, for duration: Duration) {
         stalledUntil[i] = now + duration
