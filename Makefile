@@ -1,5 +1,8 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 SWIFT ?= swift
+# The commit `warren --version` prints (Package.swift reads it; "unknown" outside git).
+WARREN_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+export WARREN_COMMIT
 
 .PHONY: deps build test demo install clean fuzz release test-release lab
 
@@ -17,8 +20,8 @@ test: deps
 # The two-site NAT lab's long runs (as root, about 20 minutes): a 10-minute formation watch, 30 %
 # loss on a site's uplink for 2 minutes, 20 SIGTERM stops of runners with restarts, router
 # re-addressing, a minute's partition, a gateway and a runner restarted; each prints "lab figure:"
-# lines (RELIABILITY.md). The short scenarios (SiteLabTests) run here too, not in `make test`:
-# formation across two NATs is not reliable yet (RELIABILITY.md, "Links and sites").
+# lines (RELIABILITY.md). The short scenarios (SiteLabTests) run here too, not in `make test` until
+# they pass three runs in a row (RELIABILITY.md, "Links and sites", has the runs so far).
 LAB_WATCH_SECONDS ?= 600
 LAB_LOSS_SECONDS ?= 120
 LAB_STOPS ?= 20

@@ -12,6 +12,26 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Dependency lists many targets repeat.
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let nioHTTP2: Target.Dependency = .product(name: "NIOHTTP2", package: "swift-nio-http2")
+let nioLocks: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+let nioEmbedded: Target.Dependency = .product(name: "NIOEmbedded", package: "swift-nio")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+/// The commit `warren --version` names: `$WARREN_COMMIT`, which the Makefile and scripts/release.sh
+/// set from `git rev-parse --short HEAD`; "unknown" without it (a build outside git, or a bare
+/// `swift build`). Not `Context.gitInformation`: SwiftPM caches the evaluated manifest, and after a
+/// new commit it still answers the old one. Only hex digits pass into the C define.
+let commit: String = {
+    let given = Context.environment["WARREN_COMMIT"] ?? ""
+    return !given.isEmpty && given.allSatisfy(\.isHexDigit) ? given : "unknown"
+}()
+
 let package = Package(
     name: "warren",
     platforms: [.macOS(.v14)],
@@ -43,35 +63,29 @@ let package = Package(
         .target(name: "Sodium", dependencies: ["CSodium"], swiftSettings: strict),
         .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: strict),
         .target(name: "LibCrypto", dependencies: ["CCrypto"], swiftSettings: strict),
+        // The commit this binary was built from, defined at build time (see `commit` above).
+        .target(name: "CBuildInfo", cSettings: [.define("WARREN_COMMIT", to: "\"\(commit)\"")]),
 
         // Pure state machines: membership, dissemination, the replicated map. No sockets.
         .target(
             name: "Gossip",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [logging],
             swiftSettings: strict
         ),
         // An ACME (RFC 8555) client: account, order, HTTP-01, finalize with a CSR, download.
         .target(
             name: "Acme",
-            dependencies: [
-                "Curl", "CX509",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["Curl", "CX509", logging],
             swiftSettings: strict
         ),
         // The data plane: ingress listeners, routing table, HTTP/1.1 and SNI routing, splicing,
         // TLS termination (HTTP/1.1 and HTTP/2 towards clients).
         .target(
             name: "Proxy",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+            dependencies: nio + [
+                nioHTTP1, nioHTTP2, nioLocks, logging,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -79,14 +93,7 @@ let package = Package(
         // one-call RPC framing, and the sealing of gossip datagrams. Knows nothing of runs or leases.
         .target(
             name: "Link",
-            dependencies: [
-                "Gossip", "Sodium", "LibCrypto",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["Gossip", "Sodium", "LibCrypto", nioLocks, nioHTTP2, logging] + nio,
             swiftSettings: strict
         ),
         // The mesh's trust rules as pure values: roster, invites, removals, projects, sealed
@@ -107,13 +114,9 @@ let package = Package(
         // the local API (the one place where errors become HTTP statuses).
         .target(
             name: "MeshNode",
-            dependencies: [
-                "Gossip", "Link", "Trust", "Provisioning", "Proxy", "Sodium", "LibCrypto", "Curl", "Acme",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "Logging", package: "swift-log"),
+            dependencies: nio + [
+                "Gossip", "Link", "Trust", "Provisioning", "Proxy", "Sodium", "LibCrypto", "Curl", "Acme", "CBuildInfo",
+                nioHTTP1, nioHTTP2, logging,
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -124,16 +127,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "CLI",
-            dependencies: [
+            dependencies: nio + [
                 "MeshNode", "Link", "Trust", "Provisioning", "Curl", "Sodium",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
             ],
             swiftSettings: strict
         ),
@@ -141,14 +142,16 @@ let package = Package(
         // Warren's Proxy alone (gateway and runner over a loopback tunnel) for bench/tunnel.
         .executableTarget(
             name: "proxy-bench",
-            dependencies: [
-                "Proxy",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["Proxy", "ProxyTestSupport", nioLocks, logging] + nio,
             path: "bench/proxy-bench",
+            swiftSettings: strict
+        ),
+        // Bench and test plumbing kept out of `warren`: bulk streams through one link between two
+        // processes (`warren-bench link-serve` / `link-send`), for bench/link and LinkProcessTests.
+        .executableTarget(
+            name: "warren-bench",
+            dependencies: ["Link", "Gossip", "Sodium", .product(name: "ArgumentParser", package: "swift-argument-parser")] + nio,
+            path: "bench/warren-bench",
             swiftSettings: strict
         ),
         // Gossip simulator figures for BENCHMARKS.md: `swift build -c release --product gossip-sim`.
@@ -158,12 +161,7 @@ let package = Package(
         // MeshNodeTests and CLITests; a library only the tests use.
         .target(
             name: "CloudFakes",
-            dependencies: [
-                "MeshNode", "Provisioning",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
+            dependencies: ["MeshNode", "Provisioning", nioHTTP1] + nio,
             path: "Tests/CloudFakes",
             swiftSettings: strict
         ),
@@ -178,56 +176,36 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl"], swiftSettings: strict),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "Sodium"], swiftSettings: strict),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"], swiftSettings: strict),
+        // The Proxy's stand-in for links (one loopback TCP connection per stream), for ProxyTests,
+        // AcmeTests and proxy-bench.
+        .target(name: "ProxyTestSupport", dependencies: ["Proxy"] + nio, path: "Tests/ProxyTestSupport", swiftSettings: strict),
         .testTarget(
             name: "ProxyTests",
-            dependencies: [
-                "Proxy",
-                "Sodium",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+            dependencies: nio + [
+                "Proxy", "ProxyTestSupport", "Sodium", nioHTTP1, nioLocks, nioEmbedded,
                 .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         // Two endpoints on loopback and the helpers around them, for LinkTests and MeshNodeTests.
         .target(
             name: "LinkTestSupport",
-            dependencies: [
-                "Link", "Gossip",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
+            dependencies: ["Link", "Gossip", nioLocks] + nio,
             path: "Tests/LinkTestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "LinkTests",
-            dependencies: [
-                "Link", "LinkTestSupport", "Gossip", "Sodium", "LibCrypto",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
+            dependencies: ["Link", "LinkTestSupport", "Gossip", "Sodium", "LibCrypto", nioLocks, nioHTTP2, logging, nioEmbedded] + nio,
             swiftSettings: strict
         ),
         .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "CloudFakes", "Curl", "LibCrypto", "Sodium"], swiftSettings: strict),
         .testTarget(name: "TrustTests", dependencies: ["Trust", "TrustTestSupport", "Gossip", "Sodium"], swiftSettings: strict),
         .testTarget(
             name: "MeshNodeTests",
-            dependencies: [
+            dependencies: nio + [
                 "MeshNode", "Link", "LinkTestSupport", "Trust", "TrustTestSupport", "Provisioning", "Sodium", "LibCrypto", "Curl", "CloudFakes",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                nioHTTP1, logging, nioEmbedded,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -236,14 +214,9 @@ let package = Package(
         .target(name: "AcmeTestSupport", dependencies: ["Curl"], path: "Tests/AcmeTestSupport", swiftSettings: strict),
         .testTarget(
             name: "AcmeTests",
-            dependencies: [
-                "Acme", "AcmeTestSupport", "Proxy", "Curl", "MeshNode", "Trust",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            dependencies: nio + [
+                "Acme", "AcmeTestSupport", "Proxy", "ProxyTestSupport", "Curl", "MeshNode", "Trust", "Gossip", "Sodium", nioHTTP1, nioLocks, logging,
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -259,10 +232,8 @@ package.targets += [
     .target(
         name: "FuzzTargets",
         dependencies: [
-            "MeshNode", "Link", "Trust", "Gossip", "Proxy", "Sodium", "LibCrypto",
+            "MeshNode", "Link", "Trust", "Gossip", "Proxy", "Sodium", "LibCrypto", nioHTTP1, nioEmbedded,
             .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOEmbedded", package: "swift-nio"),
         ],
         path: "Fuzz/Targets",
         swiftSettings: strict

@@ -40,6 +40,8 @@ if [ ! -e "$SCRATCH/workspace-state.json" ] && [ -e .build/workspace-state.json 
     cp -a .build/checkouts .build/repositories .build/workspace-state.json "$SCRATCH"/
 fi
 
+# The commit `warren --version` prints (Package.swift reads it; "unknown" outside git).
+export WARREN_COMMIT="${WARREN_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || true)}"
 flags=(-c release --static-swift-stdlib --scratch-path "$SCRATCH")
 "$SWIFT" build "${flags[@]}" --product warren
 BIN="$("$SWIFT" build "${flags[@]}" --show-bin-path)/warren"

@@ -71,7 +71,7 @@ extension FuzzTarget {
         try roundTrip("sealed secret", { v throws(EntryDecodingError) in try SealedSecret(decoding: v) }, { $0.encoded() })
         try roundTrip("project rotation", { v throws(EntryDecodingError) in try ProjectRotation(decoding: v) }, { $0.encoded() })
 
-        let kinds = MeshEntryKind.allCases
+        let kinds = EntryKind.meshKinds
         let kind = kinds[Int(selector) % kinds.count]
         let author = selector & 0x80 == 0 ? FuzzKeys.local.id : FuzzKeys.peer.id
         let entryValue: [UInt8]? = selector & 0x40 == 0 ? value : nil

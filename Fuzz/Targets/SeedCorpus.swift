@@ -75,8 +75,8 @@ public enum SeedCorpus {
         for (i, intent) in (founding + project).enumerated() {
             guard let value = intent.value else { continue }
             let key = Array(intent.key.utf8.prefix(95))
-            let selector = UInt8(MeshEntryKind.allCases.firstIndex(of: intent.kind)!)
-            entrySeeds.append(("\(intent.kind)-\(i)", [selector, UInt8(key.count)] + key + value))
+            let selector = UInt8(EntryKind.meshKinds.firstIndex(of: intent.kind)!)
+            entrySeeds.append(("\(intent.kind.name)-\(i)", [selector, UInt8(key.count)] + key + value))
         }
         entrySeeds.append(("invite-token", [0, 0] + token.bytes))
         seeds["entry-codec"] = entrySeeds
@@ -126,7 +126,7 @@ public enum SeedCorpus {
         let keys = try Ed25519.KeyPair.fromSeed([UInt8](repeating: 1, count: 32))
         let (_, founding) = try MeshRoster.found(addresses: ["127.0.0.1:7946"], at: Date(timeIntervalSince1970: 1_700_000_000), keys: keys)
         return founding.enumerated().map { i, intent in
-            Entry(kind: EntryKind(rawValue: UInt8(intent.kind.rawValue)), key: intent.key, value: intent.value,
+            Entry(kind: intent.kind, key: intent.key, value: intent.value,
                   timestamp: HLCTimestamp(wallMillis: 1_700_000_000_000 + UInt64(i), logical: 0), author: FuzzKeys.local.id, signature: [UInt8](repeating: 5, count: 64))
         }
     }

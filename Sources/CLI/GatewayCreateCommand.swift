@@ -18,7 +18,10 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             In a mesh with admission (`warren mesh init`) this node, which must be an admin, signs a \
             single-use invite (role gateway) for the new gateway; without admission the gateway \
             joins by address. A cloud gateway reaches the mesh through this node's advertised \
-            address, which must be reachable from the cloud.
+            address, which must be reachable from the cloud. With --acme-email or --acme-directory \
+            (kept by this node for the gateways it makes later), the gateway terminates TLS: a \
+            service with a domain, or named under the gateway's --domain, is served over HTTPS with \
+            a certificate from that CA (Let's Encrypt by default); `https: false` in its file opts out.
             """
     )
 
@@ -35,6 +38,10 @@ struct GatewayCreateCommand: AsyncParsableCommand {
     var timeout: Double?
     @Option(help: ArgumentHelp("The SHA-256 of the release a cloud gateway installs (the .sha256 file `make release` writes); the first boot refuses any other download (default: WARREN_RELEASE_SHA256, else the release this node was installed from).", valueName: "HEX"))
     var releaseSha256: String?
+    @Option(help: ArgumentHelp("The contact e-mail of the mesh's account at its ACME CA: the gateway serves HTTPS for its names with certificates from that CA. Kept for the gateways made after it on this node.", valueName: "EMAIL"))
+    var acmeEmail: String?
+    @Option(help: ArgumentHelp("The ACME directory the mesh's gateways order certificates from (default: Let's Encrypt, \(GatewayACME.letsEncrypt)); a staging or private CA's. Kept like --acme-email.", valueName: "URL"))
+    var acmeDirectory: String?
     @OptionGroup var node: NodeOptions
 
     func validate() throws {
@@ -43,6 +50,9 @@ struct GatewayCreateCommand: AsyncParsableCommand {
         }
         if let name { do { try GatewayName.validate(name) } catch { throw ValidationError("\(error)") } }
         for d in domain { do { try GatewayDomain.validate(d) } catch { throw ValidationError("\(error)") } }
+        if acmeEmail != nil || acmeDirectory != nil {
+            do { _ = try GatewayACME(directory: acmeDirectory, email: acmeEmail) } catch { throw ValidationError("\(error)") }
+        }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if let releaseSha256, releaseSha256.count != 64 || !releaseSha256.allSatisfy(\.isHexDigit) {
             throw ValidationError("--release-sha256 must be 64 hexadecimal digits (the .sha256 file `make release` writes), got \(releaseSha256)")
@@ -56,7 +66,8 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             project: project, backend: backend?.lowercased(), name: name, region: region, instanceType: instanceType, domains: domain,
             address: address, timeoutSeconds: timeout,
             environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment)
-                .merging(releaseSha256.map { ["WARREN_RELEASE_SHA256": $0.lowercased()] } ?? [:]) { _, flag in flag })
+                .merging(releaseSha256.map { ["WARREN_RELEASE_SHA256": $0.lowercased()] } ?? [:]) { _, flag in flag },
+            acmeEmail: acmeEmail, acmeDirectory: acmeDirectory)
         if !node.json { Output.line("Creating gateway, it may take some time...") }
         let display = ProgressDisplay()
         let creating = CreatingName()

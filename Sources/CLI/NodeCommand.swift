@@ -76,11 +76,15 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("CA certificates (PEM) trusted for the ACME directory instead of the system's.", valueName: "FILE"))
         var acmeCaBundle: String?
 
-        @Option(help: ArgumentHelp("Where a gateway's HTTP port for domains (ACME checks, redirects) is.", valueName: "PORT"))
+        @Option(help: ArgumentHelp("A gateway's HTTP port for names: runs on it without a domain get <run-name>.<first --domain>; ACME checks and redirects come here.", valueName: "PORT"))
         var httpPort: Int = 80
 
         @Option(help: ArgumentHelp("Where a gateway serves HTTPS for domains.", valueName: "PORT"))
         var httpsPort: Int = 443
+
+        @Option(help: ArgumentHelp(
+            "Keep direct links to at most N gateways; reach the others through a member linked to them (one relay hop).", valueName: "N"))
+        var maxGatewayLinks: Int?
 
         func validate() throws {
             guard Self.hostPort(listen) != nil else { throw ValidationError("--listen takes ADDR:PORT, got `\(listen)`") }
@@ -99,6 +103,9 @@ struct NodeCommand: AsyncParsableCommand {
             if !gateway && (acmeEmail != nil || acmeDirectory != nil) { throw ValidationError("--acme-email and --acme-directory go with --gateway") }
             for (flag, port) in [("--http-port", httpPort), ("--https-port", httpsPort)] where !(1...65535).contains(port) {
                 throw ValidationError("\(flag) takes a port in 1...65535, got \(port)")
+            }
+            if let maxGatewayLinks, maxGatewayLinks < 1 {
+                throw ValidationError("--max-gateway-links takes 1 or more (a runner needs one link to reach the mesh), got \(maxGatewayLinks)")
             }
             if let acmeDirectory, !acmeDirectory.hasPrefix("https://") {
                 throw ValidationError("--acme-directory takes an https:// URL (an ACME directory), got `\(acmeDirectory)`")
@@ -151,6 +158,8 @@ struct NodeCommand: AsyncParsableCommand {
                 isGateway: gateway, publicAddress: publicAddress, gatewayName: name, domains: domain,
                 join: join + [(try? joinToken()) ?? nil].compactMap { $0 },
                 metrics: metricsEndpoint, serveRelease: serveRelease.flatMap { Self.hostPort($0) }.map { (host: $0.0, port: $0.1) })
+            options.httpPort = httpPort
+            options.maxGatewayLinks = maxGatewayLinks
             if acmeEmail != nil || acmeDirectory != nil {
                 options.acme = AcmeSettings(
                     directoryURL: acmeDirectory ?? AcmeSettings.letsEncrypt, email: acmeEmail, caBundlePath: acmeCaBundle,

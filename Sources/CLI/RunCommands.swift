@@ -49,7 +49,7 @@ struct RunCommand: AsyncParsableCommand {
         if !node.json { Output.line("Run \(info.name) started on this node; waiting for the app on port \(info.appPort)…") }
 
         if detach {
-            info = try waitUntilSettled(info, client: client)
+            info = try await waitUntilSettled(info, client: client)
             if node.json { try Output.json(info) }
             try finish(info, attached: false)
             return
@@ -91,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
         try finish(info, attached: true)
     }
 
-    private func waitUntilSettled(_ start: RunInfo, client: NodeClient) throws -> RunInfo {
+    private func waitUntilSettled(_ start: RunInfo, client: NodeClient) async throws -> RunInfo {
         var info = start
         var waits = WaitReporter(terminal: isatty(STDERR_FILENO) == 1)
         // The node fails a run whose app does not listen within the timeout, with the app's log;
@@ -105,7 +105,7 @@ struct RunCommand: AsyncParsableCommand {
                         + "It keeps trying: `warren ps` shows its state, `warren stop \(info.name)` stops it, --timeout waits longer")
                 throw ExitCode(1)
             }
-            Thread.sleep(forTimeInterval: 0.2)
+            try await Task.sleep(for: .milliseconds(200))
             info = try reportingFailures { try client.get("/v1/runs/\(info.id)") }
             waits.update(info, timeout: timeout)
         }

@@ -11,11 +11,11 @@ struct Warren: AsyncParsableCommand {
             Every machine runs the same agent (`warren node start`); the other commands talk to the \
             node on this machine. Start with the walkthrough in README.md.
             """,
-        version: WarrenVersion.current,
+        version: WarrenVersion.line,
         subcommands: [
             RunCommand.self, ApplyCommand.self, PsCommand.self, LogsCommand.self, StopCommand.self, RmCommand.self, StatusCommand.self,
             SecretsCommand.self, ProjectCommand.self, GatewayCommand.self, PeersCommand.self, LeasesCommand.self, DomainsCommand.self, CertsCommand.self,
-            NodeCommand.self, ConfigCommand.self, DebugLinkCommand.self,
+            NodeCommand.self, ConfigCommand.self,
             MeshCommand.self, InviteCommand.self,
         ]
     )

@@ -1,30 +1,13 @@
-/// What an entry of the replicated map describes. The numbers are on the wire and in signatures:
-/// explicit and append-only. Unknown numbers (from newer nodes) are carried and relayed unchanged.
+/// What an entry of the replicated map describes: a number the layer above defines and names
+/// (the mesh's kinds are in Trust). Gossip orders, signs and relays kinds without knowing them,
+/// so a kind from a newer node is carried unchanged. The number is on the wire and in signatures.
 public struct EntryKind: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-    // Only append to this list.
-    public static let member = EntryKind(rawValue: 1)
-    public static let gateway = EntryKind(rawValue: 2)
-    public static let lease = EntryKind(rawValue: 3)
-    public static let domainClaim = EntryKind(rawValue: 4)
-    public static let project = EntryKind(rawValue: 5)
-    public static let secret = EntryKind(rawValue: 6)
-
     public static func < (lhs: EntryKind, rhs: EntryKind) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    public var description: String {
-        switch self {
-        case .member: "member"
-        case .gateway: "gateway"
-        case .lease: "lease"
-        case .domainClaim: "domainClaim"
-        case .project: "project"
-        case .secret: "secret"
-        default: "kind\(rawValue)"
-        }
-    }
+    public var description: String { "kind\(rawValue)" }
 }
 
 /// The address of an entry in the replicated map.

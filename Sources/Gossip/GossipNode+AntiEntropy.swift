@@ -7,11 +7,14 @@ extension GossipNode {
         return PushPull(isReply: isReply, isJoin: isJoin, members: members, entries: map.allEntries)
     }
 
-    /// Exchanges state with a random member that is not known to have left. Dead members are
-    /// candidates too: that is how the two sides of a healed partition find each other again.
+    /// Exchanges state with a random member that is not known to have left and that this node
+    /// reaches (behind NAT, not another site's member). Dead members are candidates too: that is
+    /// how the two sides of a healed partition find each other again.
     mutating func startPushPull(now: Duration) {
         guard !leaving else { return }
-        let target = randomMembers(1) { $0.member.state != .left }
+        let me = local
+        let reaches = self.reaches
+        let target = randomMembers(1) { $0.member.state != .left && reaches(me, $0.member) }
         guard let node = target.first else { return }
         send(.pushPull(localState(isReply: false, isJoin: false)), to: node)
     }

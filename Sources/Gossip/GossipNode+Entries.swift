@@ -92,17 +92,28 @@ extension GossipNode {
     mutating func ingest(_ entry: Entry, now: Duration, rebroadcast: Bool) {
         guard map.wouldAccept(entry) else {
             counters.entriesStale += 1
+            // Another copy of the entry held is gossip's redundancy; an older version of its key
+            // is a late copy, or a replay of what was superseded: the owner hears of the latter
+            // (signed by its author, so that the author is the one named).
+            if let current = map.entry(at: entry.entryKey), current.signature != entry.signature,
+               verify(entry.signature, entry.signedBytes, entry.author) {
+                droppedEntry(entry, .superseded)
+            }
             return
         }
         guard entry.author == id || records[entry.author] != nil else {
             counters.droppedNonMemberAuthor += 1
+            if verify(entry.signature, entry.signedBytes, entry.author) { droppedEntry(entry, .unknownAuthor) }
             return
         }
         let wall = wallMillis(now)
         let skew = UInt64(max(0, config.maxClockSkew.milliseconds))
         guard entry.timestamp.wallMillis <= wall &+ skew else {
+            // Dated further ahead than clocks may drift apart. Were it let in, it would win every
+            // later write at its key until the wall clock caught up, and drag this clock ahead.
             counters.droppedFutureDated += 1
             logger.debug("dropped future-dated entry", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
+            if verify(entry.signature, entry.signedBytes, entry.author) { droppedEntry(entry, .futureDated) }
             return
         }
         let grace = UInt64(max(0, config.tombstoneGrace.milliseconds))

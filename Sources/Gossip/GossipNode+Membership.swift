@@ -143,7 +143,14 @@ extension GossipNode {
                 // incarnation (`apply`), which ends the suspicion here; a dead one stays silent.
                 s.markNoticed()
                 suspicions[node] = s
-                send(.gossip(updates: [.suspect(node: node, incarnation: s.incarnation, from: id)]), to: node)
+                let notice = Message.gossip(updates: [.suspect(node: node, incarnation: s.incarnation, from: id)])
+                if let suspect = records[node]?.member, !reaches(local, suspect) {
+                    // Behind another NAT: through the members that reach it, which pass it on
+                    // (or, holding a link to it, tell it; `outweighRumour`).
+                    for helper in indirectHelpers(for: suspect) { send(notice, to: helper) }
+                } else {
+                    send(notice, to: node)
+                }
                 suspicionTimers.push(node, at: s.nextTimer)
                 continue
             }
@@ -159,8 +166,13 @@ extension GossipNode {
     mutating func gossip(now: Duration) {
         guard hasPendingBroadcasts else { return }
         let toTheDead = config.gossipToTheDead
+        let me = local
+        let reaches = self.reaches
+        // Only members this node reaches: behind NAT, a datagram to another site's member is
+        // lost, and would use up one of the update's few transmissions.
         let targets = randomMembers(config.gossipNodes) { r in
-            switch r.member.state {
+            guard reaches(me, r.member) else { return false }
+            return switch r.member.state {
             case .alive, .suspect: true
             case .dead, .left: now - r.stateChangedAt < toTheDead
             }

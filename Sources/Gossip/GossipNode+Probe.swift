@@ -7,6 +7,9 @@ struct ProbeInFlight: Sendable {
     var indirectAt: Duration
     var endAt: Duration
     var indirectSent = false
+    /// Whether the target was pinged directly; if not (it cannot be reached from here), the
+    /// indirect pings carry the buddy system's notice instead.
+    var direct = true
     var expectedNacks = 0
     var nacks = 0
 }
@@ -52,26 +55,38 @@ extension GossipNode {
         if let stale = probe { finishFailedProbe(stale, now: now) }
         guard !leaving, let target = nextProbeTarget(), let record = records[target] else { return }
         let seq = newSeq()
+        // A member this node cannot reach (behind another site's NAT, with no link from here)
+        // would only let the direct ping's timeout pass: it is asked about through others at once.
+        let direct = reaches(local, record.member)
         probe = ProbeInFlight(
             seq: seq, target: target,
-            indirectAt: now + awareness.scale(config.probeTimeout), endAt: nextProbeAt
+            indirectAt: direct ? now + awareness.scale(config.probeTimeout) : now, endAt: nextProbeAt, direct: direct
         )
-        // Buddy system: a suspect hears of the suspicion first, from the node that probes it.
-        var prefix: [Update] = []
-        if config.lifeguard, record.member.state == .suspect {
-            prefix = [.suspect(node: target, incarnation: record.member.incarnation, from: id)]
+        guard direct else {
+            advanceProbe(now: now)
+            return
         }
-        send(.ping(seq: seq, target: target, updates: piggyback(after: prefix)), to: target)
+        send(.ping(seq: seq, target: target, updates: piggyback(after: buddyNotice(for: record.member))), to: target)
+    }
+
+    /// Buddy system: a suspect hears of the suspicion first, from the node that probes it (or,
+    /// when this node cannot reach it, from the members asked to).
+    func buddyNotice(for member: Member) -> [Update] {
+        guard config.lifeguard, member.state == .suspect else { return [] }
+        return [.suspect(node: member.id, incarnation: member.incarnation, from: id)]
     }
 
     mutating func advanceProbe(now: Duration) {
         guard var p = probe else { return }
         if !p.indirectSent, now >= p.indirectAt {
             p.indirectSent = true
-            let helpers = randomMembers(config.indirectChecks, excluding: p.target) { $0.member.state == .alive }
-            let address = records[p.target]?.member.address ?? ""
-            for helper in helpers {
-                send(.indirectPing(seq: p.seq, target: p.target, targetAddress: address, updates: piggyback()), to: helper)
+            var helpers: [NodeID] = []
+            if let target = records[p.target]?.member {
+                helpers = indirectHelpers(for: target)
+                for helper in helpers {
+                    let updates = piggyback(after: p.direct ? [] : buddyNotice(for: target))
+                    send(.indirectPing(seq: p.seq, target: p.target, targetAddress: target.address, updates: updates), to: helper)
+                }
             }
             p.expectedNacks = config.lifeguard ? helpers.count : 0
             probe = p
@@ -79,6 +94,27 @@ extension GossipNode {
         if now >= p.endAt {
             finishFailedProbe(p, now: now)
         }
+    }
+
+    /// Up to `indirectChecks` alive members to probe `target` for this node. Only members this
+    /// node reaches (`reaches`): a request that cannot arrive brings no answer, not even a nack,
+    /// and Lifeguard would count the silence against this node's own health. Among those, members
+    /// that reach the target go first (behind NAT, those holding links to it: the gateways);
+    /// others fill the remaining places and at least answer with a nack.
+    mutating func indirectHelpers(for target: Member) -> [NodeID] {
+        let k = config.indirectChecks
+        let me = local
+        let reaches = self.reaches
+        var helpers = randomMembers(k, excluding: target.id) {
+            $0.member.state == .alive && reaches(me, $0.member) && reaches($0.member, target)
+        }
+        if helpers.count < k {
+            let chosen = helpers
+            helpers += randomMembers(k - helpers.count, excluding: target.id) {
+                $0.member.state == .alive && !chosen.contains($0.member.id) && reaches(me, $0.member)
+            }
+        }
+        return helpers
     }
 
     mutating func finishFailedProbe(_ p: ProbeInFlight, now: Duration) {
@@ -89,6 +125,13 @@ extension GossipNode {
             awareness.apply(delta: p.expectedNacks > 0 ? max(0, p.expectedNacks - p.nacks) : 1)
         }
         guard let record = records[p.target] else { return }
+        // This node's own live link to the member says it is up (the same evidence that outweighs
+        // another member's rumour): a lost probe is the path's, and the link's liveness check,
+        // which closes a silent link within seconds, decides; the probes after that suspect.
+        if vouches(p.target) {
+            counters.probesOutweighedByLink += 1
+            return
+        }
         applySuspect(p.target, incarnation: record.member.incarnation, from: id, now: now)
     }
 

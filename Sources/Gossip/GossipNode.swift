@@ -20,12 +20,18 @@ public struct GossipNode: Sendable {
     /// What the caller must do, or what it may want to know.
     public enum Action: Hashable, Sendable {
         /// Send `bytes` to the member. Push-pull messages can exceed a datagram; the transport
-        /// chooses a stream for those (see `MessageCodec`).
+        /// sends those, and any it is given that `needsStream` names, on a stream.
         case send(to: NodeID, address: String, bytes: [UInt8])
         /// A member was added or changed state, address or metadata.
         case memberChanged(Member)
         /// An entry of the local replica changed (subscribers hear of it here).
         case entryChanged(EntryChange)
+    }
+
+    /// Whether `bytes` (a message of a `send` action) must go on a stream, not in a datagram:
+    /// a push-pull (full state, of any size), or anything larger than a datagram may be.
+    public func needsStream(_ bytes: [UInt8]) -> Bool {
+        bytes.count > config.maxPacketBytes || MessageCodec.isPushPull(bytes)
     }
 
     public let id: NodeID
@@ -70,6 +76,9 @@ public struct GossipNode: Sendable {
     /// own rules (e.g. authors admitted to the mesh). Every entry passes by default. An entry the
     /// owner holds (`EntryVerdict.hold`) is asked about again after other entries have arrived.
     public var accept: @Sendable (Entry) -> EntryVerdict = { _ in .accept }
+    /// Told of each entry, its signature checked, that gossip's own rules kept out (`EntryDrop`):
+    /// for the owner's refusal counts. Nothing by default.
+    public var droppedEntry: @Sendable (Entry, EntryDrop) -> Void = { _, _ in }
     /// Entries the owner held back, waiting for what they depend on.
     var held: HeldEntries
     /// Whether a node this one does not know yet may introduce itself (its own alive record in a
@@ -80,6 +89,12 @@ public struct GossipNode: Sendable {
     /// suspicion or verdict of death: such a rumour is not adopted, and the member is told of it,
     /// so that it refutes. Behind NAT, a member another cannot reach is not down.
     public var vouches: @Sendable (NodeID) -> Bool = { _ in false }
+    /// Whether a message from member `from` can reach member `to` and be answered: the owner's
+    /// knowledge of the network (NATs, the links members keep). `from` is this node or another
+    /// member. Everyone reaches everyone by default. Behind NAT, a member is reached only over the
+    /// links it holds: probes, gossip and push-pull then go to members that can carry them, and an
+    /// unreachable member is probed through members that reach it (SWIM's indirect probe), at once.
+    public var reaches: @Sendable (_ from: Member, _ to: Member) -> Bool = { _, _ in true }
     let logger: Logger
     /// Actions produced by the call in progress.
     var pending: [Action] = []
@@ -437,6 +452,9 @@ public struct GossipCounters: Hashable, Sendable {
     public var rumoursOutweighed = 0
     public var deathsDeclared = 0
     public var probesFailed = 0
+    /// Failed probes of a member this node holds a live link to, which raised no suspicion
+    /// (`GossipNode.vouches`).
+    public var probesOutweighedByLink = 0
 
     public init() {}
 }

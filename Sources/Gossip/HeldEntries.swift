@@ -57,3 +57,13 @@ struct HeldEntries: Sendable {
         entry.key.utf8.count + (entry.value?.count ?? 0) + entry.signature.count + 64
     }
 }
+
+/// Why gossip kept an entry out on its own rules, before the owner's `accept` (`GossipNode.droppedEntry`).
+public enum EntryDrop: String, Hashable, Sendable {
+    /// Older than the version of its key the replica holds: a late copy, or a replay.
+    case superseded
+    /// Dated further ahead of this node's clock than `GossipConfig.maxClockSkew`.
+    case futureDated
+    /// By a node that is not (or no longer) a member of the gossip group.
+    case unknownAuthor
+}

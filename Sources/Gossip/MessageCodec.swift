@@ -42,6 +42,11 @@ public enum MessageCodec {
     public static let maxVersion: UInt8 = 1
 
     /// Message type numbers. Only append to this list.
+    /// Whether `bytes` is a push-pull message: its type byte, read without decoding the rest.
+    public static func isPushPull(_ bytes: [UInt8]) -> Bool {
+        bytes.count > 1 && bytes[1] == MessageType.pushPull.rawValue
+    }
+
     public enum MessageType: UInt8, Sendable {
         case ping = 1
         case indirectPing = 2

@@ -13,8 +13,12 @@ public final class Link: Sendable, CustomStringConvertible {
     public let direction: Direction
     /// The cipher suite of this link.
     public let suite: LinkSuite
-    /// The address of the peer's end of the TCP connection.
+    /// The address of the peer's end of the TCP connection (for a relayed link, the relay's).
     public let remoteAddress: SocketAddress?
+    /// For a relayed link, the member it runs through: its bytes are a stream of this node's link
+    /// to that member, which splices them to a stream of its own link to the peer. The handshake
+    /// and every record run end to end, so the relay carries ciphertext. Nil for a direct link.
+    public let relay: NodeID?
     /// Succeeds when the link has closed, for any reason.
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 
@@ -28,8 +32,9 @@ public final class Link: Sendable, CustomStringConvertible {
     private let logger: Logger
 
     init(peer: NodeID, direction: Direction, suite: LinkSuite, channel: any Channel,
-         multiplexer: NIOHTTP2Handler.StreamMultiplexer, traffic: LinkTraffic, logger: Logger) {
+         multiplexer: NIOHTTP2Handler.StreamMultiplexer, traffic: LinkTraffic, relay: NodeID? = nil, logger: Logger) {
         self.traffic = traffic
+        self.relay = relay
         self.peer = peer
         self.direction = direction
         self.suite = suite
@@ -40,7 +45,8 @@ public final class Link: Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "link \(direction == .inbound ? "from" : "to") \(peer.short) (\(remoteAddress.map { "\($0)" } ?? "?"))"
+        let through = relay.map { " through \($0.short)" } ?? ""
+        return "link \(direction == .inbound ? "from" : "to") \(peer.short)\(through) (\(remoteAddress.map { "\($0)" } ?? "?"))"
     }
 
     /// The event loop of the link's connection (and of all its streams).
@@ -89,7 +95,7 @@ public final class Link: Sendable, CustomStringConvertible {
             streamChannel.close(promise: nil)
             throw error
         }
-        return LinkStream(channel: streamChannel, peer: peer)
+        return LinkStream(channel: streamChannel, peer: peer, relay: relay)
     }
 
     /// Closes the link and every stream on it.

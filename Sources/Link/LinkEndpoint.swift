@@ -23,7 +23,7 @@ public enum LinkEvent: Sendable {
 /// })
 /// let port = try await endpoint.listen(host: "127.0.0.1", port: 0)
 /// let link = try await endpoint.dial(host: "127.0.0.2", port: 7946, expecting: gatewayID)
-/// let stream = try await link.openStream(headers: [("warren-port", "5001")]) { channel in ... }
+/// let stream = try await link.openStream(headers: [(":path", LinkPath.proxy.rawValue)]) { channel in ... }
 /// for await event in endpoint.events { ... }   // .up(link) / .down(link)
 /// ```
 /// Streams can be opened from either end of a link; streams the peer opens are answered by the
@@ -151,33 +151,84 @@ public final class LinkEndpoint: Sendable {
 
     /// Keeps a link to `host:port` up until the calling task is cancelled: dials (unless a link to
     /// `expecting` is up already), waits for the link to drop, dials again after an exponential
-    /// backoff with jitter (0.5 s doubling to 10 s; reset after a link that stayed up). The links
-    /// appear in `events`.
+    /// backoff with jitter (0.5 s doubling to 10 s; reset once a link is up). The links appear in
+    /// `events`. `LinkSetup` decides; this carries its actions out.
     public func maintainLink(host: String, port: Int, expecting: NodeID, backoff: LinkBackoff = LinkBackoff()) async {
-        var backoff = backoff
         var random = SystemRandomNumberGenerator()
+        var (setup, action) = LinkSetup.start(peer: expecting, backoff: backoff, links: links.map(\.candidate), now: .now())
+        var dialled: Link?
         while !Task.isCancelled {
-            do {
-                // A link already up (a join's, or one the peer dialled) serves until it drops: a
-                // second one would replace it at the peer, failing the calls on it.
-                let up = links.filter { $0.peer == expecting && $0.isActive }.max { $0.established < $1.established }
-                let link: Link
-                if let up {
-                    link = up
-                } else {
-                    link = try await dial(host: host, port: port, expecting: expecting)
+            switch action {
+            case .dial:
+                do {
+                    let link = try await dial(host: host, port: port, expecting: expecting)
+                    if Task.isCancelled {
+                        link.channel.close(promise: nil)
+                        return
+                    }
+                    dialled = link
+                    action = setup.dialled(ObjectIdentifier(link), now: .now())
+                } catch {
+                    logger.debug("link dial failed", metadata: ["link.address": "\(host):\(port)", "error": "\(error)"])
+                    action = setup.dialFailed(now: .now(), using: &random)
                 }
-                backoff.reset()
-                await withTaskCancellationHandler {
-                    try? await link.closeFuture.get()
-                } onCancel: {
-                    link.channel.close(promise: nil)
+            case .watch(let key):
+                if let link = dialled.flatMap({ ObjectIdentifier($0) == key ? $0 : nil }) ?? links.first(where: { ObjectIdentifier($0) == key }) {
+                    await withTaskCancellationHandler {
+                        try? await link.closeFuture.get()
+                    } onCancel: {
+                        link.channel.close(promise: nil)
+                    }
                 }
-            } catch {
-                logger.debug("link dial failed", metadata: ["link.address": "\(host):\(port)", "error": "\(error)"])
+                dialled = nil
+                action = setup.linkDown(now: .now(), using: &random)
+            case .wait(let until):
+                let left = until - .now()
+                if left > .zero { try? await Task.sleep(for: .nanoseconds(left.nanoseconds)) }
+                action = setup.wokeUp(links: links.map(\.candidate), now: .now())
             }
-            guard !Task.isCancelled else { return }
-            try? await Task.sleep(for: backoff.next(using: &random))
+        }
+    }
+
+    /// Makes a link to `expecting` over `stream`, a stream of this node's link to a relay that the
+    /// relay spliced to a stream of its own link to that node (`acceptRelayed` is the other end).
+    /// The handshake runs end to end through the relay, which sees only ciphertext; this node is
+    /// the dialler. The link is registered like a dialled one and closes with the stream.
+    public func dialRelayed(over stream: LinkStream, expecting: NodeID) async throws -> Link {
+        let suite = configuration.suite ?? .preferred
+        let channel = stream.channel
+        let established = channel.eventLoop.makePromise(of: Link.self)
+        do {
+            try await channel.eventLoop.submit {
+                try self.configure(channel: channel, role: .initiator(suite: suite, expecting: expecting), established: established,
+                                   relay: stream.peer)
+            }.get()
+            let link = try await established.futureResult.get()
+            register(link)
+            return link
+        } catch {
+            established.fail(error)
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// The far end of `dialRelayed`: runs the handshake as its acceptor on `stream`, a stream the
+    /// relay opened on its link to this node, and registers the link once the dialler proved to be
+    /// `from` (and is admitted). Call it before answering the stream, so that no byte is missed.
+    public func acceptRelayed(on stream: LinkStream, from: NodeID) async throws {
+        let channel = stream.channel
+        let established = channel.eventLoop.makePromise(of: Link.self)
+        established.futureResult.whenSuccess { link in self.register(link) }
+        let admit = self.admit
+        do {
+            try await channel.eventLoop.submit {
+                try self.configure(channel: channel, role: .responder(admit: { $0 == from && admit($0) }), established: established,
+                                   relay: stream.peer)
+            }.get()
+        } catch {
+            established.fail(error)
+            throw error
         }
     }
 
@@ -218,12 +269,8 @@ public final class LinkEndpoint: Sendable {
         let key = ObjectIdentifier(link)
         let (accepted, replaced) = state.withLockedValue { state -> (Bool, [Link]) in
             guard !state.shutDown else { return (false, []) }
-            // A node dials again only when it holds no link to this one (its old link died, e.g.
-            // behind a NAT that changed its outside address): older links it dialled are dead
-            // ends that may stay silent until keepalive gives up. Links this node dialled are
-            // left alone: two of them can be up at once after concurrent dials, both alive.
-            let replaced = link.direction == .inbound
-                ? state.links.values.filter { $0.peer == link.peer && $0.direction == .inbound } : []
+            let replaced = LinkSetup.replaced(by: link.candidate, among: state.links.values.map(\.candidate))
+                .compactMap { state.links[$0] }
             state.links[key] = link
             return (true, replaced)
         }
@@ -253,12 +300,19 @@ public final class LinkEndpoint: Sendable {
     /// HTTP/2 lets only its client open streams, but both ends of a link must: a gateway opens
     /// streams to the runner that dialled it, and the runner asks the gateway for leases. So the
     /// acceptor of the TCP connection is the HTTP/2 client of the link's main session (the bulk
-    /// path, gateway → runner), and opens one long-lived stream at `LinkProtocol.reversePath` that
+    /// path, gateway → runner), and opens one long-lived stream at `LinkPath.reverse` that
     /// carries a second, nested HTTP/2 session in which the dialler is the client.
-    private func configure(channel: any Channel, role: LinkHandshake.Role, established: EventLoopPromise<Link>) throws {
+    private func configure(channel: any Channel, role: LinkHandshake.Role, established: EventLoopPromise<Link>, relay: NodeID? = nil) throws {
         let configuration = self.configuration
         let logger = self.logger
-        let acceptStream = self.acceptStream
+        // Streams of a relayed link say so: a relay never relays them again (one hop).
+        let acceptStream: LinkStreamAcceptor
+        if let relay {
+            let inner = self.acceptStream
+            acceptStream = { headers, stream in await inner(headers, LinkStream(channel: stream.channel, peer: stream.peer, relay: relay)) }
+        } else {
+            acceptStream = self.acceptStream
+        }
         let dialler: Bool
         if case .initiator = role { dialler = true } else { dialler = false }
         let machine = LinkHandshake(role: role, identity: identity, meshID: meshID)
@@ -285,14 +339,14 @@ public final class LinkEndpoint: Sendable {
                 let channel = context.channel
                 let makeLink = { @Sendable (multiplexer: NIOHTTP2Handler.StreamMultiplexer) in
                     Link(peer: peer, direction: dialler ? .outbound : .inbound, suite: result.suite,
-                         channel: channel, multiplexer: multiplexer, traffic: traffic, logger: logger)
+                         channel: channel, multiplexer: multiplexer, traffic: traffic, relay: relay, logger: logger)
                 }
                 if dialler {
                     // Wait for the acceptor's reverse stream, then open streams through it.
                     let reverse = channel.eventLoop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
                     let reverseTaken = NIOLockedValueBox(false)
                     let decide: LinkStreamAcceptor = { headers, stream in
-                        guard headers.contains(where: { $0.0 == ":path" && $0.1 == LinkProtocol.reversePath }) else {
+                        guard LinkPath.of(headers) == LinkPath.reverse.rawValue else {
                             return await acceptStream(headers, stream)
                         }
                         guard reverseTaken.withLockedValue({ taken in defer { taken = true }; return !taken }) else { return 409 }
@@ -338,7 +392,7 @@ public final class LinkEndpoint: Sendable {
                     try sync.addHandler(LinkErrorHandler(logger: logger))
                     // The reverse stream, with the nested session's server on it.
                     let answered = channel.eventLoop.makePromise(of: Void.self)
-                    let request = Link.requestHeaders([(":path", LinkProtocol.reversePath)])
+                    let request = Link.requestHeaders([(":path", LinkPath.reverse.rawValue)])
                     multiplexer.createStreamChannel { stream in
                         stream.eventLoop.makeCompletedFuture {
                             let streamSync = stream.pipeline.syncOperations

@@ -13,10 +13,13 @@ public struct LinkStream: Sendable {
     public let channel: any Channel
     /// The node at the other end of the link.
     public let peer: NodeID
+    /// The member the stream's link runs through, when it is a relayed link (`Link.relay`).
+    public let relay: NodeID?
 
-    init(channel: any Channel, peer: NodeID) {
+    init(channel: any Channel, peer: NodeID, relay: NodeID? = nil) {
         self.channel = channel
         self.peer = peer
+        self.relay = relay
     }
 }
 

@@ -39,10 +39,6 @@ public enum LinkSuite: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 public enum LinkProtocol {
     public static let version: UInt8 = 2
 
-    /// The `:path` of the stream that carries the nested HTTP/2 session in which the dialler of a
-    /// link is the client (see `LinkEndpoint`).
-    static let reversePath = "/warren/link/reverse"
-
     /// `"warren-link" ‖ version ‖ suite byte ‖ length(meshID) as UInt16 ‖ meshID (UTF-8)`.
     /// Both sides compute it; a tampered suite byte, another mesh or another version makes the
     /// handshake fail.

@@ -4,8 +4,8 @@ public import NIOCore
 import NIOPosix
 
 /// Dials the app behind a route on the runner's loopback interface for an inbound byte channel
-/// (an HTTP/2 stream of a link, or a `LoopbackTunnelRunner` connection), with the same contract
-/// as `UpstreamConnector`'s channels.
+/// (an HTTP/2 stream of a link, or a `LoopbackTunnelRunner` connection of ProxyTestSupport), with
+/// the same contract as `UpstreamConnector`'s channels.
 public struct AppDialer: Sendable {
     public var host: String
     public var connectTimeout: TimeAmount

@@ -46,7 +46,8 @@ public struct ProxyConfiguration: Sendable {
 }
 
 /// Socket settings of the byte channels the Proxy splices: reads of up to 256 KiB (fewer system
-/// calls on bulk transfers; a buffer lives only until it is written on) and TCP_NODELAY.
-enum SpliceSocket {
-    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
+/// calls on bulk transfers; a buffer lives only until it is written on) and TCP_NODELAY. Public
+/// for the loopback tunnel of tests and benches, whose sockets must behave as the Proxy's.
+public enum SpliceSocket {
+    public static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024)
 }

@@ -40,42 +40,48 @@ final class SNIRoutingHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         guard case .route(let route) = self.ingress.lookup(host: name) else {
             self.ingress.logger.debug("no route for SNI name", metadata: ["tls.sni": "\(name ?? "(none)")"])
-            context.writeAndFlush(
-                self.wrapOutboundOut(ByteBuffer(bytes: Self.unrecognizedNameAlert)),
-                promise: nil
-            )
-            context.close(promise: nil)
+            self.refuse(context: context)
             return
         }
         self.routed = true
         if route.terminatesTLS {
             guard let sslContext = self.ingress.configuration.tls?.context(for: name) else {
                 self.ingress.logger.info("no certificate yet for a TLS-terminated name", metadata: ["tls.sni": "\(name ?? "(none)")"])
-                context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(bytes: Self.unrecognizedNameAlert)), promise: nil)
-                context.close(promise: nil)
+                self.refuse(context: context)
                 return
             }
-            do {
+            self.handOver(context: context) {
                 try TLSTermination.install(on: context.channel, position: .after(self), sslContext: sslContext, ingress: self.ingress)
-            } catch {
-                context.close(promise: nil)
-                return
             }
-            context.fireChannelRead(NIOAny(self.collected))
-            self.collected = ByteBuffer()
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
             return
         }
-        do {
+        if self.handOver(context: context, install: {
             try context.pipeline.syncOperations.addHandler(SpliceHandler(partner: nil), position: .after(self))
+        }) {
+            self.ingress.spliceToUpstream(context.channel, route: route)
+        }
+    }
+
+    /// Answers with the `unrecognized_name` alert and closes: no route, or no certificate yet.
+    private func refuse(context: ChannelHandlerContext) {
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(bytes: Self.unrecognizedNameAlert)), promise: nil)
+        context.close(promise: nil)
+    }
+
+    /// Puts what `install` adds after this handler, replays the bytes read so far to it and
+    /// leaves the pipeline; false (the connection closed) when `install` fails.
+    @discardableResult
+    private func handOver(context: ChannelHandlerContext, install: () throws -> Void) -> Bool {
+        do {
+            try install()
         } catch {
             context.close(promise: nil)
-            return
+            return false
         }
         context.fireChannelRead(NIOAny(self.collected))
         self.collected = ByteBuffer()
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        self.ingress.spliceToUpstream(context.channel, route: route)
+        return true
     }
 }
 

@@ -42,9 +42,6 @@ final class SpliceHandler: ChannelDuplexHandler {
         self.partner = partner
     }
 
-    /// Bytes read but not yet forwarded (only before `attach`).
-    var heldByteCount: Int { self.heldBytes }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = self.unwrapInboundIn(data)
         if let partner = self.partner {
@@ -177,5 +174,21 @@ public enum Splice {
     /// A splice half that holds what its channel reads until `attach`.
     public static func holdingHandler() -> any ChannelHandler {
         SpliceHandler(partner: nil)
+    }
+
+    /// Turns the HTTP connection of `context` into a holding splice half, after a 101: the
+    /// handler of `context` and `handlers` (the encoder, a timer) leave, a `SpliceHandler` takes
+    /// their place, then `decoder` leaves. The future completes once it has: a decoder hands over
+    /// the bytes it read past the last message only as it leaves, in a later event-loop tick.
+    static func replaceHTTP(
+        _ context: ChannelHandlerContext, removing handlers: [any RemovableChannelHandler], decoder: any RemovableChannelHandler
+    ) throws -> EventLoopFuture<Void> {
+        let sync = context.channel.pipeline.syncOperations
+        sync.removeHandler(context: context, promise: nil)
+        try sync.addHandler(SpliceHandler(partner: nil))
+        for handler in handlers { sync.removeHandler(handler, promise: nil) }
+        let decoderRemoved = context.eventLoop.makePromise(of: Void.self)
+        sync.removeHandler(decoder, promise: decoderRemoved)
+        return decoderRemoved.futureResult
     }
 }

@@ -3,7 +3,7 @@
 public import NIOCore
 
 /// Opens a byte stream to the app behind a route. MeshNode implements it with an HTTP/2 stream on
-/// the runner's link; tests and the standalone bench use `LoopbackTunnelConnector`.
+/// the runner's link; tests and the standalone bench use `LoopbackTunnelConnector` (ProxyTestSupport).
 ///
 /// Contract of the returned channel: its pipeline reads and writes `ByteBuffer`; `close(mode: .output)`
 /// half-closes (END_STREAM); a half-close from the far side arrives as `ChannelEvent.inputClosed`.

@@ -124,21 +124,16 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func switchToBytes(context: ChannelHandlerContext) {
         self.switching = true
         let channel = context.channel
-        let sync = channel.pipeline.syncOperations
-        let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
+        let decoderRemoved: EventLoopFuture<Void>
         do {
-            sync.removeHandler(context: context, promise: nil)
-            try sync.addHandler(SpliceHandler(partner: nil))
-            sync.removeHandler(self.encoder, promise: nil)
-            sync.removeHandler(self.decoder, promise: decoderRemoved)
+            decoderRemoved = try Splice.replaceHTTP(context, removing: [self.encoder], decoder: self.decoder)
         } catch {
-            decoderRemoved.fail(error)
             channel.close(promise: nil)
             return
         }
         let client = self.client
         let id = self.id
-        decoderRemoved.futureResult.whenComplete { _ in
+        decoderRemoved.whenComplete { _ in
             client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: id))
         }
     }

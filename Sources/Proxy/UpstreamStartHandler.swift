@@ -6,8 +6,8 @@ import NIOCore
 ///
 /// Not from the child channel initializer: NIO registers an accepted channel (and makes it active)
 /// in a later task, after a hop through the listener's event loop. On a busy machine the upstream
-/// handshake can finish first; the splice then found its client inactive, took it for closed and
-/// tore both sides down, and closing the socket with the client's first bytes unread made the
+/// handshake can finish first; the splice would then find its client inactive, take it for closed
+/// and tear both sides down, and closing the socket with the client's first bytes unread makes the
 /// kernel answer the client with a reset.
 final class UpstreamStartHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny

@@ -31,6 +31,28 @@ public enum TestNet {
         }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+
+    /// A TCP port free now on every one of `hosts` (gateways on several loopback addresses that
+    /// share pebble's one HTTP-01 port).
+    public static func freePort(onAll hosts: [String]) throws -> Int {
+        for _ in 0..<50 {
+            let port = try freePort(on: hosts[0])
+            if hosts.dropFirst().allSatisfy({ isFree(port, on: $0) }) { return port }
+        }
+        throw PebbleError.setup("no port free on all of \(hosts.joined(separator: ", ")) in 50 tries")
+    }
+
+    static func isFree(_ port: Int, on host: String) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
 }
 
 public enum PebbleError: Error, CustomStringConvertible {
@@ -56,7 +78,9 @@ public final class Pebble: @unchecked Sendable {
 
     public var directoryURL: String { "https://\(self.host):\(self.acmePort)/dir" }
 
-    public init(challengeHost: String, httpPort: Int, environment: [String: String] = [:]) throws {
+    /// - Parameter certificateValidity: the lifetime of the certificates it issues, in seconds
+    ///   (pebble's `certificateValidityPeriod`); nil keeps its default (five years).
+    public init(challengeHost: String, httpPort: Int, environment: [String: String] = [:], certificateValidity: Int? = nil) throws {
         guard let pebbleBinary else { throw PebbleError.setup(pebbleMissing) }
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("warren-pebble-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -75,7 +99,7 @@ public final class Pebble: @unchecked Sendable {
             "-out", self.listenerCA, "-days", "2", "-subj", "/CN=pebble test listener", "-addext", "subjectAltName=IP:\(self.host)",
         ])
         let tlsPort = try TestNet.freePort(on: self.host)
-        let config: [String: Any] = ["pebble": [
+        var settings: [String: Any] = [
             "listenAddress": "\(self.host):\(self.acmePort)",
             "managementListenAddress": "\(self.host):\(self.managementPort)",
             "certificate": self.listenerCA,
@@ -84,7 +108,9 @@ public final class Pebble: @unchecked Sendable {
             "tlsPort": tlsPort,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
-        ]]
+        ]
+        if let certificateValidity { settings["certificateValidityPeriod"] = certificateValidity }
+        let config: [String: Any] = ["pebble": settings]
         let configPath = self.directory.appendingPathComponent("pebble-config.json")
         try JSONSerialization.data(withJSONObject: config).write(to: configPath)
 
@@ -139,6 +165,11 @@ public final class Pebble: @unchecked Sendable {
     /// Pebble's log, for failure messages.
     public var log: String {
         (try? String(contentsOf: self.directory.appendingPathComponent("pebble.log"), encoding: .utf8)) ?? "(no log)"
+    }
+
+    /// The orders pebble accepted so far (each logs "Added order").
+    public var orderCount: Int {
+        self.log.components(separatedBy: "\n").filter { $0.contains("Added order") }.count
     }
 
     /// The root certificate pebble issues under (it makes a new one every start), PEM.

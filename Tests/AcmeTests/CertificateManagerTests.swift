@@ -7,6 +7,7 @@ import Logging
 @testable import MeshNode
 import NIOPosix
 import Proxy
+import ProxyTestSupport
 import Testing
 import Trust
 
@@ -28,6 +29,28 @@ struct CertificateManagerTests {
         #expect(NodeAgent.terminatedNames(leases, acme: acme) == ["web.example.test"])
         // Without ACME settings nothing is terminated.
         #expect(NodeAgent.routingTable(leases, bindHost: "127.0.0.1").lookup(https, host: "web.example.test") == .unknownHost("web.example.test"))
+    }
+
+    @Test func aServiceWithHTTPSFalseIsServedPlainAndGetsNoCertificate() {
+        let acme = AcmeSettings(directoryURL: "https://ca.invalid/dir", httpPort: 8080, httpsPort: 8443)
+        let expires = Date().addingTimeInterval(60)
+        let leases = [
+            Lease(binding: Trust.Binding(address: "1.2.3.4", port: 8080, host: "tls.example.test"), runID: "a", runName: "a", holder: "n1", appPort: 3000, expires: expires),
+            Lease(binding: Trust.Binding(address: "1.2.3.4", port: 8080, host: "plain.example.test"), runID: "b", runName: "b", holder: "n1", appPort: 3001,
+                  expires: expires, https: false),
+        ]
+        let table = NodeAgent.routingTable(leases, bindHost: "127.0.0.1", acme: acme)
+        let https = ListenAddress(host: "127.0.0.1", port: 8443), http = ListenAddress(host: "127.0.0.1", port: 8080)
+        #expect(table.lookup(https, host: "plain.example.test") == .unknownHost("plain.example.test"))
+        #expect(table.lookup(http, host: "plain.example.test") == .route(Route(runID: "b", upstream: "n1", appPort: 3001)))
+        #expect(table.lookup(https, host: "tls.example.test") == .route(Route(runID: "a", upstream: "n1", appPort: 3000, terminatesTLS: true)))
+        #expect(NodeAgent.terminatedNames(leases, acme: acme) == ["tls.example.test"])
+        // The opt-out travels in the lease as gossip and the state database carry it; older
+        // nodes' leases (no field) are terminated as before.
+        let decoded = try? JSONDecoder().decode(Lease.self, from: JSONEncoder().encode(leases[1]))
+        #expect(decoded?.https == false && decoded?.terminatesTLS == false)
+        let old = try? JSONDecoder().decode(Lease.self, from: Data(#"{"binding":{"address":"1.2.3.4","port":8080,"host":"x"},"runID":"r","runName":"r","holder":"n","appPort":1,"expires":0}"#.utf8))
+        #expect(old?.https == nil && old?.terminatesTLS == true)
     }
 
     @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))

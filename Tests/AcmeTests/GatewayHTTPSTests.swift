@@ -7,6 +7,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Proxy
+import ProxyTestSupport
 import Testing
 
 /// Hands the ACME client's challenges to the gateway's store, which answers them on its HTTP port.

@@ -332,8 +332,8 @@ struct AdmissionProcessTests {
     static func entries(_ dir: String) async throws -> [EntrySnapshot] {
         let store = try StateStore(stateDirectory: dir, logger: Logger(label: "test"))
         return try await store.allEntries().compactMap { r in
-            guard !r.deleted, let kind = MeshEntryKind(rawValue: r.kind), let author = NodeID(bytes: Array(r.author)) else { return nil }
-            return EntrySnapshot(kind: kind, key: r.key, value: Array(r.value), author: author)
+            guard !r.deleted, (0...255).contains(r.kind), let author = NodeID(bytes: Array(r.author)) else { return nil }
+            return EntrySnapshot(kind: EntryKind(rawValue: UInt8(r.kind)), key: r.key, value: Array(r.value), author: author)
         }
     }
 

@@ -8,10 +8,17 @@ import Testing
 /// What a new user and a script see: versions, unknown commands, default files, JSON that parses,
 /// times a script can read, and a status that says whether the node is up.
 @Suite struct CLIUsageTests {
-    @Test func versionIsPrinted() async throws {
+    @Test func versionIsPrintedWithItsCommit() async throws {
         let r = try await WarrenProcess.run(["--version"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout == WarrenVersion.current + "\n", "\(r.stdout)")
+        #expect(r.stdout == "\(WarrenVersion.current) (commit \(WarrenVersion.commit))\n", "\(r.stdout)")
+        // A short hex commit, or "unknown" for a build outside git: never anything else (a path).
+        let commit = WarrenVersion.commit
+        #expect(commit == "unknown" || (commit.count >= 7 && commit.allSatisfy(\.isHexDigit)), "\(commit)")
+        // A build told its commit (`make`, scripts/release.sh export WARREN_COMMIT) names that one.
+        if let told = ProcessInfo.processInfo.environment["WARREN_COMMIT"], !told.isEmpty {
+            #expect(commit == told)
+        }
     }
 
     @Test(arguments: [

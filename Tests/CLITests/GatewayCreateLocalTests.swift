@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// `warren gateway create/delete` with the local backend, end to end: a runner node, and gateway
-/// nodes started by it as real processes on loopback addresses .60–73 of a /24 of 127/8 that each
+/// nodes started by it as real processes on loopback addresses .60–76 of a /24 of 127/8 that each
 /// test process picks at random (`gatewayTestNet`), so two runs on one machine do not meet.
 @Suite(.serialized) struct GatewayCreateLocalTests {
     /// A node that never ran `mesh init` (the default mesh): the gateway joins by address.
@@ -121,6 +121,35 @@ import Testing
         #expect(newPID != oldPID && kill(newPID, 0) == 0)
         let deleted = try again.warren(["gateway", "delete", "gw-cli-boot", "-y"])
         #expect(deleted.status == 0, "\(deleted.stderr)")
+    }
+
+    /// `--acme-email/--acme-directory` reach the new gateway's `node start`, and are kept for the
+    /// gateways made after it without the flags.
+    @Test func theMeshsACMESettingsReachEachNewGatewaysNodeStart() throws {
+        let runner = try BackgroundNode(address: "\(gatewayTestNet).74")
+        defer { runner.stop() }
+        let bad = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--acme-directory", "http://ca.example/dir"])
+        #expect(bad.status != 0 && bad.stderr.contains("--acme-directory takes the https:// URL of an ACME directory"), "\(bad.stderr)")
+        let badMail = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--acme-email", "ops at example"])
+        #expect(badMail.status != 0 && badMail.stderr.contains("--acme-email takes an e-mail address"), "\(badMail.stderr)")
+
+        let directory = "https://acme.example.test/directory"
+        let first = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--address", "\(gatewayTestNet).75",
+                                       "--acme-email", "ops@example.com", "--acme-directory", directory])
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme2", "--address", "\(gatewayTestNet).76"])
+        #expect(second.status == 0, "\(second.stderr)")
+        for name in ["gw-cli-acme", "gw-cli-acme2"] {
+            let pidText = try String(contentsOfFile: runner.directory + "/gateways/\(name)/gateway.pid", encoding: .utf8)
+            let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let cmdline = try #require(FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"))
+            let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let at = try #require(arguments.firstIndex(of: "--acme-directory"), "\(name): \(arguments)")
+            #expect(arguments[at + 1] == directory, "\(name): \(arguments)")
+            let mail = try #require(arguments.firstIndex(of: "--acme-email"), "\(name): \(arguments)")
+            #expect(arguments[mail + 1] == "ops@example.com", "\(name): \(arguments)")
+            #expect(try runner.warren(["gateway", "delete", name, "-y"]).status == 0)
+        }
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {

@@ -40,6 +40,88 @@ import Testing
         await gateway.stop()
     }
 
+    /// Two gateway nodes announcing one domain, both with ACME against one pebble, and a runner
+    /// whose service is on that domain: the gateways place one order between them over the mesh
+    /// (pebble's DNS points at the second, so the CA's check may reach a gateway that does not
+    /// order) and both serve the same certificate.
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func twoGatewaysOnOneDomainPlaceOneOrderAndServeOneCertificate() async throws {
+        let root = try temporaryDirectory()
+        let hosts = [randomLoopback(), randomLoopback()], runnerHost = randomLoopback()
+        let httpPort = try TestNet.freePort(onAll: hosts), httpsPort = try TestNet.freePort(onAll: hosts)
+        let meshPorts = try hosts.map { try freePort(on: $0) }, runnerPort = try freePort(on: runnerHost)
+        let pebble = try Pebble(challengeHost: hosts[1], httpPort: httpPort)
+        let domain = "pair.https.test"
+        var gateways: [NodeProcess] = []
+        for i in 0..<2 {
+            gateways.append(try NodeProcess(name: "gw\(i + 1)", arguments: [
+                "--state-dir", root + "/gw\(i + 1)", "--listen", "\(hosts[i]):\(meshPorts[i])",
+                "--gateway", "--public-address", hosts[i], "--name", "pair-gw\(i + 1)", "--domain", domain,
+                "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
+                "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
+            ] + (i == 1 ? ["--join", "\(hosts[0]):\(meshPorts[0])"] : []), environment: ["WARREN_HOME": root + "/gw\(i + 1)"],
+            logPath: root + "/gw\(i + 1).log"))
+        }
+        let runnerEnv = ["WARREN_HOME": root + "/runner"]
+        let runner = try NodeProcess(name: "runner", arguments: [
+            "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(hosts[0]):\(meshPorts[0])",
+        ], environment: runnerEnv, logPath: root + "/runner.log")
+        defer {
+            killProcesses(workingUnder: root + "/app")
+            pebble.stop()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        do {
+            let both = try await eventually(within: 60) {
+                let listed = try await WarrenProcess.run(["gateway", "list"], environment: runnerEnv).stdout
+                return listed.contains("pair-gw1") && listed.contains("pair-gw2")
+            }
+            try #require(both, "the runner never saw both gateways")
+            let app = root + "/app"
+            try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
+            try "hello from the pair\n".write(toFile: app + "/index.html", atomically: true, encoding: .utf8)
+            let appPort = try freePort(on: "0.0.0.0")
+            try """
+                type: service
+                name: pair
+                gateway: \(domain)
+                port: "\(httpPort):\(appPort)"
+                commands:
+                  - python3 -m http.server \(appPort)
+
+                """.write(toFile: app + "/.dstack.yml", atomically: true, encoding: .utf8)
+            let run = try await WarrenProcess.run(["run", app, "-d", "--project", "local"], environment: runnerEnv)
+            #expect(run.status == 0, "\(run.stderr)")
+            var listings = ["", ""]
+            let issued = try await eventually(within: 90) {
+                for i in 0..<2 {
+                    listings[i] = try await WarrenProcess.run(["certs"], environment: ["WARREN_HOME": root + "/gw\(i + 1)"]).stdout
+                }
+                return listings.allSatisfy { $0.contains(domain) && $0.contains("Pebble") }
+            }
+            try #require(issued, "not both gateways hold a certificate for \(domain):\n\(listings.joined(separator: "\n"))")
+            #expect(pebble.orderCount == 1, "one order at the CA for two gateways: \(pebble.orderCount)")
+            let rootPEM = root + "/pebble-root.pem"
+            try pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
+            var fingerprints: [String] = []
+            for host in hosts {
+                let served = try await launch(URL(fileURLWithPath: "/bin/sh"), ["-c",
+                    "openssl s_client -connect \(host):\(httpsPort) -servername \(domain) </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"],
+                    timeout: .seconds(15))
+                fingerprints.append(served.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+                let answer = try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
+                    "-sS", "--max-time", "10", "--cacert", rootPEM, "--resolve", "\(domain):\(httpsPort):\(host)", "https://\(domain):\(httpsPort)/",
+                ], timeout: .seconds(15))
+                #expect(answer.stdout.contains("hello from the pair"), "\(host): \(answer.stdout) \(answer.stderr)")
+            }
+            #expect(fingerprints[0].contains("Fingerprint=") && fingerprints[0] == fingerprints[1], "\(fingerprints)")
+        } catch {
+            Issue.record("\(error)\n--- gw1\n\(gateways[0].log)\n--- gw2\n\(gateways[1].log)\n--- pebble\n\(pebble.log)")
+        }
+        await runner.stop()
+        for gateway in gateways { await gateway.stop() }
+    }
+
     private func check(
         root: String, domain: String, gatewayHost: String, httpPort: Int, httpsPort: Int, pebble: Pebble,
         gatewayEnv: [String: String], runnerEnv: [String: String], gateway: NodeProcess
@@ -91,5 +173,101 @@ import Testing
             "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://\(domain):\(httpPort)/page",
         ], timeout: .seconds(15))
         #expect(redirect.stdout == "308 https://\(domain):\(httpsPort)/page", "\(redirect.stdout) \(redirect.stderr)")
+    }
+
+    /// A gateway with `--domain apps.…` and ACME: two runs with no domain of their own share its
+    /// HTTP port by name (`<run-name>.apps.…`); `warren run` prints each one's URL. The first is
+    /// served over HTTPS with a certificate of its own; the second says `https: false`: plain
+    /// HTTP only, no certificate ordered, no redirect.
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func runsAreNamedUnderTheGatewaysDomainAndHTTPSFalseOptsOut() async throws {
+        let root = try temporaryDirectory()
+        let gatewayHost = randomLoopback(), runnerHost = randomLoopback()
+        let httpPort = try freePort(on: gatewayHost), httpsPort = try freePort(on: gatewayHost)
+        let meshPort = try freePort(on: gatewayHost), runnerPort = try freePort(on: runnerHost)
+        let pebble = try Pebble(challengeHost: gatewayHost, httpPort: httpPort)
+        let base = "apps.https.test"
+        let gatewayEnv = ["WARREN_HOME": root + "/gw"], runnerEnv = ["WARREN_HOME": root + "/runner"]
+        let gateway = try NodeProcess(name: "gw", arguments: [
+            "--state-dir", root + "/gw", "--listen", "\(gatewayHost):\(meshPort)",
+            "--gateway", "--public-address", gatewayHost, "--name", "apps-gw", "--domain", base,
+            "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
+            "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
+        ], environment: gatewayEnv, logPath: root + "/gw.log")
+        let runner = try NodeProcess(name: "runner", arguments: [
+            "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(gatewayHost):\(meshPort)",
+        ], environment: runnerEnv, logPath: root + "/runner.log")
+        defer {
+            killProcesses(workingUnder: root + "/apps")
+            pebble.stop()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        do {
+            let known = try await eventually(within: 60) {
+                try await WarrenProcess.run(["gateway", "list"], environment: runnerEnv).stdout.contains("apps-gw")
+            }
+            try #require(known, "the runner never saw the gateway\n\(gateway.log)")
+            var urls: [String: String] = [:]
+            for (name, https) in [("blog", true), ("wiki", false)] {
+                let app = root + "/apps/" + name
+                try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
+                try "hello from \(name)\n".write(toFile: app + "/index.html", atomically: true, encoding: .utf8)
+                let appPort = try freePort(on: "0.0.0.0")
+                try """
+                    type: service
+                    name: \(name)
+                    port: "\(httpPort):\(appPort)"
+                    \(https ? "" : "https: false")
+                    commands:
+                      - python3 -m http.server \(appPort)
+
+                    """.write(toFile: app + "/.dstack.yml", atomically: true, encoding: .utf8)
+                let run = try await WarrenProcess.run(["run", app, "-d", "--project", "local"], environment: runnerEnv)
+                #expect(run.status == 0, "\(run.stderr)")
+                urls[name] = run.stdout
+            }
+            #expect(urls["blog"]?.contains("blog is up at https://blog.\(base):\(httpsPort)") == true, "\(urls)")
+            #expect(urls["wiki"]?.contains("wiki is up at http://wiki.\(base):\(httpPort)") == true, "\(urls)")
+
+            // Both share the gateway's HTTP port, by name (as gossip brings the gateway's leases).
+            var leases = ""
+            let both = try await eventually(within: 20) {
+                leases = try await WarrenProcess.run(["leases"], environment: runnerEnv).stdout
+                return leases.contains("blog.\(base)") && leases.contains("wiki.\(base)")
+            }
+            #expect(both, "\(leases)")
+
+            var certs = ""
+            let issued = try await eventually(within: 90) {
+                certs = try await WarrenProcess.run(["certs"], environment: gatewayEnv).stdout
+                return certs.contains("blog.\(base)") && certs.contains("Pebble")
+            }
+            #expect(issued, "no certificate for blog.\(base):\n\(certs)")
+            #expect(!certs.contains("wiki.\(base)"), "a certificate was ordered for the https: false service:\n\(certs)")
+
+            let rootPEM = root + "/pebble-root.pem"
+            try pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
+            let blog = try await curl(["https://blog.\(base):\(httpsPort)/"], resolve: ("blog.\(base)", httpsPort, gatewayHost), cacert: rootPEM)
+            #expect(blog.output.contains("hello from blog") && blog.output.contains("code=200"), "\(blog.output)")
+            let blogPlain = try await curl(["http://blog.\(base):\(httpPort)/"], resolve: ("blog.\(base)", httpPort, gatewayHost), cacert: nil)
+            #expect(blogPlain.output.contains("code=308"), "\(blogPlain.output)")
+            let wiki = try await curl(["http://wiki.\(base):\(httpPort)/"], resolve: ("wiki.\(base)", httpPort, gatewayHost), cacert: nil)
+            #expect(wiki.output.contains("hello from wiki") && wiki.output.contains("code=200"), "plain, no redirect: \(wiki.output)")
+            let wikiTLS = try await curl(["https://wiki.\(base):\(httpsPort)/"], resolve: ("wiki.\(base)", httpsPort, gatewayHost), cacert: rootPEM)
+            #expect(wikiTLS.status != 0, "HTTPS answered for the https: false service: \(wikiTLS.output)")
+        } catch {
+            Issue.record("\(error)\n--- gateway\n\(gateway.log)\n--- pebble\n\(pebble.log)")
+        }
+        await runner.stop()
+        await gateway.stop()
+    }
+
+    /// Runs curl; the output ends with the status code and the redirect.
+    private func curl(_ arguments: [String], resolve: (String, Int, String), cacert: String?) async throws -> (status: Int32, output: String) {
+        let result = try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
+            "-sS", "--max-time", "10", "--resolve", "\(resolve.0):\(resolve.1):\(resolve.2)",
+            "-w", "\\ncode=%{http_code} location=%{redirect_url}\\n",
+        ] + (cacert.map { ["--cacert", $0] } ?? []) + arguments, environment: ["NO_PROXY": "*"], timeout: .seconds(15))
+        return (result.status, result.stdout + result.stderr)
     }
 }

@@ -19,4 +19,15 @@ import Testing
             #expect(help.status == 0 && help.stdout.contains("USAGE: warren \(name)"), "\(name): \(help.stderr)")
         }
     }
+
+    /// `gateway create` documents the mesh's ACME settings, and that they are kept.
+    @Test func gatewayCreateHelpTellsOfTheACMESettings() async throws {
+        let help = try await WarrenProcess.run(["gateway", "create", "--help"])
+        #expect(help.status == 0, "\(help.stderr)")
+        // Help is wrapped to the terminal's width: compare with the words rejoined.
+        let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for text in ["--acme-email <EMAIL>", "--acme-directory <URL>", "Let's Encrypt", "Kept for the gateways made after it", "`https: false`"] {
+            #expect(words.contains(text), "`\(text)` missing from:\n\(help.stdout)")
+        }
+    }
 }

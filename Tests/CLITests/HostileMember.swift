@@ -53,10 +53,10 @@ final class HostileMember: Sendable {
         return try await endpoint.dial(host: String(member[..<colon]), port: port, expecting: nil)
     }
 
-    /// An entry signed by this member, stamped now.
-    func entry(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8]?) -> Entry {
-        var entry = Entry(kind: EntryKind(rawValue: UInt8(kind.rawValue)), key: key, value: value,
-                          timestamp: HLCTimestamp(wallMillis: UInt64(Date().timeIntervalSince1970 * 1000)),
+    /// An entry signed by this member, stamped `at` (now by default).
+    func entry(_ kind: EntryKind, _ key: String, _ value: [UInt8]?, at: Date = Date()) -> Entry {
+        var entry = Entry(kind: kind, key: key, value: value,
+                          timestamp: HLCTimestamp(wallMillis: UInt64(at.timeIntervalSince1970 * 1000)),
                           author: id, signature: [])
         entry.signature = identity.keyPair.sign(entry.signedBytes)
         return entry

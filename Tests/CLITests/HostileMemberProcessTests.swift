@@ -17,6 +17,7 @@ import Trust
     enum Attack: String, CaseIterable, Sendable, CustomStringConvertible {
         case leaseCallsWithTheVictimsRunID, gatewayEntries, leaseEntryForAnotherAddress, domainClaimForAnotherHolder
         case removalByARunner, roleChange, projectItIsNotIn
+        case futureDated, replayedAfterSuperseded, removedNodesEntriesRelayed
 
         var description: String { rawValue }
     }
@@ -72,9 +73,12 @@ final class HostileLab: Sendable {
     let victimRunID: String
     let victimRunName: String
     let hostile: HostileMember
+    /// A member admitted, then removed by the admin, whose signed entries the hostile one relays.
+    let removed: HostileMember
 
     private init(lab: Lab, nodes: [Node], gateway: String, servicePort: Int, victimID: String, victimRunID: String,
-                 victimRunName: String, hostile: HostileMember) {
+                 victimRunName: String, hostile: HostileMember, removed: HostileMember) {
+        self.removed = removed
         self.lab = lab
         self.nodes = nodes
         self.gateway = gateway
@@ -87,6 +91,7 @@ final class HostileLab: Sendable {
 
     func tearDown() async {
         await hostile.shutdown()
+        await removed.shutdown()
         await lab.tearDown()
     }
 
@@ -162,8 +167,25 @@ final class HostileLab: Sendable {
             }
             try #require(known, "\(node.name) never learned of the hostile member's admission or of project P\n\(node.log)")
         }
+
+        // Its friend: admitted, then removed by the admin; every node knows of the removal.
+        let friendToken = try await lab.warren(["invite", "--role", "runner"], home: lab.gatewayHome)
+        try #require(friendToken.status == 0, "\(friendToken.stderr)")
+        let friendText = friendToken.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let removed = try HostileMember(token: friendText, address: "\(net).5:\(try freePort(on: "\(net).5"))")
+        try await removed.join(token: friendText, member: gwMesh)
+        let removal = try await lab.warren(["mesh", "remove", removed.id.description], home: lab.gatewayHome)
+        try #require(removal.status == 0, "\(removal.stderr)")
+        for node in nodes {
+            let knows = try await eventually(within: 30) {
+                let roster = (try? JSONSerialization.jsonObject(with: Data(try await lab.warren(["mesh", "members", "--json"], home: node.home).stdout.utf8)))
+                    as? [String: Any] ?? [:]
+                return ((roster["removed"] as? [String]) ?? []).contains(removed.id.description)
+            }
+            try #require(knows, "\(node.name) never learned of the friend's removal\n\(node.log)")
+        }
         return HostileLab(lab: lab, nodes: nodes, gateway: gw, servicePort: port, victimID: victimID, victimRunID: runID,
-                          victimRunName: run.name, hostile: hostile)
+                          victimRunName: run.name, hostile: hostile, removed: removed)
     }
 
     // MARK: The attacks
@@ -240,13 +262,34 @@ final class HostileLab: Sendable {
             let key = ProjectMemberKey(project: "P", member: h.id, generation: 1, addedBy: h.id,
                                        sealedKey: Sodium.randomBytes(80)).intent
             entries = [h.entry(record.kind, record.key, record.value), h.entry(key.kind, key.key, key.value)]
-            rules = ["project_invalid"]
+            rules = ["project_invalid", "key_not_project_member"]
             // And it asks a member of P, over its link, to remove the victim from P: a member acts
             // only for an admin or a member of the project.
             let link = try await h.link(to: nodes[2].mesh)
             let call = Array(#"{"project":"P","node":"\#(victimID)"}"#.utf8)
             let answer = String(decoding: try await LinkRPC.call(link, path: "/project/remove-member", body: call), as: UTF8.self)
             #expect(answer.contains("403") && answer.contains("neither a member of project P nor an admin"), "\(answer)")
+        case .futureDated:
+            // Its own claim, a writer rule it may write, but dated an hour ahead: let in, it would
+            // win every later write at its key for that hour.
+            let claim = Self.claim("future.e2e.test", by: h)
+            entries = [h.entry(.domainClaim, claim.key, claim.value, at: Date().addingTimeInterval(3600))]
+            rules = ["future_dated"]
+        case .replayedAfterSuperseded:
+            // Its own claim, then its withdrawal; then the claim sent again.
+            let claim = Self.claim("replay.e2e.test", by: h)
+            let first = h.entry(.domainClaim, claim.key, claim.value, at: Date().addingTimeInterval(-2))
+            let withdrawn = h.entry(.domainClaim, claim.key, nil, at: Date().addingTimeInterval(-1))
+            for node in nodes { try await h.send([first, withdrawn], to: node.mesh) }
+            entries = [first]
+            rules = ["superseded"]
+        case .removedNodesEntriesRelayed:
+            // Entries its removed friend signed, a claim and a gateway entry of the friend's own.
+            let r = removed
+            let claim = Self.claim("removed.e2e.test", by: r)
+            let announce = Array(#"{"name":"removed-gw","address":"127.0.0.9","domains":[],"meshAddress":"\#(r.address)","backend":"local"}"#.utf8)
+            entries = [r.entry(.domainClaim, claim.key, claim.value), r.entry(.gateway, r.id.description, announce)]
+            rules = ["removed_author"]
         }
         for node in nodes where !entries.isEmpty {
             try await h.send(entries, to: node.mesh)
@@ -278,11 +321,13 @@ final class HostileLab: Sendable {
             }
             #expect(counted, "\(node.name) did not count a refusal for \(rules) of \(attack):\n\(text.split(separator: "\n").filter { $0.contains("refused") }.joined(separator: "\n"))\n--- log\n\(node.log.suffix(3000))")
             let log = node.log
+            // A refusal names the entry's author: the removed friend for the entries relayed.
+            let author = attack == .removedNodesEntriesRelayed ? removed.id : hostile.id
             for rule in rules {
                 let lines = log.split(separator: "\n").filter {
-                    $0.contains("refused an entry") && $0.contains("refusal.rule=\(rule)") && $0.contains("peer.id=\(hostile.id.short)")
+                    $0.contains("refused an entry") && $0.contains("refusal.rule=\(rule)") && $0.contains("peer.id=\(author.short)")
                 }
-                #expect(lines.count == 1, "\(node.name) logged \(lines.count) refusals of rule \(rule) by the hostile member (once expected)")
+                #expect(lines.count == 1, "\(node.name) logged \(lines.count) refusals of rule \(rule) by \(author.short) (once expected)")
             }
             let after = try await state(node)
             #expect(after == before[node.name], "\(node.name)'s state changed after \(attack):\nbefore \(before[node.name] ?? "")\nafter  \(after)")
@@ -291,6 +336,13 @@ final class HostileLab: Sendable {
     }
 
     // MARK: What a node shows
+
+    /// A domain claim `member` may write: for a run of its own.
+    static func claim(_ domain: String, by member: HostileMember) -> (key: String, value: [UInt8]) {
+        let claim = DomainClaim(domain: domain, holder: member.id.description, runID: "r\(UUID().uuidString.prefix(8).lowercased())",
+                                runName: "hostile", claimed: Date(), expires: Date().addingTimeInterval(600))
+        return (claim.key, claim.encoded)
+    }
 
     /// What a node shows of the state an attack aims at, in a stable form (no times, no liveness).
     private func state(_ node: Node) async throws -> String {
@@ -307,10 +359,11 @@ final class HostileLab: Sendable {
             as? [String: Any] ?? [:]
         let members = fields(roster["members"] as? [[String: Any]] ?? [], ["id", "role"])
         let removed = ((roster["removed"] as? [String]) ?? []).sorted()
+        let domains = fields(try await json(["domains"]), ["domain", "runID", "node"])
         let projects = try await json(["project", "list"]).map { row in
             "\(row["name"] ?? "-")|\(((row["members"] as? [String]) ?? []).sorted())|\(row["generation"] ?? "-")"
         }.sorted()
-        return "leases \(leases) gateways \(gateways) members \(members) removed \(removed) projects \(projects)"
+        return "leases \(leases) gateways \(gateways) members \(members) removed \(removed) projects \(projects) domains \(domains)"
     }
 
     static func objects(_ text: String) -> [[String: Any]] {

@@ -34,3 +34,14 @@ extension [GossipNode.Action] {
         compactMap { if case let .memberChanged(m) = $0 { m } else { nil } }
     }
 }
+
+/// Kinds for these tests, as the layer above Gossip defines its own (the mesh's are in Trust):
+/// Gossip carries a kind as a number and knows none of them.
+extension EntryKind {
+    static let member = EntryKind(rawValue: 1)
+    static let gateway = EntryKind(rawValue: 2)
+    static let lease = EntryKind(rawValue: 3)
+    static let domainClaim = EntryKind(rawValue: 4)
+    static let project = EntryKind(rawValue: 5)
+    static let secret = EntryKind(rawValue: 6)
+}

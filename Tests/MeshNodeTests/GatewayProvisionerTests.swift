@@ -3,6 +3,7 @@ import Foundation
 @testable import Link
 import Gossip
 import Provisioning
+import NIOConcurrencyHelpers
 import Testing
 import Trust
 import TrustTestSupport
@@ -113,6 +114,40 @@ import TrustTestSupport
         #expect(await s.provisioner.records().isEmpty)
     }
 
+    @Test func theMeshsACMESettingsAreKeptForLaterGatewaysAndReachTheFirstBoot() async throws {
+        let kept = NIOLockedValueBox<GatewayACME?>(nil)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgp-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var context = GatewayProvisioner.Context(
+            stateDirectory: directory, localJoin: "127.0.0.1:7420", cloudJoin: "198.51.100.1:7420",
+            projectSettings: { _ in ["WARREN_BACKEND": "aws"] }, members: { [:] }, gateways: { [] }, environment: [:],
+            makeBackend: { _, _, _ in FakeCloud(kind: "aws") })
+        context.acme = { kept.withLockedValue { $0 } }
+        context.setACME = { acme in kept.withLockedValue { $0 = acme } }
+        let provisioner = GatewayProvisioner(context: context)
+
+        // None given yet: no TLS termination.
+        #expect(try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-a")).spec.acme == nil)
+        let given = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-b", acmeEmail: "ops@example.com"))
+        #expect(given.spec.acme == (try GatewayACME(directory: nil, email: "ops@example.com")))
+        #expect(kept.withLockedValue { $0 }?.email == "ops@example.com")
+        // Later creations without the flags take the kept settings; a flag alone keeps the other.
+        #expect(try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-c")).spec.acme?.email == "ops@example.com")
+        let staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+        let moved = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-d", acmeDirectory: staging)).spec.acme
+        #expect(moved?.directory == staging && moved?.email == "ops@example.com")
+        await #expect(throws: ProvisioningError.self) {
+            _ = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-e", acmeDirectory: "ftp://x"))
+        }
+        #expect(kept.withLockedValue { $0 }?.directory == staging, "a refused value is not kept")
+
+        // A cloud gateway's first boot starts its node with them (Let's Encrypt by default).
+        let spec = GatewaySpec(name: "gw-f", joinToken: "warren1.abc", meshPort: 7420, acme: try GatewayACME(directory: nil, email: "ops@example.com"))
+        let script = try FirstBootScript(releaseURL: "https://r/w", releaseSHA256: String(repeating: "a", count: 64), spec: spec, publicAddress: .awsMetadata)
+        let arguments = script.startArguments(publicAddress: "203.0.113.7")
+        #expect(arguments.joined(separator: " ").contains("--acme-directory \(GatewayACME.letsEncrypt) --acme-email ops@example.com"), "\(arguments)")
+    }
+
     /// Times to live asked of `invite`, in order.
     final class Asked: @unchecked Sendable {
         private let lock = NSLock()
@@ -148,7 +183,7 @@ import TrustTestSupport
     @Test func aNodeThatMayNotInviteIsRefusedBeforeAnythingIsMade() async throws {
         let runner = TestNode()
         let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in
-            throw APIError(status: 403, AdmissionError.notAnAdmin(runner.id).description)
+            throw MeshAdminRefusal.admission(.notAnAdmin(runner.id))
         }
         defer { try? FileManager.default.removeItem(atPath: s.directory) }
         await #expect {
@@ -159,12 +194,16 @@ import TrustTestSupport
         #expect(s.cloud.created.isEmpty)
     }
 
+    struct StoreFailure: Error, CustomStringConvertible {
+        var description: String { "the store is read-only" }
+    }
+
     @Test func deleteRemovesTheGatewayFromTheMeshAfterItsMachine() async throws {
         let asked = Asked()
         let failing = Asked()
         let s = try Self.setup(secrets: ["WARREN_BACKEND": "aws"]) { _ in nil } removeMember: { node in
             asked.append(Double(node == "NODEABC" ? 1 : 0))
-            if !failing.values.isEmpty { throw APIError(status: 500, "the store is read-only") }
+            if !failing.values.isEmpty { throw StoreFailure() }
             return true
         }
         defer { try? FileManager.default.removeItem(atPath: s.directory) }

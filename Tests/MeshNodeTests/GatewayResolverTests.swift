@@ -45,6 +45,42 @@ import Testing
         #expect(throws: GatewayResolver.Failure.self) { try GatewayResolver(gateways: [], lookup: hosts).binding(gateway: nil, domain: nil, port: 80) }
     }
 
+    @Test func aRunWithoutADomainIsNamedUnderItsGatewaysDomainOnItsHTTPPort() throws {
+        let apps = KnownGateway(name: "apps-gw", address: "127.0.0.4", domains: ["Apps.Example.com", "other.example.com"], httpPort: 8080)
+        let r = GatewayResolver(gateways: [apps], lookup: hosts)
+        // The only gateway, or named by name or address: <run-name>.<first domain>, host-routed.
+        for gateway in [nil, "apps-gw", "127.0.0.4"] {
+            #expect(try r.bindings(gateway: gateway, domain: nil, port: 8080, runName: "shop")
+                    == [Binding(address: "127.0.0.4", port: 8080, host: "shop.apps.example.com")])
+        }
+        // Two runs share the port by name.
+        let other = try r.bindings(gateway: "apps-gw", domain: nil, port: 8080, runName: "Blog_2")
+        #expect(other == [Binding(address: "127.0.0.4", port: 8080, host: "blog-2.apps.example.com")])
+        #expect(!other[0].conflicts(with: Binding(address: "127.0.0.4", port: 8080, host: "shop.apps.example.com")))
+        // An explicit name wins: `domain:`, or `gateway:` naming a domain.
+        #expect(try r.bindings(gateway: nil, domain: "shop.example.org", port: 8080, runName: "shop")[0].host == "shop.example.org")
+        #expect(try r.bindings(gateway: "other.example.com", domain: nil, port: 8080, runName: "shop")[0].host == "other.example.com")
+        // Another port may carry any protocol: the whole port, as before.
+        #expect(try r.bindings(gateway: nil, domain: nil, port: 5432, runName: "db") == [Binding(address: "127.0.0.4", port: 5432)])
+        // A gateway without a domain: the whole port.
+        #expect(try GatewayResolver(gateways: [gateways[0]], lookup: hosts).bindings(gateway: nil, domain: nil, port: 80, runName: "shop")
+                == [Binding(address: "127.0.0.2", port: 80)])
+    }
+
+    @Test func theURLIsHTTPSWhereTheGatewayTerminatesTLS() {
+        let tls = KnownGateway(name: "g", address: "127.0.0.4", domains: ["apps.test"], httpPort: 80, httpsPort: 443)
+        let named = Binding(address: "127.0.0.4", port: 80, host: "shop.apps.test")
+        #expect(RunManager.url(for: named, gateway: tls) == "https://shop.apps.test")
+        #expect(RunManager.url(for: named, https: false, gateway: tls) == "http://shop.apps.test")
+        var odd = tls
+        odd.httpPort = 8080
+        odd.httpsPort = 8443
+        #expect(RunManager.url(for: Binding(address: "127.0.0.4", port: 8080, host: "shop.apps.test"), gateway: odd) == "https://shop.apps.test:8443")
+        // No ACME on the gateway, or a whole-port binding: plain HTTP.
+        #expect(RunManager.url(for: named, gateway: KnownGateway(name: "g", address: "127.0.0.4", domains: ["apps.test"])) == "http://shop.apps.test")
+        #expect(RunManager.url(for: Binding(address: "127.0.0.4", port: 80), gateway: tls) == "http://127.0.0.4")
+    }
+
     @Test func hostsFileFormat() {
         let text = "# comment\n127.0.0.2 api.example.com www.example.com\n\n127.0.0.3\tother.example.com # tail\n"
         #expect(GatewayResolver.hostsFile(text, "www.example.com") == ["127.0.0.2"])

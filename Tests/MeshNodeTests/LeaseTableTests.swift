@@ -49,11 +49,13 @@ import Testing
         // The holder asking again is a renewal, not a conflict.
         try table.grant(b, runID: "r1", runName: "web-1", holder: "n", appPort: 8000, now: t0 + 10, ttl: 30)
         #expect(table.leases.count == 1)
-        #expect(table.renew(runID: "r1", holder: "n", now: t0 + 35) == 1)
+        // A renewal is the holder's grant again: the lease then lasts its TTL from then.
+        try table.grant(b, runID: "r1", runName: "web-1", holder: "n", appPort: 8000, now: t0 + 35, ttl: 30)
+        #expect(table.leases.map(\.expires) == [t0 + 65])
         #expect(table.expire(now: t0 + 60).isEmpty)
         // Not renewed: gone after its TTL, and the port is free again.
         #expect(table.expire(now: t0 + 66).map(\.runID) == ["r1"])
-        #expect(table.renew(runID: "r1", holder: "n", now: t0 + 66) == 0)
+        #expect(table.leases.isEmpty)
         try table.grant(b, runID: "r2", runName: "web-2", holder: "n", appPort: 8000, now: t0 + 66)
         #expect(table.release(runID: "r2", holder: "n").count == 1)
         #expect(table.leases.isEmpty)
@@ -76,12 +78,12 @@ import Testing
         #expect(throws: LeaseConflict.self) {
             try table.grant(Binding(address: gw, port: 5002), runID: "r1", runName: "x", holder: "attacker-node", appPort: 1, now: t0 + 1)
         }
-        #expect(table.renew(runID: "r1", holder: "attacker-node", now: t0 + 2) == 0)
         #expect(table.release(runID: "r1", holder: "attacker-node").isEmpty)
         #expect(table.leases.map(\.holder) == ["victim-node"])
         #expect(table.leases.first?.appPort == 8000)
         // Its holder still renews and releases it.
-        #expect(table.renew(runID: "r1", holder: "victim-node", now: t0 + 2) == 1)
+        let renewed = try table.grant(b, runID: "r1", runName: "victim", holder: "victim-node", appPort: 8000, now: t0 + 2)
+        #expect(renewed.expires == t0 + 2 + LeaseTable.defaultTTL && table.leases.count == 1)
         #expect(table.release(runID: "r1", holder: "victim-node").count == 1)
     }
 

@@ -1,16 +1,16 @@
 import Foundation
 import Testing
 
-/// Two `warren` processes on loopback: one listens (`debug link-serve`), the other dials it and
-/// moves bulk data through one stream (`debug link-send --hash`); the receiver compares BLAKE2b
+/// Two `warren-bench` processes on loopback: one listens (`link-serve`), the other dials it and
+/// moves bulk data through one stream (`link-send --hash`); the receiver compares BLAKE2b
 /// digests of what was sent and what arrived, and fails on any difference.
 @Suite(.serialized, .timeLimit(.minutes(15)))
 struct LinkProcessTests {
-    /// The `warren` executable built beside this test bundle.
-    static var warren: URL {
+    /// The `warren-bench` executable built beside this test bundle.
+    static var bench: URL {
         URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0])
             .deletingLastPathComponent()
-            .appendingPathComponent("warren")
+            .appendingPathComponent("warren-bench")
     }
 
     /// Its fields are set once in `init`; `Process` may be waited on from any thread.
@@ -22,8 +22,8 @@ struct LinkProcessTests {
 
         init(home: URL? = nil) throws {
             self.home = home ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("warren-link-\(UUID().uuidString)")
-            process.executableURL = LinkProcessTests.warren
-            process.arguments = ["debug", "link-serve", "--host", "127.0.0.1", "--port", "0"]
+            process.executableURL = LinkProcessTests.bench
+            process.arguments = ["link-serve", "--host", "127.0.0.1", "--port", "0"]
             process.environment = ProcessInfo.processInfo.environment.merging(["WARREN_HOME": self.home.path]) { $1 }
             let output = Pipe()
             process.standardOutput = output
@@ -76,8 +76,8 @@ struct LinkProcessTests {
 
     static func sendBlocking(to server: Server, arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = warren
-        process.arguments = ["debug", "link-send", "--ephemeral", "--port", server.port, "--expect", server.nodeID] + arguments
+        process.executableURL = bench
+        process.arguments = ["link-send", "--ephemeral", "--port", server.port, "--expect", server.nodeID] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -88,7 +88,7 @@ struct LinkProcessTests {
     }
 
     @Test func oneGibibyteCrossesALinkIntact() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: Self.warren.path), "build the warren product first (swift build)")
+        #expect(FileManager.default.isExecutableFile(atPath: Self.bench.path), "build the warren-bench product first (swift build)")
         let result = try await Self.withServer { server in
             try await Self.send(to: server, arguments: ["--bytes", String(1 << 30), "--hash"])
         }

@@ -43,3 +43,47 @@ struct LinkReachTests {
         #expect(oneGateway.count == 2 && oneGateway.contains(gw1.id) && !oneGateway.contains(b1.id))
     }
 }
+
+/// Who reaches whom, as a node tells gossip (where it probes, gossips, and asks for indirect probes).
+struct MeshReachTests {
+    static func member(_ byte: UInt8, _ address: String, gateway: Bool = false, natted: Bool = false) -> Member {
+        Member(id: NodeID(bytes: Array(repeating: byte, count: 32))!, address: address,
+               metadata: MemberTraits(isGateway: gateway, linksOnly: natted).metadata)
+    }
+
+    // The two-site lab: gateways on a public network, a1 and a2 behind one NAT, b1 behind another.
+    let gw1 = member(1, "198.18.0.10:7420", gateway: true), gw2 = member(2, "198.18.0.11:7420", gateway: true)
+    let a1 = member(3, "10.250.1.11:7420", natted: true), a2 = member(4, "10.250.1.12:7420", natted: true)
+    let b1 = member(5, "10.250.2.11:7420", natted: true)
+    let public1 = member(6, "198.18.0.30:7420")
+    /// b1's machine: its site's network only.
+    let siteB = LinkReach(networks: [(0x0AFA_020B, 0xFFFF_FF00)])
+
+    @Test func aNodeBehindNATReachesItsLinksAndItsOwnNetworkOnly() {
+        let linked: Set<NodeID> = [gw2.id]
+        let reach = MeshReach(local: b1.id, networks: siteB, hasLink: { linked.contains($0) })
+        #expect(reach.reaches(b1, gw2), "over its link")
+        #expect(!reach.reaches(b1, gw1), "no link: gw1's answers to a private address are lost")
+        #expect(!reach.reaches(b1, a2), "another site's member")
+        let neighbour = Self.member(7, "10.250.2.12:7420", natted: true)
+        #expect(reach.reaches(b1, neighbour), "its own network, by datagram")
+    }
+
+    @Test func othersGoByTheLinksNodesBehindNATKeep() {
+        let reach = MeshReach(local: b1.id, networks: siteB, hasLink: { _ in true })
+        #expect(reach.reaches(gw1, a2) && reach.reaches(a2, gw1), "members behind NAT link every gateway")
+        #expect(reach.reaches(gw1, gw2), "both public")
+        #expect(reach.reaches(a1, a2), "the same site")
+        #expect(!reach.reaches(a1, public1), "a public runner holds no certain link to a member behind NAT")
+        let otherSite = Self.member(8, "10.250.9.11:7420", natted: true)
+        #expect(!reach.reaches(a1, otherSite), "two sites")
+    }
+
+    @Test func aPublicNodeReachesPublicMembersAndLinkedOnes() {
+        let linked = a1.id
+        let reach = MeshReach(local: gw1.id, networks: LinkReach(networks: [(0xC612_000A, 0xFFFF_FF00)]), hasLink: { $0 == linked })
+        #expect(reach.reaches(gw1, gw2) && reach.reaches(gw1, public1))
+        #expect(reach.reaches(gw1, a1), "linked")
+        #expect(!reach.reaches(gw1, a2), "behind NAT, not linked (yet)")
+    }
+}

@@ -36,19 +36,6 @@ struct LinkReplacementTests {
         await pair.shutdown()
     }
 
-    /// Links this node dialled are not replaced by each other (both are alive); the newest is used.
-    @Test func theNewestOfTwoDialledLinksIsUsed() async throws {
-        let pair = try await LinkPair.make()
-        let first = try await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)
-        try await Task.sleep(for: .milliseconds(5))
-        let second = try await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)
-        #expect(LinkPool.newest([first, second], to: pair.serverIdentity.id) === second)
-        #expect(LinkPool.newest([second, first], to: pair.serverIdentity.id) === second)
-        await second.close()
-        #expect(LinkPool.newest([first, second], to: pair.serverIdentity.id) !== second)
-        await pair.shutdown()
-    }
-
     /// Callers that need the same peer at once share one dial.
     @Test func concurrentCallersShareOneDial() async throws {
         let pair = try await LinkPair.make()

@@ -11,7 +11,7 @@ import TrustTestSupport
 /// The node's gate over the gossip replica: what it lets in before and after admission is in force.
 struct MeshGateTests {
     static func entry(_ intent: EntryIntent, author: NodeID) -> Entry {
-        Entry(kind: EntryKind(rawValue: UInt8(intent.kind.rawValue)), key: intent.key, value: intent.value,
+        Entry(kind: intent.kind, key: intent.key, value: intent.value,
               timestamp: HLCTimestamp(wallMillis: 1, logical: 0), author: author, signature: [])
     }
 
@@ -97,7 +97,7 @@ struct MeshGateTests {
 
     /// The entry `intent` as gossip carries it: dated now, signed by its author.
     static func signed(_ intent: EntryIntent, by author: TestNode) -> Entry {
-        var e = Entry(kind: EntryKind(rawValue: UInt8(intent.kind.rawValue)), key: intent.key, value: intent.value,
+        var e = Entry(kind: intent.kind, key: intent.key, value: intent.value,
                       timestamp: HLCTimestamp(wallMillis: UInt64(Date().timeIntervalSince1970 * 1000), logical: 0),
                       author: author.id, signature: [])
         e.signature = author.keys.sign(e.signedBytes)
@@ -123,7 +123,7 @@ struct MeshGateTests {
         func deliver(_ entries: [Entry], from sender: TestNode, at second: Int64) {
             let message = MessageCodec.encode(.gossip(updates: entries.map { .entry($0) }))
             _ = gossip.receive(bytes: message, from: sender.id, now: .seconds(second))
-            gate.update(from: gossip.entries(kind: EntryKind(rawValue: UInt8(MeshEntryKind.member.rawValue))).compactMap { e in
+            gate.update(from: gossip.entries(kind: EntryKind.member).compactMap { e in
                 e.value.map { EntrySnapshot(kind: .member, key: e.key, value: $0, author: e.author) }
             })
         }

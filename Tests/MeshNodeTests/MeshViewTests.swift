@@ -10,7 +10,7 @@ import TrustTestSupport
 @Suite struct MeshViewTests {
     static func gatewayEntry(_ node: NodeID, name: String, address: String) throws -> Entry {
         let value = GatewayEntry(name: name, address: address, domains: ["api.example.com"], meshAddress: address + ":7420", backend: "local", region: nil)
-        return Entry(kind: EntryKind(rawValue: UInt8(MeshEntryKind.gateway.rawValue)), key: node.description,
+        return Entry(kind: EntryKind.gateway, key: node.description,
                      value: Array(try JSONEncoder().encode(value)), timestamp: HLCTimestamp(wallMillis: 1, logical: 0), author: node, signature: [])
     }
 

@@ -104,9 +104,9 @@ private struct Rig {
         #expect(waiting.waitingFor?.contains("gateway 127.0.0.2 (retrying, last error: gateway 127.0.0.2 can't be reached") == true,
                 "\(waiting.waitingFor ?? "nil")")
         #expect(waiting.path?.state == .pending && waiting.path?.lastError != nil)
-        // Several attempts later it still waits; nothing was stopped.
-        try await Task.sleep(for: .seconds(1))
-        #expect(await rig.gateway.calls >= 3)
+        // Several attempts later it still waits; nothing was stopped (RunLifecycleTests checks
+        // the waits between attempts).
+        #expect(await eventually(seconds: 20) { await rig.gateway.calls >= 3 })
         #expect(try await rig.manager.get(run.id).state == .leasing)
 
         await rig.gateway.set(reachable: true)
@@ -201,9 +201,10 @@ private struct Rig {
             _ = try await rig.manager.submit(rig.request(external: 5104, app: app, name: "second"))
             Issue.record("a second run on app port \(app) was accepted")
         } catch {
-            #expect(error.status == 409)
-            #expect(error.message.contains("app port \(app) is used by run \"first\""), "\(error.message)")
-            #expect(error.message.contains("change the app port"))
+            let answer = APIErrorTable.apiError(for: error)
+            #expect(answer.status == 409)
+            #expect(answer.message.contains("app port \(app) is used by run \"first\""), "\(answer.message)")
+            #expect(answer.message.contains("change the app port"))
         }
         #expect(await rig.manager.list().map(\.name) == ["first"])
         await rig.cleanUp()
@@ -247,7 +248,7 @@ private struct Rig {
     }
 
     @Test func retriesBackOffToTheirCap() {
-        let waits = (0..<6).map { RunManager.backoff(attempt: $0, initial: .milliseconds(500), cap: .seconds(5)) }
+        let waits = (0..<6).map { RunLifecycle.backoff(attempt: $0, initial: .milliseconds(500), cap: .seconds(5)) }
         #expect(waits == [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)])
         #expect(RunManager.Context.retryCap(environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "1.5"]) == .milliseconds(1500))
         #expect(RunManager.Context.retryCap(environment: ["WARREN_RUN_RETRY_MAX_SECONDS": "-1"]) == .seconds(5))

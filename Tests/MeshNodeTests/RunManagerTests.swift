@@ -78,12 +78,13 @@ private struct Harness {
         #expect(await h.gateway.leases.map(\.runName) == ["web-1"])
 
         // The same public port is refused before anything starts, naming the holder.
-        await #expect(throws: APIError.self) { _ = try await h.manager.submit(h.request(external: 5001, app: app + 1)) }
+        await #expect(throws: RunRefusal.self) { _ = try await h.manager.submit(h.request(external: 5001, app: app + 1)) }
         do {
             _ = try await h.manager.submit(h.request(external: 5001, app: app + 1))
         } catch {
-            #expect(error.status == 409)
-            #expect(error.message.contains("port 5001 on gateway 127.0.0.2 is held by run \"web-1\""))
+            let answer = APIErrorTable.apiError(for: error)
+            #expect(answer.status == 409)
+            #expect(answer.message.contains("port 5001 on gateway 127.0.0.2 is held by run \"web-1\""))
         }
 
         // Once stopped, the port is free again.
@@ -146,8 +147,9 @@ private struct Harness {
             _ = try await h.manager.submit(req)
             Issue.record("accepted an invalid configuration")
         } catch {
-            #expect(error.status == 400)
-            #expect(error.issues == ["service.yml:2:7: port 99999 is outside 1–65535"])
+            let answer = APIErrorTable.apiError(for: error)
+            #expect(answer.status == 400)
+            #expect(answer.issues == ["service.yml:2:7: port 99999 is outside 1–65535"])
         }
         #expect(await h.manager.list().isEmpty)
         await h.cleanUp()

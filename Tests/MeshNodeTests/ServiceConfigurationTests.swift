@@ -130,6 +130,16 @@ private func onlyIssue(_ yaml: String, secrets: SecretValues = guideSecrets, env
         #expect(s.ignoredFields == ["resources", "replicas"])
     }
 
+    @Test func httpsFalseOptsOutOfTLSTermination() throws {
+        #expect(try parse("type: service\ndomain: a.example.com\nport: 80\ncommands: [x]").https)
+        let plain = try parse("type: service\ndomain: a.example.com\nhttps: false\nport: 80\ncommands: [x]")
+        #expect(!plain.https)
+        #expect(plain.ignoredFields.isEmpty, "https is acted on, not ignored")
+        #expect(try parse("type: service\nhttps: true\nport: 80\ncommands: [x]").https)
+        let issue = try onlyIssue("type: service\nhttps: sometimes\nport: 80\ncommands: [x]")
+        #expect(issue.line == 2 && issue.message.contains("`https` must be true or false"), "\(issue)")
+    }
+
     @Test func gatewayTrueMeansTheOnlyGateway() throws {
         #expect(try parse("type: service\ngateway: true\nport: 80\ncommands: [x]").gateway == nil)
         let issue = try onlyIssue("type: service\ngateway: false\nport: 80\ncommands: [x]")

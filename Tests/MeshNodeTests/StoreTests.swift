@@ -35,6 +35,11 @@ struct StateStoreTests {
             gatewayAddress: "127.0.0.2", port: 80, host: "a.example", runID: "r-2", holderNode: "node-b",
             expiresAt: Date(timeIntervalSince1970: 1_800_000_030)
         )
+        // `https: false` survives a restart, so a restarted gateway orders no certificate for it.
+        let plain = LeaseRecord(
+            gatewayAddress: "127.0.0.2", port: 80, host: "plain.example", runID: "r-3", holderNode: "node-b",
+            expiresAt: Date(timeIntervalSince1970: 1_800_000_030), https: false
+        )
 
         do {
             let store = try StateStore(stateDirectory: stateDir, logger: .quiet("store"))
@@ -42,6 +47,7 @@ struct StateStoreTests {
             try await store.saveRun(run)
             try await store.saveLease(exclusive)
             try await store.saveLease(routed)
+            try await store.saveLease(plain)
             try await store.setStringSetting("node.listen", to: "127.0.0.1:7946")
             try store.close()
         }
@@ -52,7 +58,8 @@ struct StateStoreTests {
         #expect(try await store.entry(kind: 3, key: entry.key) == entry)
         #expect(try await store.runs() == [run])
         #expect(try await store.run(id: "r-1")?.state == .running)
-        #expect(Set(try await store.leases()) == [exclusive, routed])
+        #expect(Set(try await store.leases()) == [exclusive, routed, plain])
+        #expect(try await store.leases().first { $0.runID == "r-3" }?.https == false)
         #expect(try await store.stringSetting("node.listen") == "127.0.0.1:7946")
         #expect(try await store.stringSetting("missing") == nil)
     }

@@ -11,8 +11,8 @@ import Testing
 /// elsewhere (gossip, push-pull, held entries) and to the entries a node loads after a restart:
 /// each refused entry is never merged, and counted by rule.
 @Suite struct WriterRuleTests {
-    static func entry(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8]?, by author: NodeID) -> Entry {
-        Entry(kind: EntryKind(rawValue: UInt8(kind.rawValue)), key: key, value: value,
+    static func entry(_ kind: EntryKind, _ key: String, _ value: [UInt8]?, by author: NodeID) -> Entry {
+        Entry(kind: kind, key: key, value: value,
               timestamp: HLCTimestamp(wallMillis: 1, logical: 0), author: author, signature: [])
     }
 
@@ -66,6 +66,40 @@ import Testing
         #expect(gate.accept(Self.entry(.domainClaim, "app.example.com", own, by: runner.id)) == .accept)
     }
 
+    /// Certificate order claims and shared certificates (key `name|node ID`) are written only by
+    /// the gateway the key names, and only by a gateway: a runner can neither win the order lease
+    /// nor publish (or delete) a certificate for a name.
+    @Test func certificateEntriesAreWrittenOnlyByTheGatewayTheirKeyNames() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        func head(_ name: String, _ node: TestNode) throws -> [UInt8] {
+            Array(try JSONEncoder().encode(MeshEntryGate.CertificateEntryHead(name: name, gateway: node.id.description)))
+        }
+        let name = "shop.example.com"
+        let founderKey = "\(name)|\(founder.id)", runnerKey = "\(name)|\(runner.id)"
+        for kind in [EntryKind.certificateOrder, .certificate] {
+            // Before the founder announces its gateway, its own entry waits for that announcement.
+            #expect(gate.accept(Self.entry(kind, founderKey, try head(name, founder), by: founder.id)) == .hold, "\(kind)")
+        }
+        #expect(gate.accept(Self.entry(.gateway, founder.id.description, try Self.gateway("203.0.113.10"), by: founder.id)) == .accept)
+        for kind in [EntryKind.certificateOrder, .certificate] {
+            // Another node writing or deleting under the gateway's key: refused.
+            #expect(gate.accept(Self.entry(kind, founderKey, try head(name, founder), by: runner.id)) == .refuse, "\(kind)")
+            #expect(gate.accept(Self.entry(kind, founderKey, nil, by: runner.id)) == .refuse, "\(kind)")
+            // A runner under its own key: not a gateway, refused.
+            #expect(gate.accept(Self.entry(kind, runnerKey, try head(name, runner), by: runner.id)) == .refuse, "\(kind)")
+            // Key and value disagreeing on the name or the gateway: refused even from the gateway.
+            #expect(gate.accept(Self.entry(kind, founderKey, try head("other.example.com", founder), by: founder.id)) == .refuse, "\(kind)")
+            #expect(gate.accept(Self.entry(kind, founderKey, try head(name, runner), by: founder.id)) == .refuse, "\(kind)")
+            #expect(gate.accept(Self.entry(kind, "no-bar", try head(name, founder), by: founder.id)) == .refuse, "\(kind)")
+            // The gateway's own: let in, and so is its delete.
+            #expect(gate.accept(Self.entry(kind, founderKey, try head(name, founder), by: founder.id)) == .accept, "\(kind)")
+            #expect(gate.accept(Self.entry(kind, founderKey, nil, by: founder.id)) == .accept, "\(kind)")
+        }
+        #expect(gate.refusals["certificate_not_own"] == 4)
+        #expect(gate.refusals["certificate_not_gateway"] == 2)
+        #expect(gate.refusals["certificate_malformed"] == 6)
+    }
+
     @Test func aRemovalSignedByANonAdminIsRefusedAndCounted() throws {
         let (gate, founder, runner, _) = try MeshGateTests.mesh()
         let roster = try #require(gate.roster)
@@ -97,7 +131,7 @@ import Testing
         defer { dir.remove() }
         let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
         let gatewayNode = TestNode(), attacker = TestNode()
-        func save(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8], by node: TestNode) async throws {
+        func save(_ kind: EntryKind, _ key: String, _ value: [UInt8], by node: TestNode) async throws {
             let e = MeshGateTests.signed(.put(kind, key, value), by: node)
             try await store.upsertEntry(MeshState.record(from: e))
         }

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Testing
 @testable import Proxy
+import ProxyTestSupport
 
 @Suite("Gateway: exclusive TCP, listeners, limits", .timeLimit(.minutes(10)))
 struct GatewayTCPTests {

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import Testing
 @testable import Proxy
+import ProxyTestSupport
 
 struct TimeoutError: Error, CustomStringConvertible {
     let seconds: Double

@@ -198,7 +198,7 @@ import TrustTestSupport
         var noisy = replica
         for (i, bytes) in GarbageInputs.random(count: 300, maxLength: 200, tag: EntryTag.sealedSecret.rawValue).enumerated() {
             let keys = ["web/DB_PASSWORD", "key/web/1/\(bob.id)", "project/web", "web/N\(i)", "junk\(i)"]
-            let kind: MeshEntryKind = i % 2 == 0 ? .secret : .project
+            let kind: EntryKind = i % 2 == 0 ? .secret : .project
             // By a member (bob), so only the gate's checks of the value stand in the way.
             let refusals = noisy.submit([.put(kind, keys[i % keys.count], bytes)], author: bob.id)
             #expect(refusals.count == 1)
@@ -317,5 +317,7 @@ import TrustTestSupport
             try ProjectMemberKey.sealing(ProjectKey.generate(generation: 3), project: "web", to: bob.id, addedBy: bob.id).intent,
         ], author: bob.id)
         #expect(byBob.count == 2 && byBob.allSatisfy { $0.reason.contains("not a member of project web") })
+        // Sealed to himself: refused outright and counted, not held back for a membership to come.
+        #expect(byBob.allSatisfy { $0.rule == "key_not_project_member" && !$0.awaitsDependency }, "\(byBob)")
     }
 }

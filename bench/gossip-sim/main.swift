@@ -260,3 +260,9 @@ default:
     print("unknown scenario \(args.scenario); use dissemination, model, bandwidth, crash, stall or partition")
 }
 print("(simulation took \(clock.now - t0) of wall time)")
+
+/// The two kinds the scenarios write, numbered as the mesh numbers them (Gossip knows no kinds).
+extension EntryKind {
+    static let gateway = EntryKind(rawValue: 2)
+    static let lease = EntryKind(rawValue: 3)
+}

@@ -14,6 +14,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Proxy
+import ProxyTestSupport
 
 #if canImport(Glibc)
 import Glibc

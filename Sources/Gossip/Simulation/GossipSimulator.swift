@@ -50,6 +50,10 @@ public final class GossipSimulator {
     public var observer: ((_ node: Int, _ action: GossipNode.Action, _ now: Duration) -> Void)?
     /// Messages for which it answers true are lost (a fault aimed at one kind of message).
     public var drops: ((_ from: Int, _ to: Int, _ message: Message) -> Bool)?
+    /// The network's shape: whether a message from node `from` can arrive at node `to` at all
+    /// (NATs, and the links that cross them); nil, everyone reaches everyone. The nodes' own view
+    /// of it is their `reaches` hook (`setKnowledge`).
+    public var reachable: ((_ from: Int, _ to: Int) -> Bool)?
 
     public private(set) var messagesSent = 0
     public private(set) var messagesLost = 0
@@ -198,9 +202,14 @@ public final class GossipSimulator {
         nodes[i].accept = { accept($0) ? .accept : .refuse }
     }
 
-    /// Sets node `i`'s check of entries from elsewhere, with holding back (`EntryVerdict.hold`).
-    public func setVerdict(on i: Int, _ verdict: @escaping @Sendable (Entry) -> EntryVerdict) {
-        nodes[i].accept = verdict
+    /// Sets node `i`'s knowledge of the network: which members can reach which
+    /// (`GossipNode.reaches`), and which it holds a live link to (`GossipNode.vouches`).
+    public func setKnowledge(
+        on i: Int, reaches: @escaping @Sendable (_ from: Member, _ to: Member) -> Bool,
+        vouches: @escaping @Sendable (NodeID) -> Bool
+    ) {
+        nodes[i].reaches = reaches
+        nodes[i].vouches = vouches
     }
 
     public func delete(on i: Int, kind: EntryKind, key: String) throws(GossipError) {
@@ -213,9 +222,6 @@ public final class GossipSimulator {
     public func inject(_ bytes: [UInt8], from: Int, to: Int) {
         deliver(bytes, from: from, to: to)
     }
-
-    /// Nodes neither crashed nor currently stalled.
-    public var healthyNodes: [Int] { nodes.indices.filter { !crashedNodes[$0] && stalledUntil[$0] <= now } }
 
     public func index(of id: NodeID) -> Int? { index[id] }
 
@@ -245,6 +251,10 @@ public final class GossipSimulator {
             guard case let .send(to, _, bytes) = action, let j = index[to] else { continue }
             messagesSent += 1
             bytesSent += bytes.count
+            if let reachable, !reachable(i, j) {
+                messagesLost += 1
+                continue
+            }
             if let group, group[i] != group[j] {
                 messagesLost += 1
                 continue

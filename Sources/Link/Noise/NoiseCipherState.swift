@@ -24,9 +24,6 @@ public struct NoiseCipherState: Sendable {
         nonce = 0
     }
 
-    /// Sets the nonce; the Noise specification allows it for out-of-order transports.
-    public mutating func setNonce(_ n: UInt64) { nonce = n }
-
     public mutating func encrypt(ad: [UInt8] = [], plaintext: [UInt8]) throws -> [UInt8] {
         guard let key else { return plaintext }
         guard nonce < UInt64.max else { throw NoiseError.nonceExhausted }

@@ -29,9 +29,16 @@ public struct GatewayCreateRequest: Codable, Sendable {
     /// The caller's backend settings (`GatewayCreateRequest.backendEnvironment`), under the
     /// project's secrets and over the node's own environment.
     public var environment: [String: String]
+    /// `--acme-email` and `--acme-directory`: the mesh's ACME settings, kept for the gateways made
+    /// after this one; nil takes the kept ones (none: no TLS termination).
+    public var acmeEmail: String?
+    public var acmeDirectory: String?
 
     public init(project: String, backend: String? = nil, name: String? = nil, region: String? = nil, instanceType: String? = nil,
-                domains: [String] = [], address: String? = nil, timeoutSeconds: Double? = nil, environment: [String: String] = [:]) {
+                domains: [String] = [], address: String? = nil, timeoutSeconds: Double? = nil, environment: [String: String] = [:],
+                acmeEmail: String? = nil, acmeDirectory: String? = nil) {
+        self.acmeEmail = acmeEmail
+        self.acmeDirectory = acmeDirectory
         self.project = project
         self.backend = backend
         self.name = name

@@ -1,11 +1,14 @@
 // A gateway's certificates: ordered from its ACME CA for the names it terminates TLS for, kept on
 // disk, installed in the data plane, renewed two thirds into their lifetime, retried with backoff.
+// In a mesh, one gateway orders each name and shares it sealed with the others (CertificateShare).
 
 import Acme
 public import Foundation
+import Gossip
 import Logging
 import Metrics
 import Proxy
+import Trust
 
 /// The ACME settings of a gateway.
 public struct AcmeSettings: Sendable, Hashable {
@@ -42,9 +45,12 @@ public struct CertificateStatus: Codable, Sendable, Equatable {
     public var gateway: String
     public var lastError: String?
     public var lastErrorAt: Date?
+    /// The gateway (node ID) that ordered the certificate served, when another did and shared it.
+    public var sharedBy: String?
 
     public init(name: String, issuer: String? = nil, notAfter: Date? = nil, renewAt: Date? = nil, gateway: String,
-                lastError: String? = nil, lastErrorAt: Date? = nil) {
+                lastError: String? = nil, lastErrorAt: Date? = nil, sharedBy: String? = nil) {
+        self.sharedBy = sharedBy
         self.name = name
         self.issuer = issuer
         self.notAfter = notAfter
@@ -67,9 +73,23 @@ actor CertificateManager {
     /// Waits after failed orders: doubling from the first, up to the last.
     private let firstRetry: Duration
     private let maxRetry: Duration
+    /// With the mesh: one gateway orders each name, the others take it from the mesh. Nil: this
+    /// gateway orders every name itself.
+    private let sharing: CertificateSharing?
+    /// The certificate served now, with its key, by name.
+    private var current: [String: (certificate: IssuedCertificate, keyPEM: String)] = [:]
+    /// This gateway's order claims as last written, by name.
+    private var claims: [String: CertificateOrderClaim] = [:]
+    /// The HTTP-01 answers of this gateway's open orders, by name: shared in its claim.
+    private var challenges: [String: [String: String]] = [:]
+    /// Answers given for another gateway's order, by name (tokens).
+    private var relayed: [String: Set<String>] = [:]
+    /// Certificates this gateway ordered from its CA and got.
+    private(set) var ordersPlaced = 0
 
     init(settings: AcmeSettings, stateDirectory: String, gatewayName: String, logger: Logger,
-         firstRetry: Duration = .seconds(30), maxRetry: Duration = .seconds(3600)) {
+         firstRetry: Duration = .seconds(30), maxRetry: Duration = .seconds(3600), sharing: CertificateSharing? = nil) {
+        self.sharing = sharing
         self.settings = settings
         self.tls = TLSCertificates(httpsPort: settings.httpsPort)
         self.directory = URL(fileURLWithPath: stateDirectory).appendingPathComponent("certificates")
@@ -81,18 +101,44 @@ actor CertificateManager {
 
     /// The names to terminate TLS for now: new ones are loaded from disk or ordered, gone ones stop
     /// being served (their files stay for a later return).
-    func serve(_ names: Set<String>) {
+    func serve(_ names: Set<String>) async {
+        let names = Set(names.map(HostName.normalize))
         for name in names where self.tasks[name] == nil {
             self.statuses[name] = self.statuses[name] ?? CertificateStatus(name: name, gateway: self.gatewayName)
-            self.tasks[name] = Task { await self.keep(name) }
+            if let sharing {
+                self.tasks[name] = Task { await self.keepShared(name, sharing) }
+            } else {
+                self.tasks[name] = Task { await self.keep(name) }
+            }
         }
+        var dropped: [String] = []
         for (name, task) in self.tasks where !names.contains(name) {
             task.cancel()
             self.tasks[name] = nil
             self.statuses[name] = nil
+            self.current[name] = nil
             self.tls.remove([name])
+            dropped.append(name)
         }
         self.updateMetrics()
+        // This gateway no longer serves them: it neither orders them nor gets them sealed any more.
+        if let sharing, !dropped.isEmpty {
+            let me = sharing.local.nodeID.description
+            var intents: [EntryIntent] = []
+            for name in dropped {
+                for token in self.relayed[name] ?? [] { self.tls.withdrawChallenge(token: token) }
+                self.relayed[name] = nil
+                self.claims[name] = nil
+                self.challenges[name] = nil
+                let key = CertificateOrderClaim.key(name: name, gateway: me)
+                intents += [.delete(.certificateOrder, key), .delete(.certificate, key)]
+            }
+            do { try await sharing.replica.apply(intents) } catch {
+                self.logger.warning("could not withdraw certificate claims", metadata: ["error": "\(error)"])
+            }
+            // A name served again meanwhile writes its claim anew at its next look.
+            for name in dropped where self.tasks[name] != nil { self.claims[name] = nil }
+        }
     }
 
     var status: [CertificateStatus] { self.statuses.values.sorted { $0.name < $1.name } }
@@ -118,30 +164,181 @@ actor CertificateManager {
                 }
             }
             do {
-                let key = try AcmeKey()
-                let issued = try await self.acme().issue(names: [name], certificateKey: key, responder: GatewayChallengeResponder(tls: self.tls))
-                try self.save(name, issued, keyPEM: key.pem)
-                self.installed(name, issued, keyPEM: key.pem)
+                try await self.order(name, responder: GatewayChallengeResponder(tls: self.tls))
                 failures = 0
             } catch {
                 guard !Task.isCancelled else { return }
                 failures += 1
-                let text = "\(error)"
-                self.statuses[name]?.lastError = text
-                self.statuses[name]?.lastErrorAt = Date()
-                var wait = self.firstRetry
-                for _ in 1..<failures where wait < self.maxRetry { wait *= 2 }
-                if let asked = (error as? AcmeError)?.retryAfter, asked > wait { wait = asked }
-                wait = min(wait, max(self.maxRetry, (error as? AcmeError)?.retryAfter ?? .zero))
-                self.logger.error("certificate order failed", metadata: [
-                    "tls.name": "\(name)", "error": "\(text)", "retry.in": "\(wait)", "attempt": "\(failures)",
-                ])
-                try? await Task.sleep(for: wait)
+                try? await Task.sleep(for: self.failed(name, error, attempt: failures))
             }
         }
     }
 
-    private func installed(_ name: String, _ certificate: IssuedCertificate, keyPEM: String) {
+    /// Orders `name` from the CA, keeps it on disk and serves it.
+    private func order(_ name: String, responder: some AcmeChallengeResponder) async throws {
+        let key = try AcmeKey()
+        let issued = try await self.acme().issue(names: [name], certificateKey: key, responder: responder)
+        self.ordersPlaced += 1
+        Counter(label: "warren_certificate_orders_total").increment()
+        try self.save(name, issued, keyPEM: key.pem)
+        self.installed(name, issued, keyPEM: key.pem)
+    }
+
+    /// Records a failed order and says when to try again: doubling from the first wait up to the
+    /// last, longer when the CA asks for it.
+    private func failed(_ name: String, _ error: any Error, attempt failures: Int) -> Duration {
+        let text = "\(error)"
+        self.statuses[name]?.lastError = text
+        self.statuses[name]?.lastErrorAt = Date()
+        var wait = self.firstRetry
+        for _ in 1..<max(1, failures) where wait < self.maxRetry { wait *= 2 }
+        if let asked = (error as? AcmeError)?.retryAfter, asked > wait { wait = asked }
+        wait = min(wait, max(self.maxRetry, (error as? AcmeError)?.retryAfter ?? .zero))
+        self.logger.error("certificate order failed", metadata: [
+            "tls.name": "\(name)", "error": "\(text)", "retry.in": "\(wait)", "attempt": "\(failures)",
+        ])
+        return wait
+    }
+
+    // MARK: One name, shared with the mesh
+
+    /// Keeps `name` served until cancelled, with the other gateways serving it: claim it, serve the
+    /// newest certificate this gateway holds or was given, answer the orderer's challenges; as the
+    /// orderer (the earliest live claim), order when there is none or it is due for renewal, and
+    /// share it sealed to every gateway that claims the name.
+    private func keepShared(_ name: String, _ sharing: CertificateSharing) async {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let me = sharing.local.nodeID.description
+        var failures = 0
+        var retryAt: ContinuousClock.Instant?
+        if let stored = self.load(name), stored.certificate.notAfter > Date() {
+            self.installed(name, stored.certificate, keyPEM: stored.keyPEM)
+        }
+        while !Task.isCancelled {
+            await self.claim(name, sharing)
+            let snapshots = await sharing.replica.snapshots(kinds: [.certificateOrder, .certificate])
+            let now = Date()
+            let claims = CertificateOrderClaims(snapshots, name: name, now: now)
+            self.relay(name, from: claims.orderer, me: me)
+            self.takeShared(name, snapshots, sharing)
+            if claims.orderer?.gateway == me, clock.now - started >= sharing.settle {
+                // What it holds goes to every gateway serving the name, a later one too, even
+                // while a renewal fails.
+                await self.share(name, to: claims.gateways, snapshots: snapshots, sharing)
+                let due = self.current[name].map { $0.certificate.renewalDate <= now } ?? true
+                if due, retryAt.map({ clock.now >= $0 }) ?? true {
+                    do {
+                        try await self.order(name, responder: SharedChallengeResponder(manager: self, tls: self.tls, settle: sharing.settle))
+                        failures = 0
+                        retryAt = nil
+                    } catch {
+                        guard !Task.isCancelled else { return }
+                        failures += 1
+                        retryAt = clock.now + self.failed(name, error, attempt: failures)
+                    }
+                    continue
+                }
+            }
+            try? await Task.sleep(for: sharing.poll)
+        }
+    }
+
+    /// Writes this gateway's claim on `name` when it has none, when half its lifetime has passed,
+    /// or when its challenges changed. A claim of an earlier run (restored from the replica) keeps
+    /// its time, so a restarted orderer stays the orderer.
+    private func claim(_ name: String, _ sharing: CertificateSharing, force: Bool = false) async {
+        let me = sharing.local.nodeID.description
+        let now = Date()
+        let lifetime = Double(sharing.claimLifetime.components.seconds) + Double(sharing.claimLifetime.components.attoseconds) / 1e18
+        var claim: CertificateOrderClaim
+        if let written = self.claims[name] {
+            guard force || written.expires.timeIntervalSince(now) < lifetime / 2 else { return }
+            claim = written
+        } else {
+            let earlier = await sharing.replica.snapshots(kinds: [.certificateOrder]).lazy.compactMap { CertificateOrderClaim.decode($0.value) }
+                .first { $0.name == name && $0.gateway == me && $0.isLive(at: now) }
+            claim = CertificateOrderClaim(name: name, gateway: me, claimed: earlier?.claimed ?? now, expires: now)
+        }
+        claim.expires = now.addingTimeInterval(lifetime)
+        claim.challenges = self.challenges[name] ?? [:]
+        self.claims[name] = claim
+        do {
+            try await sharing.replica.apply([.put(.certificateOrder, claim.key, claim.encoded)])
+        } catch {
+            self.logger.warning("could not write a certificate claim", metadata: ["tls.name": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Answers the challenges another gateway's order asks for under `name`.
+    private func relay(_ name: String, from orderer: CertificateOrderClaim?, me: String) {
+        let asked = orderer?.gateway == me ? [:] : orderer?.challenges ?? [:]
+        for token in self.relayed[name] ?? [] where asked[token] == nil { self.tls.withdrawChallenge(token: token) }
+        for (token, answer) in asked { self.tls.publishChallenge(token: token, keyAuthorization: answer) }
+        self.relayed[name] = Set(asked.keys)
+    }
+
+    /// Serves the newest certificate sealed to this gateway, when it is newer than the one served.
+    private func takeShared(_ name: String, _ snapshots: [EntrySnapshot], _ sharing: CertificateSharing) {
+        let me = sharing.local.nodeID.description
+        let offered = snapshots.compactMap { s -> SharedCertificate? in
+            guard s.kind == .certificate, let shared = SharedCertificate.decode(s.value), shared.key == s.key, shared.name == name,
+                  shared.gateway == s.author.description, shared.keys[me] != nil
+            else { return nil }
+            return shared
+        }.sorted { $0.notAfter > $1.notAfter }
+        guard let newest = offered.first, newest.notAfter > Date(),
+              newest.notAfter > (self.current[name]?.certificate.notAfter ?? .distantPast)
+        else { return }
+        do {
+            guard let (certificate, keyPEM) = try newest.open(as: sharing.local) else { return }
+            try self.save(name, certificate, keyPEM: keyPEM)
+            self.installed(name, certificate, keyPEM: keyPEM, sharedBy: newest.gateway == me ? nil : newest.gateway)
+            self.logger.info("installed a certificate shared by the mesh", metadata: [
+                "tls.name": "\(name)", "tls.orderer": "\(newest.gateway.prefix(8))", "tls.not_after": "\(certificate.notAfter)",
+            ])
+        } catch {
+            self.statuses[name]?.lastError = "the certificate gateway \(newest.gateway.prefix(8))… shared for \(name) does not open: \(error)"
+            self.statuses[name]?.lastErrorAt = Date()
+        }
+    }
+
+    /// Publishes the certificate served for `name` sealed to `gateways`, unless this gateway's
+    /// entry already holds that one for exactly those.
+    private func share(_ name: String, to gateways: Set<String>, snapshots: [EntrySnapshot], _ sharing: CertificateSharing) async {
+        guard let (certificate, keyPEM) = self.current[name] else { return }
+        let me = sharing.local.nodeID.description
+        let key = CertificateOrderClaim.key(name: name, gateway: me)
+        if let published = snapshots.first(where: { $0.kind == .certificate && $0.key == key }).flatMap({ SharedCertificate.decode($0.value) }),
+           published.recipients == gateways, DomainClaim.milliseconds(published.notAfter) == DomainClaim.milliseconds(certificate.notAfter) {
+            return
+        }
+        do {
+            let shared = try SharedCertificate.seal(certificate, keyPEM: keyPEM, name: name, by: me, to: gateways)
+            try await sharing.replica.apply([.put(.certificate, key, shared.encoded)])
+            self.logger.info("shared a certificate with the gateways serving its name", metadata: [
+                "tls.name": "\(name)", "tls.gateways": "\(gateways.count)", "tls.not_after": "\(certificate.notAfter)",
+            ])
+        } catch {
+            self.statuses[name]?.lastError = "could not share the certificate for \(name): \(error)"
+            self.statuses[name]?.lastErrorAt = Date()
+        }
+    }
+
+    /// An HTTP-01 answer of this gateway's order, given by every gateway serving the name.
+    func shareChallenge(name: String, token: String, answer: String) async {
+        self.challenges[name, default: [:]][token] = answer
+        if let sharing { await self.claim(name, sharing, force: true) }
+    }
+
+    func withdrawSharedChallenge(token: String) async {
+        for (name, answers) in self.challenges where answers[token] != nil {
+            self.challenges[name]?[token] = nil
+            if let sharing { await self.claim(name, sharing, force: true) }
+        }
+    }
+
+    private func installed(_ name: String, _ certificate: IssuedCertificate, keyPEM: String, sharedBy: String? = nil) {
         do {
             try self.tls.install(chainPEM: certificate.chainPEM, privateKeyPEM: keyPEM, for: [name])
         } catch {
@@ -149,6 +346,8 @@ actor CertificateManager {
             self.statuses[name]?.lastErrorAt = Date()
             return
         }
+        self.current[name] = (certificate, keyPEM)
+        self.statuses[name]?.sharedBy = sharedBy
         self.statuses[name]?.issuer = certificate.issuer
         self.statuses[name]?.notAfter = certificate.notAfter
         self.statuses[name]?.renewAt = certificate.renewalDate
@@ -224,4 +423,23 @@ struct GatewayChallengeResponder: AcmeChallengeResponder {
         self.tls.publishChallenge(token: token, keyAuthorization: keyAuthorization)
     }
     func withdraw(token: String) async { self.tls.withdrawChallenge(token: token) }
+}
+
+/// The challenges of an order shared with the mesh: answered here and, through this gateway's
+/// claim, by every gateway serving the name, given time to spread before the CA is told to look.
+struct SharedChallengeResponder: AcmeChallengeResponder {
+    let manager: CertificateManager
+    let tls: TLSCertificates
+    let settle: Duration
+
+    func publish(token: String, keyAuthorization: String, for name: String) async {
+        self.tls.publishChallenge(token: token, keyAuthorization: keyAuthorization)
+        await self.manager.shareChallenge(name: HostName.normalize(name), token: token, answer: keyAuthorization)
+        try? await Task.sleep(for: self.settle)
+    }
+
+    func withdraw(token: String) async {
+        self.tls.withdrawChallenge(token: token)
+        await self.manager.withdrawSharedChallenge(token: token)
+    }
 }

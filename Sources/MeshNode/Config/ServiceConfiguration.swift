@@ -26,6 +26,10 @@ public struct ServiceConfiguration: Sendable, Equatable, Codable {
     /// `proxy_protocol: true`: each connection to the app starts with a PROXY protocol v2 header
     /// naming the client's address and port and the gateway address it reached.
     public var proxyProtocol: Bool
+    /// dstack's `https:` (true unless the file says `https: false`): a gateway with ACME terminates
+    /// TLS for the service's domain. False opts out: the name is served over plain HTTP only, no
+    /// certificate is ordered for it and plain HTTP is not redirected.
+    public var https: Bool
     /// dstack fields that Warren accepts but does not act on, with a line to tell the user.
     public var ignoredFields: [String]
 
@@ -33,8 +37,9 @@ public struct ServiceConfiguration: Sendable, Equatable, Codable {
         name: String? = nil, gateway: ResolvedString?, port: PortMapping, setup: [ResolvedString] = [],
         commands: [ResolvedString], env: [EnvironmentVariable] = [], python: String? = nil,
         image: String? = nil, domain: ResolvedString? = nil, workingDirectory: String? = nil,
-        proxyProtocol: Bool = false, ignoredFields: [String] = []
+        proxyProtocol: Bool = false, https: Bool = true, ignoredFields: [String] = []
     ) {
+        self.https = https
         self.name = name
         self.gateway = gateway
         self.port = port

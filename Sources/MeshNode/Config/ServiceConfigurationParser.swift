@@ -5,11 +5,11 @@ internal import Yams
 /// with one that is not valid: every problem with its file, line and column.
 public struct ServiceConfigurationParser: Sendable {
     /// Fields Warren understands.
-    static let supportedFields = ["type", "name", "gateway", "port", "commands", "env", "python", "image", "setup", "domain", "working_dir", "proxy_protocol"]
+    static let supportedFields = ["type", "name", "gateway", "port", "commands", "env", "python", "image", "setup", "domain", "working_dir", "proxy_protocol", "https"]
     /// dstack fields that Warren accepts and does not act on (machine selection, autoscaling, …):
     /// a file written for dstack still parses.
     static let ignoredDstackFields = [
-        "auth", "backends", "creation_policy", "entrypoint", "fleets", "home_dir", "https", "idle_duration",
+        "auth", "backends", "creation_policy", "entrypoint", "fleets", "home_dir", "idle_duration",
         "instance_types", "max_duration", "max_price", "model", "nvcc", "privileged", "probes", "rate_limits",
         "regions", "registry_auth", "replicas", "reservation", "resources", "retry", "scaling", "shell",
         "single_branch", "spot_policy", "stop_duration", "strip_prefix", "utilization_policy", "volumes",
@@ -80,7 +80,7 @@ private struct Reader {
         var type: String?, name: String?, gateway: ResolvedString?, port: PortMapping?
         var commands: [ResolvedString]?, setup: [ResolvedString] = [], env: [EnvironmentVariable] = []
         var python: String?, image: String?, domain: ResolvedString?, workingDirectory: String?
-        var proxyProtocol = false
+        var proxyProtocol = false, https = true
         var ignored: [String] = []
 
         for (keyNode, value) in fields {
@@ -122,6 +122,13 @@ private struct Reader {
                     issue(at: value, "`proxy_protocol` must be true or false, not \(describe(value)); "
                         + "true starts each connection to the app with a PROXY protocol v2 header")
                 }
+            case "https":
+                if let flag = value.bool, value.scalar?.style == .plain {
+                    https = flag
+                } else {
+                    issue(at: value, "`https` must be true or false, not \(describe(value)); "
+                        + "false serves the service's domain over plain HTTP only: no certificate, no redirect to HTTPS")
+                }
             case _ where ServiceConfigurationParser.ignoredDstackFields.contains(key): ignored.append(key)
             default:
                 let known = ServiceConfigurationParser.supportedFields + ServiceConfigurationParser.ignoredDstackFields
@@ -153,7 +160,7 @@ private struct Reader {
         return ServiceConfiguration(
             name: name, gateway: gateway, port: port, setup: setup, commands: commands, env: env,
             python: python, image: image, domain: domain, workingDirectory: workingDirectory,
-            proxyProtocol: proxyProtocol, ignoredFields: ignored)
+            proxyProtocol: proxyProtocol, https: https, ignoredFields: ignored)
     }
 
     // MARK: Values

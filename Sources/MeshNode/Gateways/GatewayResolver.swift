@@ -6,11 +6,26 @@ public struct KnownGateway: Sendable, Equatable {
     public var name: String
     public var address: String
     public var domains: [String]
+    /// The port of its HTTP listeners for names: a run on it without a domain of its own gets a
+    /// name under the gateway's first domain.
+    public var httpPort: Int
+    /// Where it serves HTTPS for the names it terminates TLS for (it has ACME); nil: it does not.
+    public var httpsPort: Int?
 
-    public init(name: String, address: String, domains: [String] = []) {
+    public init(name: String, address: String, domains: [String] = [], httpPort: Int = 80, httpsPort: Int? = nil) {
         self.name = name
         self.address = address
         self.domains = domains
+        self.httpPort = httpPort
+        self.httpsPort = httpsPort
+    }
+
+    /// The name a run called `runName` gets under this gateway's first domain, as dstack gives
+    /// `<run-name>.<gateway domain>`: lower-case, '_' (not allowed in a host name) as '-'. Nil
+    /// for a gateway without a domain.
+    public func name(forRun runName: String) -> String? {
+        guard let domain = domains.first.map(Binding.normalize), !domain.isEmpty else { return nil }
+        return runName.lowercased().replacingOccurrences(of: "_", with: "-") + "." + domain
     }
 }
 
@@ -47,7 +62,18 @@ public struct GatewayResolver: Sendable {
     /// Every binding the service asks for: one per gateway that serves it. A domain announced by
     /// several gateways (or resolving to several gateways' addresses) is a group, and the service
     /// is published on each member of it, host-routed; an address or name is one gateway.
-    public func bindings(gateway: String?, domain: String?, port: Int) throws(Failure) -> [Binding] {
+    ///
+    /// A run with no domain of its own (no `domain:`, and `gateway:` absent or naming a gateway by
+    /// name or address) on the HTTP port of a gateway that has a domain gets the name
+    /// `<runName>.<domain>` there, host-routed, so that runs share the gateway's port by name.
+    /// Other ports stay whole-port bindings: they may carry any protocol, not only HTTP.
+    public func bindings(gateway: String?, domain: String?, port: Int, runName: String? = nil) throws(Failure) -> [Binding] {
+        if domain == nil, let runName {
+            let target = try find(gateway)
+            if target.host == nil, port == target.gateway.httpPort, let host = target.gateway.name(forRun: runName) {
+                return [Binding(address: target.gateway.address, port: port, host: host)]
+            }
+        }
         if let reference = gateway ?? domain, !gateways.contains(where: { $0.address == reference || $0.name == reference }) {
             // Without `gateway:`, only gateways announcing the domain make it a group: a domain
             // named for routing alone is not looked up.

@@ -57,7 +57,7 @@ public actor GatewayLeases: LeaseAuthority {
         _ = try await store.removeLeases(expiredBefore: now)
         for r in try await store.leases() where addresses.contains(r.gatewayAddress) {
             table.merge(Lease(binding: Binding(address: r.gatewayAddress, port: r.port, host: r.host), runID: r.runID,
-                              runName: r.runName, holder: r.holderNode, appPort: r.appPort, expires: r.expiresAt))
+                              runName: r.runName, holder: r.holderNode, appPort: r.appPort, expires: r.expiresAt, https: r.https))
         }
         await hooks.changed(table.leases, [], table.leases)
     }
@@ -91,7 +91,7 @@ public actor GatewayLeases: LeaseAuthority {
         let lease: Lease
         do {
             lease = try table.grant(request.binding, runID: request.runID, runName: request.runName, holder: request.holder,
-                                    appPort: request.appPort, now: now, ttl: ttl)
+                                    appPort: request.appPort, now: now, ttl: ttl, https: request.https)
         } catch {
             logger.info("lease refused", metadata: ["lease.binding": "\(request.binding)", "run.id": "\(request.runID)", "lease.holder": "\(error.holder.holder)", "lease.holder.run": "\(error.holder.runID)"])
             throw error
@@ -147,7 +147,7 @@ public actor GatewayLeases: LeaseAuthority {
         let b = lease.binding
         try await store.saveLease(LeaseRecord(gatewayAddress: b.address, port: b.port, host: b.host, runID: lease.runID,
                                               holderNode: lease.holder, runName: lease.runName, appPort: lease.appPort,
-                                              expiresAt: lease.expires))
+                                              expiresAt: lease.expires, https: lease.https))
     }
 
     private func unpersist(_ lease: Lease) async throws {

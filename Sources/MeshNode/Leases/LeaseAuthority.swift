@@ -7,8 +7,11 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
     /// The runner's node ID (printed form).
     public var holder: String
     public var appPort: Int
+    /// False: `https: false` in the service's file (no TLS termination for its name); nil: the default.
+    public var https: Bool?
 
-    public init(binding: Binding, runID: String, runName: String, holder: String, appPort: Int) {
+    public init(binding: Binding, runID: String, runName: String, holder: String, appPort: Int, https: Bool? = nil) {
+        self.https = https
         self.binding = binding
         self.runID = runID
         self.runName = runName

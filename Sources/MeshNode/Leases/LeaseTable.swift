@@ -42,27 +42,15 @@ public struct LeaseTable: Sendable, Equatable {
     @discardableResult
     public mutating func grant(
         _ binding: Binding, runID: String, runName: String, holder: String, appPort: Int,
-        now: Date, ttl: TimeInterval = LeaseTable.defaultTTL
+        now: Date, ttl: TimeInterval = LeaseTable.defaultTTL, https: Bool? = nil
     ) throws(LeaseConflict) -> Lease {
         if let holding = conflict(for: binding, runID: runID, holder: holder, now: now) {
             throw LeaseConflict(requested: binding, holder: holding, requestedRunID: runID)
         }
-        let lease = Lease(binding: binding, runID: runID, runName: runName, holder: holder, appPort: appPort, expires: now.addingTimeInterval(ttl))
+        let lease = Lease(binding: binding, runID: runID, runName: runName, holder: holder, appPort: appPort, expires: now.addingTimeInterval(ttl), https: https)
         leases.removeAll { $0.runID == runID && $0.binding == binding }
         leases.append(lease)
         return lease
-    }
-
-    /// Extends every lease of the run held by `holder`; returns how many there were (0: the run
-    /// holds nothing, and should ask again).
-    @discardableResult
-    public mutating func renew(runID: String, holder: String, now: Date, ttl: TimeInterval = LeaseTable.defaultTTL) -> Int {
-        var n = 0
-        for i in leases.indices where leases[i].runID == runID && leases[i].holder == holder && leases[i].isLive(at: now) {
-            leases[i].expires = now.addingTimeInterval(ttl)
-            n += 1
-        }
-        return n
     }
 
     /// Drops the run's leases held by `holder` (it stopped); returns them. Another node's leases

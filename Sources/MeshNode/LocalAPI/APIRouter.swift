@@ -36,7 +36,7 @@ public struct APIRouter: Sendable {
     public mutating func delete(_ pattern: String, _ handler: @escaping Handler) { on("DELETE", pattern, handler) }
 
     /// Answers a request: the handler's response, or a JSON error for an unknown route (404), a
-    /// known route with another method (405) or a handler that throws (its `APIError`, or 500).
+    /// known route with another method (405) or a handler that throws (the status `APIErrorTable` gives its error, or 500).
     public func respond(to request: APIRequest) async -> APIResponse {
         let segments = Self.split(request.path).map { $0.removingPercentEncoding ?? $0 }
         var allowed: [String] = []
@@ -50,10 +50,8 @@ public struct APIRouter: Sendable {
             request.parameters = parameters
             do {
                 return try await route.handler(request)
-            } catch let error as APIError {
-                return .error(error)
             } catch {
-                return .error(.internalError("\(request.method) \(request.path) failed: \(error)"))
+                return .error(APIErrorTable.known(error) ?? .internalError("\(request.method) \(request.path) failed: \(error)"))
             }
         }
         if !allowed.isEmpty {

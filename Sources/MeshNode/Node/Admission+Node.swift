@@ -173,11 +173,9 @@ struct JoinAnswer: Codable {
     var error: String?
 }
 
-/// A member's side of admission: answers `/admission/join` with `InviteVerifier`, and writes the
+/// A member's side of admission: answers `LinkPath.admissionJoin` with `InviteVerifier`, and writes the
 /// new member's record and the spent token to gossip. One at a time, so a token admits one node.
 actor AdmissionDesk {
-    static let path = "/admission/join"
-
     private let gate: MeshGate
     private let mesh: MeshState
     private let keys: Ed25519.KeyPair
@@ -249,7 +247,7 @@ enum TokenJoin {
                 }
                 let answer: JoinAnswer
                 do {
-                    let bytes = try await LinkRPC.call(link, path: AdmissionDesk.path, body: body)
+                    let bytes = try await LinkRPC.call(link, path: LinkPath.admissionJoin.rawValue, body: body)
                     answer = try JSONDecoder().decode(JoinAnswer.self, from: Data(bytes))
                 } catch {
                     attempts.record(address, linkError: nil)

@@ -32,6 +32,12 @@ public struct AgentOptions: Sendable {
     /// A gateway's ACME CA and HTTPS port: names of host-routed services on `httpPort` get
     /// certificates and are served over HTTPS too. Nil: no TLS termination.
     public var acme: AcmeSettings? = nil
+    /// A gateway's HTTP port for names (`--http-port`): a run on it without a domain of its own
+    /// gets a name under the gateway's first domain.
+    public var httpPort: Int = 80
+    /// At most this many gateways are kept linked directly; the others are reached through a
+    /// relayed link (`LinkRelay`). Nil: a link to every gateway the node leases from.
+    public var maxGatewayLinks: Int? = nil
 
     public init(
         stateDirectory: String, listenHost: String = "0.0.0.0", listenPort: Int = AgentOptions.defaultPort,

@@ -1,15 +1,20 @@
+import Foundation
 import Gossip
+import Provisioning
 import Trust
 
 extension GatewayProvisioner {
     /// The provisioner of a running node: gateways recorded in its state directory, invited by
     /// this node when its mesh has admission, else joining local ones at its listen address and
-    /// cloud ones at its advertised address.
-    init(node o: AgentOptions, boundPort: Int, secrets: any SecretsService, admin: MeshAdminAPI, mesh: MeshState, view: MeshView, gate: MeshGate) {
+    /// cloud ones at its advertised address; the mesh's ACME settings kept in its store.
+    init(
+        node o: AgentOptions, boundPort: Int, secrets: any SecretsService, admin: MeshAdminAPI,
+        mesh: MeshState, view: MeshView, gate: MeshGate, store: StateStore
+    ) {
         let wildcard = o.listenHost == "0.0.0.0" || o.listenHost == "::"
         var advertised = o
         advertised.listenPort = boundPort
-        self.init(context: Context(
+        var context = Context(
             stateDirectory: o.stateDirectory,
             localJoin: HostPort.format(wildcard ? "127.0.0.1" : o.listenHost, boundPort),
             cloudJoin: advertised.advertisedAddress,
@@ -24,6 +29,15 @@ extension GatewayProvisioner {
             },
             gateways: {
                 await view.meshGateways(members: Dictionary(await mesh.members().map { ($0.id, $0.state) }, uniquingKeysWith: { $1 }))
-            }))
+            })
+        context.acme = {
+            guard let data = try? await store.setting(Self.acmeSetting) else { return nil }
+            return try? JSONDecoder().decode(GatewayACME.self, from: data)
+        }
+        context.setACME = { acme in try await store.setSetting(Self.acmeSetting, to: try JSONEncoder().encode(acme)) }
+        self.init(context: context)
     }
+
+    /// The node setting that keeps the mesh's ACME settings for the gateways this node makes.
+    static let acmeSetting = "gateway.acme"
 }

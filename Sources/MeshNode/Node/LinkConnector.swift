@@ -1,11 +1,12 @@
 import Gossip
 import Link
+import Metrics
 import NIOCore
 import NIOPosix
 import Proxy
 
-/// The Proxy's way to a runner's app: a new stream on the link the runner holds to this gateway,
-/// or, for a run of this node itself, a TCP connection to the app on loopback (a node holds no
+/// The Proxy's way to a runner's app: a new stream on the link the runner holds to this gateway
+/// (a relayed one when there is no direct link, see `LinkRelay`), or, for a run of this node itself, a TCP connection to the app on loopback (a node holds no
 /// link to itself).
 struct LinkConnector: UpstreamConnector {
     let pool: LinkPool
@@ -20,22 +21,36 @@ struct LinkConnector: UpstreamConnector {
         if let localID, route.upstream == localID.description {
             return dialLocal(route, on: eventLoop, initializer: initializer)
         }
-        guard let peer = NodeID(route.upstream), let link = pool.existing(peer) else {
+        guard let peer = NodeID(route.upstream) else {
             return eventLoop.makeFailedFuture(ProxyError.upstreamNotConnected(route))
         }
-        var headers = [(":path", "/proxy"), ("warren-app-port", String(route.appPort)), ("warren-run", route.runID)]
+        let pool = self.pool
+        var headers = [(":path", LinkPath.proxy.rawValue), (LinkHeader.appPort.rawValue, String(route.appPort)), (LinkHeader.run.rawValue, route.runID)]
         // For the PROXY protocol header of a service that asked for one (the runner knows which).
-        if let client = clientAddress.flatMap(EndpointText.format) { headers.append(("warren-client", client)) }
-        if let server = serverAddress.flatMap(EndpointText.format) { headers.append(("warren-server", server)) }
+        if let client = clientAddress.flatMap(EndpointText.format) { headers.append((LinkHeader.client.rawValue, client)) }
+        if let server = serverAddress.flatMap(EndpointText.format) { headers.append((LinkHeader.server.rawValue, server)) }
         let promise = eventLoop.makePromise(of: (any Channel).self)
         promise.completeWithTask { [headers] in
-            do {
-                return try await link.openStream(headers: headers, initializer: initializer).channel
-            } catch LinkError.streamRefused(let status) where status == 502 {
-                throw ProxyError.upstreamRefused(route)
-            } catch {
-                throw ProxyError.upstreamNotConnected(route)
+            // No live link to the runner (it holds links to fewer gateways, or is re-making its
+            // link to this one): one relay hop through a member linked to it.
+            var link = pool.existing(peer)
+            for attempt in 0..<2 {
+                if link == nil { link = try? await pool.relayed(to: peer) }
+                guard let current = link else { break }
+                do {
+                    let stream = try await current.openStream(headers: headers, initializer: initializer)
+                    if current.relay != nil { Counter(label: "warren_relay_streams_total", dimensions: [("role", "gateway")]).increment() }
+                    return stream.channel
+                } catch LinkError.streamRefused(let status) where status == 502 {
+                    throw ProxyError.upstreamRefused(route)
+                } catch LinkError.closed where attempt == 0 && current.relay == nil {
+                    // A direct link that died under the stream: once more, through a relay.
+                    link = nil
+                } catch {
+                    break
+                }
             }
+            throw ProxyError.upstreamNotConnected(route)
         }
         return promise.futureResult
     }

@@ -25,8 +25,7 @@ struct LinkLeases: LeaseAuthority {
             throw LeaseUnavailable(address: request.binding.address, reason: "no gateway with that address is known in the mesh")
         }
         if id == localID, let local { return try await local.grant(request) }
-        await pool.keep(id, address: gateway.meshAddress)
-        let reply = try await call(id, gateway, "/lease/grant", request)
+        let reply = try await call(id, gateway, .leaseGrant, request, keep: true)
         if let conflict = reply.conflict { throw conflict }
         if let refused = reply.refused { throw LeaseRefused(refused) }
         guard let lease = reply.lease else {
@@ -38,13 +37,15 @@ struct LinkLeases: LeaseAuthority {
     func release(_ request: LeaseRequest) async {
         guard let (id, gateway) = await view.gateway(address: request.binding.address) else { return }
         if id == localID, let local { return await local.release(request) }
-        _ = try? await call(id, gateway, "/lease/release", request)
+        _ = try? await call(id, gateway, .leaseRelease, request)
     }
 
-    private func call(_ id: NodeID, _ gateway: GatewayEntry, _ path: String, _ request: LeaseRequest) async throws -> LeaseReply {
+    /// With `keep`, the link to the gateway is kept up (or relayed, past the node's bound).
+    private func call(_ id: NodeID, _ gateway: GatewayEntry, _ path: LinkPath, _ request: LeaseRequest, keep: Bool = false) async throws -> LeaseReply {
         do {
-            let link = try await pool.link(to: id, address: gateway.meshAddress)
-            let answer = try await LinkRPC.call(link, path: path, body: Array(try JSONEncoder().encode(request)))
+            let link = keep ? try await pool.gatewayLink(to: id, address: gateway.meshAddress)
+                : try await pool.link(to: id, address: gateway.meshAddress)
+            let answer = try await LinkRPC.call(link, path: path.rawValue, body: Array(try JSONEncoder().encode(request)))
             return try JSONDecoder().decode(LeaseReply.self, from: Data(answer))
         } catch let error as LeaseConflict {
             throw error
@@ -53,14 +54,14 @@ struct LinkLeases: LeaseAuthority {
         }
     }
 
-    /// The gateway's side of `/lease/grant` and `/lease/release`.
+    /// The gateway's side of `LinkPath.leaseGrant` and `.leaseRelease`.
     static func serve(_ path: String, _ body: [UInt8], leases: GatewayLeases, from peer: NodeID) async -> [UInt8] {
         var reply = LeaseReply()
         do {
             var request = try JSONDecoder().decode(LeaseRequest.self, from: Data(body))
             // The link proved who is asking: a node leases for itself only.
             request.holder = peer.description
-            if path == "/lease/release" {
+            if path == LinkPath.leaseRelease.rawValue {
                 await leases.release(request)
             } else {
                 reply.lease = try await leases.grant(request)

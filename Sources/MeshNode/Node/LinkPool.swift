@@ -1,6 +1,7 @@
 import Gossip
 import Link
 import Logging
+import Metrics
 import NIOCore
 
 /// Finds or makes the link to a node, and keeps the links that runs depend on up.
@@ -9,11 +10,22 @@ actor LinkPool {
     private var maintained: [NodeID: Task<Void, Never>] = [:]
     /// Dials in progress: callers that need the same peer at once share one dial.
     private var dialling: [NodeID: Task<Link, any Error>] = [:]
+    /// Relayed links being made, shared the same way.
+    private var relaying: [NodeID: Task<Link, any Error>] = [:]
     private let logger: Logger
+    /// The members that announced a gateway: asked first to relay, and counted by `gatewayLinkLimit`.
+    private let gateways: @Sendable () async -> Set<NodeID>
+    /// At most this many gateways are linked directly (`gatewayLink`); nil: no bound.
+    private let gatewayLinkLimit: Int?
+    /// Members asked in turn for one relayed link, at most.
+    static let relayCandidates = 4
 
-    init(endpoint: LinkEndpoint, logger: Logger) {
+    init(endpoint: LinkEndpoint, logger: Logger, gatewayLinkLimit: Int? = nil,
+         gateways: @escaping @Sendable () async -> Set<NodeID> = { [] }) {
         self.endpoint = endpoint
         self.logger = logger
+        self.gatewayLinkLimit = gatewayLinkLimit
+        self.gateways = gateways
     }
 
     /// The newest live link to `peer` (in either direction), if one is up. A peer that dialled
@@ -22,8 +34,14 @@ actor LinkPool {
         Self.newest(endpoint.links, to: peer)
     }
 
+    /// The newest live direct (not relayed) link to `peer`: the only kind a relay relays over.
+    nonisolated func existingDirect(_ peer: NodeID) -> Link? {
+        Self.newest(endpoint.links.filter { $0.relay == nil }, to: peer)
+    }
+
     static func newest(_ links: [Link], to peer: NodeID) -> Link? {
-        links.filter { $0.peer == peer && $0.isActive }.max { $0.established < $1.established }
+        let key = LinkSetup.newest(links.map(\.candidate), to: peer)
+        return links.first { ObjectIdentifier($0) == key }
     }
 
     /// A link to `peer`, dialling `address` when none is up. A member behind NAT (`linksOnly`) on
@@ -46,6 +64,59 @@ actor LinkPool {
         return try await dial.value
     }
 
+    /// A link to the gateway `peer` for lease calls, kept up while the node has fewer than
+    /// `gatewayLinkLimit` gateways linked directly; past the bound, or while a direct link can't be
+    /// made, a link relayed by a member linked to it (`relayed(to:)`).
+    func gatewayLink(to peer: NodeID, address: String) async throws -> Link {
+        if let link = existing(peer) { return link }
+        if let limit = gatewayLinkLimit, maintained[peer] == nil {
+            let gateways = await gateways()
+            let direct = Set(endpoint.links.filter { $0.isActive && $0.relay == nil }.map(\.peer)).union(maintained.keys)
+            if direct.intersection(gateways).count >= limit { return try await relayed(to: peer) }
+        }
+        keep(peer, address: address)
+        do {
+            return try await link(to: peer, address: address)
+        } catch let dialError {
+            logger.debug("no direct link to a gateway; asking for a relayed one", metadata: ["peer.id": "\(peer.short)", "error": "\(dialError)"])
+            do { return try await relayed(to: peer) } catch { throw dialError }
+        }
+    }
+
+    /// A link to `peer` through one relay hop (`LinkRelay`): the members this node is linked to
+    /// directly are asked in turn, gateways first, whether they hold a link to `peer`; the first
+    /// that relays carries the link. Returns a live link to `peer` if one is up already.
+    func relayed(to peer: NodeID) async throws -> Link {
+        if let link = existing(peer) { return link }
+        if let pending = relaying[peer] { return try await pending.value }
+        let gateways = await gateways()
+        var candidates: [Link] = []
+        for link in endpoint.links.filter({ $0.isActive && $0.relay == nil && $0.peer != peer }).sorted(by: { $0.established > $1.established })
+        where !candidates.contains(where: { $0.peer == link.peer }) {
+            candidates.append(link)
+        }
+        candidates = candidates.filter { gateways.contains($0.peer) } + candidates.filter { !gateways.contains($0.peer) }
+        let endpoint = self.endpoint, logger = self.logger
+        let attempt = Task { () throws -> Link in
+            var asked: [(NodeID, String)] = []
+            for relay in candidates.prefix(Self.relayCandidates) {
+                do {
+                    let stream = try await relay.openStream(headers: [(":path", LinkRelay.openPath), (LinkRelay.toHeader, peer.description)])
+                    let link = try await endpoint.dialRelayed(over: stream, expecting: peer)
+                    Counter(label: "warren_relay_links_total", dimensions: [("role", "origin")]).increment()
+                    logger.debug("relayed link up", metadata: ["peer.id": "\(peer.short)", "relay.id": "\(relay.peer.short)"])
+                    return link
+                } catch {
+                    asked.append((relay.peer, "\(error)"))
+                }
+            }
+            throw RelayUnavailable(peer: peer, asked: asked)
+        }
+        relaying[peer] = attempt
+        defer { relaying[peer] = nil }
+        return try await attempt.value
+    }
+
     /// Keeps a link to `peer` up (redialling with backoff) until `release` or shutdown: a runner's
     /// link to its gateway, on which the gateway opens the streams of public connections.
     func keep(_ peer: NodeID, address: String) {
@@ -60,7 +131,15 @@ actor LinkPool {
     /// member's view decides whether it is alive, and every gateway probes it over a link.
     func keepLinks(among members: [Member], local: NodeID, minimum: Int = 2) {
         let reach = LinkReach.local()
-        for member in Self.linkTargets(among: members, local: local, minimum: minimum, reach: reach) {
+        var targets = Self.linkTargets(among: members, local: local, minimum: minimum, reach: reach)
+        if let limit = gatewayLinkLimit {
+            // Gateways linked now first, so that the bound does not move links about.
+            let linked = Set(endpoint.links.filter { $0.isActive && $0.relay == nil }.map(\.peer)).union(maintained.keys)
+            let gateways = targets.filter { MemberTraits(metadata: $0.metadata).isGateway }
+            let kept = (gateways.filter { linked.contains($0.id) } + gateways.filter { !linked.contains($0.id) }).prefix(limit)
+            targets = targets.filter { member in !gateways.contains { $0.id == member.id } || kept.contains { $0.id == member.id } }
+        }
+        for member in targets {
             keep(member.id, address: member.address)
         }
     }
@@ -83,5 +162,6 @@ actor LinkPool {
         for task in maintained.values { task.cancel() }
         maintained = [:]
         for task in dialling.values { task.cancel() }
+        for task in relaying.values { task.cancel() }
     }
 }

@@ -54,9 +54,9 @@ struct MeshAdminAPI: Sendable {
             removed: roster.removals.keys.sorted().map(\.description))
     }
 
-    func invite(_ request: InviteRequest) throws(APIError) -> InviteInfo {
+    func invite(_ request: InviteRequest) throws(MeshAdminRefusal) -> InviteInfo {
         let roster = try requireRoster()
-        guard let role = MeshRole(request.role) else { throw .badRequest("unknown role `\(request.role)`: use admin, gateway or runner") }
+        guard let role = MeshRole(request.role) else { throw .unknownRole(request.role) }
         // This node first (the joining node dials it), then the other members.
         var addresses = [advertised]
         for a in roster.memberAddresses where !addresses.contains(a) { addresses.append(a) }
@@ -64,19 +64,17 @@ struct MeshAdminAPI: Sendable {
             let token = try roster.issueInvite(role: role, ttl: request.ttlSeconds, now: Date(), inviterKeys: keys,
                                                addresses: Array(addresses.prefix(InviteToken.maxAddresses)))
             return InviteInfo(token: token.encoded, role: role.description, expires: token.expires)
-        } catch .notAnAdmin(let id) {
-            throw APIError(status: 403, AdmissionError.notAnAdmin(id).description)
         } catch {
-            throw .badRequest(error.description)
+            throw .admission(error)
         }
     }
 
     /// The single-use token `gateway create` gives a new gateway; nil when the mesh has no
     /// admission (the default mesh: the gateway joins by address).
-    func gatewayInvite(ttl: TimeInterval) throws(APIError) -> String? {
+    func gatewayInvite(ttl: TimeInterval) throws(MeshAdminRefusal) -> String? {
         guard gate.roster != nil else {
             guard gate.meshID == nil else {
-                throw .conflict("this node has not received its mesh's roster yet: wait until it has joined (`warren mesh members`), then try again")
+                throw .rosterNotReceived
             }
             return nil
         }
@@ -85,22 +83,21 @@ struct MeshAdminAPI: Sendable {
 
     /// Removes `node` as `mesh remove` does, for `gateway delete`; false when the mesh has no
     /// admission or `node` is not a member (a gateway that never joined).
-    func removeIfMember(_ node: String) async throws(APIError) -> Bool {
+    func removeIfMember(_ node: String) async throws(MeshAdminRefusal) -> Bool {
         guard let roster = gate.roster, let id = NodeID(node), roster.isMember(id) else { return false }
         _ = try await remove(MemberRemoveRequest(node: node))
         return true
     }
 
-    func remove(_ request: MemberRemoveRequest) async throws(APIError) -> MeshInfo {
+    func remove(_ request: MemberRemoveRequest) async throws(MeshAdminRefusal) -> MeshInfo {
         let roster = try requireRoster()
         let node = try nodeID(request.node)
         do {
             try await mesh.apply([try roster.remove(node, at: Date(), adminKeys: keys)])
         } catch let error as AdmissionError {
-            if case .notAnAdmin = error { throw APIError(status: 403, error.description) }
-            throw .conflict(error.description)
+            throw .admission(error)
         } catch {
-            throw .internalError("could not write the removal: \(error)")
+            throw .notWritten(what: "the removal", reason: "\(error)")
         }
         return meshInfo()
     }
@@ -158,21 +155,18 @@ struct MeshAdminAPI: Sendable {
     }
 
     /// Writes the entries `make` returns for `project`, and answers the project as it is then.
-    func change(_ project: String, _ make: (ProjectBook) throws -> [EntryIntent]) async throws(APIError) -> ProjectInfo {
+    func change(_ project: String, _ make: (ProjectBook) throws -> [EntryIntent]) async throws(MeshAdminRefusal) -> ProjectInfo {
         do {
             try await mesh.apply(try make(await currentBook()))
             return info(try await currentBook().project(project))
         } catch let error as ProjectError {
-            throw ProjectSecrets.apiError(error)
+            throw .project(error)
         } catch {
-            throw .internalError("could not write the project's entries: \(error)")
+            throw .notWritten(what: "the project's entries", reason: "\(error)")
         }
     }
 
     // MARK: Removing a project member
-
-    /// The link call a node outside a project makes to have a member remove another.
-    static let removeMemberPath = "/project/remove-member"
 
     struct MemberRemovalCall: Codable {
         var project: String
@@ -189,53 +183,53 @@ struct MeshAdminAPI: Sendable {
     /// the project asks the remaining member with the smallest node ID that gossip shows up (the
     /// next one if it can't be reached), so one deterministic member rotates, not whichever node
     /// the admin happened to use.
-    func removeMember(_ node: NodeID, from project: String) async throws(APIError) {
+    func removeMember(_ node: NodeID, from project: String) async throws(MeshAdminRefusal) {
         let book = await currentBook()
         if book.isMember(local.nodeID, of: project) {
             _ = try await change(project) { book in try book.removeMember(node, from: project, local: local) }
             return
         }
         let p: ProjectBook.Project
-        do { p = try book.project(project) } catch { throw ProjectSecrets.apiError(error) }
-        guard p.memberKeys[node] != nil else { throw ProjectSecrets.apiError(.notAMember(node, project: project)) }
-        guard gate.roster?.isAdmin(local.nodeID) == true else {
-            throw APIError(status: 403, "this node (\(local.nodeID.short)…) is neither a member of project \(project) nor an admin of the mesh: "
-                + "run `warren project remove-member` on a member of \(project) or on an admin")
-        }
+        do { p = try book.project(project) } catch { throw .project(error) }
+        guard p.memberKeys[node] != nil else { throw .project(.notAMember(node, project: project)) }
+        guard gate.roster?.isAdmin(local.nodeID) == true else { throw .neitherMemberNorAdmin(local.nodeID, project: project) }
         let remaining = p.members.filter { $0 != node && !p.unsettledRemovals.contains($0) }
-        guard !remaining.isEmpty else { throw ProjectSecrets.apiError(.lastMember(node, project: project)) }
-        var up: [NodeID: String] = [:]
-        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m.address }
+        guard !remaining.isEmpty else { throw .project(.lastMember(node, project: project)) }
+        var up: [NodeID: Member] = [:]
+        for m in await mesh.members() where m.state == .alive || m.state == .suspect { up[m.id] = m }
         let body = Array((try? JSONEncoder().encode(MemberRemovalCall(project: project, node: node.description))) ?? Data())
         var failures: [String] = []
         for member in remaining {
-            guard let address = up[member] else { failures.append("\(member.short)… is not up"); continue }
+            guard let found = up[member] else { failures.append("\(member.short)… is not up"); continue }
             let answer: MemberRemovalAnswer
             do {
-                let link = try await link(to: member, address: address)
-                answer = try JSONDecoder().decode(MemberRemovalAnswer.self, from: Data(try await LinkRPC.call(link, path: Self.removeMemberPath, body: body)))
+                let link = try await link(to: member, address: found.address, linksOnly: MemberTraits(metadata: found.metadata).linksOnly)
+                answer = try JSONDecoder().decode(MemberRemovalAnswer.self, from: Data(try await LinkRPC.call(link, path: LinkPath.projectRemoveMember.rawValue, body: body)))
             } catch {
                 failures.append("\(member.short)…: \(error)")
                 continue
             }
             // The member's refusal is final: another would refuse alike.
-            if let error = answer.error { throw APIError(status: answer.status ?? 409, error) }
+            if let error = answer.error { throw .refusedByMember(status: answer.status, reason: error) }
             logger.info("a project member rotated the key to remove a member", metadata: [
                 "project": "\(project)", "peer.id": "\(node.short)", "rotator": "\(member.short)",
             ])
             return
         }
-        throw .unavailable("no member of project \(project) could rotate its key without \(node.short)… (\(failures.joined(separator: "; "))); "
-            + "only members hold the key: retry when one of them is up")
+        throw .noRotator(project: project, node: node, failures: failures)
     }
 
-    private func link(to member: NodeID, address: String) async throws -> Link {
-        if let live = endpoint.links.last(where: { $0.peer == member }) { return live }
-        guard let (host, port) = HostPort.parse(address) else { throw APIError.badRequest("member \(member.short)… has no address to dial: \(address)") }
+    private func link(to member: NodeID, address: String, linksOnly: Bool) async throws -> Link {
+        if let live = LinkPool.newest(endpoint.links, to: member) { return live }
+        guard let (host, port) = HostPort.parse(address) else { throw MeshAdminRefusal.noAddress(member, address: address) }
+        // Another site's private address: no route, only a wait for "Network is unreachable".
+        guard LinkReach.local().mayDial(host, linksOnly: linksOnly) else {
+            throw LinkError.connectFailed(host: host, port: port, reason: "node \(member.short) is behind NAT on another network and holds no link to this node")
+        }
         return try await endpoint.dial(host: host, port: port, expecting: member)
     }
 
-    /// A member's side of `removeMemberPath`: rotates the key without the node for `peer`, which
+    /// A member's side of `LinkPath.projectRemoveMember`: rotates the key without the node for `peer`, which
     /// must be an admin of the mesh or a member of the project (the link proved who it is).
     func serveRemoval(_ body: [UInt8], from peer: NodeID) async -> [UInt8] {
         func answer(_ a: MemberRemovalAnswer) -> [UInt8] { Array((try? JSONEncoder().encode(a)) ?? Data()) }
@@ -251,7 +245,9 @@ struct MeshAdminAPI: Sendable {
             _ = try await change(call.project) { book in try book.removeMember(node, from: call.project, local: local) }
             return answer(MemberRemovalAnswer())
         } catch {
-            return answer(MemberRemovalAnswer(status: error.status, error: error.message))
+            // The asking node's local API answers with the status this node's table gives.
+            let mapped = APIErrorTable.apiError(for: error)
+            return answer(MemberRemovalAnswer(status: mapped.status, error: mapped.message))
         }
     }
 
@@ -265,15 +261,64 @@ struct MeshAdminAPI: Sendable {
 
     // MARK: Input
 
-    private func requireRoster() throws(APIError) -> MeshRoster {
+    private func requireRoster() throws(MeshAdminRefusal) -> MeshRoster {
         guard let roster = gate.roster else {
-            throw .conflict("this node's mesh has no admission: run `warren mesh init` on the first node (stopped) to found a mesh")
+            throw .noAdmission
         }
         return roster
     }
 
-    func nodeID(_ text: String) throws(APIError) -> NodeID {
-        guard let id = NodeID(text) else { throw .badRequest("`\(text.prefix(80))` is not a node ID; see `warren mesh members` or `warren node id`") }
+    func nodeID(_ text: String) throws(MeshAdminRefusal) -> NodeID {
+        guard let id = NodeID(text) else { throw .notANodeID(String(text.prefix(80))) }
         return id
+    }
+}
+
+/// Why an admission or project request is refused: each case says what is wrong and what to do
+/// next. The local API gives each its status (`APIErrorTable`).
+enum MeshAdminRefusal: Error, Sendable, CustomStringConvertible {
+    case noAdmission
+    /// A mesh with admission whose roster this node has not heard yet.
+    case rosterNotReceived
+    case unknownRole(String)
+    case notANodeID(String)
+    case admission(AdmissionError)
+    case project(ProjectError)
+    /// The replica refused to write `what`.
+    case notWritten(what: String, reason: String)
+    case neitherMemberNorAdmin(NodeID, project: String)
+    /// The member asked to remove another refused, with the status its own API gave.
+    case refusedByMember(status: Int?, reason: String)
+    /// No member of the project could be asked to rotate its key.
+    case noRotator(project: String, node: NodeID, failures: [String])
+    case noAddress(NodeID, address: String)
+
+    var description: String {
+        switch self {
+        case .noAdmission:
+            return "this node's mesh has no admission: run `warren mesh init` on the first node (stopped) to found a mesh"
+        case .rosterNotReceived:
+            return "this node has not received its mesh's roster yet: wait until it has joined (`warren mesh members`), then try again"
+        case .unknownRole(let role):
+            return "unknown role `\(role)`: use admin, gateway or runner"
+        case .notANodeID(let text):
+            return "`\(text)` is not a node ID; see `warren mesh members` or `warren node id`"
+        case .admission(let error):
+            return error.description
+        case .project(let error):
+            return error.description
+        case .notWritten(let what, let reason):
+            return "could not write \(what): \(reason)"
+        case .neitherMemberNorAdmin(let local, let project):
+            return "this node (\(local.short)…) is neither a member of project \(project) nor an admin of the mesh: "
+                + "run `warren project remove-member` on a member of \(project) or on an admin"
+        case .refusedByMember(_, let reason):
+            return reason
+        case .noRotator(let project, let node, let failures):
+            return "no member of project \(project) could rotate its key without \(node.short)… (\(failures.joined(separator: "; "))); "
+                + "only members hold the key: retry when one of them is up"
+        case .noAddress(let member, let address):
+            return "member \(member.short)… has no address to dial: \(address)"
+        }
     }
 }

@@ -35,7 +35,11 @@ final class MeshGate: Sendable {
     private let logger: Logger
 
     /// The entry kinds the gate keeps to judge others: the roster, the project book, the gateways.
-    static let trackedKinds: Set<MeshEntryKind> = [.member, .project, .secret, .gateway]
+    static let trackedKinds: Set<EntryKind> = [.member, .project, .secret, .gateway]
+
+    /// The kinds whose writer rule `admitsRestored` checks again on a restart (the tracked kinds
+    /// are checked by the roster and the book as they are rebuilt).
+    static let authoredKinds: Set<EntryKind> = [.gateway, .lease, .domainClaim, .certificateOrder, .certificate]
 
     init(meshID: MeshID?, logger: Logger = Logger(label: "warren.gate")) {
         self.meshID = meshID
@@ -66,7 +70,7 @@ final class MeshGate: Sendable {
         }
     }
 
-    private static func slot(_ kind: MeshEntryKind, _ key: String) -> String { "\(kind.rawValue)/\(key)" }
+    private static func slot(_ kind: EntryKind, _ key: String) -> String { "\(kind.rawValue)/\(key)" }
 
     private func recompute(_ state: inout State) {
         let snapshots = Array(state.entries.values)
@@ -83,15 +87,34 @@ final class MeshGate: Sendable {
     }
 
     /// Counts a refusal by rule, and logs it the first time this author breaks this rule.
-    private func refused(_ entry: Entry, kind: MeshEntryKind?, rule: String?, reason: String, _ state: inout State) {
-        let kindName = kind.map { String(describing: $0) } ?? "kind\(entry.kind.rawValue)"
+    private func refused(_ entry: Entry, rule: String?, reason: String, level: Logger.Level = .warning, _ state: inout State) {
+        let kindName = entry.kind.name
         let label = rule ?? kindName + "_invalid"
         state.refusals[label, default: 0] += 1
         if state.logged.insert("\(entry.author)|\(label)").inserted {
-            logger.warning("refused an entry", metadata: [
+            logger.log(level: level, "refused an entry", metadata: [
                 "peer.id": "\(entry.author.short)", "entry.kind": "\(kindName)",
                 "entry.key": "\(entry.key.prefix(120))", "refusal.rule": "\(label)", "refusal.reason": "\(reason)",
             ])
+        }
+    }
+
+    /// Gossip kept `entry` out on its own rules (its signature checked): counted and logged as a
+    /// refusal like the gate's own. An older version of a key than the one held is counted as
+    /// `superseded`, logged at notice only, as most are late copies of honest gossip rather than
+    /// replays; an entry of a node not in the gossip group counts only when the roster says it
+    /// was removed (`removed_author`), as before admission every node may be new.
+    func dropped(_ entry: Entry, _ why: EntryDrop) {
+        state.withLockedValue { state in
+            switch why {
+            case .futureDated:
+                refused(entry, rule: "future_dated", reason: "dated further ahead than clocks may drift (it would win every later write)", &state)
+            case .superseded:
+                refused(entry, rule: "superseded", reason: "older than the version held (a late copy, or a replay)", level: .notice, &state)
+            case .unknownAuthor:
+                guard state.roster?.isRemoved(entry.author) == true else { return }
+                refused(entry, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+            }
         }
     }
 
@@ -100,12 +123,11 @@ final class MeshGate: Sendable {
     /// path does not go through gossip's checks. False for an entry refused on its own merits
     /// (counted like any refusal); call after `update` with the restored entries of tracked kinds.
     func admitsRestored(_ entry: Entry) -> Bool {
-        guard let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue)), kind == .gateway || kind == .lease || kind == .domainClaim else {
-            return true
-        }
+        let kind = entry.kind
+        guard Self.authoredKinds.contains(kind) else { return true }
         return state.withLockedValue { state in
             if state.roster?.isRemoved(entry.author) == true {
-                refused(entry, kind: kind, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+                refused(entry, rule: "removed_author", reason: "its author was removed from the mesh", &state)
                 return false
             }
             do throws(EntryRefusal) {
@@ -114,7 +136,7 @@ final class MeshGate: Sendable {
                 return true
             } catch {
                 if error.awaitsDependency { return true }
-                refused(entry, kind: kind, rule: error.rule, reason: error.reason, &state)
+                refused(entry, rule: error.rule, reason: error.reason, &state)
                 return false
             }
         }
@@ -142,21 +164,20 @@ final class MeshGate: Sendable {
             // Whatever the kind, nothing written by a non-member gets in; one not admitted here
             // yet waits, unless its entry is refused on its own merits below.
             var verdict = EntryVerdict.accept
-            let kind = MeshEntryKind(rawValue: Int(entry.kind.rawValue))
+            let kind = entry.kind
             if let roster = state.roster, !roster.isMember(entry.author) {
                 if roster.isRemoved(entry.author) {
-                    refused(entry, kind: kind, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+                    refused(entry, rule: "removed_author", reason: "its author was removed from the mesh", &state)
                     return .refuse
                 }
                 verdict = .hold
             }
-            guard let kind else { return verdict }
             do throws(EntryRefusal) {
                 try MeshEntryGate.check(kind: kind, key: entry.key, value: entry.value, author: entry.author, roster: state.roster,
                                         book: state.book, gateways: state.gateways)
             } catch {
                 if error.awaitsDependency { return .hold }
-                refused(entry, kind: kind, rule: error.rule, reason: error.reason, &state)
+                refused(entry, rule: error.rule, reason: error.reason, &state)
                 return .refuse
             }
             guard verdict == .accept else { return verdict }

@@ -5,10 +5,6 @@ import Trust
 /// merged, and is recomputed from the replica whenever an entry of kind member, project or secret
 /// changes.
 extension MeshState {
-    /// Raw kinds whose entries make up the roster, the project book and the gateways the gate
-    /// judges leases by.
-    static let admissionKinds: Set<UInt8> = Set(MeshGate.trackedKinds.map { UInt8($0.rawValue) })
-
     /// `observer` hears of every change of the roster in force (old, new).
     func observeRoster(_ observer: @escaping @Sendable (_ old: MeshRoster?, _ new: MeshRoster?) async -> Void) {
         rosterObservers.append(observer)
@@ -22,7 +18,7 @@ extension MeshState {
     }
 
     static func isRotation(_ entry: Entry) -> Bool {
-        MeshEntryKind(rawValue: Int(entry.kind.rawValue)) == .project && entry.key.hasPrefix("rotation/")
+        entry.kind == .project && entry.key.hasPrefix("rotation/")
     }
 
     /// Recomputes the gate from the replica and tells the roster observers of a change since the

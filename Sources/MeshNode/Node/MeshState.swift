@@ -65,11 +65,15 @@ actor MeshState: EntryReplica {
         let (outbox, outboxContinuation) = AsyncStream.makeStream(of: LinkMessage.self, bufferingPolicy: .bufferingNewest(Self.bufferedLinkMessages))
         self.outbox = outbox
         self.outboxContinuation = outboxContinuation
-        if let links { gossip.vouches = links.has }
+        if let links {
+            gossip.vouches = links.has
+            gossip.reaches = MeshReach(local: identity.id, networks: LinkReach.local(), hasLink: links.has).reaches
+        }
         if let gate {
             self.gate = gate
             gossip.accept = { gate.accept($0) }
             gossip.admitsMember = { gate.isMember($0) }
+            gossip.droppedEntry = { gate.dropped($0, $1) }
         }
     }
 
@@ -86,6 +90,7 @@ actor MeshState: EntryReplica {
         self.gate = gate
         gossip.accept = { gate.accept($0) }
         gossip.admitsMember = { gate.isMember($0) }
+        gossip.droppedEntry = { gate.dropped($0, $1) }
     }
 
     /// `observer` hears of every entry that changes (the new version; a tombstone for a delete).
@@ -100,10 +105,9 @@ actor MeshState: EntryReplica {
         if let gate {
             // The writer rules hold for what this node kept too: the database may have been
             // edited, and a rule added since an entry was let in.
-            let tracked = Set(MeshGate.trackedKinds.map { UInt8($0.rawValue) })
             gate.update(from: entries.compactMap { e in
-                guard tracked.contains(e.kind.rawValue), let kind = MeshEntryKind(rawValue: Int(e.kind.rawValue)), let value = e.value else { return nil }
-                return EntrySnapshot(kind: kind, key: e.key, value: value, author: e.author)
+                guard MeshGate.trackedKinds.contains(e.kind), let value = e.value else { return nil }
+                return EntrySnapshot(kind: e.kind, key: e.key, value: value, author: e.author)
             })
             entries = entries.filter { gate.admitsRestored($0) }
         }
@@ -226,7 +230,7 @@ actor MeshState: EntryReplica {
                 }
                 await saveMembers()
             case .entryChanged(let change):
-                admissionChanged = admissionChanged || MeshState.admissionKinds.contains(change.current.kind.rawValue)
+                admissionChanged = admissionChanged || MeshGate.trackedKinds.contains(change.current.kind)
                 mayRekey = mayRekey || MeshState.isRotation(change.current)
                 await save(change.current)
                 for observer in entryObservers { await observer(change.current) }
@@ -243,9 +247,7 @@ actor MeshState: EntryReplica {
     /// gossip between a node behind NAT and the members it holds links to (DESIGN.md, Gossip), as
     /// datagrams from outside would not reach it.
     private func goesOverLink(_ bytes: [UInt8], to peer: NodeID) -> Bool {
-        if bytes.count > gossip.config.maxPacketBytes || (bytes.count > 1 && bytes[1] == MessageCodec.MessageType.pushPull.rawValue) {
-            return true
-        }
+        if gossip.needsStream(bytes) { return true }
         let behindNAT = MemberTraits(metadata: gossip.localMember.metadata).linksOnly
             || gossip.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } == true
         return behindNAT && (links?.has(peer) ?? false)
@@ -278,9 +280,9 @@ actor MeshState: EntryReplica {
 
     // EntryReplica
 
-    func snapshots(kinds: Set<MeshEntryKind>) async -> [EntrySnapshot] {
+    func snapshots(kinds: Set<EntryKind>) async -> [EntrySnapshot] {
         kinds.flatMap { kind in
-            gossip.entries(kind: EntryKind(rawValue: UInt8(kind.rawValue))).compactMap { e in
+            gossip.entries(kind: kind).compactMap { e in
                 e.value.map { EntrySnapshot(kind: kind, key: e.key, value: $0, author: e.author) }
             }
         }
@@ -288,11 +290,10 @@ actor MeshState: EntryReplica {
 
     func apply(_ intents: [EntryIntent]) async throws {
         for intent in intents {
-            let kind = EntryKind(rawValue: UInt8(intent.kind.rawValue))
             if let value = intent.value {
-                try await put(kind: kind, key: intent.key, value: value)
+                try await put(kind: intent.kind, key: intent.key, value: value)
             } else {
-                try await delete(kind: kind, key: intent.key)
+                try await delete(kind: intent.kind, key: intent.key)
             }
         }
     }

@@ -15,6 +15,10 @@ struct GatewayEntry: Codable, Sendable, Equatable {
     /// The release it serves to new gateways, by SHA-256, and where (`ReleaseServer`).
     var releaseSHA256: String?
     var releaseURL: String?
+    /// Its HTTP port for names (nil from older gateways: 80), and its HTTPS port when it
+    /// terminates TLS (it has ACME), so a runner prints the URL the gateway really serves.
+    var httpPort: Int? = nil
+    var httpsPort: Int? = nil
 }
 
 /// What this node knows of the mesh's gateways and leases, from the replicated entries.
@@ -40,14 +44,14 @@ actor MeshView {
     static func leaseKey(_ b: Binding) -> String { "\(b.address)|\(b.port)|\(b.host ?? "")" }
 
     func apply(_ entry: Entry) {
-        switch entry.kind.rawValue {
-        case UInt8(MeshEntryKind.gateway.rawValue):
+        switch entry.kind {
+        case .gateway:
             guard let id = NodeID(entry.key) else { return }
             announced[id] = entry.value.flatMap { try? JSONDecoder().decode(GatewayEntry.self, from: Data($0)) }
-        case UInt8(MeshEntryKind.lease.rawValue):
+        case .lease:
             leases[entry.key] = entry.value.flatMap { try? JSONDecoder().decode(Lease.self, from: Data($0)) }
             leaseAuthors[entry.key] = entry.value == nil ? nil : entry.author
-        case UInt8(MeshEntryKind.domainClaim.rawValue):
+        case .domainClaim:
             claims[entry.key] = entry.value.flatMap(DomainClaim.decode).flatMap { claim in
                 claim.key == entry.key && claim.holder == entry.author.description ? claim : nil
             }
@@ -63,7 +67,9 @@ actor MeshView {
     }
 
     var knownGateways: [KnownGateway] {
-        gateways.values.map { KnownGateway(name: $0.name, address: $0.address, domains: $0.domains) }.sorted { $0.name < $1.name }
+        gateways.values.map {
+            KnownGateway(name: $0.name, address: $0.address, domains: $0.domains, httpPort: $0.httpPort ?? 80, httpsPort: $0.httpsPort)
+        }.sorted { $0.name < $1.name }
     }
 
     func gateway(address: String) -> (id: NodeID, entry: GatewayEntry)? {

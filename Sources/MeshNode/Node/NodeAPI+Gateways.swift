@@ -15,7 +15,7 @@ extension NodeAPI {
             do {
                 creation = try await provisioner.prepare(body)
             } catch {
-                throw APIError.badRequest(GatewayProvisioner.describe(error))
+                throw GatewayRefusal.invalidRequest(GatewayProvisioner.describe(error))
             }
             return Self.progressStream { progress in
                 _ = try await provisioner.create(creation, progress: progress)
@@ -26,13 +26,7 @@ extension NodeAPI {
             let name = try req.parameter("name")
             let body = req.body.isEmpty ? GatewayDeleteRequest() : try req.decode(GatewayDeleteRequest.self)
             // Unknown names and gateways made elsewhere are refused before the stream starts.
-            do {
-                try await provisioner.checkDeletable(name)
-            } catch ProvisioningError.notFound {
-                throw APIError.notFound("no gateway named \(name) (`warren gateway list` shows the mesh's gateways)")
-            } catch {
-                throw APIError.conflict(GatewayProvisioner.describe(error))
-            }
+            try await provisioner.checkDeletable(name)
             let address = await provisioner.records().first { $0.name == name }?.gateway.address
             let runs = self.runs
             return Self.progressStream { progress in

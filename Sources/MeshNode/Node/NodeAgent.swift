@@ -43,11 +43,15 @@ public final class NodeAgent: Sendable {
         let meshID = plan.meshID?.description ?? o.meshID
         let gate = MeshGate(meshID: plan.meshID, logger: logger)
 
+        // What the replicated entries say (gateways, leases, claims), fed by the mesh below.
+        let view = MeshView()
+
         // Links: every stream a peer opens waits in the inbox for the router's service.
         let inbox = StreamInbox()
         let endpoint = LinkEndpoint(identity: identity, meshID: meshID, logger: logger, admit: { gate.mayLink($0) },
                                     acceptStream: { headers, stream in await inbox.accept(headers, stream) })
-        let pool = LinkPool(endpoint: endpoint, logger: logger)
+        let gatewayIDs: @Sendable () async -> Set<NodeID> = { Set(await view.gateways.keys) }
+        let pool = LinkPool(endpoint: endpoint, logger: logger, gatewayLinkLimit: o.maxGatewayLinks, gateways: gatewayIDs)
 
         // Sockets: links (TCP) and gossip (UDP) on the same port.
         let listen = HostPort.format(o.listenHost, o.listenPort)
@@ -60,7 +64,7 @@ public final class NodeAgent: Sendable {
             guard gate.mayLink(peer) else { return }
             do {
                 let link = try await pool.link(to: peer, address: address, linksOnly: linksOnly)
-                _ = try await LinkRPC.call(link, path: "/gossip", body: bytes)
+                _ = try await LinkRPC.call(link, path: LinkPath.gossip.rawValue, body: bytes)
             } catch {
                 logger.debug("gossip over a link failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
             }
@@ -68,13 +72,13 @@ public final class NodeAgent: Sendable {
         let mesh = try MeshState(
             identity: identity, address: o.advertisedAddress, metadata: MemberTraits(isGateway: o.isGateway, linksOnly: o.linksOnly).metadata, config: o.gossip,
             store: store, logger: logger, gate: gate, transport: transport, links: links)
-        let view = MeshView()
         await mesh.observeEntries { entry in await view.apply(entry) }
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
-        let certificates = o.isGateway ? o.acme.map {
-            CertificateManager(settings: $0, stateDirectory: o.stateDirectory, gatewayName: gatewayName, logger: logger)
+        let certificates = o.isGateway ? try o.acme.map {
+            CertificateManager(settings: $0, stateDirectory: o.stateDirectory, gatewayName: gatewayName, logger: logger,
+                               sharing: CertificateSharing(replica: mesh, local: try LocalMember(identity: identity.keyPair)))
         } : nil
         let (gatewayLeases, ingress) = try Self.gatewayRole(
             o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, certificates: certificates, logger: logger)
@@ -119,7 +123,8 @@ public final class NodeAgent: Sendable {
         await mesh.observeRotations { await admin.rekeyContested() }
         let router = StreamRouter(
             mesh: mesh, leases: gatewayLeases, runs: runs, gate: gate,
-            desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger), admin: admin, logger: logger)
+            desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger), admin: admin,
+            relay: LinkRelay(localID: identity.id, pool: pool, endpoint: endpoint, gateways: gatewayIDs, logger: logger), logger: logger)
 
         try await mesh.restore()
         try await gatewayLeases?.load()
@@ -128,6 +133,8 @@ public final class NodeAgent: Sendable {
             var entry = GatewayEntry(
                 name: gatewayName, address: publicAddress, domains: o.domains,
                 meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
+            entry.httpPort = o.acme?.httpPort ?? o.httpPort
+            entry.httpsPort = o.acme?.httpsPort
             if let releaseServer, let port = releaseServer.port {
                 entry.releaseSHA256 = releaseServer.release.sha256
                 entry.releaseURL = "http://\(HostPort.format(publicAddress, port))\(ReleaseServer.path(sha256: releaseServer.release.sha256))"
@@ -136,7 +143,7 @@ public final class NodeAgent: Sendable {
         }
         try await runs.recover()
 
-        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, admin: admin, mesh: mesh, view: view, gate: gate)
+        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, admin: admin, mesh: mesh, view: view, gate: gate, store: store)
         let api = NodeAPI(
             node: {
                 NodeInfo(id: identity.id.description, meshID: meshID, listen: HostPort.format(o.listenHost, port),
@@ -198,7 +205,9 @@ public final class NodeAgent: Sendable {
         }
 
         // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up,
-        // and links to every gateway and to at least two members.
+        // and links to every gateway and to at least two members. Every second: until the
+        // links to gateways other than the contact are up, members take them for granted
+        // (`MeshReach`) and probes of this node through those gateways fail.
         @Sendable func joined(_ peer: NodeID?, _ address: String) async {
             if o.linksOnly, let peer { await pool.keep(peer, address: address) }
         }
@@ -236,7 +245,7 @@ public final class NodeAgent: Sendable {
             services.append(Periodic("lease expiry", every: .seconds(1)) { await gatewayLeases.expire() })
         }
         if o.linksOnly {
-            services.append(Periodic("links kept", every: .seconds(5), now: true) {
+            services.append(Periodic("links kept", every: .seconds(1), now: true) {
                 await pool.keepLinks(among: await mesh.members(), local: identity.id)
             })
         }
@@ -350,7 +359,7 @@ public final class NodeAgent: Sendable {
         if let acme {
             // After the leases' own bindings: a service that terminates TLS itself on the HTTPS
             // port (SNI passthrough) keeps its name there.
-            for lease in leases where lease.binding.port == acme.httpPort {
+            for lease in leases where lease.binding.port == acme.httpPort && lease.terminatesTLS {
                 guard let host = lease.binding.host else { continue }
                 let route = Route(runID: lease.runID, upstream: lease.holder, appPort: lease.appPort, terminatesTLS: true)
                 try? table.addHost(host, route: route, on: ListenAddress(host: bindHost, port: acme.httpsPort))
@@ -359,8 +368,9 @@ public final class NodeAgent: Sendable {
         return table
     }
 
-    /// The names a gateway terminates TLS for: host-routed leases on its HTTP port.
+    /// The names a gateway terminates TLS for: host-routed leases on its HTTP port, but for
+    /// services that opted out (`https: false`).
     static func terminatedNames(_ leases: [Lease], acme: AcmeSettings) -> Set<String> {
-        Set(leases.filter { $0.binding.port == acme.httpPort }.compactMap(\.binding.host))
+        Set(leases.filter { $0.binding.port == acme.httpPort && $0.terminatesTLS }.compactMap(\.binding.host))
     }
 }

@@ -1,13 +1,14 @@
 import Gossip
 import Link
 import Logging
+import Metrics
 import NIOCore
 import Proxy
 import ServiceLifecycle
 
 /// Answers the streams peers open on links: gossip messages, lease calls (on a gateway), and
-/// public connections to this node's apps (on a runner). Complete at `init`; `StreamInbox`
-/// brings it the streams, in the node's service group.
+/// public connections to this node's apps (on a runner); a member relays links between others.
+/// Complete at `init`; `StreamInbox` brings it the streams, in the node's service group.
 struct StreamRouter: Sendable {
     let mesh: MeshState
     let leases: GatewayLeases?
@@ -17,38 +18,47 @@ struct StreamRouter: Sendable {
     let desk: AdmissionDesk
     /// Project member removals asked by an admin outside the project.
     let admin: MeshAdminAPI
+    /// Relayed links: this node relays them between members, and accepts them.
+    let relay: LinkRelay
     let logger: Logger
 
     func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
-        let path = headers.first { $0.0 == ":path" }?.1 ?? "/"
+        let path = LinkPath.of(headers)
         let peer = stream.peer
-        if path == AdmissionDesk.path {
+        if path == LinkPath.admissionJoin.rawValue {
             return await answer(LinkRPC.serve(stream) { bytes in await desk.answer(bytes, from: peer) })
         }
-        if !gate.isMember(peer) { return 403 }
+        if !gate.isMember(peer) {
+            if path == LinkRelay.openPath { Counter(label: "warren_relay_refused_total", dimensions: [("reason", "not a member")]).increment() }
+            return 403
+        }
         switch path {
-        case "/gossip":
+        case LinkPath.relay.rawValue:
+            return await relay.serve(headers, stream)
+        case LinkPath.relayAccept.rawValue:
+            return await relay.accept(headers, stream)
+        case LinkPath.gossip.rawValue:
             return await answer(LinkRPC.serve(stream) { bytes in
                 await mesh.receive(message: bytes, from: peer)
                 return []
             })
-        case "/lease/grant", "/lease/release":
+        case LinkPath.leaseGrant.rawValue, LinkPath.leaseRelease.rawValue:
             guard let leases else { return 404 }
             return await answer(LinkRPC.serve(stream) { bytes in
                 await LinkLeases.serve(path, bytes, leases: leases, from: peer)
             })
-        case MeshAdminAPI.removeMemberPath:
+        case LinkPath.projectRemoveMember.rawValue:
             return await answer(LinkRPC.serve(stream) { bytes in await admin.serveRemoval(bytes, from: peer) })
-        case "/proxy":
+        case LinkPath.proxy.rawValue:
             // Only a port of a run that this node serves, and only for the gateway it leased from.
-            guard let port = headers.first(where: { $0.0 == "warren-app-port" }).flatMap({ Int($0.1) }),
-                  let runID = headers.first(where: { $0.0 == "warren-run" })?.1,
+            guard let port = LinkHeader.appPort.value(in: headers).flatMap({ Int($0) }),
+                  let runID = LinkHeader.run.value(in: headers),
                   await runs.serves(runID: runID, appPort: port) else { return 403 }
             var preamble: ByteBuffer?
             if await runs.sendsProxyHeader(runID: runID) {
                 // The app parses a header on every connection: one that can't be made is no connection.
-                guard let client = headers.first(where: { $0.0 == "warren-client" }).flatMap({ EndpointText.parse($0.1) }),
-                      let server = headers.first(where: { $0.0 == "warren-server" }).flatMap({ EndpointText.parse($0.1) }),
+                guard let client = LinkHeader.client.value(in: headers).flatMap(EndpointText.parse),
+                      let server = LinkHeader.server.value(in: headers).flatMap(EndpointText.parse),
                       let header = ProxyProtocolHeader(source: client, destination: server) else {
                     logger.warning("a proxied connection came without client addresses; its run wants a PROXY header",
                                    metadata: ["run.id": "\(runID)", "peer": "\(peer)"])

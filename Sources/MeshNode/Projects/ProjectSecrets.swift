@@ -1,10 +1,11 @@
 import Foundation
+public import Gossip
 public import Trust
 
 /// The replicated entries, as the project logic reads and writes them: the node's gossip replica.
 public protocol EntryReplica: Sendable {
     /// The live (not deleted) entries of these kinds.
-    func snapshots(kinds: Set<MeshEntryKind>) async -> [EntrySnapshot]
+    func snapshots(kinds: Set<EntryKind>) async -> [EntrySnapshot]
     /// Writes the intents as entries authored and signed by this node, and spreads them.
     func apply(_ intents: [EntryIntent]) async throws
     /// The mesh's roster when admission is in force (nil before any `mesh init`).
@@ -28,14 +29,9 @@ public struct ProjectSecrets: SecretsService {
 
     public func add(project: String, name: String, value: String) async throws -> SecretInfo {
         let book = await book()
-        let intents: [EntryIntent]
-        do {
-            // Until a project is created explicitly, the first secret makes it, with this node as
-            // its only member.
-            intents = try book.putSecretCreatingProject(name, value: value, project: project, local: local, now: Date())
-        } catch {
-            throw Self.apiError(error)
-        }
+        // Until a project is created explicitly, the first secret makes it, with this node as its
+        // only member.
+        let intents = try book.putSecretCreatingProject(name, value: value, project: project, local: local, now: Date())
         try await replica.apply(intents)
         let listing = try? await self.book().secretListing(project, reader: local.nodeID)
         return SecretInfo(project: project, name: name, version: listing?.first { $0.name == name }?.version ?? 1)
@@ -49,16 +45,12 @@ public struct ProjectSecrets: SecretsService {
         } catch .noSuchProject {
             return []
         } catch {
-            throw Self.apiError(error)
+            throw error
         }
     }
 
     public func delete(project: String, name: String) async throws {
-        do {
-            try await replica.apply(try await book().deleteSecret(name, project: project, local: local))
-        } catch let error as ProjectError {
-            throw Self.apiError(error)
-        }
+        try await replica.apply(try await book().deleteSecret(name, project: project, local: local))
     }
 
     public func values(project: String) async throws -> SecretValues {
@@ -68,16 +60,7 @@ public struct ProjectSecrets: SecretsService {
             // A project with no secrets yet: interpolation names the missing secret and the project.
             return SecretValues(project: project, values: [:])
         } catch {
-            throw Self.apiError(error)
-        }
-    }
-
-    static func apiError(_ error: ProjectError) -> APIError {
-        switch error {
-        case .notAMember, .notAMeshMember: return APIError(status: 403, error.description)
-        case .noSuchProject: return .notFound(error.description)
-        case .invalidProjectName, .invalidSecretName: return .badRequest(error.description)
-        default: return .conflict(error.description)
+            throw error
         }
     }
 }

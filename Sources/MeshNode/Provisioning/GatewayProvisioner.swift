@@ -58,6 +58,10 @@ public actor GatewayProvisioner {
         /// Makes the backend `kind`; tests swap in fakes.
         public var makeBackend: @Sendable (_ kind: String, _ settings: BackendSettings, _ local: LocalBackend.Configuration) throws -> any GatewayBackend
         public var pollInterval: Duration
+        /// The mesh's ACME settings as this node keeps them (nil: none yet), and a write of them:
+        /// `gateway create --acme-…` sets them, later creations without the flags reuse them.
+        public var acme: @Sendable () async -> GatewayACME? = { nil }
+        public var setACME: @Sendable (GatewayACME) async throws -> Void = { _ in }
 
         public init(
             stateDirectory: String, localJoin: String, cloudJoin: String,
@@ -158,6 +162,7 @@ public actor GatewayProvisioner {
             name = GatewayName.generate(avoiding: taken)
         }
         for domain in request.domains { try GatewayDomain.validate(domain) }
+        let acme = try await meshACME(request)
         var environment = installedRelease().merging(context.environment.merging(request.environment) { _, caller in caller }) { _, set in set }
         var releaseSource: (url: String, note: String)?
         if kind != "local" { releaseSource = await servedRelease(secrets: secrets, request: request, environment: environment) }
@@ -178,10 +183,26 @@ public actor GatewayProvisioner {
         let address = kind == "local" ? context.localJoin : context.cloudJoin
         let spec = GatewaySpec(
             name: name, region: request.region, instanceType: request.instanceType,
-            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains)
+            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains, acme: acme)
         let joinsThrough = token.flatMap { try? InviteToken(encoded: $0) }?.addresses.first ?? address
         return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil,
                         releaseSource: releaseSource?.note, backend: backend)
+    }
+
+    /// The ACME settings the new gateway starts with: the request's flags, kept for the gateways
+    /// made after it, else the kept ones; nil (no TLS termination) when neither was ever given.
+    /// A flag given alone keeps the other from the kept settings.
+    func meshACME(_ request: GatewayCreateRequest) async throws -> GatewayACME? {
+        let kept = await context.acme()
+        guard request.acmeEmail != nil || request.acmeDirectory != nil else { return kept }
+        let acme = try GatewayACME(directory: request.acmeDirectory ?? kept?.directory, email: request.acmeEmail ?? kept?.email)
+        guard acme != kept else { return acme }
+        do {
+            try await context.setACME(acme)
+        } catch {
+            throw ProvisioningError.invalidConfiguration("the mesh's ACME settings could not be saved on this node: \(error)")
+        }
+        return acme
     }
 
     /// A gateway of the mesh that serves the release the new gateway is to install (by its
@@ -349,13 +370,17 @@ public actor GatewayProvisioner {
         progress(GatewayProgress(step: .deleted, message: "gateway \(name) deleted", gateway: record))
     }
 
-    /// Throws unless `name` is a gateway this node made or is making: `notFound`, or a refusal
-    /// that names the node running a gateway made elsewhere.
+    /// Throws unless `name` is a gateway this node made or is making: `ProvisioningError.notFound`,
+    /// or a refusal that names the node running a gateway made elsewhere.
     public func checkDeletable(_ name: String) async throws {
         if inFlight[name] != nil { return }
-        if try record(named: name) != nil { return }
+        do {
+            if try record(named: name) != nil { return }
+        } catch {
+            throw GatewayRefusal.notDeletable(Self.describe(error))
+        }
         if let known = await context.gateways().first(where: { $0.name == name }) {
-            throw ProvisioningError.invalidConfiguration(
+            throw GatewayRefusal.notDeletable(
                 "gateway \(name) was not created by this node (it runs as node \(known.node.prefix(8)) at \(known.address)): delete it from the node that created it, or stop its `warren node start`")
         }
         throw ProvisioningError.notFound(name)
@@ -455,14 +480,26 @@ public actor GatewayProvisioner {
     static func describe(_ error: any Error) -> String {
         switch error {
         case is CancellationError: return "cancelled"
-        case let error as ProvisioningError: return error.description
-        case let error as APIError: return error.message
         default: return "\(error)"
         }
     }
 
     static func describe(_ resources: [String: String]) -> String {
         resources.isEmpty ? "nothing recorded" : resources.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+}
+
+/// Why a request to create or delete a gateway is refused before anything is made or removed.
+public enum GatewayRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The creation request can't be carried out as asked (a backend, credential or name).
+    case invalidRequest(String)
+    /// The gateway exists but this node may not delete it.
+    case notDeletable(String)
+
+    public var description: String {
+        switch self {
+        case .invalidRequest(let text), .notDeletable(let text): return text
+        }
     }
 }
 

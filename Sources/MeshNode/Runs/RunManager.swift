@@ -94,6 +94,8 @@ public actor RunManager {
         var domain: String? { binding.host }
         /// Each connection to the app starts with a PROXY protocol v2 header (nil: no header).
         var proxyProtocol: Bool?
+        /// False: `https: false`, the gateway does not terminate TLS for the run's domain.
+        var https: Bool? = nil
     }
 
     private let store: StateStore
@@ -103,14 +105,9 @@ public actor RunManager {
     private var records: [String: RunRecord] = [:]
     private var details: [String: Details] = [:]
     private var tasks: [String: Task<Void, Never>] = [:]
-    /// What each run waits for now, and its public path: in memory only, as they describe the
-    /// node's current attempts (a restarted node starts them over).
-    private var waiting: [String: String] = [:]
-    private var paths: [String: RunPath] = [:]
-    /// The path through each gateway (by address); `paths` sums them up.
-    private var gatewayPaths: [String: [String: RunPath]] = [:]
-    /// Runs being failed now: a second reason (another gateway's refusal) does not fail them twice.
-    private var abandoning: Set<String> = []
+    /// Each run's lifecycle: what it waits for, its paths, what happens next. In memory only, as
+    /// it describes the node's current attempts (a restarted node starts them over).
+    private var lifecycles: [String: RunLifecycle] = [:]
     /// Gateways this node deleted, name by address: its runs bound to one say so at once, without
     /// waiting for a renewal to fail or for gossip to tell.
     private var deletedGateways: [String: String] = [:]
@@ -125,27 +122,31 @@ public actor RunManager {
     // MARK: Starting
 
     /// Validates and starts a run; returns at once in state `starting` while the rest goes on.
-    public func submit(_ request: RunRequest) async throws(APIError) -> RunInfo {
+    public func submit(_ request: RunRequest) async throws(RunRefusal) -> RunInfo {
         let secrets: SecretValues
         do {
             secrets = try await context.secrets(request.project)
         } catch {
-            throw APIError(status: 403, "\(error)")
+            throw .secretsUnavailable(reason: "\(error)")
         }
         let parser = ServiceConfigurationParser(secrets: secrets, environment: request.environment)
         let service: ServiceConfiguration
         do {
             service = try parser.parse(yaml: request.configuration, file: request.configurationPath)
         } catch {
-            throw APIError(status: 400, "\(request.configurationPath) is not a valid service configuration",
-                           issues: error.issues.map(\.description))
+            throw .invalidConfiguration(path: request.configurationPath, issues: error.issues.map(\.description))
         }
+        let active = Set(records.values.filter(\.state.isActive).map(\.name))
+        let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
+        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
+        guard PlainName.isValid(name) else { throw .invalidName(name) }
+        let gateways = await context.gateways()
         let bindings: [Binding]
         do {
-            bindings = try GatewayResolver(gateways: await context.gateways(), lookup: context.lookup)
-                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external)
+            bindings = try GatewayResolver(gateways: gateways, lookup: context.lookup)
+                .bindings(gateway: service.gateway?.value, domain: service.domain?.value, port: service.port.external, runName: name)
         } catch {
-            throw APIError(status: 400, error.description)
+            throw .noBinding(reason: error.description)
         }
         let binding = bindings[0]
         let id = Self.makeID()
@@ -153,16 +154,10 @@ public actor RunManager {
         // first run's listener would answer its readiness check.
         if let user = records.values.filter({ $0.state.isActive && details[$0.id]?.appPort == service.port.app })
             .min(by: { $0.createdAt < $1.createdAt }) {
-            throw .conflict(
-                "app port \(service.port.app) is used by run \"\(user.name)\" on this node; change the app port in \(request.configurationPath) "
-                    + "(`port: \"\(service.port.external):OTHER\"` and the port the app listens on) or stop \(user.name) first")
+            throw .appPortInUse(port: service.port.app, run: user.name, configurationPath: request.configurationPath, external: service.port.external)
         }
-        let active = Set(records.values.filter(\.state.isActive).map(\.name))
-        let name = service.name ?? RandomName.make(avoiding: Set(records.values.map(\.name)))
-        // Gossiped in its leases to every member, who print it: no escapes, whatever sent it.
-        guard PlainName.isValid(name) else { throw APIError(status: 400, "run name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)") }
         if active.contains(name) {
-            throw .conflict("a run named \"\(name)\" is already active on this node; stop it (`warren stop \(name)`) or change `name:`")
+            throw .nameInUse(name)
         }
         // Refuse before starting anything when this node already knows the holder. A lease of a
         // run of this node that has ended was released (the gateway forgot it); only gossip may
@@ -171,25 +166,26 @@ public actor RunManager {
         let known = LeaseTable(leases: await context.leases().leases.filter { !ended.contains($0.runID) })
         for binding in bindings {
             if let holder = known.conflict(for: binding, runID: id, holder: context.nodeID, now: Date()) {
-                throw .conflict(LeaseConflict(requested: binding, holder: holder).description)
+                throw .bindingHeld(LeaseConflict(requested: binding, holder: holder).description)
             }
         }
         let now = Date()
         if let domain = binding.host, let owner = await liveClaims().owner(of: domain, now: now) {
-            throw .conflict(owner.heldText)
+            throw .bindingHeld(owner.heldText)
         }
 
-        let url = Self.url(for: binding)
+        let url = Self.url(for: binding, https: service.https, gateway: gateways.first { $0.address == binding.address })
         let timeout = request.timeout.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         let saved = Details(configuration: request.configuration, configurationPath: request.configurationPath,
                             binding: binding, appPort: service.port.app, url: url, timeout: timeout,
                             bindings: bindings.count > 1 ? bindings : nil, claimedAt: binding.host == nil ? nil : now,
-                            proxyProtocol: service.proxyProtocol ? true : nil)
+                            proxyProtocol: service.proxyProtocol ? true : nil, https: service.https ? nil : false)
         let record = RunRecord(
             id: id, name: name, project: request.project, configJSON: Self.encode(saved),
             directory: request.directory, state: .starting, logPath: supervisor.log(id: id).path)
         details[id] = saved
         try await save(record)
+        lifecycles[id] = lifecycle(record, saved)
 
         var environment = Dictionary(service.env.map { ($0.name, $0.value.value) }, uniquingKeysWith: { $1 })
         environment["WARREN_RUN_NAME"] = name
@@ -202,8 +198,8 @@ public actor RunManager {
             r.pgid = started.pgid
             try await save(r)
         } catch {
-            try await finish(id, state: .failed, detail: "the commands could not be started: \(error)")
-            throw .internalError("the commands of \(name) could not be started: \(error)")
+            try await execute(id, lifecycles[id]?.startFailed("the commands could not be started: \(error)") ?? [])
+            throw .startFailed(name: name, reason: "\(error)")
         }
         logger.info("run started", metadata: ["run.id": "\(id)", "run.name": "\(name)", "lease.binding": "\(binding)"])
         tasks[id] = Task { await self.bringUp(id) }
@@ -220,10 +216,63 @@ public actor RunManager {
         }
     }
 
-    /// Whether the run still goes on (not ended, not being stopped).
+    /// Whether the run still goes on (not ended, not being stopped or failed).
     private func isLive(_ id: String) -> Bool {
-        guard let r = records[id] else { return false }
-        return r.state.isActive && r.state != .stopping && !abandoning.contains(id)
+        lifecycles[id]?.isLive ?? false
+    }
+
+    private var timing: RunLifecycle.Timing {
+        .init(renewInterval: context.renewInterval, retryInitial: context.retryInitial, retryCap: context.retryCap,
+              claimSettle: context.claimSettle)
+    }
+
+    /// A run's lifecycle from its record; without its details (unreadable), it can still be
+    /// stopped and can still end.
+    private func lifecycle(_ record: RunRecord, _ d: Details?) -> RunLifecycle {
+        RunLifecycle(state: record.state, appPort: d?.appPort ?? 0, gateways: d?.allBindings.map(\.address) ?? [], domain: d?.domain,
+                     claimedAt: d?.claimedAt, detail: record.detail, timing: timing)
+    }
+
+    /// Carries out what a run's lifecycle decided, in order. Asking gateways and waiting for
+    /// rival claims are left to the task that reported the event. Every action is carried out;
+    /// the first failure to save is thrown at the end.
+    private func execute(_ id: String, _ actions: [RunLifecycle.Action]) async throws(RunRefusal) {
+        var failure: RunRefusal?
+        for action in actions {
+            do throws(RunRefusal) {
+                switch action {
+                case .save(let state):
+                    try await setState(id, state)
+                case .announceServing:
+                    logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(details[id]?.url ?? "")"])
+                case .settleClaims, .askGateway:
+                    break
+                case .stopProcess(let gracePeriod):
+                    if let gracePeriod {
+                        _ = try? await supervisor.stop(id: id, gracePeriod: gracePeriod)
+                    } else {
+                        _ = try? await supervisor.stop(id: id)
+                    }
+                case .cancelTasks:
+                    tasks[id]?.cancel()
+                case .release:
+                    await release(id)
+                case .finish(let state, let detail, let exitCode):
+                    try await finish(id, state: state, detail: detail, exitCode: exitCode)
+                case .pathChanged(let from, let to):
+                    logPathChange(id, from: from, to: to)
+                }
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    private func logPathChange(_ id: String, from: RunPath.State, to: RunPath.State) {
+        logger.info("run's public path changed", metadata: [
+            "run.id": "\(id)", "run.path.from": "\(from.rawValue)", "run.path.to": "\(to.rawValue)",
+        ])
     }
 
     /// The claims that count: a claim of this node for a run that is no longer active here is
@@ -258,8 +307,7 @@ public actor RunManager {
                 logger.warning("domain claimed first by another run", metadata: [
                     "run.id": "\(id)", "domain": "\(domain)", "claim.run": "\(owner.runID)", "claim.holder": "\(owner.holder)",
                 ])
-                setRunPath(id, .lost, holder: owner.runName, lastError: owner.heldText)
-                await abandon(id, reason: owner.heldText, gracePeriod: .seconds(2))
+                try? await execute(id, lifecycles[id]?.claimTaken(holder: owner.runName, description: owner.heldText, now: Date()) ?? [])
                 return
             }
             try? await Task.sleep(for: .milliseconds(200))
@@ -268,184 +316,76 @@ public actor RunManager {
 
     /// Waits for the app, then serves it through every gateway of its binding(s) at once.
     private func publish(_ id: String) async {
-        guard let d = details[id], let record = records[id] else { return }
-        waiting[id] = "the app to listen on port \(d.appPort)"
-        if paths[id] == nil { paths[id] = RunPath(state: .pending, since: Date()) }
+        guard let d = details[id] else { return }
+        lifecycles[id]?.started(now: Date())
         do {
             let timeout = d.timeout.map { Duration.milliseconds(Int($0 * 1000)) } ?? context.portTimeout
             try await supervisor.waitForPort(id: id, port: d.appPort, timeout: timeout)
         } catch {
             if Task.isCancelled { return }
-            await abandon(id, reason: "\(error)", gracePeriod: .seconds(2))
+            try? await execute(id, lifecycles[id]?.appFailedToListen("\(error)") ?? [])
             return
         }
-        if let domain = d.domain, let claimed = d.claimedAt {
-            let left = Self.seconds(context.claimSettle) - Date().timeIntervalSince(claimed)
-            if left > 0 {
-                waiting[id] = "other claims on \(domain) to arrive"
-                try? await Task.sleep(for: .milliseconds(Int(left * 1000)))
-            }
+        var actions = lifecycles[id]?.appListening(now: Date()) ?? []
+        if case .settleClaims(let wait)? = actions.first {
+            try? await Task.sleep(for: wait)
+            guard !Task.isCancelled else { return }
+            actions = lifecycles[id]?.claimsSettled() ?? []
         }
-        guard !Task.isCancelled, isLive(id) else { return }
-        try? await setState(id, .leasing)
+        guard !Task.isCancelled else { return }
+        try? await execute(id, actions)
         await withTaskGroup(of: Void.self) { group in
-            for binding in d.allBindings {
-                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
-                group.addTask { await self.serve(request) }
+            for case .askGateway(let address, _) in actions {
+                group.addTask { await self.serve(id, gateway: address) }
             }
         }
     }
 
-    /// Leases one gateway's binding, then renews it until the run ends. The run is up once the
-    /// first gateway serves it; the others join as they answer.
-    private func serve(_ request: LeaseRequest) async {
-        let id = request.runID
-        guard await acquire(request), isLive(id) else { return }
-        setPath(id, request.binding.address, .serving)
-        if records[id]?.state == .leasing {
-            waiting[id] = nil
-            try? await setState(id, .running)
-            logger.info("run is serving", metadata: ["run.id": "\(id)", "run.url": "\(details[id]?.url ?? "")"])
+    /// Asks the gateway at `address` for the run's binding as the lifecycle says: at once, again
+    /// with backoff while the gateway can't be asked (the app keeps running and serves once it is
+    /// back), then renewals, until the lifecycle stops asking (the run ended or failed).
+    private func serve(_ id: String, gateway address: String) async {
+        guard let d = details[id], let record = records[id],
+              let binding = d.allBindings.first(where: { $0.address == address }) else { return }
+        let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
+                                   https: d.https)
+        var wait = Duration.zero
+        while !Task.isCancelled {
+            if wait > .zero { try? await Task.sleep(for: wait) }
+            if Task.isCancelled || !isLive(id) { return }
+            let actions: [RunLifecycle.Action]
+            do {
+                _ = try await context.authority.grant(request)
+                deletedGateways[address] = nil
+                actions = lifecycles[id]?.granted(address, now: Date()) ?? []
+            } catch {
+                if Task.isCancelled { return }
+                let answer: RunLifecycle.Refusal
+                if error is LeaseConflict || error is LeaseRefused {
+                    answer = RunLifecycle.Refusal(error, departure: nil)
+                    logger.warning("the gateway refused the binding", metadata: [
+                        "run.id": "\(id)", "lease.binding": "\(binding)", "error": "\(error)",
+                    ])
+                } else {
+                    answer = RunLifecycle.Refusal(error, departure: await departure(address))
+                    logger.info("the gateway can't be asked for the binding; will retry", metadata: [
+                        "run.id": "\(id)", "lease.binding": "\(binding)", "error": "\(error)",
+                    ])
+                }
+                actions = lifecycles[id]?.notGranted(address, answer, now: Date()) ?? []
+            }
+            try? await execute(id, actions)
+            let next = actions.lazy.compactMap { action -> Duration? in
+                if case .askGateway(address, let after) = action { return after }
+                return nil
+            }.first
+            guard let next else { return }
+            wait = next
         }
-        await keepRenewing(request)
     }
 
     static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-
-    /// Asks the gateway for the binding until it answers. A gateway that can't be asked (link
-    /// down, call failed, timed out) is retried with backoff however long it takes: the app keeps
-    /// running and serves once the gateway is back. Only the gateway's own no fails the run.
-    /// True once granted; false when refused (the run is failed) or cancelled.
-    private func acquire(_ request: LeaseRequest) async -> Bool {
-        let id = request.runID
-        var attempt = 0
-        while !Task.isCancelled, isLive(id) {
-            do {
-                _ = try await context.authority.grant(request)
-                deletedGateways[request.binding.address] = nil
-                return true
-            } catch {
-                if Task.isCancelled || !isLive(id) { return false }
-                if await refused(request, error) { return false }
-                let text = "\(error)"
-                if let gone = await departure(request.binding.address) {
-                    if records[id]?.state != .running { waiting[id] = "gateway \(request.binding.address), but \(gone) (retrying in case it comes back)" }
-                    setPath(id, request.binding.address, .gone, lastError: gone)
-                } else {
-                    if records[id]?.state != .running { waiting[id] = "gateway \(request.binding.address) (retrying, last error: \(text))" }
-                    setPath(id, request.binding.address, .pending, lastError: text)
-                }
-                logger.info("the gateway can't be asked for the binding; will retry", metadata: [
-                    "run.id": "\(id)", "lease.binding": "\(request.binding)", "error": "\(text)",
-                ])
-            }
-            try? await Task.sleep(for: Self.backoff(attempt: attempt, initial: context.retryInitial, cap: context.retryCap))
-            attempt += 1
-        }
-        return false
-    }
-
-    /// Fails the run when `error` is the gateway's authoritative answer (another run holds the
-    /// binding, or the gateway refuses it); false for a transient error, which is retried.
-    private func refused(_ request: LeaseRequest, _ error: any Error) async -> Bool {
-        if let conflict = error as? LeaseConflict {
-            setPath(request.runID, request.binding.address, .lost, holder: conflict.holder.runName, lastError: conflict.description)
-            await abandon(request.runID, reason: conflict.description, gracePeriod: .seconds(2))
-            return true
-        }
-        if let refusal = error as? LeaseRefused {
-            setPath(request.runID, request.binding.address, .refused, lastError: refusal.description)
-            await abandon(request.runID, reason: refusal.description, gracePeriod: .seconds(2))
-            return true
-        }
-        return false
-    }
-
-    /// The wait before grant attempt `attempt + 1`: doubling from `initial`, at most `cap`.
-    static func backoff(attempt: Int, initial: Duration, cap: Duration) -> Duration {
-        min(initial * (1 << min(attempt, 20)), cap)
-    }
-
-    /// Records the run's path through the gateway at `address`, and sums the run's paths up: it
-    /// serves while any gateway serves it; otherwise the gravest state counts.
-    private func setPath(_ id: String, _ address: String, _ state: RunPath.State, holder: String? = nil, lastError: String? = nil) {
-        let old = gatewayPaths[id]?[address]
-        let since = old?.state == state ? old!.since : Date()
-        gatewayPaths[id, default: [:]][address] = RunPath(state: state, since: since, holder: holder, lastError: lastError ?? old?.lastError)
-        let all = gatewayPaths[id]!.values
-        let order: [RunPath.State] = [.serving, .lost, .refused, .gone, .unreachable, .pending]
-        guard let top = order.lazy.compactMap({ s in all.first { $0.state == s } }).first else { return }
-        setRunPath(id, top.state, holder: top.holder, lastError: top.lastError)
-    }
-
-    /// Records the run's public path; the time moves only when its state changes.
-    private func setRunPath(_ id: String, _ state: RunPath.State, holder: String? = nil, lastError: String? = nil) {
-        let old = paths[id]
-        let since = old?.state == state ? old!.since : Date()
-        paths[id] = RunPath(state: state, since: since, holder: holder, lastError: lastError ?? old?.lastError)
-        if old?.state != state, let old {
-            logger.info("run's public path changed", metadata: [
-                "run.id": "\(id)", "run.path.from": "\(old.state.rawValue)", "run.path.to": "\(state.rawValue)",
-            ])
-        }
-    }
-
-    /// Stops a run that can't go on, with the reason. The reason is noted first: `watchExits` may
-    /// see the exit the stop causes before this finishes, and ends the run with the noted reason.
-    /// Its binding is released too: a grant whose answer was lost (the link dropped) must not
-    /// hold the port until its TTL runs out.
-    private func abandon(_ id: String, reason: String, gracePeriod: Duration) async {
-        guard records[id]?.state.isActive == true, abandoning.insert(id).inserted else { return }
-        defer { abandoning.remove(id) }
-        records[id]?.detail = reason
-        _ = try? await supervisor.stop(id: id, gracePeriod: gracePeriod)
-        await release(id)
-        try? await finish(id, state: .failed, detail: reason)
-    }
-
-    private func keepRenewing(_ request: LeaseRequest) async {
-        let id = request.runID
-        var failures = 0
-        let address = request.binding.address
-        while !Task.isCancelled, isLive(id) {
-            // While the gateway can't be asked, ask sooner than a renewal would: the run serves
-            // again as soon as the gateway is back (a restarted gateway may have let the lease go).
-            let wait = failures == 0
-                ? context.renewInterval
-                : min(context.renewInterval, Self.backoff(attempt: failures - 1, initial: context.retryInitial, cap: context.retryCap))
-            try? await Task.sleep(for: wait)
-            if Task.isCancelled || !isLive(id) { return }
-            do {
-                _ = try await context.authority.grant(request)
-                failures = 0
-                waiting[id] = nil
-                deletedGateways[address] = nil
-                setPath(id, address, .serving)
-            } catch let conflict as LeaseConflict {
-                // Someone else holds it now (we were gone too long): this run can no longer serve.
-                logger.warning("lease lost", metadata: ["run.id": "\(id)", "error": "\(conflict)"])
-                setPath(id, address, .lost, holder: conflict.holder.runName, lastError: conflict.description)
-                await abandon(id, reason: "its binding was taken while it could not renew: \(conflict)", gracePeriod: .seconds(5))
-                return
-            } catch let refusal as LeaseRefused {
-                logger.warning("lease refused on renewal", metadata: ["run.id": "\(id)", "error": "\(refusal)"])
-                setPath(id, address, .refused, lastError: refusal.description)
-                await abandon(id, reason: "the gateway refused its binding: \(refusal)", gracePeriod: .seconds(5))
-                return
-            } catch {
-                // The gateway is unreachable for now: keep trying; the lease lasts its TTL meanwhile.
-                // One that left the mesh says so: its URL is dead until the gateway comes back.
-                failures += 1
-                if let gone = await departure(address) {
-                    setPath(id, address, .gone, lastError: gone)
-                } else {
-                    setPath(id, address, .unreachable, lastError: "\(error)")
-                }
-                logger.debug("lease renewal failed; will retry", metadata: ["run.id": "\(id)", "error": "\(error)"])
-            }
-        }
     }
 
     /// Why the gateway at `address` is gone, if it is: deleted by this node, or gone from the mesh.
@@ -459,46 +399,38 @@ public actor RunManager {
     /// the same address serves them again.
     public func gatewayDeleted(name: String, address: String) {
         deletedGateways[address] = name
-        for r in records.values where r.state.isActive && r.state != .stopping
-            && details[r.id]?.allBindings.contains(where: { $0.address == address }) == true {
-            if r.state != .running {
-                waiting[r.id] = "gateway \(address), but gateway \(name) was deleted (retrying in case it comes back)"
+        let now = Date()
+        for id in lifecycles.keys {
+            // Only paths change here: nothing else to carry out.
+            for case .pathChanged(let from, let to) in lifecycles[id]?.gatewayDeleted(name: name, address: address, now: now) ?? [] {
+                logPathChange(id, from: from, to: to)
             }
-            setPath(r.id, address, .gone, lastError: "gateway \(name) was deleted")
         }
     }
 
     // MARK: Stopping and exits
 
     /// Stops a run by name or ID and releases its binding.
-    public func stop(_ reference: String) async throws(APIError) -> RunInfo {
+    public func stop(_ reference: String) async throws(RunRefusal) -> RunInfo {
         let record = try find(reference)
-        guard record.state.isActive else {
-            // Ended already; give back any binding the gateway may still hold for it.
+        guard let actions = lifecycles[record.id]?.stopRequested() else {
+            // Every record gets a lifecycle at submit and at recovery; without one, only what a
+            // gateway may still hold for the run is given back.
             await release(record.id)
             return info(record)
         }
-        try await setState(record.id, .stopping)
-        tasks[record.id]?.cancel()
-        _ = try? await supervisor.stop(id: record.id)
-        await release(record.id)
-        try await finish(record.id, state: .stopped, detail: nil)
+        try await execute(record.id, actions)
         return info(records[record.id]!)
     }
 
     /// Follows the supervisor's exits (run once, for the node's lifetime).
     public func watchExits() async {
         for await exit in supervisor.exits {
-            guard let record = records[exit.id], record.state.isActive, record.state != .stopping else { continue }
-            // Still waiting for its port: the wait sees the exit too and fails the run with the
+            // While its port is awaited, the wait sees the exit too and fails the run with the
             // cause (the log's tail, or the program that holds the port).
-            if record.state == .starting, tasks[exit.id] != nil { continue }
-            tasks[exit.id]?.cancel()
-            await release(exit.id)
-            let wasServing = record.state == .running
-            let state: RunState = wasServing || exit.status.exitCode == 0 ? .exited : .failed
-            let detail = wasServing ? "the commands ended (\(exit.status))" : nil
-            try? await finish(exit.id, state: state, detail: detail ?? records[exit.id]?.detail, exitCode: exit.status.exitCode)
+            let actions = lifecycles[exit.id]?.processExited(
+                exitCode: exit.status.exitCode, status: "\(exit.status)", awaitingPort: tasks[exit.id] != nil) ?? []
+            try? await execute(exit.id, actions)
         }
     }
 
@@ -506,7 +438,8 @@ public actor RunManager {
         guard let d = details[id], let record = records[id] else { return }
         await withTaskGroup(of: Void.self) { group in
             for binding in d.allBindings {
-                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort)
+                let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
+                                   https: d.https)
                 group.addTask { await self.context.authority.release(request) }
             }
         }
@@ -520,6 +453,7 @@ public actor RunManager {
         for record in updated {
             records[record.id] = record
             if let d = Self.decode(record.configJSON) { details[record.id] = d }
+            lifecycles[record.id] = lifecycle(record, details[record.id])
             if record != saved.first(where: { $0.id == record.id }) { try await store.saveRun(record) }
             // A claim a crash left behind for a run that is over: withdraw it.
             if !record.state.isActive, let domain = details[record.id]?.domain { await context.unclaim(domain, record.id) }
@@ -531,18 +465,19 @@ public actor RunManager {
 
     /// Forgets an ended run (`warren rm`): its record goes, so `ps -a` no longer lists it. An
     /// active run is refused: stopping it is a separate, deliberate step.
-    public func remove(_ reference: String) async throws(APIError) -> RunInfo {
+    public func remove(_ reference: String) async throws(RunRefusal) -> RunInfo {
         let record = try find(reference)
         guard !record.state.isActive else {
-            throw .conflict("run \(record.name) is \(record.state.rawValue); stop it first with `warren stop \(record.name)`")
+            throw .stillActive(name: record.name, state: record.state.rawValue)
         }
         do {
             _ = try await store.deleteRun(id: record.id)
         } catch {
-            throw .internalError("could not remove run \(record.name) from the node's store: \(error)")
+            throw .storeFailed(what: "could not remove run \(record.name) from the node's store", reason: "\(error)")
         }
         records[record.id] = nil
         details[record.id] = nil
+        lifecycles[record.id] = nil
         tasks[record.id] = nil
         return info(record)
     }
@@ -553,12 +488,12 @@ public actor RunManager {
         records.values.sorted { $0.createdAt < $1.createdAt }.map(info)
     }
 
-    public func get(_ reference: String) throws(APIError) -> RunInfo {
+    public func get(_ reference: String) throws(RunRefusal) -> RunInfo {
         info(try find(reference))
     }
 
     /// The log of a run and whether it has ended (for `logs -f`).
-    public func log(_ reference: String) throws(APIError) -> (log: RunLog, id: String) {
+    public func log(_ reference: String) throws(RunRefusal) -> (log: RunLog, id: String) {
         let record = try find(reference)
         return (supervisor.log(id: record.id), record.id)
     }
@@ -575,26 +510,27 @@ public actor RunManager {
     }
 
     /// A run by ID, or by name (the newest run of that name).
-    private func find(_ reference: String) throws(APIError) -> RunRecord {
+    private func find(_ reference: String) throws(RunRefusal) -> RunRecord {
         if let r = records[reference] { return r }
         if let r = records.values.filter({ $0.name == reference }).max(by: { $0.createdAt < $1.createdAt }) { return r }
-        throw .notFound("no run \"\(reference)\" on this node (see `warren ps -a`)")
+        throw .unknownRun(reference)
     }
 
     private func info(_ r: RunRecord) -> RunInfo {
         let d = details[r.id]
+        let lifecycle = lifecycles[r.id]
         let active = r.state.isActive
         return RunInfo(
             id: r.id, name: r.name, project: r.project, state: r.state, gateway: d?.binding.address,
-            url: r.state == .running && paths[r.id]?.state != .gone ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
+            url: r.state == .running && lifecycle?.path?.state != .gone ? d?.url : nil, externalPort: d?.binding.port ?? 0, appPort: d?.appPort ?? 0,
             host: d?.binding.host, node: context.nodeID, exitCode: r.exitCode, error: r.detail, created: r.createdAt,
-            waitingFor: active && r.state != .stopping ? waiting[r.id] : nil, path: path(r),
-            gateways: d?.allBindings.map { RunGatewayInfo(address: $0.address, path: active ? gatewayPaths[r.id]?[$0.address] : nil) })
+            waitingFor: active && r.state != .stopping ? lifecycle?.waiting : nil, path: path(r),
+            gateways: d?.allBindings.map { RunGatewayInfo(address: $0.address, path: active ? lifecycle?.gatewayPaths[$0.address] : nil) })
     }
 
     /// The run's public path as it is now: an ended run serves nobody, whatever it last knew.
     private func path(_ r: RunRecord) -> RunPath? {
-        guard let p = paths[r.id] else { return nil }
+        guard let p = lifecycles[r.id]?.path else { return nil }
         if r.state.isActive || p.state == .lost || p.state == .refused { return p }
         return nil
     }
@@ -603,7 +539,7 @@ public actor RunManager {
     public func pathCounts() -> [RunPath.State: Int] {
         var counts = Dictionary(uniqueKeysWithValues: RunPath.State.allCases.map { ($0, 0) })
         for r in records.values where r.state.isActive && r.state != .stopping {
-            counts[paths[r.id]?.state ?? .pending, default: 0] += 1
+            counts[lifecycles[r.id]?.path?.state ?? .pending, default: 0] += 1
         }
         return counts
     }
@@ -612,13 +548,13 @@ public actor RunManager {
 
     /// Moves an active run on; an ended run stays ended (a task that learns late of its end must
     /// not bring it back).
-    private func setState(_ id: String, _ state: RunState) async throws(APIError) {
+    private func setState(_ id: String, _ state: RunState) async throws(RunRefusal) {
         guard var r = records[id], r.state.isActive else { return }
         r.state = state
         try await save(r)
     }
 
-    private func finish(_ id: String, state: RunState, detail: String?, exitCode: Int32? = nil) async throws(APIError) {
+    private func finish(_ id: String, state: RunState, detail: String?, exitCode: Int32? = nil) async throws(RunRefusal) {
         guard var r = records[id] else { return }
         r.state = state
         r.detail = detail
@@ -628,19 +564,25 @@ public actor RunManager {
         logger.info("run ended", metadata: ["run.id": "\(id)", "run.state": "\(state.rawValue)", "run.detail": "\(detail ?? "")"])
     }
 
-    private func save(_ record: RunRecord) async throws(APIError) {
+    private func save(_ record: RunRecord) async throws(RunRefusal) {
         var r = record
         r.updatedAt = Date()
         records[r.id] = r
         do {
             try await store.saveRun(r)
         } catch {
-            throw .internalError("the run's record could not be saved: \(error)")
+            throw .storeFailed(what: "the run's record could not be saved", reason: "\(error)")
         }
     }
 
-    static func url(for binding: Binding) -> String {
+    /// The URL users reach the run at: https:// (on the gateway's HTTPS port) for a name the
+    /// gateway terminates TLS for, which is a host-routed binding on its HTTP port when it has ACME
+    /// and the service did not say `https: false`; http:// otherwise.
+    static func url(for binding: Binding, https: Bool = true, gateway: KnownGateway? = nil) -> String {
         let host = binding.host ?? (binding.address.contains(":") ? "[\(binding.address)]" : binding.address)
+        if https, let name = binding.host, let gateway, let httpsPort = gateway.httpsPort, binding.port == gateway.httpPort {
+            return httpsPort == 443 ? "https://\(name)" : "https://\(name):\(httpsPort)"
+        }
         return binding.port == 80 ? "http://\(host)" : "http://\(host):\(binding.port)"
     }
 

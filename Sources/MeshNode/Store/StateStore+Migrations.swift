@@ -46,6 +46,10 @@ extension StateStore {
                 t.column("value", .blob).notNull()
             }
         }
+        migrator.registerMigration("v2-lease-https") { db in
+            // NULL: the default (terminated where the gateway has ACME); 0: `https: false`.
+            try db.alter(table: "leases") { t in t.add(column: "https", .boolean) }
+        }
         return migrator
     }
 }

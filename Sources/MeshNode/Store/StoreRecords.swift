@@ -108,11 +108,14 @@ public struct LeaseRecord: Sendable, Hashable, Codable {
     /// The app's port on the holder, where the gateway's streams are dialled.
     public var appPort: Int
     public var expiresAt: Date
+    /// False: the service opted out of TLS termination (`https: false`); nil: the default.
+    public var https: Bool?
 
     public init(
         gatewayAddress: String, port: Int, host: String?, runID: String, holderNode: String,
-        runName: String = "", appPort: Int = 0, expiresAt: Date
+        runName: String = "", appPort: Int = 0, expiresAt: Date, https: Bool? = nil
     ) {
+        self.https = https
         self.gatewayAddress = gatewayAddress
         self.port = port
         self.host = host

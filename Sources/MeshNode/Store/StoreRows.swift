@@ -92,8 +92,10 @@ struct LeaseRow: Codable, FetchableRecord, PersistableRecord {
     var runName: String
     var appPort: Int
     var expiresAt: Date
+    var https: Bool?
 
     init(_ record: LeaseRecord) {
+        https = record.https
         gatewayAddress = record.gatewayAddress
         port = record.port
         host = Self.normalizedHost(record.host)
@@ -115,7 +117,8 @@ struct LeaseRow: Codable, FetchableRecord, PersistableRecord {
     var record: LeaseRecord {
         LeaseRecord(
             gatewayAddress: gatewayAddress, port: port, host: host.isEmpty ? nil : host,
-            runID: runID, holderNode: holderNode, runName: runName, appPort: appPort, expiresAt: expiresAt
+            runID: runID, holderNode: holderNode, runName: runName, appPort: appPort, expiresAt: expiresAt,
+            https: https
         )
     }
 }

@@ -129,9 +129,6 @@ struct EntryReader {
         NodeID(bytes: try fixed(NodeID.byteCount, field))!
     }
 
-    /// Everything read so far, e.g. the part a trailing signature covers.
-    var consumed: [UInt8] { Array(bytes[..<offset]) }
-
     /// Refuses trailing bytes: a value has exactly one encoding.
     func finish() throws(EntryDecodingError) {
         guard offset == bytes.count else { throw EntryDecodingError(what, "\(bytes.count - offset) unexpected trailing bytes") }

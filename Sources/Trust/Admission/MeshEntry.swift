@@ -1,50 +1,73 @@
 public import Gossip
 
-/// The kinds of replicated entries, as the gossip layer numbers them.
-public enum MeshEntryKind: Int, Sendable, CaseIterable {
-    case member = 1
-    case gateway = 2
-    case lease = 3
-    case domainClaim = 4
-    case project = 5
-    case secret = 6
+/// The mesh's kinds of replicated entries. Gossip carries a kind as a number; the numbers are on
+/// the wire and in signatures: only append.
+extension EntryKind {
+    public static let member = EntryKind(rawValue: 1)
+    public static let gateway = EntryKind(rawValue: 2)
+    public static let lease = EntryKind(rawValue: 3)
+    public static let domainClaim = EntryKind(rawValue: 4)
+    public static let project = EntryKind(rawValue: 5)
+    public static let secret = EntryKind(rawValue: 6)
+    /// A gateway's claim to order the certificate of a name (key `name|gateway node ID`).
+    public static let certificateOrder = EntryKind(rawValue: 7)
+    /// A certificate and its key, sealed to the gateways serving its name (key `name|orderer node ID`).
+    public static let certificate = EntryKind(rawValue: 8)
+
+    /// Every kind the mesh writes, in number order.
+    public static let meshKinds: [EntryKind] = [.member, .gateway, .lease, .domainClaim, .project, .secret, .certificateOrder, .certificate]
+
+    /// The kind's name in messages and logs; `kind7` for a number this version does not know.
+    public var name: String {
+        switch self {
+        case .member: "member"
+        case .gateway: "gateway"
+        case .lease: "lease"
+        case .domainClaim: "domainClaim"
+        case .project: "project"
+        case .secret: "secret"
+        case .certificateOrder: "certificateOrder"
+        case .certificate: "certificate"
+        default: description
+        }
+    }
 }
 
 /// A write this logic asks the node to make: put `value` under (kind, key), or delete it
 /// (a tombstone) when `value` is nil. The node signs it, stamps the HLC and gossips it.
 public struct EntryIntent: Sendable, Equatable, CustomStringConvertible {
-    public var kind: MeshEntryKind
+    public var kind: EntryKind
     public var key: String
     public var value: [UInt8]?
 
-    public init(kind: MeshEntryKind, key: String, value: [UInt8]?) {
+    public init(kind: EntryKind, key: String, value: [UInt8]?) {
         self.kind = kind
         self.key = key
         self.value = value
     }
 
-    public static func put(_ kind: MeshEntryKind, _ key: String, _ value: [UInt8]) -> EntryIntent {
+    public static func put(_ kind: EntryKind, _ key: String, _ value: [UInt8]) -> EntryIntent {
         EntryIntent(kind: kind, key: key, value: value)
     }
 
-    public static func delete(_ kind: MeshEntryKind, _ key: String) -> EntryIntent {
+    public static func delete(_ kind: EntryKind, _ key: String) -> EntryIntent {
         EntryIntent(kind: kind, key: key, value: nil)
     }
 
     public var isDelete: Bool { value == nil }
 
-    public var description: String { "\(isDelete ? "delete" : "put") \(kind)/\(key)" }
+    public var description: String { "\(isDelete ? "delete" : "put") \(kind.name)/\(key)" }
 }
 
 /// A live (not deleted) replicated entry as the gossip layer hands it over: its signature already
 /// checked against `author`.
 public struct EntrySnapshot: Sendable, Equatable {
-    public var kind: MeshEntryKind
+    public var kind: EntryKind
     public var key: String
     public var value: [UInt8]
     public var author: NodeID
 
-    public init(kind: MeshEntryKind, key: String, value: [UInt8], author: NodeID) {
+    public init(kind: EntryKind, key: String, value: [UInt8], author: NodeID) {
         self.kind = kind
         self.key = key
         self.value = value

@@ -3,7 +3,8 @@ import Foundation
 
 /// The one check the replicated map makes before merging a write: the writer rule of each kind
 /// (SECURITY.md). `member` goes to the roster, `project` and `secret` to the project book;
-/// `gateway`, `lease` and `domainClaim` are checked here against their author. A refused write
+/// `gateway`, `lease`, `domainClaim`, `certificateOrder` and `certificate` are checked here against
+/// their author. A refused write
 /// never enters the replica.
 ///
 /// Before the node belongs to a mesh (no roster yet) only the entries' own consistency and the
@@ -11,7 +12,7 @@ import Foundation
 public enum MeshEntryGate {
     /// - Parameter gateways: the address each gateway announces (its `gateway` entry), by node.
     public static func check(
-        kind: MeshEntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster?, book: ProjectBook,
+        kind: EntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster?, book: ProjectBook,
         gateways: [NodeID: String] = [:]
     ) throws(EntryRefusal) {
         switch kind {
@@ -26,6 +27,11 @@ public enum MeshEntryGate {
             try checkLease(key: key, value: value, author: author, gateways: gateways)
         case .domainClaim:
             try checkDomainClaim(key: key, value: value, author: author)
+        case .certificateOrder, .certificate:
+            try checkCertificate(kind: kind, key: key, value: value, author: author, roster: roster, gateways: gateways)
+        default:
+            // A kind of a newer version: no rule of this one applies, gossip carries it.
+            return
         }
     }
 
@@ -82,6 +88,50 @@ public enum MeshEntryGate {
         guard let value else { return }
         guard let claim = try? JSONDecoder().decode(DomainClaim.self, from: Data(value)), claim.holder == author.description else {
             throw EntryRefusal(key: key, reason: "a domain claim must name its author \(author.short)… as the holder", rule: "domain_claim_not_own")
+        }
+    }
+
+    /// What a `certificateOrder` or `certificate` entry says of itself: its name and its gateway.
+    public struct CertificateEntryHead: Codable, Sendable {
+        public var name: String
+        public var gateway: String
+
+        public init(name: String, gateway: String) {
+            self.name = name
+            self.gateway = gateway
+        }
+    }
+
+    /// A certificate order claim or a sealed certificate (key `name|node ID`) is written only by the
+    /// gateway it names, and only by a gateway: a runner could otherwise win the order lease and
+    /// stall every gateway's certificate, or publish a certificate of its own choosing for a name.
+    /// One whose author has not announced its gateway yet waits for that announcement.
+    static func checkCertificate(
+        kind: EntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster?, gateways: [NodeID: String]
+    ) throws(EntryRefusal) {
+        guard let bar = key.lastIndex(of: "|"), !key[..<bar].isEmpty else {
+            throw EntryRefusal(key: key, reason: "a \(kind) key is name|gateway node ID", rule: "certificate_malformed")
+        }
+        let name = String(key[..<bar]), owner = String(key[key.index(after: bar)...])
+        guard owner == author.description else {
+            throw EntryRefusal(key: key, reason: "a \(kind) entry may only be written by the gateway its key names, not by \(author.short)…",
+                               rule: "certificate_not_own")
+        }
+        if let value {
+            guard let head = try? JSONDecoder().decode(CertificateEntryHead.self, from: Data(value)), head.name == name,
+                  head.gateway == owner
+            else {
+                throw EntryRefusal(key: key, reason: "the \(kind) entry does not decode, or names another name or gateway than its key",
+                                   rule: "certificate_malformed")
+            }
+        }
+        if let roster, let role = roster.role(of: author), role != .gateway, role != .admin {
+            throw EntryRefusal(key: key, reason: "node \(author.short)… has role \(role); only gateways order and share certificates",
+                               rule: "certificate_not_gateway")
+        }
+        guard gateways[author] != nil else {
+            throw EntryRefusal(key: key, reason: "its author \(author.short)… has announced no gateway (yet)", awaitsDependency: true,
+                               rule: "certificate_not_gateway")
         }
     }
 }

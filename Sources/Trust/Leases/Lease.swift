@@ -12,8 +12,13 @@ public struct Lease: Codable, Sendable, Equatable {
     /// The app's port on the holder, where the gateway's streams are dialled.
     public var appPort: Int
     public var expires: Date
+    /// False when the service opted out of TLS termination (dstack's `https: false`): the gateway
+    /// serves its name over plain HTTP only. Nil (the default, and what older nodes send) lets a
+    /// gateway with ACME terminate TLS for it.
+    public var https: Bool?
 
-    public init(binding: Binding, runID: String, runName: String, holder: String, appPort: Int, expires: Date) {
+    public init(binding: Binding, runID: String, runName: String, holder: String, appPort: Int, expires: Date, https: Bool? = nil) {
+        self.https = https
         self.binding = binding
         self.runID = runID
         self.runName = runName
@@ -23,6 +28,9 @@ public struct Lease: Codable, Sendable, Equatable {
     }
 
     public func isLive(at now: Date) -> Bool { expires > now }
+
+    /// Whether a gateway with ACME terminates TLS for this lease's name.
+    public var terminatesTLS: Bool { https != false }
 }
 
 /// A binding is already held: says by whom, and what to do instead.

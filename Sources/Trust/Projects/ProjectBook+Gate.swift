@@ -8,7 +8,7 @@ public import Gossip
 /// project record or its author's key, a secret before its project or its author's key) is
 /// refused as `awaitsDependency`: the replica holds it back and asks again as entries arrive.
 extension ProjectBook {
-    public func check(kind: MeshEntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
+    public func check(kind: EntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
         func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
         func notYet(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why, awaitsDependency: true) }
         if let roster, !roster.isMember(author) {
@@ -31,6 +31,12 @@ extension ProjectBook {
             guard entry.entryKey == key else { throw refuse("its project, generation and member differ from its key") }
             guard let project = projects[entry.project] else { throw notYet("no such project (yet)") }
             let isMember = project.memberKeys[author] != nil
+            // Only the creator (generation 1) and a rotating member seal the key to themselves:
+            // a mesh member outside the project doing so is refused, not held for later.
+            if entry.member == author, !isMember, !(entry.generation == 1 && author == project.record.creator) {
+                throw EntryRefusal(key: key, reason: "written by \(author.short)…, not a member of project \(project.name), sealing its key to itself",
+                                   rule: "key_not_project_member")
+            }
             switch entry.generation {
             case project.generation where project.generation > 0:
                 // The creator seals generation 1 to itself and to members it adds; those entries

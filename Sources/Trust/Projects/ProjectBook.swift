@@ -108,7 +108,7 @@ public struct ProjectBook: Sendable {
             // A removed member's past writes still count (they were made while it belonged); the
             // gate keeps it from writing more.
             if let roster, !roster.isMember(e.author), !roster.isRemoved(e.author) {
-                rejections.append("\(e.kind)/\(e.key): its author \(e.author.short)… was never a mesh member")
+                rejections.append("\(e.kind.name)/\(e.key): its author \(e.author.short)… was never a mesh member")
                 continue
             }
             do throws(EntryDecodingError) {
@@ -134,7 +134,7 @@ public struct ProjectBook: Sendable {
                     throw EntryDecodingError("project entry", "unknown key")
                 }
             } catch {
-                rejections.append("\(e.kind)/\(e.key.prefix(120)): \(error)")
+                rejections.append("\(e.kind.name)/\(e.key.prefix(120)): \(error)")
             }
         }
         for name in projects.keys {

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Gossip
 import Link
-import MeshNode
 import NIOCore
 import NIOPosix
 import Sodium
@@ -11,22 +10,23 @@ import Sodium
 import Glibc
 #endif
 
-/// Hidden commands that move bulk data through one link between two `warren` processes, for the
-/// link benchmark (`bench/link`) and the end-to-end checksum test.
+/// `warren-bench`: bench and test plumbing kept out of the user's `warren`. `link-serve` and
+/// `link-send` move bulk data through one link between two processes, for the link benchmark
+/// (`bench/link`) and the end-to-end checksum test (`LinkProcessTests`).
 ///
 /// ```
-/// warren debug link-serve --port 7000            # prints "node <id> port <port>"
-/// warren debug link-send --port 7000 --expect <id> --bytes 1073741824 --hash
+/// warren-bench link-serve --port 7000            # prints "node <id> port <port>"
+/// warren-bench link-send --port 7000 --expect <id> --bytes 1073741824 --hash
 /// ```
 /// `--direction up` (default) sends dialler → acceptor on a stream the dialler opens;
 /// `--direction down` makes the acceptor open a stream and send acceptor → dialler (the path a
 /// gateway uses towards a runner). With `--hash`, both ends hash the bytes with BLAKE2b and the
 /// receiver compares the sender's digest; a mismatch exits non-zero.
-struct DebugLinkCommand: AsyncParsableCommand {
+@main
+struct WarrenBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "debug",
-        abstract: "Diagnostics for developers.",
-        shouldDisplay: false,
+        commandName: "warren-bench",
+        abstract: "Bench and test plumbing for Warren's links.",
         subcommands: [Serve.self, Send.self]
     )
 
@@ -89,7 +89,7 @@ struct DebugLinkCommand: AsyncParsableCommand {
                     guard let link = endpointBox.endpoint?.links.first(where: { $0.peer == stream.peer && $0.direction == .inbound }) else { return 503 }
                     Task {
                         do {
-                            _ = try await link.openStream(headers: [("warren-debug-push", String(pull)), ("warren-debug-hash", request.hash ? "1" : "0")]) { channel in
+                            _ = try await link.openStream(headers: [(BenchHeader.push, String(pull)), (BenchHeader.hash, request.hash ? "1" : "0")]) { channel in
                                 channel.eventLoop.makeCompletedFuture {
                                     try channel.pipeline.syncOperations.addHandler(BulkSource(total: pull, hash: request.hash))
                                 }
@@ -170,14 +170,14 @@ struct DebugLinkCommand: AsyncParsableCommand {
             let result: BulkResult
             if direction == "up" {
                 let reply = link.eventLoop.makePromise(of: BulkResult.self)
-                _ = try await link.openStream(headers: [("warren-debug-sink", String(bytes)), ("warren-debug-hash", hash ? "1" : "0")]) { channel in
+                _ = try await link.openStream(headers: [(BenchHeader.sink, String(bytes)), (BenchHeader.hash, hash ? "1" : "0")]) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(BulkSource(total: bytes, hash: hash, reply: reply))
                     }
                 }
                 result = try await reply.futureResult.get()
             } else {
-                _ = try await link.openStream(headers: [("warren-debug-pull", String(bytes)), ("warren-debug-hash", hash ? "1" : "0")])
+                _ = try await link.openStream(headers: [(BenchHeader.pull, String(bytes)), (BenchHeader.hash, hash ? "1" : "0")])
                 result = try await received.futureResult.get()
             }
             let seconds = (clock.now - start) / .seconds(1)
@@ -221,6 +221,18 @@ private final class EndpointBox: @unchecked Sendable {
     }
 }
 
+/// The headers of a bulk stream between `link-send` and `link-serve` (both ends are this file).
+private enum BenchHeader {
+    /// Bytes the dialler sends on this stream.
+    static let sink = "warren-debug-sink"
+    /// Bytes the dialler asks `link-serve` to send back on a stream it opens.
+    static let pull = "warren-debug-pull"
+    /// Bytes `link-serve` sends on this stream (its answer to a pull).
+    static let push = "warren-debug-push"
+    /// "1": both ends hash the bytes.
+    static let hash = "warren-debug-hash"
+}
+
 private struct BulkRequest {
     var pullBytes: Int?
     var pushBytes: Int?
@@ -229,9 +241,9 @@ private struct BulkRequest {
     init(headers: [(String, String)]) {
         for (name, value) in headers {
             switch name {
-            case "warren-debug-pull": pullBytes = Int(value)
-            case "warren-debug-push": pushBytes = Int(value)
-            case "warren-debug-hash": hash = value == "1"
+            case BenchHeader.pull: pullBytes = Int(value)
+            case BenchHeader.push: pushBytes = Int(value)
+            case BenchHeader.hash: hash = value == "1"
             default: break
             }
         }

@@ -5,6 +5,7 @@
 
 public import NIOCore
 import NIOPosix
+public import Proxy
 
 /// Gateway side: reaches each runner's `LoopbackTunnelRunner` by TCP. Not encrypted; for
 /// loopback tests and benchmarks of the Proxy alone.
