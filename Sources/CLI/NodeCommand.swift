@@ -165,10 +165,11 @@ struct NodeCommand: AsyncParsableCommand {
                     directoryURL: acmeDirectory ?? AcmeSettings.letsEncrypt, email: acmeEmail, caBundlePath: acmeCaBundle,
                     httpPort: httpPort, httpsPort: httpsPort)
             }
-            let agent = AgentService(agent: NodeAgent(options: options, logger: logger))
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
+                let agent = try await NodeAgent(options: options, logger: logger)
+                // Started in order; SIGTERM / SIGINT stop them in reverse, each after the ones started after it.
+                let group = ServiceGroup(configuration: .init(
+                    services: agent.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                 try await group.run()
             } catch {
                 Output.error("error: \(error)")
@@ -195,21 +196,6 @@ struct NodeCommand: AsyncParsableCommand {
                 Output.error("error: \(error)")
                 throw ExitCode(1)
             }
-        }
-    }
-}
-
-/// The agent as one service of the group: it runs until graceful shutdown cancels it.
-struct AgentService: Service {
-    let agent: NodeAgent
-
-    func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                try await agent.run()
-            }
-        } catch is CancellationError {
-            // SIGTERM / SIGINT: the agent has shut down in order; that is success.
         }
     }
 }

@@ -34,12 +34,15 @@ import Testing
         let bID = try await WarrenProcess.run(["node", "id", "--state-dir", "\(root)/b"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try #require(!bID.isEmpty)
         // The join's push-pull crossed the link from b: a counts it once it samples (every 2 s).
+        // The handshake's bytes come before the join's stream, so a sample may hold bytes and no
+        // stream yet: wait for both.
         var text = ""
         let counted = try await eventually(within: 30) {
             text = await fetch(url) ?? ""
             return Self.value(text, "warren_link_bytes_total", ["peer": bID, "direction": "received"]) > 0
+                && Self.value(text, "warren_link_streams_opened_total", ["peer": bID]) >= 1
         }
-        #expect(counted, "no link bytes from b in a's metrics:\n\(text)\n--- a\n\(a.log)")
+        #expect(counted, "no link bytes or stream from b in a's metrics:\n\(text)\n--- a\n\(a.log)")
         try #require(counted)
         #expect(Self.value(text, "warren_link_streams_opened_total", ["peer": bID]) >= 1, "\(text)")
         #expect(text.contains("warren_link_streams_active{"), "\(text)")

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MeshNode
 @testable import Link
+import Gossip
 import Provisioning
 import NIOConcurrencyHelpers
 import Testing
@@ -40,8 +41,8 @@ import TrustTestSupport
     /// What the fake mesh shows.
     final class FakeMesh: @unchecked Sendable {
         private let lock = NSLock()
-        private var _gateways: [GatewayInfo] = []
-        var gateways: [GatewayInfo] {
+        private var _gateways: [MeshGateway] = []
+        var gateways: [MeshGateway] {
             get { lock.withLock { _gateways } }
             set { lock.withLock { _gateways = newValue } }
         }
@@ -76,14 +77,14 @@ import TrustTestSupport
         }
         let context = GatewayProvisioner.Context(
             stateDirectory: directory, localJoin: "127.0.0.1:7420", cloudJoin: "198.51.100.1:7420",
-            invite: invite, removeMember: removeMember, projectSettings: { _ in secrets }, peers: { [] }, gateways: { mesh.gateways }, environment: [:],
+            invite: invite, removeMember: removeMember, projectSettings: { _ in secrets }, members: { [:] }, gateways: { mesh.gateways }, environment: [:],
             makeBackend: realBackends ? GatewayProvisioner.defaultBackend : fake,
             pollInterval: .milliseconds(20))
         return Setup(provisioner: GatewayProvisioner(context: context), cloud: cloud, mesh: mesh, directory: directory)
     }
 
-    static func alive(_ name: String, address: String, node: String = "NODE") -> GatewayInfo {
-        GatewayInfo(name: name, address: address, domains: [], node: node, backend: "local", region: nil, status: "alive", bindings: [])
+    static func alive(_ name: String, address: String, node: String = "NODE") -> MeshGateway {
+        MeshGateway(name: name, node: node, address: address, state: .alive)
     }
 
     @Test func aCloudGatewayIsReadyWhenItsAddressIsAliveInGossipAndIsRecordedForDelete() async throws {
@@ -119,7 +120,7 @@ import TrustTestSupport
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var context = GatewayProvisioner.Context(
             stateDirectory: directory, localJoin: "127.0.0.1:7420", cloudJoin: "198.51.100.1:7420",
-            projectSettings: { _ in ["WARREN_BACKEND": "aws"] }, peers: { [] }, gateways: { [] }, environment: [:],
+            projectSettings: { _ in ["WARREN_BACKEND": "aws"] }, members: { [:] }, gateways: { [] }, environment: [:],
             makeBackend: { _, _, _ in FakeCloud(kind: "aws") })
         context.acme = { kept.withLockedValue { $0 } }
         context.setACME = { acme in kept.withLockedValue { $0 = acme } }
@@ -358,7 +359,7 @@ import TrustTestSupport
             _ = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", environment: unserved))
         }
         // A gateway that is not alive is not asked.
-        serving.status = "left"
+        serving.state = .left
         s.mesh.gateways = [serving]
         await #expect(throws: ProvisioningError.self) {
             _ = try await s.provisioner.prepare(GatewayCreateRequest(project: "p", backend: "aws", environment: credentials))

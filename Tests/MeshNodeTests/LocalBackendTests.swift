@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Gossip
 import Link
+import NIOCore
 @testable import MeshNode
 @testable import Trust
 import TrustTestSupport
@@ -145,11 +146,8 @@ import Testing
         // 127.0.0.66:47422 is held by someone else; a local gateway holds 127.0.0.67.
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = in_port_t(UInt16(47_422).bigEndian)
-        inet_pton(AF_INET, "127.0.0.66", &sin.sin_addr)
-        let bound = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        // NIO's address, as `LocalBackend` binds: sockaddr_in's members are not visible here.
+        let bound = try SocketAddress(ipAddress: "127.0.0.66", port: 47_422).withSockAddr { bind(holder, $0, socklen_t($1)) }
         try #require(bound == 0)
         let first = sandbox.backend(binary: binary, candidates: ["127.0.0.67"])
         let made = try await first.create(GatewaySpec(name: "gw-unit-c", joinToken: "127.0.0.63:7420", meshPort: 47_422)) { _ in }

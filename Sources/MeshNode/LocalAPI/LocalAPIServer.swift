@@ -1,8 +1,10 @@
 import Foundation
 public import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 public import NIOPosix
+public import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -14,8 +16,8 @@ import Darwin
 /// in a 0700 state directory), for the CLI.
 ///
 /// `bind` claims the socket (removing a stale one, refusing if a node answers on it); `run` serves
-/// until its task is cancelled, then closes the socket and removes its file.
-public final class LocalAPIServer: Sendable {
+/// until graceful shutdown (or cancellation), then closes the socket and removes its file.
+public final class LocalAPIServer: Service {
     /// The socket's file name inside the state directory.
     public static let socketName = "node.sock"
 
@@ -33,17 +35,20 @@ public final class LocalAPIServer: Sendable {
     let router: APIRouter
     let configuration: Configuration
     let logger: Logger
-    private let serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+    private let serverChannel: NIOAsyncChannel<Connection, Never>
+    private let accepted: AcceptedConnections
 
     private init(
         socketPath: String, router: APIRouter, configuration: Configuration, logger: Logger,
-        serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        serverChannel: NIOAsyncChannel<Connection, Never>, accepted: AcceptedConnections
     ) {
         self.socketPath = socketPath
         self.router = router
         self.configuration = configuration
         self.logger = logger
         self.serverChannel = serverChannel
+        self.accepted = accepted
     }
 
     /// Claims `<stateDirectory>/node.sock` and starts accepting (connections wait until `run`).
@@ -74,16 +79,23 @@ public final class LocalAPIServer: Sendable {
         }
         try await removeStaleSocket(at: socketPath, stateDirectory: stateDirectory, eventLoopGroup: eventLoopGroup)
 
-        let serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+        let serverChannel: NIOAsyncChannel<Connection, Never>
+        let accepted = AcceptedConnections()
         do {
             serverChannel = try await ServerBootstrap(group: eventLoopGroup)
                 .serverChannelOption(.backlog, value: 64)
                 .bind(to: address) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                            wrappingChannelSynchronously: channel
-                        )
+                        do {
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                            return try accepted.wrap(channel)
+                        } catch {
+                            // NIO neither registers nor closes a connection whose initializer
+                            // failed (the server's async wrapping only drops it): unclosed, its
+                            // socket would stay open, unread, for the life of the process.
+                            channel.close(promise: nil)
+                            throw error
+                        }
                     }
                 }
         } catch {
@@ -99,42 +111,44 @@ public final class LocalAPIServer: Sendable {
         logger.info("local API listening", metadata: ["api.socket": "\(socketPath)"])
         return LocalAPIServer(
             socketPath: socketPath, router: router, configuration: configuration, logger: logger,
-            serverChannel: serverChannel
+            serverChannel: serverChannel, accepted: accepted
         )
     }
 
-    /// Serves connections until the calling task is cancelled, then closes the socket and removes
-    /// its file. Call once.
+    /// Serves connections until graceful shutdown or cancellation, then stops in order: no new
+    /// connection is wrapped, the listening socket closes, every connection accepted and not yet
+    /// taken by the accept loop is finished and closed, those being served end (a followed log is
+    /// cut), and the socket file is removed. Call once.
     ///
-    /// Cancellation closes the listening socket; it does not reach the accept loop, which runs in a
-    /// task of its own: a cancelled iterator would drop the connections NIO accepted and nobody took
-    /// yet, and such a connection traps when it is deinited ("NIOAsyncWriter deinited without
-    /// calling finish()", seen when nodes were stopped while answering the CLI). The loop hands
-    /// every accepted connection to `serve` (whose `executeThenClose` closes it), then cuts those
-    /// still open, such as a followed log.
+    /// NIO wraps an accepted connection in the listening channel's child initializer and hands it
+    /// to the listener's inbound sequence; once that sequence has ended (the listener closed, or
+    /// its iterator cancelled) a connection handed to it is dropped, and a wrapped connection
+    /// dropped before its writer finished traps in `channelActive` ("Deinited NIOAsyncWriter
+    /// without calling finish()"). `AcceptedConnections` owns every wrapped connection until the
+    /// loop takes it, so none is ever dropped.
     public func run() async throws {
         defer {
             unlink(socketPath)
             logger.info("local API closed", metadata: ["api.socket": "\(socketPath)"])
         }
-        let accepting = Task { try await self.acceptUntilClosed() }
-        try await withTaskCancellationHandler {
-            try await accepting.value
-        } onCancel: {
-            serverChannel.channel.close(promise: nil)
-        }
-    }
-
-    private func acceptUntilClosed() async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            try await serverChannel.executeThenClose { connections in
-                for try await connection in connections {
-                    group.addTask {
-                        await self.serve(connection)
+            group.addTask {
+                try await withThrowingDiscardingTaskGroup { serving in
+                    defer { serving.cancelAll() }
+                    try await self.serverChannel.executeThenClose { connections in
+                        for try await connection in connections where self.accepted.take(connection) {
+                            serving.addTask { await self.serve(connection) }
+                        }
                     }
                 }
             }
-            group.cancelAll()
+            // Graceful shutdown returns; cancellation throws: both stop the server the same way.
+            try? await gracefulShutdown()
+            let waiting = accepted.stop()
+            try? await serverChannel.channel.close()
+            for connection in waiting {
+                try? await connection.executeThenClose { _, _ in }
+            }
         }
     }
 
@@ -158,6 +172,42 @@ public final class LocalAPIServer: Sendable {
         }
         if unlink(path) != 0, errno != ENOENT {
             throw LocalAPIError.cannotBind(path: path, reason: "cannot remove the stale socket: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// The connections NIO accepted and wrapped for the accept loop, until the loop takes them. After
+/// `stop` no connection is wrapped: the child initializer fails and closes it.
+final class AcceptedConnections: Sendable {
+    private struct State {
+        var open = true
+        var waiting: [ObjectIdentifier: LocalAPIServer.Connection] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// Wraps an accepted connection (on its event loop, in the child initializer) and keeps it
+    /// until `take` or `stop`. Throws once stopped.
+    func wrap(_ channel: any Channel) throws -> LocalAPIServer.Connection {
+        try state.withLockedValue { state in
+            guard state.open else { throw ChannelError.ioOnClosedChannel }
+            let connection = try LocalAPIServer.Connection(wrappingChannelSynchronously: channel)
+            state.waiting[ObjectIdentifier(channel)] = connection
+            return connection
+        }
+    }
+
+    /// True when the accept loop is to serve `connection`; false when `stop` already took it.
+    func take(_ connection: LocalAPIServer.Connection) -> Bool {
+        state.withLockedValue { $0.waiting.removeValue(forKey: ObjectIdentifier(connection.channel)) != nil }
+    }
+
+    /// Refuses further connections and returns those nobody took, for the caller to close.
+    func stop() -> [LocalAPIServer.Connection] {
+        state.withLockedValue { state in
+            state.open = false
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
         }
     }
 }

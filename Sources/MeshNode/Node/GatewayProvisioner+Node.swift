@@ -1,11 +1,16 @@
 import Foundation
+import Gossip
 import Provisioning
+import Trust
 
 extension GatewayProvisioner {
     /// The provisioner of a running node: gateways recorded in its state directory, invited by
     /// this node when its mesh has admission, else joining local ones at its listen address and
-    /// cloud ones at its advertised address.
-    init(node o: AgentOptions, boundPort: Int, secrets: any SecretsService, api: NodeAPI, admin: MeshAdminAPI, store: StateStore) {
+    /// cloud ones at its advertised address; the mesh's ACME settings kept in its store.
+    init(
+        node o: AgentOptions, boundPort: Int, secrets: any SecretsService, admin: MeshAdminAPI,
+        mesh: MeshState, view: MeshView, gate: MeshGate, store: StateStore
+    ) {
         let wildcard = o.listenHost == "0.0.0.0" || o.listenHost == "::"
         var advertised = o
         advertised.listenPort = boundPort
@@ -16,7 +21,15 @@ extension GatewayProvisioner {
             invite: { ttl in try admin.gatewayInvite(ttl: ttl) },
             removeMember: { node in try await admin.removeIfMember(node) },
             projectSettings: { project in try await secrets.values(project: project).values },
-            peers: api.peers, gateways: api.gateways)
+            members: {
+                let removed = gate.roster?.removals ?? [:]
+                var states: [String: MemberState] = [:]
+                for m in await mesh.members() where removed[m.id] == nil { states[m.id.description] = m.state }
+                return states
+            },
+            gateways: {
+                await view.meshGateways(members: Dictionary(await mesh.members().map { ($0.id, $0.state) }, uniquingKeysWith: { $1 }))
+            })
         context.acme = {
             guard let data = try? await store.setting(Self.acmeSetting) else { return nil }
             return try? JSONDecoder().decode(GatewayACME.self, from: data)

@@ -1,38 +1,63 @@
 import Foundation
 import Gossip
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
 /// Gossip's UDP socket: sealed datagrams in and out. It only moves bytes; `MeshState` seals,
-/// opens and decides.
+/// opens and decides. Datagrams arrive on `datagrams`, which the mesh's service consumes; when the
+/// consumer falls behind, the oldest waiting datagrams are dropped (gossip repeats itself) and
+/// counted in `dropped`.
 final class GossipTransport: Sendable {
-    private let channel: any Channel
+    /// How many received datagrams may wait for the mesh.
+    static let bufferedDatagrams = 1024
 
-    private init(channel: any Channel) {
+    private let channel: any Channel
+    let datagrams: AsyncStream<[UInt8]>
+    private let counter: DropCounter
+
+    private init(channel: any Channel, datagrams: AsyncStream<[UInt8]>, counter: DropCounter) {
         self.channel = channel
+        self.datagrams = datagrams
+        self.counter = counter
     }
 
-    /// Binds `host:port` (UDP) and hands every datagram to `receive`.
-    static func bind(host: String, port: Int, receive: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> GossipTransport {
-        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Inbound(receive: receive))
+    /// Datagrams dropped because the mesh was behind.
+    var dropped: Int { counter.count.withLockedValue { $0 } }
+
+    /// Binds `host:port` (UDP).
+    static func bind(host: String, port: Int) async throws -> GossipTransport {
+        let (datagrams, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .bufferingNewest(bufferedDatagrams))
+        let counter = DropCounter()
+        let channel: any Channel
+        do {
+            channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(Inbound(continuation: continuation, counter: counter))
+                    }
                 }
-            }
-            .bind(host: host, port: port)
-            .get()
-        return GossipTransport(channel: channel)
+                .bind(host: host, port: port)
+                .get()
+        } catch {
+            continuation.finish()
+            throw error
+        }
+        // The stream ends when the socket closes: the consumer's loop ends with it.
+        channel.closeFuture.whenComplete { _ in continuation.finish() }
+        return GossipTransport(channel: channel, datagrams: datagrams, counter: counter)
     }
 
     /// Sends one datagram to `address` ("host:port"); an unparsable address is dropped.
-    func send(_ bytes: [UInt8], to address: String) {
-        guard let target = Self.socketAddress(address) else { return }
+    /// The returned future completes when the datagram is written (or failed to be).
+    @discardableResult
+    func send(_ bytes: [UInt8], to address: String) -> EventLoopFuture<Void> {
+        guard let target = Self.socketAddress(address) else { return channel.eventLoop.makeSucceededVoidFuture() }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: buffer), promise: nil)
+        return channel.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: buffer))
     }
 
     func close() async {
@@ -45,18 +70,26 @@ final class GossipTransport: Sendable {
         return try? SocketAddress(ipAddress: host, port: port)
     }
 
+    final class DropCounter: Sendable {
+        let count = NIOLockedValueBox(0)
+    }
+
     final class Inbound: ChannelInboundHandler {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
-        let receive: @Sendable ([UInt8], SocketAddress) -> Void
+        let continuation: AsyncStream<[UInt8]>.Continuation
+        let counter: DropCounter
 
-        init(receive: @escaping @Sendable ([UInt8], SocketAddress) -> Void) {
-            self.receive = receive
+        init(continuation: AsyncStream<[UInt8]>.Continuation, counter: DropCounter) {
+            self.continuation = continuation
+            self.counter = counter
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var envelope = unwrapInboundIn(data)
             let bytes = envelope.data.readBytes(length: envelope.data.readableBytes) ?? []
-            receive(bytes, envelope.remoteAddress)
+            if case .dropped = continuation.yield(bytes) {
+                counter.count.withLockedValue { $0 += 1 }
+            }
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -14,17 +14,22 @@ actor MeshState: EntryReplica {
     private let origin = ContinuousClock.now
     private let store: StateStore
     private let logger: Logger
-    private var transport: GossipTransport?
-    /// Sends a message too large for a datagram (push-pull) over a link to the member.
-    private var sendOverLink: (@Sendable (NodeID, String, [UInt8]) async -> Void)?
-    /// Whether a link to the member is up (in either direction).
-    private var hasLink: @Sendable (NodeID) -> Bool = { _ in false }
+    private let transport: GossipTransport?
+    private let links: MeshLinks?
+    /// Messages for links, sent by `sendOverLinks` (in the mesh's service) as they come.
+    private let outbox: AsyncStream<LinkMessage>
+    private let outboxContinuation: AsyncStream<LinkMessage>.Continuation
+    /// Link messages dropped because the outbox was full (its sender behind).
+    private(set) var droppedLinkMessages = 0
     private var entryObservers: [@Sendable (Entry) async -> Void] = []
     /// The run loop's sleep and when it ends: a message or a write that brings gossip's next
     /// deadline earlier (an update to pass on at the next round) cuts it short.
     private var sleeper: Task<Void, Never>?
     private var sleepsUntil: Duration = .zero
-    private(set) var droppedDatagrams = 0
+    /// Datagrams that could not be opened (not sealed to this node, replayed, from a stranger).
+    private var unopenedDatagrams = 0
+    /// Datagrams dropped: unopened, or not read in time (the transport's buffer was full).
+    var droppedDatagrams: Int { unopenedDatagrams + (transport?.dropped ?? 0) }
     /// Admission: who may talk to this node (see `MeshState+Admission.swift`).
     var gate: MeshGate?
     var rosterObservers: [@Sendable (_ old: MeshRoster?, _ new: MeshRoster?) async -> Void] = []
@@ -33,7 +38,17 @@ actor MeshState: EntryReplica {
     var reportedRoster: MeshRoster?
     var rotationObservers: [@Sendable () async -> Void] = []
 
-    init(identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger) throws {
+    /// How many link messages may wait for `sendOverLinks`.
+    static let bufferedLinkMessages = 256
+
+    /// - Parameters:
+    ///   - gate: admission (see `MeshState+Admission.swift`); nil in a mesh without it.
+    ///   - transport: the UDP socket; nil for a replica that sends nothing (`mesh init`, tests).
+    ///   - links: how gossip goes over links; nil sends everything as datagrams.
+    init(
+        identity: NodeIdentity, address: String, metadata: [UInt8], config: GossipConfig, store: StateStore, logger: Logger,
+        gate: MeshGate? = nil, transport: GossipTransport? = nil, links: MeshLinks? = nil
+    ) throws {
         let keys = identity.keyPair
         let now = Duration.zero
         gossip = try GossipNode(
@@ -45,6 +60,21 @@ actor MeshState: EntryReplica {
         sealer = DatagramSealer(localID: identity.id, x25519SecretKey: identity.staticKey.secretKey)
         self.store = store
         self.logger = logger
+        self.transport = transport
+        self.links = links
+        let (outbox, outboxContinuation) = AsyncStream.makeStream(of: LinkMessage.self, bufferingPolicy: .bufferingNewest(Self.bufferedLinkMessages))
+        self.outbox = outbox
+        self.outboxContinuation = outboxContinuation
+        if let links {
+            gossip.vouches = links.has
+            gossip.reaches = MeshReach(local: identity.id, networks: LinkReach.local(), hasLink: links.has).reaches
+        }
+        if let gate {
+            self.gate = gate
+            gossip.accept = { gate.accept($0) }
+            gossip.admitsMember = { gate.isMember($0) }
+            gossip.droppedEntry = { gate.dropped($0, $1) }
+        }
     }
 
     var id: NodeID { gossip.id }
@@ -54,18 +84,8 @@ actor MeshState: EntryReplica {
 
     // MARK: Wiring
 
-    func attach(
-        transport: GossipTransport, hasLink: @escaping @Sendable (NodeID) -> Bool,
-        sendOverLink: @escaping @Sendable (NodeID, String, [UInt8]) async -> Void
-    ) {
-        self.transport = transport
-        self.hasLink = hasLink
-        gossip.vouches = hasLink
-        gossip.reaches = MeshReach(local: gossip.id, networks: LinkReach.local(), hasLink: hasLink).reaches
-        self.sendOverLink = sendOverLink
-    }
-
-    /// Puts admission in force through `gate` (call before `restore`; see `MeshState+Admission.swift`).
+    /// Puts admission in force through `gate` on a replica made without one (call before
+    /// `restore`; see `MeshState+Admission.swift`).
     func enforce(_ gate: MeshGate) {
         self.gate = gate
         gossip.accept = { gate.accept($0) }
@@ -118,6 +138,25 @@ actor MeshState: EntryReplica {
         }
     }
 
+    /// Reads the transport's datagrams until it closes or the task is cancelled.
+    nonisolated func receiveDatagrams() async {
+        guard let transport else { return }
+        for await datagram in transport.datagrams {
+            await receive(datagram: datagram)
+        }
+    }
+
+    /// Sends the messages gossip routes over links until the task is cancelled, each in a child
+    /// task: a link being dialled must not hold up the others.
+    nonisolated func sendOverLinks() async {
+        guard let links else { return }
+        await withDiscardingTaskGroup { group in
+            for await message in outbox {
+                group.addTask { await links.send(message.peer, message.address, message.linksOnly, message.bytes) }
+            }
+        }
+    }
+
     /// A datagram from the UDP socket.
     func receive(datagram: [UInt8]) async {
         let opened: (sender: NodeID, payload: [UInt8])
@@ -126,7 +165,7 @@ actor MeshState: EntryReplica {
             // hears it only if it introduces itself (`GossipNode.admitsMember`).
             opened = try sealer.open(datagram, nowMilliseconds: nowMilliseconds, isMember: { gate?.isMember($0) ?? true })
         } catch {
-            droppedDatagrams += 1
+            unopenedDatagrams += 1
             logger.debug("dropped gossip datagram", metadata: ["reason": "\(error)"])
             return
         }
@@ -143,21 +182,45 @@ actor MeshState: EntryReplica {
         await perform(gossip.join(seeds: [(seed, address)], now: now))
     }
 
+    /// Tells the mesh this node leaves, and returns once the departure is sent (written to the
+    /// socket, or answered over a link): the members it reached pass it on.
     func leave() async {
-        await perform(gossip.leave(now: now))
+        var sent: [EventLoopFuture<Void>]? = []
+        var overLinks: [LinkMessage]? = []
+        await perform(gossip.leave(now: now), sent: &sent, overLinks: &overLinks)
+        for future in sent ?? [] { try? await future.get() }
+        if let links {
+            await withDiscardingTaskGroup { group in
+                for m in overLinks ?? [] { group.addTask { await links.send(m.peer, m.address, m.linksOnly, m.bytes) } }
+            }
+        }
     }
 
     private func perform(_ actions: [GossipNode.Action]) async {
+        var sent: [EventLoopFuture<Void>]? = nil
+        var overLinks: [LinkMessage]? = nil
+        await perform(actions, sent: &sent, overLinks: &overLinks)
+    }
+
+    /// With `sent` and `overLinks`, the caller awaits the sends; without, datagrams go out as
+    /// written and link messages through the outbox.
+    private func perform(_ actions: [GossipNode.Action], sent: inout [EventLoopFuture<Void>]?, overLinks: inout [LinkMessage]?) async {
         var admissionChanged = false, mayRekey = false
         for action in actions {
             switch action {
             case .send(let to, let address, let bytes):
                 if goesOverLink(bytes, to: to) {
-                    if let sendOverLink {
-                        Task { await sendOverLink(to, address, bytes) }
+                    guard links != nil else { continue }
+                    let linksOnly = gossip.member(to).map { MemberTraits(metadata: $0.metadata).linksOnly } ?? false
+                    let message = LinkMessage(peer: to, address: address, linksOnly: linksOnly, bytes: bytes)
+                    if overLinks != nil {
+                        overLinks?.append(message)
+                    } else if case .dropped = outboxContinuation.yield(message) {
+                        droppedLinkMessages += 1
                     }
                 } else if let transport, let sealed = try? sealer.seal(bytes, to: to, nowMilliseconds: nowMilliseconds) {
-                    transport.send(sealed, to: address)
+                    let future = transport.send(sealed, to: address)
+                    sent?.append(future)
                 }
             case .memberChanged(let member):
                 logger.debug("member changed", metadata: ["peer.id": "\(member.id.short)", "peer.state": "\(member.state)"])
@@ -187,7 +250,7 @@ actor MeshState: EntryReplica {
         if gossip.needsStream(bytes) { return true }
         let behindNAT = MemberTraits(metadata: gossip.localMember.metadata).linksOnly
             || gossip.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } == true
-        return behindNAT && hasLink(peer)
+        return behindNAT && (links?.has(peer) ?? false)
     }
 
     // MARK: Entries
@@ -276,4 +339,21 @@ actor MeshState: EntryReplica {
             timestamp: HLCTimestamp(wallMillis: r.hlc >> 16, logical: UInt32(r.hlc & 0xffff)),
             author: author, signature: Array(r.signature))
     }
+}
+
+/// How gossip reaches members over links.
+struct MeshLinks: Sendable {
+    /// Whether a link to the member is up (in either direction).
+    var has: @Sendable (NodeID) -> Bool
+    /// Sends one gossip message over a link to the member at `address` (`linksOnly`: it is behind
+    /// NAT); returns when answered or failed.
+    var send: @Sendable (_ peer: NodeID, _ address: String, _ linksOnly: Bool, _ bytes: [UInt8]) async -> Void
+}
+
+/// A gossip message on its way over a link.
+struct LinkMessage: Sendable {
+    var peer: NodeID
+    var address: String
+    var linksOnly: Bool
+    var bytes: [UInt8]
 }

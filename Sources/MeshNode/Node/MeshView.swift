@@ -90,6 +90,13 @@ actor MeshView {
         return LeaseTable(leases: live.values.sorted { $0.binding.port < $1.binding.port })
     }
 
+    /// The announced gateways whose members gossip knows, with their states (as `gatewayInfos`).
+    func meshGateways(members: [NodeID: MemberState]) -> [MeshGateway] {
+        gateways.compactMap { id, g in
+            members[id].map { MeshGateway(name: g.name, node: id.description, address: g.address, state: $0, releaseSHA256: g.releaseSHA256, releaseURL: g.releaseURL) }
+        }.sorted { $0.name < $1.name }
+    }
+
     /// The gateways for `gateway list`, with their members' states. A gateway whose member gossip
     /// has forgotten (it left or died longer ago than `GossipConfig.deadMemberRetention`) is not
     /// listed: its announcement stays in the replica, but it names a machine that is gone.

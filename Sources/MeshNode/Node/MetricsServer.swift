@@ -2,10 +2,11 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+public import ServiceLifecycle
 
 /// Serves `GET /metrics` (Prometheus text format) on an address of the operator's choice; off
 /// unless `warren node start --metrics ADDR:PORT`.
-public struct MetricsServer: Sendable {
+public struct MetricsServer: Service {
     public typealias Emit = @Sendable () -> [UInt8]
 
     private let channel: any Channel
@@ -14,8 +15,9 @@ public struct MetricsServer: Sendable {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(Handler(emit: emit))
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(emit: emit))
                 }
             }
             .bind(host: host, port: port).get()
@@ -27,6 +29,14 @@ public struct MetricsServer: Sendable {
 
     public func close() async {
         try? await channel.close()
+    }
+
+    /// Serves until graceful shutdown (or cancellation), then closes the listening socket. Its
+    /// connections are plain NIO handlers that answer one request and need no draining; one
+    /// still open ends when its client closes it.
+    public func run() async {
+        try? await gracefulShutdown()
+        await close()
     }
 
     final class Handler: ChannelInboundHandler {

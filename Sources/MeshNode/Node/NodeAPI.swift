@@ -18,25 +18,30 @@ public struct NodeAPI: Sendable {
     public var gateways: @Sendable () async -> [GatewayInfo]
     public var leases: @Sendable () async -> [LeaseInfo]
     /// The live domain claims this node has heard (`warren domains`).
-    public var domains: @Sendable () async -> [DomainClaimInfo] = { [] }
+    public var domains: @Sendable () async -> [DomainClaimInfo]
     public var secrets: any SecretsService
     public var runs: RunManager
-    /// `gateway create/delete`; nil on a node that does not provision gateways.
-    public var provisioner: GatewayProvisioner?
+    /// `gateway create/delete`.
+    public var provisioner: GatewayProvisioner
     /// The certificates this gateway terminates TLS with (empty on other nodes).
-    public var certificates: @Sendable () async -> [CertificateStatus] = { [] }
+    public var certificates: @Sendable () async -> [CertificateStatus]
 
     public init(
         node: @escaping @Sendable () async -> NodeInfo, peers: @escaping @Sendable () async -> [PeerInfo],
         gateways: @escaping @Sendable () async -> [GatewayInfo], leases: @escaping @Sendable () async -> [LeaseInfo],
-        secrets: any SecretsService, runs: RunManager
+        domains: @escaping @Sendable () async -> [DomainClaimInfo] = { [] },
+        certificates: @escaping @Sendable () async -> [CertificateStatus] = { [] },
+        secrets: any SecretsService, runs: RunManager, provisioner: GatewayProvisioner
     ) {
         self.node = node
         self.peers = peers
         self.gateways = gateways
         self.leases = leases
+        self.domains = domains
+        self.certificates = certificates
         self.secrets = secrets
         self.runs = runs
+        self.provisioner = provisioner
     }
 
     public var router: APIRouter {

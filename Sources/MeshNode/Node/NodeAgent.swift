@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Gossip
 import Link
 public import Logging
@@ -7,25 +7,23 @@ import NIOCore
 import NIOPosix
 import Provisioning
 import Proxy
+public import ServiceLifecycle
 import Trust
 
-/// A running Warren agent: identity, links, gossip, and — as its roles say — the gateway's
-/// leases and public listeners, and the runs of services. `run()` serves until its task is
-/// cancelled, then shuts down in order.
+/// A Warren agent: identity, links, gossip, and — as its roles say — the gateway's leases and
+/// public listeners, and the runs of services. `init` builds every part, complete, binds its
+/// sockets and recovers its state; `services` are the parts that run, in start order, for one
+/// `ServiceGroup`, which stops them in reverse (ARCHITECTURE.md, Lifecycle).
 public final class NodeAgent: Sendable {
     public let options: AgentOptions
-    private let logger: Logger
+    /// The node's services in start order; graceful shutdown stops them last to first.
+    public let services: [ServiceGroupConfiguration.ServiceConfiguration]
 
-    public init(options: AgentOptions, logger: Logger) {
-        self.options = options
-        self.logger = logger
-    }
-
-    public func run() async throws {
-        let o = options
+    public init(options o: AgentOptions, logger baseLogger: Logger) async throws {
+        options = o
         try PrivateFiles.ensureDirectory(o.stateDirectory)
         let identity = try NodeIdentity.loadOrCreate(directory: o.stateDirectory)
-        let logger = { var l = self.logger; l[metadataKey: "node.id"] = "\(identity.id.short)"; return l }()
+        let logger = { var l = baseLogger; l[metadataKey: "node.id"] = "\(identity.id.short)"; return l }()
         if let name = o.gatewayName, !PlainName.isValid(name) {
             throw NodeStartError(description: "gateway name \(PlainName.describe(name)) is not a plain name: \(PlainName.rule)")
         }
@@ -44,20 +42,37 @@ public final class NodeAgent: Sendable {
         let plan = try await MeshSetup.plan(join: o.join, store: store)
         let meshID = plan.meshID?.description ?? o.meshID
         let gate = MeshGate(meshID: plan.meshID, logger: logger)
-        let mesh = try MeshState(
-            identity: identity, address: o.advertisedAddress, metadata: MemberTraits(isGateway: o.isGateway, linksOnly: o.linksOnly).metadata, config: o.gossip,
-            store: store, logger: logger)
-        await mesh.enforce(gate)
-        let view = MeshView()
-        await mesh.observeEntries { entry in await view.apply(entry) }
 
-        // Links: one acceptor for every kind of stream a peer may open.
-        let router = StreamRouter()
+        // What the replicated entries say (gateways, leases, claims), fed by the mesh below.
+        let view = MeshView()
+
+        // Links: every stream a peer opens waits in the inbox for the router's service.
+        let inbox = StreamInbox()
         let endpoint = LinkEndpoint(identity: identity, meshID: meshID, logger: logger, admit: { gate.mayLink($0) },
-                                    acceptStream: { headers, stream in await router.accept(headers, stream) })
+                                    acceptStream: { headers, stream in await inbox.accept(headers, stream) })
         let gatewayIDs: @Sendable () async -> Set<NodeID> = { Set(await view.gateways.keys) }
         let pool = LinkPool(endpoint: endpoint, logger: logger, gatewayLinkLimit: o.maxGatewayLinks, gateways: gatewayIDs)
-        await router.configureRelay(LinkRelay(localID: identity.id, pool: pool, endpoint: endpoint, gateways: gatewayIDs, logger: logger))
+
+        // Sockets: links (TCP) and gossip (UDP) on the same port.
+        let listen = HostPort.format(o.listenHost, o.listenPort)
+        let port = try await NodeStartError.binding("links (TCP)", on: listen) { try await endpoint.listen(host: o.listenHost, port: o.listenPort) }
+        let transport = try await NodeStartError.binding("gossip (UDP)", on: listen) {
+            try await GossipTransport.bind(host: o.listenHost, port: port)
+        }
+        let links = MeshLinks(has: { pool.existing($0) != nil }) { peer, address, linksOnly, bytes in
+            // Never dial a node removed from the mesh: it would be linked again from this side.
+            guard gate.mayLink(peer) else { return }
+            do {
+                let link = try await pool.link(to: peer, address: address, linksOnly: linksOnly)
+                _ = try await LinkRPC.call(link, path: LinkPath.gossip.rawValue, body: bytes)
+            } catch {
+                logger.debug("gossip over a link failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
+            }
+        }
+        let mesh = try MeshState(
+            identity: identity, address: o.advertisedAddress, metadata: MemberTraits(isGateway: o.isGateway, linksOnly: o.linksOnly).metadata, config: o.gossip,
+            store: store, logger: logger, gate: gate, transport: transport, links: links)
+        await mesh.observeEntries { entry in await view.apply(entry) }
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
@@ -99,8 +114,6 @@ public final class NodeAgent: Sendable {
         context.claimSettle = .seconds(1)
         let runs = RunManager(store: store, supervisor: supervisor, context: context, logger: logger)
 
-        await router.configure(mesh: mesh, leases: gatewayLeases, runs: runs, logger: logger)
-        await router.configureAdmission(gate: gate, desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger))
         let admin = MeshAdminAPI(gate: gate, mesh: mesh, keys: identity.keyPair, local: local, advertised: o.advertisedAddress,
                                  endpoint: endpoint, leases: gatewayLeases, logger: logger)
         await mesh.observeRoster { old, new in
@@ -108,27 +121,11 @@ public final class NodeAgent: Sendable {
             await admin.rosterChanged(old: old, new: new)
         }
         await mesh.observeRotations { await admin.rekeyContested() }
-        await router.configureProjects(admin)
+        let router = StreamRouter(
+            mesh: mesh, leases: gatewayLeases, runs: runs, gate: gate,
+            desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger), admin: admin,
+            relay: LinkRelay(localID: identity.id, pool: pool, endpoint: endpoint, gateways: gatewayIDs, logger: logger), logger: logger)
 
-        // Sockets: links (TCP) and gossip (UDP) on the same port.
-        let listen = HostPort.format(o.listenHost, o.listenPort)
-        let port = try await NodeStartError.binding("links (TCP)", on: listen) { try await endpoint.listen(host: o.listenHost, port: o.listenPort) }
-        let transport = try await NodeStartError.binding("gossip (UDP)", on: listen) {
-            try await GossipTransport.bind(host: o.listenHost, port: port) { bytes, _ in
-                Task { await mesh.receive(datagram: bytes) }
-            }
-        }
-        await mesh.attach(transport: transport, hasLink: { pool.existing($0) != nil }) { peer, address, bytes in
-            // Never dial a node removed from the mesh: it would be linked again from this side.
-            guard gate.mayLink(peer) else { return }
-            do {
-                let linksOnly = await mesh.member(peer).map { MemberTraits(metadata: $0.metadata).linksOnly } ?? false
-                let link = try await pool.link(to: peer, address: address, linksOnly: linksOnly)
-                _ = try await LinkRPC.call(link, path: LinkPath.gossip.rawValue, body: bytes)
-            } catch {
-                logger.debug("gossip over a link failed", metadata: ["peer.id": "\(peer.short)", "error": "\(error)"])
-            }
-        }
         try await mesh.restore()
         try await gatewayLeases?.load()
         let releaseServer = try await Self.serveRelease(o, logger: logger)
@@ -146,7 +143,8 @@ public final class NodeAgent: Sendable {
         }
         try await runs.recover()
 
-        var api = NodeAPI(
+        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, admin: admin, mesh: mesh, view: view, gate: gate, store: store)
+        let api = NodeAPI(
             node: {
                 NodeInfo(id: identity.id.description, meshID: meshID, listen: HostPort.format(o.listenHost, port),
                          isGateway: o.isGateway, publicAddress: o.publicAddress, stateDirectory: o.stateDirectory,
@@ -175,15 +173,13 @@ public final class NodeAgent: Sendable {
                 }
                 return shown
             },
-            secrets: secrets, runs: runs)
-        api.domains = {
-            let claims = await view.domainClaims(), now = Date()
-            let owners = Set(claims.owners(now: now).map(\.key))
-            return claims.claims.map { DomainClaimInfo($0, owner: owners.contains($0.key)) }
-        }
-        let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, api: api, admin: admin, store: store)
-        api.provisioner = provisioner
-        api.certificates = { await certificates?.status ?? [] }
+            domains: {
+                let claims = await view.domainClaims(), now = Date()
+                let owners = Set(claims.owners(now: now).map(\.key))
+                return claims.claims.map { DomainClaimInfo($0, owner: owners.contains($0.key)) }
+            },
+            certificates: { await certificates?.status ?? [] },
+            secrets: secrets, runs: runs, provisioner: provisioner)
         var routes = api.router
         admin.register(into: &routes)
         let server = try await LocalAPIServer.bind(stateDirectory: o.stateDirectory, router: routes, logger: logger)
@@ -208,73 +204,73 @@ public final class NodeAgent: Sendable {
             }
         }
 
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.run() }
-            group.addTask { await mesh.run() }
-            group.addTask { await runs.watchExits() }
-            if metricsServer != nil {
-                group.addTask {
-                    await NodeMetrics().run(mesh: mesh, view: view, endpoint: endpoint, leases: gatewayLeases, runs: runs, proxy: ingress)
-                }
+        // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up,
+        // and links to every gateway and to at least two members. Every second: until the
+        // links to gateways other than the contact are up, members take them for granted
+        // (`MeshReach`) and probes of this node through those gateways fail.
+        @Sendable func joined(_ peer: NodeID?, _ address: String) async {
+            if o.linksOnly, let peer { await pool.keep(peer, address: address) }
+        }
+        var joins: [@Sendable () async throws -> Void] = []
+        for seed in plan.seeds {
+            joins.append { await joined(try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: plan.meshID != nil, logger: logger), seed) }
+        }
+        if let (text, token) = plan.token, !(gate.roster?.isMember(identity.id) ?? false) {
+            joins.append {
+                let contact = try await TokenJoin.join(token: token, text: text, addresses: [o.advertisedAddress], endpoint: endpoint,
+                                                       mesh: mesh, store: store, logger: logger)
+                await joined(contact.peer, contact.address)
             }
-            if let gatewayLeases {
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(1))
-                        await gatewayLeases.expire()
-                    }
-                }
-            }
-            // Behind NAT, gossip reaches this node over the links it holds: keep its contact's up,
-            // and links to every gateway and to at least two members. Every second: until the
-            // links to gateways other than the contact are up, members take them for granted
-            // (`MeshReach`) and probes of this node through those gateways fail.
-            @Sendable func joined(_ peer: NodeID?, _ address: String) async {
-                if o.linksOnly, let peer { await pool.keep(peer, address: address) }
-            }
-            if o.linksOnly {
-                group.addTask {
-                    while !Task.isCancelled {
-                        await pool.keepLinks(among: await mesh.members(), local: identity.id)
-                        try? await Task.sleep(for: .seconds(1))
-                    }
-                }
-            }
-            for seed in plan.seeds {
-                group.addTask {
-                    await joined(try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: plan.meshID != nil, logger: logger), seed)
-                }
-            }
-            if let (text, token) = plan.token, !(gate.roster?.isMember(identity.id) ?? false) {
-                group.addTask {
-                    let contact = try await TokenJoin.join(token: token, text: text, addresses: [o.advertisedAddress], endpoint: endpoint,
-                                                           mesh: mesh, store: store, logger: logger)
-                    await joined(contact.peer, contact.address)
-                }
-            } else if let (_, token) = plan.token {
-                // Admitted on an earlier run: rejoin through the members the token lists.
-                for seed in token.addresses {
-                    group.addTask {
-                        await joined(try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: true, logger: logger), seed)
-                    }
-                }
-            }
-            // Until cancelled (SIGTERM / SIGINT through the service group).
-            group.addTask {
-                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                await mesh.leave()
-                try? await Task.sleep(for: .milliseconds(300))  // let the departure spread
-                await runs.shutdown()
-                await certificates?.shutdown()
-                await ingress?.shutdown()
-                await pool.shutdown()
-                await endpoint.shutdown()
-                await transport.close()
-                await metricsServer?.close()
-                await releaseServer?.close()
-                logger.info("node stopped")
+        } else if let (_, token) = plan.token {
+            // Admitted on an earlier run: rejoin through the members the token lists.
+            for seed in token.addresses {
+                joins.append { await joined(try await TokenJoin.join(seed, endpoint: endpoint, mesh: mesh, admission: true, logger: logger), seed) }
             }
         }
+
+        var services: [any Service] = [StopStep("node") { logger.info("node stopped") }]
+        if let releaseServer { services.append(releaseServer) }
+        if let metricsServer { services.append(metricsServer) }
+        services.append(StopStep("gossip socket") { await transport.close() })
+        services.append(StopStep("links") {
+            await pool.shutdown()
+            await endpoint.shutdown()
+        })
+        services.append(StreamRouterService(inbox: inbox, router: router))
+        if let ingress { services.append(StopStep("public listeners") { await ingress.shutdown() }) }
+        if let certificates { services.append(StopStep("certificates") { await certificates.shutdown() }) }
+        services.append(UntilShutdown("runs", { await runs.watchExits() }, then: { await runs.shutdown() }))
+        services.append(MeshService(mesh: mesh))
+        if let gatewayLeases {
+            services.append(Periodic("lease expiry", every: .seconds(1)) { await gatewayLeases.expire() })
+        }
+        if o.linksOnly {
+            services.append(Periodic("links kept", every: .seconds(1), now: true) {
+                await pool.keepLinks(among: await mesh.members(), local: identity.id)
+            })
+        }
+        if metricsServer != nil {
+            services.append(UntilShutdown("node metrics") {
+                await NodeMetrics().run(mesh: mesh, view: view, endpoint: endpoint, leases: gatewayLeases, runs: runs, proxy: ingress)
+            })
+        }
+        services.append(server)
+        var configurations = services.map {
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup)
+        }
+        if !joins.isEmpty {
+            let joins = joins
+            // Joins end when joined; a join that fails stops the node, in order, with its error.
+            configurations.append(.init(
+                service: UntilShutdown("joins") {
+                    try await withThrowingDiscardingTaskGroup { group in
+                        for join in joins { group.addTask { try await join() } }
+                    }
+                },
+                successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        self.services = configurations
     }
 
     /// The release server of a gateway started with `--serve-release`, when the node has a release

@@ -1,7 +1,9 @@
+import AsyncAlgorithms
 import Gossip
 import Link
 import Metrics
 import Proxy
+import ServiceLifecycle
 
 /// The node's figures as swift-metrics gauges, sampled from its parts every few seconds: the
 /// process bootstraps a backend (Prometheus, with `warren node start --metrics`) or they go
@@ -44,7 +46,7 @@ struct NodeMetrics {
         (Counter(label: "warren_gossip_entries_held_total"), { c, _ in c.entriesHeld }),
     ]
 
-    /// Samples until the task is cancelled.
+    /// Samples now and every two seconds until graceful shutdown or cancellation.
     func run(
         mesh: MeshState, view: MeshView, endpoint: LinkEndpoint, leases: GatewayLeases?, runs: RunManager,
         proxy: GatewayIngress? = nil
@@ -52,7 +54,8 @@ struct NodeMetrics {
         var last = [Int](repeating: 0, count: totals.count)
         var refusedLast: [String: Int] = [:]
         var lastRefused = [Int](repeating: 0, count: proxyRefused.count)
-        while !Task.isCancelled {
+        let ticks = chain([ContinuousClock.now].async, AsyncTimerSequence(interval: .seconds(2), clock: .continuous)).cancelOnGracefulShutdown()
+        for await _ in ticks {
             // Entries refused by a writer rule, by rule (SECURITY.md): a member writing what it
             // may not shows here, whatever path the entry took.
             for (reason, count) in await mesh.gate?.refusals ?? [:] where count > refusedLast[reason, default: 0] {
@@ -86,7 +89,6 @@ struct NodeMetrics {
                 if value > last[i] { total.counter.increment(by: Int64(value - last[i])) }
                 last[i] = value
             }
-            try? await Task.sleep(for: .seconds(2))
         }
     }
 }

@@ -3,6 +3,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+public import ServiceLifecycle
 import Provisioning
 import Sodium
 
@@ -11,7 +12,7 @@ import Sodium
 /// answers the tarball only when its SHA-256 is the one asked for: a gateway fetches by hash, and
 /// its first boot checks the hash again before installing. Plain HTTP: the hash, which the
 /// creating node puts in the first-boot script, is what makes the download trustworthy.
-public struct ReleaseServer: Sendable {
+public struct ReleaseServer: Service {
     /// A release a node can serve: the tarball's bytes and their SHA-256 (64 hex digits).
     public struct Release: Sendable {
         public var sha256: String
@@ -77,6 +78,14 @@ public struct ReleaseServer: Sendable {
 
     public func close() async {
         try? await channel.close()
+    }
+
+    /// Serves until graceful shutdown (or cancellation), then closes the listening socket. Its
+    /// connections are plain NIO handlers that answer one request and need no draining; one
+    /// still open ends when its client closes it.
+    public func run() async {
+        try? await gracefulShutdown()
+        await close()
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

@@ -4,61 +4,40 @@ import Logging
 import Metrics
 import NIOCore
 import Proxy
+import ServiceLifecycle
 
 /// Answers the streams peers open on links: gossip messages, lease calls (on a gateway), and
-/// public connections to this node's apps (on a runner).
-actor StreamRouter {
-    private var mesh: MeshState?
-    private var leases: GatewayLeases?
-    private var runs: RunManager?
-    private var logger = Logger(label: "warren.node")
-    private var gate: MeshGate?
-    private var desk: AdmissionDesk?
-    private var admin: MeshAdminAPI?
-    private var relay: LinkRelay?
-
-    func configure(mesh: MeshState, leases: GatewayLeases?, runs: RunManager, logger: Logger) {
-        self.mesh = mesh
-        self.leases = leases
-        self.runs = runs
-        self.logger = logger
-    }
-
+/// public connections to this node's apps (on a runner); a member relays links between others.
+/// Complete at `init`; `StreamInbox` brings it the streams, in the node's service group.
+struct StreamRouter: Sendable {
+    let mesh: MeshState
+    let leases: GatewayLeases?
+    let runs: RunManager
+    /// Admission: a peer that is not a member may only present its invite token to `desk`.
+    let gate: MeshGate
+    let desk: AdmissionDesk
     /// Project member removals asked by an admin outside the project.
-    func configureProjects(_ admin: MeshAdminAPI) {
-        self.admin = admin
-    }
-
+    let admin: MeshAdminAPI
     /// Relayed links: this node relays them between members, and accepts them.
-    func configureRelay(_ relay: LinkRelay) {
-        self.relay = relay
-    }
-
-    /// Admission: a peer that is not a member may only present its invite token.
-    func configureAdmission(gate: MeshGate, desk: AdmissionDesk) {
-        self.gate = gate
-        self.desk = desk
-    }
+    let relay: LinkRelay
+    let logger: Logger
 
     func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
         let path = LinkPath.of(headers)
         let peer = stream.peer
-        if let desk, path == LinkPath.admissionJoin.rawValue {
+        if path == LinkPath.admissionJoin.rawValue {
             return await answer(LinkRPC.serve(stream) { bytes in await desk.answer(bytes, from: peer) })
         }
-        if let gate, !gate.isMember(peer) {
+        if !gate.isMember(peer) {
             if path == LinkRelay.openPath { Counter(label: "warren_relay_refused_total", dimensions: [("reason", "not a member")]).increment() }
             return 403
         }
         switch path {
         case LinkPath.relay.rawValue:
-            guard let relay else { return 404 }
             return await relay.serve(headers, stream)
         case LinkPath.relayAccept.rawValue:
-            guard let relay else { return 404 }
             return await relay.accept(headers, stream)
         case LinkPath.gossip.rawValue:
-            guard let mesh else { return 503 }
             return await answer(LinkRPC.serve(stream) { bytes in
                 await mesh.receive(message: bytes, from: peer)
                 return []
@@ -69,11 +48,10 @@ actor StreamRouter {
                 await LinkLeases.serve(path, bytes, leases: leases, from: peer)
             })
         case LinkPath.projectRemoveMember.rawValue:
-            guard let admin else { return 404 }
             return await answer(LinkRPC.serve(stream) { bytes in await admin.serveRemoval(bytes, from: peer) })
         case LinkPath.proxy.rawValue:
             // Only a port of a run that this node serves, and only for the gateway it leased from.
-            guard let runs, let port = LinkHeader.appPort.value(in: headers).flatMap({ Int($0) }),
+            guard let port = LinkHeader.appPort.value(in: headers).flatMap({ Int($0) }),
                   let runID = LinkHeader.run.value(in: headers),
                   await runs.serves(runID: runID, appPort: port) else { return 403 }
             var preamble: ByteBuffer?
@@ -103,5 +81,59 @@ actor StreamRouter {
 
     private func answer(_ setUp: EventLoopFuture<Void>) async -> Int {
         (try? await setUp.get()) != nil ? 200 : 500
+    }
+}
+
+/// The streams peers open, from the link endpoint's acceptor to the router: a bounded buffer
+/// (when it is full the oldest waiting stream is refused with 503) consumed by `run`, which
+/// answers each in a child task of its own (an app being dialled must not hold up the others).
+final class StreamInbox: Sendable {
+    /// How many opened streams may wait for the router.
+    static let buffered = 512
+
+    struct Opened: Sendable {
+        var headers: [(String, String)]
+        var stream: LinkStream
+        var answer: CheckedContinuation<Int, Never>
+    }
+
+    private let streams: AsyncStream<Opened>
+    private let continuation: AsyncStream<Opened>.Continuation
+
+    init() {
+        let (streams, continuation) = AsyncStream.makeStream(of: Opened.self, bufferingPolicy: .bufferingNewest(Self.buffered))
+        self.streams = streams
+        self.continuation = continuation
+    }
+
+    /// The endpoint's `LinkStreamAcceptor`: the router's status for the stream, 503 once stopped
+    /// or when the stream waited too long.
+    func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
+        await withCheckedContinuation { answer in
+            switch continuation.yield(Opened(headers: headers, stream: stream, answer: answer)) {
+            case .enqueued: break
+            case .dropped(let oldest): oldest.answer.resume(returning: 503)
+            case .terminated: answer.resume(returning: 503)
+            @unknown default: answer.resume(returning: 503)
+            }
+        }
+    }
+
+    /// Routes streams until graceful shutdown, then refuses new ones and answers those waiting
+    /// (503) before returning.
+    func run(_ router: StreamRouter) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                await withDiscardingTaskGroup { routing in
+                    // On graceful shutdown this ends once `finish` has ended the stream and every
+                    // stream still waiting has been routed.
+                    for await opened in self.streams {
+                        routing.addTask { opened.answer.resume(returning: await router.accept(opened.headers, opened.stream)) }
+                    }
+                }
+            }
+            try? await gracefulShutdown()
+            continuation.finish()
+        }
     }
 }

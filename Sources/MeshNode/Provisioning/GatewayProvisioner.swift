@@ -1,6 +1,30 @@
 public import Foundation
+public import Gossip
 public import Provisioning
 import Trust
+
+/// A gateway of the mesh as the provisioner waits for it: its announcement and its member's state.
+public struct MeshGateway: Sendable, Equatable {
+    public var name: String
+    /// The gateway's node ID.
+    public var node: String
+    /// The public address services name it by.
+    public var address: String
+    /// Its member's state in gossip.
+    public var state: MemberState
+    /// The release it serves (`--serve-release`), by SHA-256, and where.
+    public var releaseSHA256: String?
+    public var releaseURL: String?
+
+    public init(name: String, node: String, address: String, state: MemberState, releaseSHA256: String? = nil, releaseURL: String? = nil) {
+        self.name = name
+        self.node = node
+        self.address = address
+        self.state = state
+        self.releaseSHA256 = releaseSHA256
+        self.releaseURL = releaseURL
+    }
+}
 
 /// `warren gateway create/delete` on the node: picks the backend from the request and the
 /// project's secrets, has it make the machine (or local process), waits until the new gateway is
@@ -24,8 +48,11 @@ public actor GatewayProvisioner {
         public var removeMember: @Sendable (_ node: String) async throws -> Bool
         /// The project's opened secrets (backend kind and credentials).
         public var projectSettings: @Sendable (_ project: String) async throws -> [String: String]
-        public var peers: @Sendable () async -> [PeerInfo]
-        public var gateways: @Sendable () async -> [GatewayInfo]
+        /// The state of every member gossip knows, by node ID; a member removed from the mesh is
+        /// not listed.
+        public var members: @Sendable () async -> [String: MemberState]
+        /// The gateways announced by members gossip knows.
+        public var gateways: @Sendable () async -> [MeshGateway]
         /// The node's environment, under the caller's and the project's settings.
         public var environment: [String: String]
         /// Makes the backend `kind`; tests swap in fakes.
@@ -41,7 +68,7 @@ public actor GatewayProvisioner {
             invite: @escaping @Sendable (TimeInterval) async throws -> String? = { _ in nil },
             removeMember: @escaping @Sendable (String) async throws -> Bool = { _ in false },
             projectSettings: @escaping @Sendable (String) async throws -> [String: String],
-            peers: @escaping @Sendable () async -> [PeerInfo], gateways: @escaping @Sendable () async -> [GatewayInfo],
+            members: @escaping @Sendable () async -> [String: MemberState], gateways: @escaping @Sendable () async -> [MeshGateway],
             environment: [String: String] = ProcessInfo.processInfo.environment,
             makeBackend: @escaping @Sendable (String, BackendSettings, LocalBackend.Configuration) throws -> any GatewayBackend = GatewayProvisioner.defaultBackend,
             pollInterval: Duration = .milliseconds(200)
@@ -52,7 +79,7 @@ public actor GatewayProvisioner {
             self.invite = invite
             self.removeMember = removeMember
             self.projectSettings = projectSettings
-            self.peers = peers
+            self.members = members
             self.gateways = gateways
             self.environment = environment
             self.makeBackend = makeBackend
@@ -188,7 +215,7 @@ public actor GatewayProvisioner {
         guard let wanted = (secrets["WARREN_RELEASE_SHA256"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["WARREN_RELEASE_SHA256"])?.lowercased() else {
             return nil
         }
-        let offers = await context.gateways().filter { $0.status == "alive" && $0.releaseSHA256 == wanted && $0.releaseURL != nil }
+        let offers = await context.gateways().filter { $0.state == .alive && $0.releaseSHA256 == wanted && $0.releaseURL != nil }
         guard let source = offers.min(by: { $0.name < $1.name }), let url = source.releaseURL else { return nil }
         return (url, "the release (SHA-256 \(wanted.prefix(12))…) comes from gateway \(source.name) at \(url)")
     }
@@ -291,12 +318,12 @@ public actor GatewayProvisioner {
         var joined = false
         while true {
             try Task.checkCancellation()
-            if let nodeID, !joined, await context.peers().contains(where: { $0.id == nodeID && $0.state == "alive" }) {
+            if let nodeID, !joined, await context.members()[nodeID] == .alive {
                 joined = true
                 progress(GatewayProgress(step: .joined, message: "node \(nodeID.prefix(8)) joined the mesh"))
             }
             let entry = await context.gateways().first { g in
-                g.status == "alive" && (nodeID.map { g.node == $0 } ?? (g.name == made.name || (made.address != nil && g.address == made.address)))
+                g.state == .alive && (nodeID.map { g.node == $0 } ?? (g.name == made.name || (made.address != nil && g.address == made.address)))
             }
             if let entry {
                 if !joined { progress(GatewayProgress(step: .joined, message: "node \(entry.node.prefix(8)) joined the mesh")) }
