@@ -98,7 +98,8 @@ public final class NodeAgent: Sendable {
                 if removed { return "gateway \(g.name) was deleted (removed from the mesh)" }
                 switch await mesh.member(id)?.state {
                 case .left: return "gateway \(g.name) left the mesh (deleted, or its node stopped)"
-                case nil: return "gateway \(g.name) is gone: the mesh forgot it after it left"
+                // A member this node does not know is not one that left: a node that has just
+                // started has not heard of it yet, and its runs keep asking.
                 default: return nil
                 }
             })
