@@ -41,13 +41,10 @@ struct CertificateOrderClaim: Codable, Sendable, Equatable {
     }
 
     var encoded: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .millisecondsSince1970
-        encoder.outputFormatting = .sortedKeys
         var copy = self
-        copy.claimed = Date(timeIntervalSince1970: Double(DomainClaim.milliseconds(claimed)) / 1000)
-        copy.expires = Date(timeIntervalSince1970: Double(DomainClaim.milliseconds(expires)) / 1000)
-        return Array((try? encoder.encode(copy)) ?? Data())
+        copy.claimed = DomainClaim.toMillisecond(claimed)
+        copy.expires = DomainClaim.toMillisecond(expires)
+        return DomainClaim.millisecondJSON(copy)
     }
 
     static func decode(_ bytes: [UInt8]) -> CertificateOrderClaim? {

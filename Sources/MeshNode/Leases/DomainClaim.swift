@@ -62,13 +62,23 @@ public struct DomainClaim: Codable, Sendable, Equatable {
 
     /// JSON with millisecond times, so every node decodes the same instant it compares.
     public var encoded: [UInt8] {
+        var copy = self
+        copy.claimed = Self.toMillisecond(claimed)
+        copy.expires = Self.toMillisecond(expires)
+        return Self.millisecondJSON(copy)
+    }
+
+    /// `date` cut to the millisecond, the precision `millisecondJSON` carries.
+    static func toMillisecond(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: Double(milliseconds(date)) / 1000)
+    }
+
+    /// A claim's JSON: millisecond times and sorted keys, the same bytes on every node.
+    static func millisecondJSON(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .millisecondsSince1970
         encoder.outputFormatting = .sortedKeys
-        var copy = self
-        copy.claimed = Date(timeIntervalSince1970: Double(Self.milliseconds(claimed)) / 1000)
-        copy.expires = Date(timeIntervalSince1970: Double(Self.milliseconds(expires)) / 1000)
-        return Array((try? encoder.encode(copy)) ?? Data())
+        return Array((try? encoder.encode(value)) ?? Data())
     }
 
     public static func decode(_ bytes: [UInt8]) -> DomainClaim? {
