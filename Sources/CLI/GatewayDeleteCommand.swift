@@ -29,8 +29,7 @@ struct GatewayDeleteCommand: AsyncParsableCommand {
         }
         // Runs bound to it lose their URL: that needs a yes, from --yes or a person at a terminal.
         let address = record?.gateway.address ?? listed?.address
-        let leases = address == nil ? [] : ((try? client.get("/v1/leases", as: [LeaseInfo].self)) ?? []).filter { $0.gateway == address }
-        let bound = Array(Set(leases.map { "\($0.run) (node \(NodeIDText.short($0.node)), port \($0.port))" })).sorted()
+        let bound = address.map { boundRuns(to: $0, client: client) } ?? []
         if !yes, !bound.isEmpty, isatty(STDIN_FILENO) != 1 {
             let runs = "\(bound.count) run\(bound.count == 1 ? "" : "s")"
             Output.error("error: gateway \(name) serves \(runs): \(bound.joined(separator: ", ")).")
@@ -62,5 +61,18 @@ struct GatewayDeleteCommand: AsyncParsableCommand {
         if !bound.isEmpty {
             Output.line("These runs have no gateway now: \(bound.joined(separator: ", ")); stop them, or run them again with another gateway.")
         }
+    }
+
+    /// The runs that lose their URL with the gateway at `address`: every lease it holds in the
+    /// mesh, and this node's own active runs published there that have no lease yet (a run just
+    /// started with `-d` is still asking for one).
+    private func boundRuns(to address: String, client: NodeClient) -> [String] {
+        let leases = ((try? client.get("/v1/leases", as: [LeaseInfo].self)) ?? []).filter { $0.gateway == address }
+        let runs = ((try? client.get("/v1/runs", as: [RunInfo].self)) ?? []).filter { run in
+            run.isActive && (run.gateway == address || run.gateways?.contains { $0.address == address } == true)
+        }
+        let described = leases.map { "\($0.run) (node \(NodeIDText.short($0.node)), port \($0.port))" }
+            + runs.map { "\($0.name) (node \(NodeIDText.short($0.node)), port \($0.externalPort))" }
+        return Array(Set(described)).sorted()
     }
 }
