@@ -90,8 +90,8 @@ actor LinkPool {
             if direct.subtracting([peer]).intersection(gateways).count >= limit { return try await relayed(to: peer) }
         }
         if maintained[peer] != nil {
-            // The kept link's task is dialling again (after a backoff): one relay hop meanwhile,
-            // or a dial of this call's own when no member relays.
+            // The kept link is being dialled (its first dial, or again after it dropped): one
+            // relay hop meanwhile, or a dial of this call's own when no member relays.
             do { return try await relayed(to: peer) } catch { return try await link(to: peer, address: address) }
         }
         // One dial serves this call and the kept link: two at once would each be a new inbound
@@ -175,8 +175,7 @@ actor LinkPool {
     /// this every few seconds; a link is first seen idle on one call and closed on a later one.
     /// Returns the links closed.
     @discardableResult
-    func closeIdleRelayedLinks(wanted: @Sendable (NodeID) -> Bool = { _ in true }) async -> [Link] {
-        let now = ContinuousClock.now
+    func closeIdleRelayedLinks(wanted: @Sendable (NodeID) -> Bool = { _ in true }, now: ContinuousClock.Instant = .now) async -> [Link] {
         let relayedLinks = endpoint.links.filter { $0.isActive && $0.relay != nil }
         let current = Set(relayedLinks.map { ObjectIdentifier($0) })
         relayUse = relayUse.filter { current.contains($0.key) }
