@@ -285,6 +285,10 @@ final class HostileLab: Sendable {
             rules = ["superseded"]
         case .removedNodesEntriesRelayed:
             // Entries its removed friend signed, a claim and a gateway entry of the friend's own.
+            // The friend never spoke gossip, so each node's gossip drops them as an unknown
+            // author's and the gate counts that as `removed_author` (`MeshGate.dropped`); the
+            // gate's own check of a removed author is for one gossip still knows, covered by
+            // `GossipRefusalTests`.
             let r = removed
             let claim = Self.claim("removed.e2e.test", by: r)
             let announce = Array(#"{"name":"removed-gw","address":"127.0.0.9","domains":[],"meshAddress":"\#(r.address)","backend":"local"}"#.utf8)
