@@ -55,6 +55,12 @@ public struct GossipConfig: Hashable, Sendable {
     /// interval, at most `joinAttempts` times in all.
     public var joinRetryInterval: Duration = .seconds(1)
     public var joinAttempts = 6
+    /// The seed of a join tells the newcomer's arrival directly to up to this many members it
+    /// reaches, besides gossip (`GossipNode.announce`).
+    public var joinAnnouncements = 32
+    /// A node not known here that sends a message without introducing itself is asked for its
+    /// state at most this often (`GossipNode.askForIntroduction`).
+    public var introductionInterval: Duration = .seconds(5)
     /// Bounds of the entries held back until what they depend on arrives (`EntryVerdict.hold`):
     /// beyond either, the oldest are dropped (push-pull offers them again).
     public var maxHeldEntries = 256

@@ -1,3 +1,5 @@
+import Logging
+
 /// Push-pull anti-entropy: a periodic full-state exchange with one random member, and on join.
 extension GossipNode {
     func localState(isReply: Bool, isJoin: Bool) -> PushPull {
@@ -87,6 +89,40 @@ extension GossipNode {
         pendingJoin = nil
         if !leaving { broadcast(.alive(local)) }
     }
+
+    /// The seed of a join tells the newcomer's arrival to every member it reaches (up to
+    /// `joinAnnouncements`, at random), besides the usual gossip. Gossip's few transmissions go to
+    /// random members, the newcomer itself among them, and where NATs leave each member only a
+    /// few others to talk to, a member they all missed would not list the newcomer until a
+    /// full-state exchange, up to a push-pull interval later. Once per join, so the cost is small.
+    mutating func announce(_ newcomer: NodeID) {
+        guard let member = records[newcomer]?.member, member.state == .alive else { return }
+        let me = local
+        let reaches = self.reaches
+        let told = randomMembers(config.joinAnnouncements, excluding: newcomer) { r in
+            (r.member.state == .alive || r.member.state == .suspect) && reaches(me, r.member)
+        }
+        for node in told { send(.gossip(updates: [.alive(member)]), to: node) }
+    }
+
+    /// A message from `node`, which this node does not know and which did not introduce itself:
+    /// the news of its arrival missed this node. An admitted node is sent this node's full state
+    /// (over the link it came by; never to an address, as none is known), and its reply, which
+    /// carries its own alive record, introduces it. At most once per `introductionInterval` per
+    /// node, and for a bounded number of nodes at a time.
+    mutating func askForIntroduction(_ node: NodeID, now: Duration) {
+        guard !leaving, node != id, admitsMember(node) else { return }
+        if let asked = introductionsAsked[node], now - asked < config.introductionInterval { return }
+        introductionsAsked = introductionsAsked.filter { now - $0.value < config.introductionInterval }
+        guard introductionsAsked.count < Self.maxIntroductionsAsked else { return }
+        introductionsAsked[node] = now
+        counters.introductionsAsked += 1
+        logger.debug("asked a node not known here for its state", metadata: ["peer.id": "\(node.short)"])
+        send(.pushPull(localState(isReply: false, isJoin: false)), to: node, address: "")
+    }
+
+    /// How many unknown nodes may wait for an answer to `askForIntroduction` at once.
+    static let maxIntroductionsAsked = 64
 
     /// Whether `message` carries its sender's own alive record: how a node not known yet
     /// introduces itself (a joined node's first gossip, a join push-pull, a seed's reply).

@@ -69,6 +69,9 @@ public struct GossipNode: Sendable {
     var nextMaintenanceAt: Duration
     /// Seeds of a join whose reply has not arrived yet, and when to ask them again.
     var pendingJoin: PendingJoin?
+    /// Admitted nodes not known here that sent a message without introducing themselves, and when
+    /// this node last asked them for their state (`askForIntroduction`).
+    var introductionsAsked: [NodeID: Duration] = [:]
     let wallClockAtZero: UInt64
     let sign: Signer
     let verify: Verifier
@@ -153,7 +156,8 @@ public struct GossipNode: Sendable {
         guard from == id || records[from] != nil || (Self.introduces(message, sender: from) && admitsMember(from)) else {
             counters.droppedUnknownSender += 1
             logger.trace("dropped a message from a node not known yet", metadata: ["peer.id": "\(from.short)"])
-            return []
+            askForIntroduction(from, now: now)
+            return takePending()
         }
         let applied = counters.entriesApplied
         handle(message, from: from, now: now)
@@ -372,6 +376,7 @@ public struct GossipNode: Sendable {
             }
             let joinedNow = state.isReply && pendingJoin?.seeds.contains(where: { $0.id == from }) == true
             if joinedNow { joined() }
+            if newcomer { announce(from) }
             // A join is news: the seed passes the newcomer on, and the newcomer announces itself,
             // now rather than at the next gossip round.
             if newcomer || joinedNow { gossip(now: now) }
@@ -433,6 +438,8 @@ public struct GossipCounters: Hashable, Sendable {
     public var droppedNonMemberAuthor = 0
     /// Messages from a node not known yet that did not introduce itself (or was not admitted).
     public var droppedUnknownSender = 0
+    /// Nodes not known here that were asked for their state after such a message.
+    public var introductionsAsked = 0
     public var droppedFutureDated = 0
     /// Entries the owner's `accept` refused.
     public var droppedRefused = 0

@@ -139,6 +139,9 @@ final class SiteLab: @unchecked Sendable {
         var arguments = ["--state-dir", home(member), "--listen", member.listen]
         if member.isGateway { arguments += ["--gateway", "--public-address", member.address, "--name", member.rawValue] }
         if let through = member.joinsThrough { arguments += ["--join", through.listen] }
+        // `WARREN_LAB_LOG_LEVEL=debug` keeps what a fault needs to be explained (with
+        // `WARREN_LAB_KEEP=1`, which keeps the logs).
+        if let level = ProcessInfo.processInfo.environment["WARREN_LAB_LOG_LEVEL"] { arguments += ["--log-level", level] }
         let count = lock.withLock { () -> Int in
             starts[member, default: 0] += 1
             return starts[member]!
@@ -406,6 +409,8 @@ final class SiteLab: @unchecked Sendable {
         } else if ProcessInfo.processInfo.environment["WARREN_LAB_KEEP"] == nil {
             try? FileManager.default.removeItem(atPath: root)
         } else {
+            // Without its owner file the next lab does not take it for abandoned and remove it.
+            try? FileManager.default.removeItem(atPath: "\(root)/owner")
             print("the lab's state and logs are kept in \(root)")
         }
     }

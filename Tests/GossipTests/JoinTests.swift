@@ -37,7 +37,9 @@ import Testing
         a.bootstrap(members: [makeNode(2).localMember], now: .zero)
         let stranger = testID(9)
         let ping = MessageCodec.encode(.ping(seq: 7, target: a.id, updates: [.suspect(node: testID(2), incarnation: 0, from: stranger)]))
-        #expect(a.receive(bytes: ping, from: stranger, now: .seconds(1)).isEmpty)
+        // Not heard: no ack, its claim not taken. It is only asked for its state (below).
+        let answer = a.receive(bytes: ping, from: stranger, now: .seconds(1)).sends
+        #expect(!answer.contains { if case .ack = $0.message { true } else { false } })
         #expect(a.counters.droppedUnknownSender == 1)
         #expect(a.member(testID(2))?.state == .alive)
         #expect(a.member(stranger) == nil)
@@ -70,6 +72,59 @@ import Testing
         #expect(a.member(admitted)?.state == .alive)
         #expect(a.member(refused) == nil)
         #expect(a.counters.droppedUnknownSender == 1)
+        // A refused node is not asked for its state either.
+        let again = a.receive(bytes: MessageCodec.encode(.ping(seq: 1, target: a.id, updates: [])), from: refused, now: .seconds(2))
+        #expect(again.sends.isEmpty)
+        #expect(a.counters.introductionsAsked == 0)
+    }
+
+    /// A member whose news of a newcomer was lost hears from the newcomer (its probes, over a link)
+    /// and drops what it says: it asks the newcomer for its state, once in a while, and the reply
+    /// introduces it. Behind NAT, the newcomer's probes of it are vouched for by the link, so
+    /// nothing else would repair this until a full-state exchange.
+    @Test func aMemberWhoseNewsOfANewcomerWasLostAsksTheNewcomer() {
+        var a = makeNode(1)
+        let newcomer = testID(9)
+        let ping = { (seq: UInt32) in MessageCodec.encode(.ping(seq: seq, target: a.id, updates: [])) }
+        let asked = a.receive(bytes: ping(1), from: newcomer, now: .seconds(1)).sends
+        #expect(asked.count == 1)
+        #expect(asked.first?.to == newcomer)
+        guard case let .pushPull(state)? = asked.first?.message else {
+            Issue.record("not a push-pull: \(asked)")
+            return
+        }
+        #expect(!state.isReply && !state.isJoin)
+        #expect(state.members.contains { $0.id == a.id })
+        #expect(a.counters.introductionsAsked == 1)
+
+        // Asked at most once per interval, whatever it sends meanwhile.
+        #expect(a.receive(bytes: ping(2), from: newcomer, now: .seconds(3)).sends.isEmpty)
+        #expect(a.receive(bytes: ping(3), from: newcomer, now: .seconds(7)).sends.count == 1)
+
+        // Its reply, with its own alive record, introduces it.
+        let reply = PushPull(isReply: true, isJoin: false, members: [Member(id: newcomer, address: "10.0.2.11:7946")], entries: [])
+        _ = a.receive(bytes: MessageCodec.encode(.pushPull(reply)), from: newcomer, now: .seconds(8))
+        #expect(a.member(newcomer)?.state == .alive)
+        #expect(a.receive(bytes: ping(4), from: newcomer, now: .seconds(9)).sends.contains { $0.to == newcomer && { if case .ack = $0 { true } else { false } }($0.message) })
+    }
+
+    /// The seed of a join tells every member it reaches of the newcomer, not only the few that
+    /// gossip picks at random; members it does not reach hear by gossip as before.
+    @Test func theSeedTellsEveryMemberItReachesOfANewcomer() {
+        var seed = makeNode(1)
+        let members = (2...8).map { testID(UInt8($0)) }
+        let unreachable = testID(8)
+        seed.bootstrap(members: members.map { Member(id: $0, address: "10.0.0.\($0.bytes[0]):7946") }, now: .zero)
+        seed.reaches = { _, to in to.id != unreachable }
+        let newcomer = Member(id: testID(20), address: "10.0.0.20:7946")
+        let join = PushPull(isReply: false, isJoin: true, members: [newcomer], entries: [])
+        let sends = seed.receive(bytes: MessageCodec.encode(.pushPull(join)), from: newcomer.id, now: .seconds(1)).sends
+        let told = Set(sends.compactMap { send -> NodeID? in
+            guard case let .gossip(updates) = send.message,
+                  updates.contains(where: { if case let .alive(m) = $0 { m.id == newcomer.id } else { false } }) else { return nil }
+            return send.to
+        })
+        #expect(told == Set(members.filter { $0 != unreachable }), "told: \(told.map(\.short))")
     }
 
     @Test func aJoinWhoseReplyIsLostIsAskedAgain() {
