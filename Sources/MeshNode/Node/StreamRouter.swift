@@ -113,12 +113,6 @@ final class StreamInbox: Sendable {
 
     /// The endpoint's `LinkStreamAcceptor`: the router's status for the stream, 503 once stopped
     /// or when the stream waited too long.
-    /// The server of the router's calls: a link past its bound of calls at once gets 503, counted
-    /// in `warren_link_rpc_refused_total`.
-    static func callServer() -> LinkRPCServer {
-        LinkRPCServer(refused: { _ in Counter(label: "warren_link_rpc_refused_total").increment() })
-    }
-
     func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
         await withCheckedContinuation { answer in
             switch continuation.yield(Opened(headers: headers, stream: stream, answer: answer)) {
