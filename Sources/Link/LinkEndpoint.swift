@@ -149,10 +149,11 @@ public final class LinkEndpoint: Sendable {
         }
     }
 
-    /// Keeps a link to `host:port` up until the calling task is cancelled: dials (unless a link to
-    /// `expecting` is up already), waits for the link to drop, dials again after an exponential
-    /// backoff with jitter (0.5 s doubling to 10 s; reset once a link is up). The links appear in
-    /// `events`. `LinkSetup` decides; this carries its actions out.
+    /// Keeps a direct link to `host:port` up until the calling task is cancelled: dials (unless a
+    /// direct link to `expecting` is up already; a relayed one does not count), waits for it to
+    /// drop, dials again after an exponential backoff with jitter (0.5 s doubling to 10 s; reset
+    /// once a link is up). The links appear in `events`. `LinkSetup` decides; this carries its
+    /// actions out.
     public func maintainLink(host: String, port: Int, expecting: NodeID, backoff: LinkBackoff = LinkBackoff()) async {
         var random = SystemRandomNumberGenerator()
         var (setup, action) = LinkSetup.start(peer: expecting, backoff: backoff, links: links.map(\.candidate), now: .now())

@@ -15,8 +15,8 @@ struct LinkSetupTests {
     static let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
 
     static func link(_ key: Int, to peer: NodeID = peer, _ direction: Link.Direction = .outbound, at seconds: Int64 = 0,
-                     active: Bool = true) -> LinkCandidate<Int> {
-        LinkCandidate(key: key, peer: peer, direction: direction, established: t0 + .seconds(seconds), isActive: active)
+                     active: Bool = true, relayed: Bool = false) -> LinkCandidate<Int> {
+        LinkCandidate(key: key, peer: peer, direction: direction, established: t0 + .seconds(seconds), isActive: active, relayed: relayed)
     }
 
     /// The wait an action asks for, from `now`.
@@ -38,6 +38,18 @@ struct LinkSetupTests {
         let links = [Self.link(1, at: 1), Self.link(2, .inbound, at: 2), Self.link(3, at: 3, active: false)]
         let (_, action) = Setup.start(peer: Self.peer, backoff: LinkBackoff(), links: links, now: Self.t0)
         #expect(action == .watch(2), "the newest live link, whoever dialled it")
+    }
+
+    /// A relayed link (one made past a bound, or while a dial failed) is not the direct link kept:
+    /// a kept link that watched it would never dial.
+    @Test func aRelayedLinkDoesNotStandInForTheKeptDirectLink() {
+        var random = SystemRandomNumberGenerator()
+        let relayed = Self.link(1, .outbound, at: 1, relayed: true)
+        var (setup, action) = Setup.start(peer: Self.peer, backoff: LinkBackoff(), links: [relayed], now: Self.t0)
+        #expect(action == .dial)
+        guard case .wait(let until) = setup.dialFailed(now: Self.t0, using: &random) else { Issue.record("no wait"); return }
+        #expect(setup.wokeUp(links: [relayed, Self.link(2, .inbound, at: 2, relayed: true)], now: until) == .dial)
+        #expect(setup.wokeUp(links: [relayed, Self.link(3, .inbound, at: 3)], now: until) == .watch(3))
     }
 
     @Test func aDroppedLinkIsDialledAgainAfterABackoffThatGrowsAndStartsOverOnceUp() {
@@ -97,6 +109,15 @@ struct LinkSetupTests {
         #expect(Setup.newest([first, second], to: Self.other) == nil)
     }
 
+    @Test func aDirectLinkIsUsedBeforeANewerRelayedOne() {
+        let direct = Self.link(1, .inbound, at: 1), relayed = Self.link(2, at: 2, relayed: true)
+        #expect(Setup.newest([direct, relayed], to: Self.peer) == 1)
+        #expect(Setup.newest([relayed, direct], to: Self.peer) == 1)
+        var closed = direct
+        closed.isActive = false
+        #expect(Setup.newest([closed, relayed], to: Self.peer) == 2, "the relayed link serves while no direct link is up")
+    }
+
     @Test func aPeersNewerInboundLinkReplacesItsOlderInboundOnes() {
         let links = [
             Self.link(1, .inbound, at: 1), Self.link(2, .outbound, at: 2), Self.link(3, to: Self.other, .inbound, at: 3),
@@ -104,5 +125,13 @@ struct LinkSetupTests {
         #expect(Setup.replaced(by: Self.link(4, .inbound, at: 4), among: links) == [1])
         #expect(Setup.replaced(by: Self.link(5, .outbound, at: 5), among: links).isEmpty,
                 "links this node dialled replace nothing: two may be up after concurrent dials")
+    }
+
+    /// A peer makes a relayed link while its direct one may be up, and dials while it holds only a
+    /// relayed one: each kind replaces only its own.
+    @Test func aPeersNewerInboundLinkReplacesOnlyItsOwnKind() {
+        let links = [Self.link(1, .inbound, at: 1), Self.link(2, .inbound, at: 2, relayed: true)]
+        #expect(Setup.replaced(by: Self.link(3, .inbound, at: 3, relayed: true), among: links) == [2])
+        #expect(Setup.replaced(by: Self.link(4, .inbound, at: 4), among: links) == [1])
     }
 }

@@ -188,11 +188,13 @@ struct LinkTests {
 
     @Test func idleLinkAnswersKeepalivePingsAndStaysUp() async throws {
         var configuration = LinkConfiguration()
-        configuration.keepaliveInterval = .milliseconds(50)
+        // 300 ms, so the close (three silent intervals) needs a 900 ms stall of a whole event loop:
+        // at 50 ms a shared machine's load alone closed the link in 2 of 5 runs of the module.
+        configuration.keepaliveInterval = .milliseconds(300)
         let pair = try await LinkPair.make(configuration: configuration)
         let link = try await pair.client.dial(host: "127.0.0.1", port: pair.port, expecting: pair.serverIdentity.id)
-        // Idle for many intervals: each side pings, the other's HTTP/2 answers, nobody closes.
-        try await Task.sleep(for: .milliseconds(600))
+        // Idle for ten intervals: each side pings, the other's HTTP/2 answers, nobody closes.
+        try await Task.sleep(for: .seconds(3))
         #expect(link.isActive)
         let stream = try await link.openStream(headers: [])
         #expect(stream.peer == pair.serverIdentity.id)

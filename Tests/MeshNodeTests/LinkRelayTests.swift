@@ -23,7 +23,7 @@ struct LinkRelayTests {
         private let relay: NIOLockedValueBox<LinkRelay?>
         var id: NodeID { identity.id }
 
-        init(gateways: NIOLockedValueBox<Set<NodeID>>) async throws {
+        init(gateways: NIOLockedValueBox<Set<NodeID>>, relayIdleTimeout: Duration = LinkPool.defaultRelayIdleTimeout) async throws {
             let identity = NodeIdentity.generate()
             let relay = NIOLockedValueBox<LinkRelay?>(nil)
             self.identity = identity
@@ -45,7 +45,7 @@ struct LinkRelayTests {
                 }
             })
             let known: @Sendable () async -> Set<NodeID> = { gateways.withLockedValue { $0 } }
-            let pool = LinkPool(endpoint: endpoint, logger: Logger(label: "test"), gateways: known)
+            let pool = LinkPool(endpoint: endpoint, logger: Logger(label: "test"), relayIdleTimeout: relayIdleTimeout, gateways: known)
             self.endpoint = endpoint
             self.pool = pool
             port = try await endpoint.listen(host: "127.0.0.1", port: 0)
@@ -69,10 +69,10 @@ struct LinkRelayTests {
         let g: TestNode, m: TestNode, r: TestNode
 
         /// G and R each dial M; G announced a gateway.
-        static func make() async throws -> Trio {
+        static func make(relayIdleTimeout: Duration = LinkPool.defaultRelayIdleTimeout) async throws -> Trio {
             let gateways = NIOLockedValueBox<Set<NodeID>>([])
-            let trio = Trio(gateways: gateways, g: try await TestNode(gateways: gateways), m: try await TestNode(gateways: gateways),
-                            r: try await TestNode(gateways: gateways))
+            let trio = Trio(gateways: gateways, g: try await TestNode(gateways: gateways, relayIdleTimeout: relayIdleTimeout),
+                            m: try await TestNode(gateways: gateways), r: try await TestNode(gateways: gateways))
             gateways.withLockedValue { $0 = [trio.g.id] }
             _ = try await trio.g.dial(trio.m)
             _ = try await trio.r.dial(trio.m)
@@ -134,27 +134,116 @@ struct LinkRelayTests {
         await r.pool.shutdown(); await r.endpoint.shutdown()
     }
 
-    /// Known defect, off until fixed: about one run in ten no direct link is kept, seemingly because
-    /// the pool's kept link treats a relayed link already up as the link and never dials.
-    @Test(.disabled("a runner within its bound sometimes keeps only a relayed link to a gateway (open defect, issue 16)"))
-    func aRunnerWithinItsGatewayLinkBoundKeepsADirectLink() async throws {
+    /// Within its bound a runner dials the gateway once, for the call and the link it keeps: the
+    /// link returned is direct, and a direct link is kept (made again after it drops), with a
+    /// relayed link possible only as a stand-in that never replaces it.
+    @Test func aRunnerWithinItsGatewayLinkBoundKeepsADirectLink() async throws {
         let gateways = NIOLockedValueBox<Set<NodeID>>([])
         let g1 = try await TestNode(gateways: gateways), g2 = try await TestNode(gateways: gateways)
         gateways.withLockedValue { $0 = [g1.id, g2.id] }
         _ = try await g2.dial(g1)
         let unbounded = try await RunnerNode.make(gateways: gateways, limit: nil)
         _ = try await unbounded.endpoint.dial(host: "127.0.0.1", port: g1.port, expecting: g1.id)
-        // The link returned may be a relayed one when the direct dial loses a race with the link
-        // the pool keeps up for the gateway (newest wins); what counts is that a direct link is kept.
-        _ = try await unbounded.pool.gatewayLink(to: g2.id, address: "127.0.0.1:\(g2.port)")
-        var direct = unbounded.pool.existingDirect(g2.id)
-        for _ in 0..<100 where direct == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            direct = unbounded.pool.existingDirect(g2.id)
-        }
-        #expect(direct != nil, "a runner within its bound keeps no direct link to the gateway")
+        let link = try await unbounded.pool.gatewayLink(to: g2.id, address: "127.0.0.1:\(g2.port)")
+        #expect(link.relay == nil, "\(link)")
+        #expect(unbounded.pool.existing(g2.id) === link)
+        #expect(await eventually(within: 10) { unbounded.pool.existingDirect(g2.id) != nil && g2.pool.existingDirect(unbounded.endpoint.identity.id) != nil },
+                "no direct link kept: \(unbounded.endpoint.links) / g2: \(g2.endpoint.links)")
+
+        // The gateway drops it: the runner dials again.
+        for inbound in g2.endpoint.links where inbound.peer == unbounded.endpoint.identity.id { await inbound.close() }
+        #expect(await eventually(within: 10) {
+            unbounded.pool.existingDirect(g2.id).map { $0 !== link } == true
+        }, "the kept link was not made again: \(unbounded.endpoint.links)")
         for node in [g1, g2] { await node.shutdown() }
         await unbounded.pool.shutdown(); await unbounded.endpoint.shutdown()
+    }
+
+    /// A relayed link is a stand-in: a kept link dials even while one is up, a direct link arriving
+    /// does not close it, a relayed one arriving does not close the direct one, and the direct one
+    /// is used.
+    @Test func aRelayedLinkNeitherReplacesNorStandsInForADirectOne() async throws {
+        let trio = try await Trio.make()
+        let relayed = try await trio.r.pool.relayed(to: trio.g.id)
+        #expect(relayed.relay == trio.m.id)
+
+        await trio.r.pool.keep(trio.g.id, address: "127.0.0.1:\(trio.g.port)")
+        #expect(await eventually(within: 10) { trio.r.pool.existingDirect(trio.g.id) != nil },
+                "the kept link never dialled while a relayed one was up: \(trio.r.endpoint.links)")
+        let direct = try #require(trio.r.pool.existingDirect(trio.g.id))
+        #expect(trio.r.pool.existing(trio.g.id) === direct, "the direct link is used")
+        #expect(await eventually(within: 10) { trio.g.pool.existingDirect(trio.r.id) != nil })
+        #expect(trio.g.pool.existing(trio.r.id)?.relay == nil)
+
+        // Another relayed link to G, made by hand while the direct one is up.
+        let toM = try #require(trio.r.pool.existingDirect(trio.m.id))
+        let stream = try await toM.openStream(headers: [(":path", LinkRelay.openPath), (LinkRelay.toHeader, trio.g.id.description)])
+        let second = try await trio.r.endpoint.dialRelayed(over: stream, expecting: trio.g.id)
+        #expect(second.relay == trio.m.id)
+        // A round trip on the direct link after G registered the second: the direct link still serves.
+        let collect = NIOLockedValueBox<CollectHandler?>(nil)
+        let echoed = try await direct.openStream(headers: [(":path", "/proxy")]) { channel in
+            let handler = CollectHandler(eventLoop: channel.eventLoop)
+            collect.withLockedValue { $0 = handler }
+            return channel.pipeline.addHandler(handler)
+        }
+        let handler = try #require(collect.withLockedValue { $0 })
+        #expect(try await Self.echo("still direct", on: echoed.channel, collect: handler) == "still direct")
+        #expect(direct.isActive && second.isActive)
+        #expect(trio.g.endpoint.links.filter { $0.peer == trio.r.id && $0.relay == nil }.count == 1)
+        #expect(await eventually(within: 10) { !relayed.isActive }, "the newer relayed link replaces the older relayed one")
+        #expect(trio.r.pool.existing(trio.g.id) === direct)
+        await trio.shutdown()
+    }
+
+    /// An idle relayed link is closed once a direct link to its peer is up, or once the peer is no
+    /// longer wanted; one that carries a stream, or is still needed, stays.
+    @Test func anIdleRelayedLinkIsClosedOnceNotNeeded() async throws {
+        let trio = try await Trio.make(relayIdleTimeout: .milliseconds(50))
+        let pool = trio.g.pool
+        let relayed = try await pool.relayed(to: trio.r.id)
+        #expect(relayed.relay == trio.m.id)
+
+        // Busy: a stream open on it, the peer not wanted.
+        let collect = NIOLockedValueBox<CollectHandler?>(nil)
+        let open = try await relayed.openStream(headers: [(":path", "/proxy")]) { channel in
+            let handler = CollectHandler(eventLoop: channel.eventLoop)
+            collect.withLockedValue { $0 = handler }
+            return channel.pipeline.addHandler(handler)
+        }
+        for _ in 0..<5 {
+            #expect(await pool.closeIdleRelayedLinks(wanted: { _ in false }).isEmpty)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(relayed.isActive, "a relayed link carrying a stream was closed")
+        let handler = try #require(collect.withLockedValue { $0 })
+        #expect(try await Self.echo("busy", on: open.channel, collect: handler) == "busy")
+        try await open.channel.closeFuture.get()
+
+        // Idle, still wanted, no direct link: it stays.
+        for _ in 0..<5 {
+            #expect(await pool.closeIdleRelayedLinks().isEmpty)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(relayed.isActive, "a relayed link still needed was closed")
+
+        // A direct link is up: the idle relayed one goes.
+        let direct = try await trio.r.dial(trio.g)
+        #expect(await eventually(within: 10) {
+            await pool.closeIdleRelayedLinks().contains { $0 === relayed }
+        })
+        #expect(await eventually(within: 10) { !relayed.isActive })
+        #expect(pool.existing(trio.r.id)?.relay == nil)
+
+        // No direct link again, a new relayed one, and the peer no longer wanted: it goes.
+        await direct.close()
+        #expect(await eventually(within: 10) { pool.existingDirect(trio.r.id) == nil })
+        let again = try await pool.relayed(to: trio.r.id)
+        #expect(again.relay == trio.m.id)
+        #expect(await eventually(within: 10) {
+            await pool.closeIdleRelayedLinks(wanted: { $0 != trio.r.id }).contains { $0 === again }
+        })
+        await trio.shutdown()
     }
 
     struct RunnerNode {

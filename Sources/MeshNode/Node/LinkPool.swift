@@ -19,17 +19,25 @@ actor LinkPool {
     private let gatewayLinkLimit: Int?
     /// Members asked in turn for one relayed link, at most.
     static let relayCandidates = 4
+    /// How long a relayed link carries no stream before `closeIdleRelayedLinks` may close it.
+    static let defaultRelayIdleTimeout: Duration = .seconds(60)
+    private let relayIdleTimeout: Duration
+    /// Per relayed link: its streams opened when last seen, and since when that count has not moved.
+    private var relayUse: [ObjectIdentifier: (opened: Int, since: ContinuousClock.Instant)] = [:]
 
     init(endpoint: LinkEndpoint, logger: Logger, gatewayLinkLimit: Int? = nil,
+         relayIdleTimeout: Duration = LinkPool.defaultRelayIdleTimeout,
          gateways: @escaping @Sendable () async -> Set<NodeID> = { [] }) {
         self.endpoint = endpoint
         self.logger = logger
         self.gatewayLinkLimit = gatewayLinkLimit
+        self.relayIdleTimeout = relayIdleTimeout
         self.gateways = gateways
     }
 
-    /// The newest live link to `peer` (in either direction), if one is up. A peer that dialled
-    /// again holds only its newest link; an older one may be silent until it is found dead.
+    /// The link to use for `peer`, if one is up: its newest live direct link (in either
+    /// direction), or while none is up its newest relayed one. A peer that dialled again holds
+    /// only its newest link; an older one may be silent until it is found dead.
     nonisolated func existing(_ peer: NodeID) -> Link? {
         Self.newest(endpoint.links, to: peer)
     }
@@ -48,6 +56,11 @@ actor LinkPool {
     /// another network is not dialled: it is reached over the links it holds.
     func link(to peer: NodeID, address: String, linksOnly: Bool = false) async throws -> Link {
         if let link = existing(peer) { return link }
+        return try await dial(peer, address: address, linksOnly: linksOnly)
+    }
+
+    /// Dials `peer` at `address`, or joins the dial to it already in progress.
+    private func dial(_ peer: NodeID, address: String, linksOnly: Bool = false) async throws -> Link {
         if let dial = dialling[peer] { return try await dial.value }
         guard let (host, port) = HostPort.parse(address) else {
             throw LeaseUnavailable(address: address, reason: "its mesh address \(address) is not host:port")
@@ -64,20 +77,31 @@ actor LinkPool {
         return try await dial.value
     }
 
-    /// A link to the gateway `peer` for lease calls, kept up while the node has fewer than
-    /// `gatewayLinkLimit` gateways linked directly; past the bound, or while a direct link can't be
-    /// made, a link relayed by a member linked to it (`relayed(to:)`).
+    /// A link to the gateway `peer` for lease calls. While the node has fewer than
+    /// `gatewayLinkLimit` other gateways linked directly, a direct link, kept up (`keep`); past the
+    /// bound, while that link is being re-made, or when it can't be dialled, a link relayed by a
+    /// member linked to it (`relayed(to:)`). A relayed link already up never stands in for the
+    /// direct link kept within the bound.
     func gatewayLink(to peer: NodeID, address: String) async throws -> Link {
-        if let link = existing(peer) { return link }
-        if let limit = gatewayLinkLimit, maintained[peer] == nil {
+        if let link = existingDirect(peer) { return link }
+        if maintained[peer] == nil, let limit = gatewayLinkLimit {
             let gateways = await gateways()
             let direct = Set(endpoint.links.filter { $0.isActive && $0.relay == nil }.map(\.peer)).union(maintained.keys)
-            if direct.intersection(gateways).count >= limit { return try await relayed(to: peer) }
+            if direct.subtracting([peer]).intersection(gateways).count >= limit { return try await relayed(to: peer) }
         }
+        if maintained[peer] != nil {
+            // The kept link is being dialled (its first dial, or again after it dropped): one
+            // relay hop meanwhile, or a dial of this call's own when no member relays.
+            do { return try await relayed(to: peer) } catch { return try await link(to: peer, address: address) }
+        }
+        // One dial serves this call and the kept link: two at once would each be a new inbound
+        // link at the gateway, which closes the older one, failing the call that made it.
+        let dialled: Result<Link, any Error>
+        do { dialled = .success(try await dial(peer, address: address)) } catch { dialled = .failure(error) }
         keep(peer, address: address)
-        do {
-            return try await link(to: peer, address: address)
-        } catch let dialError {
+        switch dialled {
+        case .success(let link): return link
+        case .failure(let dialError):
             logger.debug("no direct link to a gateway; asking for a relayed one", metadata: ["peer.id": "\(peer.short)", "error": "\(dialError)"])
             do { return try await relayed(to: peer) } catch { throw dialError }
         }
@@ -142,6 +166,42 @@ actor LinkPool {
         for member in targets {
             keep(member.id, address: member.address)
         }
+    }
+
+    /// Closes the relayed links, in either direction, that carried no stream for the pool's
+    /// `relayIdleTimeout` and are no longer needed: a direct link to the peer is up, or `wanted`
+    /// says the peer is not (it left the mesh or was removed). A relayed link that is still needed
+    /// stays, as does a busy one; one closed is made again when a stream needs it. The node calls
+    /// this every few seconds; a link is first seen idle on one call and closed on a later one.
+    /// Returns the links closed.
+    @discardableResult
+    func closeIdleRelayedLinks(wanted: @Sendable (NodeID) -> Bool = { _ in true }, now: ContinuousClock.Instant = .now) async -> [Link] {
+        let relayedLinks = endpoint.links.filter { $0.isActive && $0.relay != nil }
+        let current = Set(relayedLinks.map { ObjectIdentifier($0) })
+        relayUse = relayUse.filter { current.contains($0.key) }
+        var idle: [Link] = []
+        for link in relayedLinks {
+            let key = ObjectIdentifier(link), traffic = link.traffic.snapshot
+            // Every link holds one stream open for its whole life (`LinkPath.reverse`): any
+            // other open stream is a connection in use.
+            guard let use = relayUse[key], use.opened == traffic.streamsOpened, traffic.streamsActive <= 1 else {
+                relayUse[key] = (traffic.streamsOpened, now)
+                continue
+            }
+            if now - use.since >= relayIdleTimeout, existingDirect(link.peer) != nil || !wanted(link.peer) {
+                idle.append(link)
+            }
+        }
+        for link in idle {
+            relayUse[ObjectIdentifier(link)] = nil
+            let reason = existingDirect(link.peer) != nil ? "direct link up" : "peer not wanted"
+            Counter(label: "warren_relay_links_closed_total", dimensions: [("reason", reason)]).increment()
+            logger.debug("closing an idle relayed link", metadata: [
+                "peer.id": "\(link.peer.short)", "relay.id": "\(link.relay.map { $0.short } ?? "-")", "reason": "\(reason)",
+            ])
+            await link.close()
+        }
+        return idle
     }
 
     static func linkTargets(among members: [Member], local: NodeID, minimum: Int, reach: LinkReach) -> [Member] {

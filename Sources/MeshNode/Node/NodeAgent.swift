@@ -246,6 +246,10 @@ public final class NodeAgent: Sendable {
         if let gatewayLeases {
             services.append(Periodic("lease expiry", every: .seconds(1)) { await gatewayLeases.expire() })
         }
+        services.append(Periodic("idle relayed links", every: .seconds(5)) {
+            let live = Set(await mesh.members().filter { $0.state == .alive || $0.state == .suspect }.map(\.id))
+            await pool.closeIdleRelayedLinks(wanted: { live.contains($0) && gate.mayLink($0) })
+        })
         if o.linksOnly {
             services.append(Periodic("links kept", every: .seconds(1), now: true) {
                 await pool.keepLinks(among: await mesh.members(), local: identity.id)
