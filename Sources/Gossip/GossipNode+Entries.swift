@@ -94,10 +94,14 @@ extension GossipNode {
             counters.entriesStale += 1
             // Another copy of the entry held is gossip's redundancy; an older version of its key
             // is a late copy, or a replay of what was superseded: the owner hears of the latter
-            // (signed by its author, so that the author is the one named).
-            if let current = map.entry(at: entry.entryKey), current.signature != entry.signature,
-               verify(entry.signature, entry.signedBytes, entry.author) {
-                droppedEntry(entry, .superseded)
+            // (signed by its author, so that the author is the one named). Under a collected
+            // tombstone, a put is a replay of what was deleted (an old tombstone is harmless).
+            if let current = map.entry(at: entry.entryKey) {
+                if current.signature != entry.signature, verify(entry.signature, entry.signedBytes, entry.author) {
+                    droppedEntry(entry, .superseded)
+                }
+            } else if !entry.isTombstone, verify(entry.signature, entry.signedBytes, entry.author) {
+                droppedEntry(entry, .deletedBefore)
             }
             return
         }

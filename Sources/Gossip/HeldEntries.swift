@@ -66,4 +66,8 @@ public enum EntryDrop: String, Hashable, Sendable {
     case futureDated
     /// By a node that is not (or no longer) a member of the gossip group.
     case unknownAuthor
+    /// No newer than a delete whose tombstone this node has since collected (after
+    /// `GossipConfig.tombstoneGrace`): a replay of the deleted entry, or a copy kept by a node
+    /// away for longer than the grace.
+    case deletedBefore
 }

@@ -4,6 +4,11 @@
 /// (`GossipNode`), which knows the membership and the clock.
 public struct ReplicatedMap: Sendable {
     private var storage: [EntryKey: Entry] = [:]
+    /// The tombstones collected, by key: out of push-pull and the digest, kept only so that an
+    /// entry no newer than a delete cannot come back once the delete's tombstone is gone (a
+    /// replay of the deleted entry, or a copy kept by a node away for longer than the grace).
+    /// A later write at the key replaces its floor.
+    private var floors: [EntryKey: Entry] = [:]
 
     public init() {}
 
@@ -24,6 +29,9 @@ public struct ReplicatedMap: Sendable {
     /// The stored entry at a key, tombstones included.
     public func entry(at key: EntryKey) -> Entry? { storage[key] }
 
+    /// The collected tombstone at a key with no stored entry: what an entry there must supersede.
+    public func floor(at key: EntryKey) -> Entry? { floors[key] }
+
     /// The live entries of one kind, sorted by key.
     public func entries(kind: EntryKind) -> [Entry] {
         storage.values.filter { $0.kind == kind && !$0.isTombstone }.sorted { $0.key < $1.key }
@@ -38,22 +46,28 @@ public struct ReplicatedMap: Sendable {
     /// Applies last-writer-wins.
     public mutating func merge(_ entry: Entry) -> MergeOutcome {
         let key = entry.entryKey
-        if let current = storage[key], !entry.supersedes(current) { return .stale }
+        guard wouldAccept(entry) else { return .stale }
+        floors.removeValue(forKey: key)
         let previous = storage.updateValue(entry, forKey: key)
         return .applied(previous: previous)
     }
 
-    /// True when `entry` would win against what is stored (cheap; no signature check).
+    /// True when `entry` would win against what is stored, or against the tombstone collected at
+    /// its key (cheap; no signature check).
     public func wouldAccept(_ entry: Entry) -> Bool {
-        guard let current = storage[entry.entryKey] else { return true }
+        guard let current = storage[entry.entryKey] ?? floors[entry.entryKey] else { return true }
         return entry.supersedes(current)
     }
 
-    /// Removes tombstones whose timestamp is older than `wallMillis`; returns how many.
+    /// Removes tombstones whose timestamp is older than `wallMillis`, keeping each as the floor of
+    /// its key; returns how many.
     @discardableResult
     public mutating func collectTombstones(olderThan wallMillis: UInt64) -> Int {
         let old = storage.filter { $0.value.isTombstone && $0.value.timestamp.wallMillis < wallMillis }
-        for key in old.keys { storage.removeValue(forKey: key) }
+        for (key, tombstone) in old {
+            storage.removeValue(forKey: key)
+            floors[key] = tombstone
+        }
         return old.count
     }
 

@@ -24,7 +24,13 @@ actor TestMesh {
     private var entries: [String: EntrySnapshot] = [:]
     private var gateways: [NodeID: String] = [:]
 
-    func announce(_ id: NodeID, address: String) { self.gateways[id] = address }
+    /// A gateway's announcement (entry kind `gateway`), as a gateway node gossips it.
+    func announce(_ id: NodeID, name: String, address: String) throws {
+        self.gateways[id] = address
+        let entry = GatewayEntry(name: name, address: address, domains: [], meshAddress: "\(address):1", backend: "test")
+        self.entries["\(EntryKind.gateway.rawValue)/\(id)"] = EntrySnapshot(kind: .gateway, key: id.description,
+                                                                            value: Array(try JSONEncoder().encode(entry)), author: id)
+    }
 
     func write(_ intents: [EntryIntent], by author: NodeID) throws {
         for intent in intents {
@@ -58,13 +64,13 @@ struct TestGateway {
 
     static func start(
         _ label: String, host: String, settings: AcmeSettings, mesh: TestMesh, state: URL, runner: SocketAddress?, leases: [Lease],
-        firstRetry: Duration = .milliseconds(200), maxRetry: Duration = .seconds(1)
+        firstRetry: Duration = .milliseconds(200), maxRetry: Duration = .seconds(1), claimLifetime: Duration = .seconds(30)
     ) async throws -> TestGateway {
         let keys = Ed25519.KeyPair.generate()
         let id = try #require(NodeID(bytes: keys.publicKey))
-        await mesh.announce(id, address: host)
+        try await mesh.announce(id, name: label, address: host)
         let sharing = CertificateSharing(replica: TestMeshReplica(mesh: mesh, author: id), local: try LocalMember(identity: keys),
-                                         claimLifetime: .seconds(30), settle: .milliseconds(500), poll: .milliseconds(200))
+                                         claimLifetime: claimLifetime, settle: .milliseconds(500), poll: .milliseconds(200))
         let manager = CertificateManager(settings: settings, stateDirectory: state.appendingPathComponent(label).path, gatewayName: label,
                                          logger: Logger(label: "test.\(label)"), firstRetry: firstRetry, maxRetry: maxRetry, sharing: sharing)
         var configuration = ProxyConfiguration()
@@ -91,6 +97,17 @@ struct TestGateway {
             try await Task.sleep(for: .milliseconds(100))
         }
         return nil
+    }
+
+    /// The holders its status lists once they are `expected`, or the last seen after 30 s.
+    func holders(_ expected: [String]) async throws -> [String] {
+        var holders: [String] = []
+        for _ in 0..<300 {
+            holders = await self.manager.status.first?.holders ?? []
+            if holders == expected { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return holders
     }
 
     /// The SHA-256 fingerprint of the certificate it serves for `name` on `port`, as openssl sees it.
@@ -142,10 +159,39 @@ struct SharedFixture {
     }
 
     func gateway(_ index: Int, mesh: TestMesh, extra: [Lease] = [], firstRetry: Duration = .milliseconds(200),
-                 maxRetry: Duration = .seconds(1)) async throws -> TestGateway {
+                 maxRetry: Duration = .seconds(1), claimLifetime: Duration = .seconds(30)) async throws -> TestGateway {
         try await TestGateway.start("gw\(index + 1)", host: self.hosts[index], settings: self.settings, mesh: mesh,
                                     state: self.pebble.directory, runner: self.runner.localAddress, leases: self.leases(on: self.hosts[index], extra: extra),
-                                    firstRetry: firstRetry, maxRetry: maxRetry)
+                                    firstRetry: firstRetry, maxRetry: maxRetry, claimLifetime: claimLifetime)
+    }
+
+    /// Starts gateways 0..<count (labelled gw1, gw2, …) into `gateways`, the first alone until its
+    /// order claim is in: it is the earliest claim, so it orders.
+    func startOrdered(_ count: Int, mesh: TestMesh, into gateways: inout [TestGateway], firstRetry: Duration = .milliseconds(200),
+                      maxRetry: Duration = .seconds(1), claimLifetime: Duration = .seconds(30)) async throws {
+        for index in 0..<count {
+            gateways.append(try await self.gateway(index, mesh: mesh, firstRetry: firstRetry, maxRetry: maxRetry, claimLifetime: claimLifetime))
+            if index == 0 {
+                for _ in 0..<50 where await mesh.snapshots(kinds: [.certificateOrder]).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// Runs `body` on a new mesh, then stops the gateways it started and the fixture; an error it
+    /// throws is recorded with pebble's log.
+    func run(_ body: (TestMesh, inout [TestGateway]) async throws -> Void) async {
+        let mesh = TestMesh()
+        var gateways: [TestGateway] = []
+        var failure: String?
+        do {
+            try await body(mesh, &gateways)
+        } catch {
+            failure = "\(error)\npebble log:\n\(self.pebble.log)"
+        }
+        for gateway in gateways { await gateway.stop() }
+        await self.stop()
+        if let failure { Issue.record(Comment(rawValue: failure)) }
     }
 
     /// One HTTPS request for the name through the gateway at `host`, checked against pebble's root.
@@ -195,15 +241,8 @@ struct SharedCertificateTests {
         // Pebble's DNS sends the CA to the second gateway, which does not order: it answers the
         // orderer's challenge from the orderer's claim.
         let fixture = try await SharedFixture.make(gateways: 3, challengeGateway: 1)
-        let mesh = TestMesh()
-        var gateways: [TestGateway] = []
-        var failure: String?
-        do {
-            gateways.append(try await fixture.gateway(0, mesh: mesh))
-            // The first gateway's claim is in before the second claims: it is the earliest, it orders.
-            for _ in 0..<50 where await mesh.snapshots(kinds: [.certificateOrder]).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
-            try await Task.sleep(for: .milliseconds(50))
-            gateways.append(try await fixture.gateway(1, mesh: mesh))
+        await fixture.run { mesh, gateways in
+            try await fixture.startOrdered(2, mesh: mesh, into: &gateways)
             let first = try await gateways[0].certificate(), second = try await gateways[1].certificate()
             guard let first, let second else { throw PebbleError.setup("no certificate within 60 s: \(String(describing: first)) \(String(describing: second))") }
             #expect(fixture.pebble.orderCount == 1, "one order at the CA for two gateways")
@@ -231,12 +270,12 @@ struct SharedCertificateTests {
             #expect(await gateways[2].manager.ordersPlaced == 0)
             let third3 = try fixture.request(fixture.hosts[2], path: "/via-third")
             #expect(third3.ok, "\(third3.output)")
-        } catch {
-            failure = "\(error)\npebble log:\n\(fixture.pebble.log)"
+            // Every gateway lists all three as holding the one certificate, as their claims say.
+            for gateway in gateways {
+                let holders = try await gateway.holders(["gw1", "gw2", "gw3"])
+                #expect(holders == ["gw1", "gw2", "gw3"], "\(gateway.id): \(holders)")
+            }
         }
-        for gateway in gateways { await gateway.stop() }
-        await fixture.stop()
-        if let failure { Issue.record(Comment(rawValue: failure)) }
     }
 
     /// Certificates of 30 s: the orderer renews at two thirds and every gateway serves the new one
@@ -245,13 +284,8 @@ struct SharedCertificateTests {
     @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
     func renewalReachesEveryGatewayBeforeExpiryWithoutAFailedRequest() async throws {
         let fixture = try await SharedFixture.make(gateways: 2, challengeGateway: 1, certificateValidity: 30)
-        let mesh = TestMesh()
-        var gateways: [TestGateway] = []
-        var failure: String?
-        do {
-            gateways.append(try await fixture.gateway(0, mesh: mesh))
-            for _ in 0..<50 where await mesh.snapshots(kinds: [.certificateOrder]).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
-            gateways.append(try await fixture.gateway(1, mesh: mesh))
+        await fixture.run { mesh, gateways in
+            try await fixture.startOrdered(2, mesh: mesh, into: &gateways)
             guard let first = try await gateways[1].certificate(), let firstExpiry = first.notAfter else {
                 throw PebbleError.setup("no first certificate within 60 s")
             }
@@ -280,12 +314,7 @@ struct SharedCertificateTests {
             #expect(fingerprint != firstFingerprint && !fingerprint.isEmpty)
             #expect(try gateways[0].servedFingerprint(fixture.name, port: fixture.httpsPort) == fingerprint)
             #expect(after >= 5, "requests after the renewal: \(after)")
-        } catch {
-            failure = "\(error)\npebble log:\n\(fixture.pebble.log)"
         }
-        for gateway in gateways { await gateway.stop() }
-        await fixture.stop()
-        if let failure { Issue.record(Comment(rawValue: failure)) }
     }
 
     /// The CA's challenge fetches fail at random (a forwarder in front of the gateway drops some
@@ -302,11 +331,9 @@ struct SharedCertificateTests {
                           runName: "plain", holder: "runner", appPort: fixture.appPort, expires: Date().addingTimeInterval(600))
         let forwarder = FlakyForwarder(target: try SocketAddress(ipAddress: fixture.hosts[0], port: fixture.httpPort))
         try await forwarder.start(host: flakyHost, port: fixture.httpPort)
-        let mesh = TestMesh()
-        var gateway: TestGateway?
-        var failure: String?
-        do {
-            gateway = try await fixture.gateway(0, mesh: mesh, extra: [plain], firstRetry: .milliseconds(300), maxRetry: .seconds(1))
+        await fixture.run { mesh, gateways in
+            gateways.append(try await fixture.gateway(0, mesh: mesh, extra: [plain], firstRetry: .milliseconds(300), maxRetry: .seconds(1)))
+            let gateway = gateways.first
             var plainFailures: [String] = [], plainRequests = 0, sawError: String?
             var issued: CertificateStatus?
             let deadline = Date().addingTimeInterval(90)
@@ -330,31 +357,110 @@ struct SharedCertificateTests {
             #expect(fixture.pebble.orderCount >= 2, "a failed order and its retry: \(fixture.pebble.orderCount)")
             let answer = try fixture.request(fixture.hosts[0], path: "/after-retries")
             #expect(answer.ok, "\(answer.output)")
-        } catch {
-            failure = "\(error)\npebble log:\n\(fixture.pebble.log)"
         }
-        await gateway?.stop()
         await forwarder.stop()
-        await fixture.stop()
-        if let failure { Issue.record(Comment(rawValue: failure)) }
+    }
+
+    /// Every fetch of the CA's first challenge is dropped, so the orderer's first order fails: the
+    /// gateway that does not order shows that failure, named by the orderer, as long as it stands
+    /// (the orderer waits 4 s before its retry); once the retry succeeds the error clears on both
+    /// and each lists both gateways as holding the certificate.
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func theOrderersFailureAndTheHoldersReachTheOtherGateway() async throws {
+        let flakyHost = randomLoopback()
+        let fixture = try await SharedFixture.make(gateways: 2, challengeGateway: 1, challengeHost: flakyHost)
+        let forwarder = FlakyForwarder(target: try SocketAddress(ipAddress: fixture.hosts[1], port: fixture.httpPort), dropping: .first)
+        try await forwarder.start(host: flakyHost, port: fixture.httpPort)
+        await fixture.run { mesh, gateways in
+            try await fixture.startOrdered(2, mesh: mesh, into: &gateways, firstRetry: .seconds(4), maxRetry: .seconds(4))
+            var seen: CertificateStatus?
+            for _ in 0..<600 where seen == nil {
+                if let status = await gateways[1].manager.status.first, status.lastError != nil { seen = status }
+                if seen == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let failed = try #require(seen, "the second gateway never showed a failure in 60 s; the forwarder dropped \(forwarder.rejected.withLockedValue { $0 })")
+            #expect(failed.lastErrorBy == "gw1", "named by the orderer: \(failed)")
+            let error = failed.lastError ?? ""
+            #expect(error.contains(fixture.name) && (error.contains("could not fetch") || error.contains("could not validate")), "\(error)")
+            #expect(failed.notAfter == nil && failed.lastErrorAt != nil, "\(failed)")
+            #expect(await gateways[1].manager.ordersPlaced == 0)
+
+            for gateway in gateways {
+                guard let issued = try await gateway.certificate() else { throw PebbleError.setup("\(gateway.id): no certificate in 60 s") }
+                #expect(issued.issuer?.contains("Pebble") == true)
+                let holders = try await gateway.holders(["gw1", "gw2"])
+                #expect(holders == ["gw1", "gw2"], "\(holders)")
+                let status = await gateway.manager.status.first
+                #expect(status?.lastError == nil && status?.lastErrorBy == nil, "cleared once served: \(String(describing: status))")
+            }
+            #expect(fixture.pebble.orderCount == 2, "the failed order and its retry: \(fixture.pebble.orderCount)")
+        }
+        await forwarder.stop()
+    }
+
+    /// The orderer dies between two orders (its manager and listeners stop at once, its claim is
+    /// left in the mesh unrenewed, as after a SIGKILL). Its claim outlives the renewal date of the
+    /// certificate, so the lease is what holds the other gateway back: no order at the CA while
+    /// that claim is live, then the other gateway orders the renewal itself and serves it.
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func whenTheOrdererDiesTheOtherGatewayTakesTheOrderOverAfterItsLeaseLapses() async throws {
+        // Certificates of 15 s (renewal due 10 s in), claims of 24 s (rewritten 12 s in at the latest).
+        let fixture = try await SharedFixture.make(gateways: 2, challengeGateway: 1, certificateValidity: 15)
+        await fixture.run { mesh, gateways in
+            try await fixture.startOrdered(2, mesh: mesh, into: &gateways, claimLifetime: .seconds(24))
+            guard let first = try await gateways[1].certificate(), let firstExpiry = first.notAfter, let renewAt = first.renewAt else {
+                throw PebbleError.setup("no first certificate on the second gateway within 60 s")
+            }
+            #expect(first.sharedBy == gateways[0].id.description && fixture.pebble.orderCount == 1)
+            let orderer = gateways.removeFirst()
+            await orderer.stop()
+            let claims = await mesh.snapshots(kinds: [.certificateOrder]).compactMap { CertificateOrderClaim.decode($0.value) }
+            let lease = try #require(claims.first { $0.gateway == orderer.id.description }, "the dead orderer's claim is gone: \(claims)")
+            try #require(lease.expires > renewAt.addingTimeInterval(1),
+                         "the test needs the dead orderer's claim (to \(lease.expires)) to outlive the renewal date \(renewAt)")
+
+            // While the dead orderer's claim is live, nobody orders (checked up to 300 ms before it lapses).
+            var looks = 0, ordersWhileLive = 1
+            while Date() < lease.expires.addingTimeInterval(-0.3), looks < 400, ordersWhileLive == 1 {
+                looks += 1
+                ordersWhileLive = fixture.pebble.orderCount
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(ordersWhileLive == 1, "orders at pebble while the dead orderer's lease was live: \(ordersWhileLive)")
+            let renewed = try #require(try await gateways[0].certificate(newerThan: firstExpiry),
+                                       "the second gateway did not take the order over within 60 s of the lease lapsing")
+            #expect(await gateways[0].manager.ordersPlaced == 1, "the second gateway ordered the renewal itself")
+            #expect(renewed.sharedBy == nil && renewed.issuer?.contains("Pebble") == true, "\(renewed)")
+            #expect(fixture.pebble.orderCount == 2, "the first order and the taken-over one: \(fixture.pebble.orderCount)")
+            let holders = try await gateways[0].holders(["gw2"])
+            #expect(holders == ["gw2"], "the dead orderer no longer counts as holding it: \(holders)")
+            let answer = try fixture.request(fixture.hosts[1], path: "/after-takeover")
+            #expect(answer.ok, "\(answer.output)")
+        }
     }
 }
 
-/// A TCP forwarder that drops some connections at random: always the first, then about half,
-/// never more than two in a row (so a bounded number of retries gets through).
+/// A TCP forwarder that drops some connections: always the first, then (`.random`) about half,
+/// never more than two in a row (so a bounded number of retries gets through), or (`.first`) none.
 final class FlakyForwarder: @unchecked Sendable {
+    enum Dropping { case random, first }
     let target: SocketAddress
+    let dropping: Dropping
     let rejected = NIOLockedValueBox(0)
     private let pattern = NIOLockedValueBox((count: 0, inARow: 0))
     private var channel: (any Channel)?
 
-    init(target: SocketAddress) { self.target = target }
+    init(target: SocketAddress, dropping: Dropping = .random) {
+        self.target = target
+        self.dropping = dropping
+    }
 
     /// Whether to drop the next connection.
     private func drop() -> Bool {
-        self.pattern.withLockedValue { state in
+        let random = self.dropping == .random
+        return self.pattern.withLockedValue { state in
             state.count += 1
-            let drop = state.count == 1 || (state.inARow < 2 && Bool.random())
+            let drop = state.count == 1 || (random && state.inARow < 2 && Bool.random())
             state.inARow = drop ? state.inARow + 1 : 0
             return drop
         }

@@ -6,19 +6,30 @@ import Testing
 /// node joined to it, `warren run` of a service on the gateway's domain. The gateway orders the
 /// certificate itself, answers the CA's HTTP-01 check, serves HTTPS over HTTP/1.1 and HTTP/2 and
 /// redirects plain HTTP; `warren certs` shows it.
-@Suite(.serialized) struct HTTPSProcessTests {
-    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
-    func aServiceOnTheGatewaysDomainGetsACertificateAndHTTPS() async throws {
+/// One gateway node with ACME against its own pebble (whose DNS points at the gateway), and a
+/// runner node joined to it, each with its own WARREN_HOME under `root`.
+struct GatewayWithRunner {
+    let root: String
+    let gatewayHost: String
+    let httpPort: Int
+    let httpsPort: Int
+    let pebble: Pebble
+    let gatewayEnv: [String: String]
+    let runnerEnv: [String: String]
+    let gateway: NodeProcess
+
+    /// Starts them, runs `body`, records what it throws with the gateway's and pebble's logs, then
+    /// stops both nodes, the apps started under `root/<apps>` and pebble.
+    static func run(gatewayName: String, domain: String, apps: String, _ body: (GatewayWithRunner) async throws -> Void) async throws {
         let root = try temporaryDirectory()
         let gatewayHost = randomLoopback(), runnerHost = randomLoopback()
         let httpPort = try freePort(on: gatewayHost), httpsPort = try freePort(on: gatewayHost)
         let meshPort = try freePort(on: gatewayHost), runnerPort = try freePort(on: runnerHost)
         let pebble = try Pebble(challengeHost: gatewayHost, httpPort: httpPort)
-        let domain = "shop.https.test"
         let gatewayEnv = ["WARREN_HOME": root + "/gw"], runnerEnv = ["WARREN_HOME": root + "/runner"]
         let gateway = try NodeProcess(name: "gw", arguments: [
             "--state-dir", root + "/gw", "--listen", "\(gatewayHost):\(meshPort)",
-            "--gateway", "--public-address", gatewayHost, "--name", "https-gw", "--domain", domain,
+            "--gateway", "--public-address", gatewayHost, "--name", gatewayName, "--domain", domain,
             "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
             "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
         ], environment: gatewayEnv, logPath: root + "/gw.log")
@@ -26,18 +37,29 @@ import Testing
             "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(gatewayHost):\(meshPort)",
         ], environment: runnerEnv, logPath: root + "/runner.log")
         defer {
-            killProcesses(workingUnder: root + "/app")
+            killProcesses(workingUnder: root + "/" + apps)
             pebble.stop()
             try? FileManager.default.removeItem(atPath: root)
         }
         do {
-            try await self.check(root: root, domain: domain, gatewayHost: gatewayHost, httpPort: httpPort, httpsPort: httpsPort,
-                                 pebble: pebble, gatewayEnv: gatewayEnv, runnerEnv: runnerEnv, gateway: gateway)
+            try await body(GatewayWithRunner(root: root, gatewayHost: gatewayHost, httpPort: httpPort, httpsPort: httpsPort, pebble: pebble,
+                                             gatewayEnv: gatewayEnv, runnerEnv: runnerEnv, gateway: gateway))
         } catch {
             Issue.record("\(error)\n--- gateway\n\(gateway.log)\n--- pebble\n\(pebble.log)")
         }
         await runner.stop()
         await gateway.stop()
+    }
+}
+
+@Suite(.serialized) struct HTTPSProcessTests {
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func aServiceOnTheGatewaysDomainGetsACertificateAndHTTPS() async throws {
+        let domain = "shop.https.test"
+        try await GatewayWithRunner.run(gatewayName: "https-gw", domain: domain, apps: "app") { rig in
+            try await self.check(root: rig.root, domain: domain, gatewayHost: rig.gatewayHost, httpPort: rig.httpPort, httpsPort: rig.httpsPort,
+                                 pebble: rig.pebble, gatewayEnv: rig.gatewayEnv, runnerEnv: rig.runnerEnv, gateway: rig.gateway)
+        }
     }
 
     /// Two gateway nodes announcing one domain, both with ACME against one pebble, and a runner
@@ -100,6 +122,18 @@ import Testing
                 return listings.allSatisfy { $0.contains(domain) && $0.contains("Pebble") }
             }
             try #require(issued, "not both gateways hold a certificate for \(domain):\n\(listings.joined(separator: "\n"))")
+            // Each lists both as holding it, in the table and in --json, once the claims say so.
+            var holders: [[String]] = [[], []]
+            let bothHold = try await eventually(within: 30) {
+                for i in 0..<2 {
+                    let json = try await WarrenProcess.run(["certs", "--json"], environment: ["WARREN_HOME": root + "/gw\(i + 1)"]).stdout
+                    let listed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]
+                    holders[i] = listed?.first?["holders"] as? [String] ?? []
+                    listings[i] = try await WarrenProcess.run(["certs"], environment: ["WARREN_HOME": root + "/gw\(i + 1)"]).stdout
+                }
+                return holders.allSatisfy { $0 == ["pair-gw1", "pair-gw2"] } && listings.allSatisfy { $0.contains("pair-gw1, pair-gw2") }
+            }
+            #expect(bothHold, "\(holders)\n\(listings.joined(separator: "\n"))")
             #expect(pebble.orderCount == 1, "one order at the CA for two gateways: \(pebble.orderCount)")
             let rootPEM = root + "/pebble-root.pem"
             try pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
@@ -181,28 +215,10 @@ import Testing
     /// HTTP only, no certificate ordered, no redirect.
     @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
     func runsAreNamedUnderTheGatewaysDomainAndHTTPSFalseOptsOut() async throws {
-        let root = try temporaryDirectory()
-        let gatewayHost = randomLoopback(), runnerHost = randomLoopback()
-        let httpPort = try freePort(on: gatewayHost), httpsPort = try freePort(on: gatewayHost)
-        let meshPort = try freePort(on: gatewayHost), runnerPort = try freePort(on: runnerHost)
-        let pebble = try Pebble(challengeHost: gatewayHost, httpPort: httpPort)
         let base = "apps.https.test"
-        let gatewayEnv = ["WARREN_HOME": root + "/gw"], runnerEnv = ["WARREN_HOME": root + "/runner"]
-        let gateway = try NodeProcess(name: "gw", arguments: [
-            "--state-dir", root + "/gw", "--listen", "\(gatewayHost):\(meshPort)",
-            "--gateway", "--public-address", gatewayHost, "--name", "apps-gw", "--domain", base,
-            "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
-            "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
-        ], environment: gatewayEnv, logPath: root + "/gw.log")
-        let runner = try NodeProcess(name: "runner", arguments: [
-            "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(gatewayHost):\(meshPort)",
-        ], environment: runnerEnv, logPath: root + "/runner.log")
-        defer {
-            killProcesses(workingUnder: root + "/apps")
-            pebble.stop()
-            try? FileManager.default.removeItem(atPath: root)
-        }
-        do {
+        try await GatewayWithRunner.run(gatewayName: "apps-gw", domain: base, apps: "apps") { rig in
+            let (root, gatewayHost, httpPort, httpsPort) = (rig.root, rig.gatewayHost, rig.httpPort, rig.httpsPort)
+            let (pebble, gatewayEnv, runnerEnv, gateway) = (rig.pebble, rig.gatewayEnv, rig.runnerEnv, rig.gateway)
             let known = try await eventually(within: 60) {
                 try await WarrenProcess.run(["gateway", "list"], environment: runnerEnv).stdout.contains("apps-gw")
             }
@@ -255,11 +271,7 @@ import Testing
             #expect(wiki.output.contains("hello from wiki") && wiki.output.contains("code=200"), "plain, no redirect: \(wiki.output)")
             let wikiTLS = try await curl(["https://wiki.\(base):\(httpsPort)/"], resolve: ("wiki.\(base)", httpsPort, gatewayHost), cacert: rootPEM)
             #expect(wikiTLS.status != 0, "HTTPS answered for the https: false service: \(wikiTLS.output)")
-        } catch {
-            Issue.record("\(error)\n--- gateway\n\(gateway.log)\n--- pebble\n\(pebble.log)")
         }
-        await runner.stop()
-        await gateway.stop()
     }
 
     /// Runs curl; the output ends with the status code and the redirect.

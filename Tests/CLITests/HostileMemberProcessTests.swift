@@ -17,7 +17,7 @@ import Trust
     enum Attack: String, CaseIterable, Sendable, CustomStringConvertible {
         case leaseCallsWithTheVictimsRunID, gatewayEntries, leaseEntryForAnotherAddress, domainClaimForAnotherHolder
         case removalByARunner, roleChange, projectItIsNotIn
-        case futureDated, replayedAfterSuperseded, removedNodesEntriesRelayed
+        case futureDated, replayedAfterSuperseded, removedNodesEntriesRelayed, secretOfAProjectItIsNotIn
 
         var description: String { rawValue }
     }
@@ -285,11 +285,23 @@ final class HostileLab: Sendable {
             rules = ["superseded"]
         case .removedNodesEntriesRelayed:
             // Entries its removed friend signed, a claim and a gateway entry of the friend's own.
+            // The friend never spoke gossip, so each node's gossip drops them as an unknown
+            // author's and the gate counts that as `removed_author` (`MeshGate.dropped`); the
+            // gate's own check of a removed author is for one gossip still knows, covered by
+            // `GossipRefusalTests`.
             let r = removed
             let claim = Self.claim("removed.e2e.test", by: r)
             let announce = Array(#"{"name":"removed-gw","address":"127.0.0.9","domains":[],"meshAddress":"\#(r.address)","backend":"local"}"#.utf8)
             entries = [r.entry(.domainClaim, claim.key, claim.value), r.entry(.gateway, r.id.description, announce)]
             rules = ["removed_author"]
+        case .secretOfAProjectItIsNotIn:
+            // A newer version of the victim's secret S of P and a secret of its own in P, sealed
+            // under a key of its making: held back (not a member of P), counted, never merged.
+            let key = ProjectKey.generate(generation: 1)
+            let overwrite = try SealedSecret.seal("hostile", project: "P", name: "S", version: 1000, key: key).intent
+            let added = try SealedSecret.seal("hostile", project: "P", name: "H", version: 1, key: key).intent
+            entries = [overwrite, added].map { h.entry($0.kind, $0.key, $0.value) }
+            rules = ["not_project_member"]
         }
         for node in nodes where !entries.isEmpty {
             try await h.send(entries, to: node.mesh)
@@ -305,7 +317,8 @@ final class HostileLab: Sendable {
             // Not an empty comparison: the node shows the victim's lease, the gateway, every member
             // (the hostile one a runner) and project P.
             #expect(seen.contains(victimRunID) && seen.contains("adv-gw") && seen.contains("\(hostile.id)|runner")
-                    && seen.contains(victimID) && seen.contains("P|"), "\(node.name) shows too little to compare: \(seen)")
+                    && seen.contains(victimID) && seen.contains("P|") && (node.name == "gateway" || seen.contains("secrets [\"S|")),
+                    "\(node.name) shows too little to compare: \(seen)")
             before[node.name] = seen
             refusedBefore[node.name] = await fetch("http://\(node.metrics)/metrics") ?? ""
         }
@@ -360,10 +373,12 @@ final class HostileLab: Sendable {
         let members = fields(roster["members"] as? [[String: Any]] ?? [], ["id", "role"])
         let removed = ((roster["removed"] as? [String]) ?? []).sorted()
         let domains = fields(try await json(["domains"]), ["domain", "runID", "node"])
+        // P's secrets, names and versions, on its members (the gateway is not one).
+        let secrets = node.name == "gateway" ? [] : fields(try await json(["secrets", "list", "--project", "P"]), ["name", "version"])
         let projects = try await json(["project", "list"]).map { row in
             "\(row["name"] ?? "-")|\(((row["members"] as? [String]) ?? []).sorted())|\(row["generation"] ?? "-")"
         }.sorted()
-        return "leases \(leases) gateways \(gateways) members \(members) removed \(removed) projects \(projects) domains \(domains)"
+        return "leases \(leases) gateways \(gateways) members \(members) removed \(removed) projects \(projects) domains \(domains) secrets \(secrets)"
     }
 
     static func objects(_ text: String) -> [[String: Any]] {

@@ -53,6 +53,25 @@ import Testing
         #expect(map.count == 0)
     }
 
+    @Test func aCollectedTombstoneStillKeepsOlderEntriesOut() {
+        var map = ReplicatedMap()
+        let put = signedEntry(key: "k", value: [1], wall: 100, author: a)
+        _ = map.merge(put)
+        _ = map.merge(signedEntry(key: "k", value: nil, wall: 200, author: a))
+        #expect(map.collectTombstones(olderThan: 201) == 1)
+        // Gone from what push-pull sends and the digest, but the put it deleted stays out.
+        #expect(map.count == 0 && map.allEntries.isEmpty)
+        #expect(map.floor(at: put.entryKey)?.isTombstone == true)
+        #expect(!map.wouldAccept(put))
+        #expect(map.merge(put) == .stale)
+        #expect(map.get(kind: .lease, key: "k") == nil)
+        // A write after the delete is let in and replaces the floor.
+        let newer = signedEntry(key: "k", value: [2], wall: 300, author: b)
+        #expect(map.merge(newer) == .applied(previous: nil))
+        #expect(map.floor(at: put.entryKey) == nil)
+        #expect(map.get(kind: .lease, key: "k")?.value == [2])
+    }
+
     @Test func digestsDifferWhenContentsDiffer() {
         var one = ReplicatedMap(), two = ReplicatedMap()
         _ = one.merge(signedEntry(key: "k", value: [1], wall: 100, author: a))

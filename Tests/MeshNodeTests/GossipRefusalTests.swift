@@ -109,6 +109,36 @@ struct GossipRefusalTests {
         #expect(r.gate.refusals["superseded"] == 2)
     }
 
+    @Test func aDeletedEntryReplayedAfterItsTombstoneWasCollectedIsRefusedAndCounted() throws {
+        var r = try Replica()
+        var config = GossipConfig.lan
+        config.tombstoneGrace = .seconds(5)
+        config.maintenanceInterval = .seconds(1)
+        r.gossip = try Self.gossip(gate: r.gate, start: r.start, members: [r.founder, r.runner, r.friend], config: config)
+        let intent = r.claim("collected.test", of: r.runner)
+        let first = r.entry(intent, by: r.runner, at: 1_000)
+        r.deliver([first], from: r.runner, atSecond: 2)
+        #expect(r.stored(intent) == first)
+        r.deliver([r.entry(.delete(.domainClaim, intent.key), by: r.runner, at: 2_000)], from: r.runner, atSecond: 3)
+        #expect(r.stored(intent) == nil)
+        // Past the grace the tombstone is collected: the replica holds one entry less.
+        let held = r.gossip.digest.count
+        _ = r.gossip.tick(now: .seconds(30))
+        #expect(r.gossip.digest.count == held - 1)
+        // The deleted claim sent again, relayed by a friend or by its author: refused, counted,
+        // never merged.
+        r.deliver([first], from: r.friend, atSecond: 31)
+        r.deliver([first], from: r.runner, atSecond: 32)
+        #expect(r.stored(intent) == nil)
+        #expect(r.gate.refusals["replayed_after_delete"] == 2)
+        #expect(r.gate.refusals["superseded"] == nil)
+        // A claim written after the delete is let in.
+        let again = r.entry(intent, by: r.runner, at: 33_000)
+        r.deliver([again], from: r.runner, atSecond: 33)
+        #expect(r.stored(intent) == again)
+        #expect(r.gate.refusals["replayed_after_delete"] == 2)
+    }
+
     @Test func aRemovedNodesEntriesRelayedByAFriendAreRefused() throws {
         var r = try Replica()
         let roster = try #require(r.gate.roster)
@@ -138,10 +168,10 @@ struct GossipRefusalTests {
         #expect(fresh.gate.refusals["removed_author"] == 1)
     }
 
-    static func gossip(gate: MeshGate, start: UInt64, members: [TestNode]) throws -> GossipNode {
+    static func gossip(gate: MeshGate, start: UInt64, members: [TestNode], config: GossipConfig = .lan) throws -> GossipNode {
         let local = TestNode(), keys = local.keys
         var gossip = try GossipNode(
-            id: local.id, address: "127.0.0.1:1", wallClockAtZero: start, now: .zero, random: SeededRandom(seed: 8),
+            id: local.id, address: "127.0.0.1:1", config: config, wallClockAtZero: start, now: .zero, random: SeededRandom(seed: 8),
             sign: { keys.sign($0) },
             verify: { signature, message, author in Ed25519.verify(signature: signature, message: message, publicKey: author.bytes) })
         gossip.accept = { gate.accept($0) }

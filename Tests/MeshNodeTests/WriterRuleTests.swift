@@ -5,6 +5,7 @@ import Gossip
 @testable import Trust
 import TrustTestSupport
 @testable import Link
+import Sodium
 import Testing
 
 /// The writer rule of each entry kind (SECURITY.md), as the gate applies it to every entry from
@@ -162,5 +163,39 @@ import Testing
         #expect(await view.leaseTable().leases.count == 2)
         await view.setRemoved([runner.id])
         #expect(await view.leaseTable().leases.map(\.binding.port) == [5002])
+    }
+
+    /// A secret, or a key sealed to another node, written in a project by a mesh member outside
+    /// it: held back (its addition may be on its way), never merged, and counted once per version.
+    @Test func aMemberOutsideAProjectWritingInItIsHeldAndCounted() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        for intent in try ProjectBook(entries: []).createProject("p", local: founder.local, now: Date()) {
+            #expect(gate.accept(MeshGateTests.entry(intent, author: founder.id)) == .accept)
+        }
+        let key = ProjectKey.generate(generation: 1)
+        let secret = try SealedSecret.seal("x", project: "p", name: "S", version: 1, key: key).intent
+        let byRunner = MeshGateTests.entry(secret, author: runner.id)
+        #expect(gate.accept(byRunner) == .hold)
+        #expect(gate.refusals["not_project_member"] == 1)
+        // The same version asked about again (gossip re-asks held entries, push-pull resends):
+        // one refusal.
+        #expect(gate.accept(byRunner) == .hold)
+        #expect(gate.refusals["not_project_member"] == 1)
+        // Another version, its delete, and a key of p sealed to a third node: each counted.
+        var later = byRunner
+        later.timestamp = HLCTimestamp(wallMillis: 2, logical: 0)
+        #expect(gate.accept(later) == .hold)
+        var delete = MeshGateTests.entry(.delete(.secret, secret.key), author: runner.id)
+        delete.timestamp = HLCTimestamp(wallMillis: 3, logical: 0)
+        #expect(gate.accept(delete) == .hold)
+        let third = TestNode()
+        let sealedKey = ProjectMemberKey(project: "p", member: third.id, generation: 1, addedBy: runner.id,
+                                         sealedKey: try key.sealed(to: third.local.keyAgreement.publicKey)).intent
+        #expect(gate.accept(MeshGateTests.entry(sealedKey, author: runner.id)) == .hold)
+        #expect(gate.refusals["not_project_member"] == 4)
+        // The project's member writing the same: let in, not counted.
+        #expect(gate.accept(MeshGateTests.entry(secret, author: founder.id)) == .accept)
+        #expect(gate.refusals["not_project_member"] == 4)
+        #expect(gate.book.projects["p"]?.secrets["S"] != nil)
     }
 }

@@ -43,14 +43,24 @@ public struct CertificateStatus: Codable, Sendable, Equatable {
     public var renewAt: Date?
     /// The gateway (by name) that holds it.
     public var gateway: String
+    /// The most recent failure for the name, of this gateway or of the gateway that orders it
+    /// (`lastErrorBy`), whichever is newer; nil once the certificate is served again.
     public var lastError: String?
     public var lastErrorAt: Date?
     /// The gateway (node ID) that ordered the certificate served, when another did and shared it.
     public var sharedBy: String?
+    /// The gateways (by name) that serve this same certificate now, this one included, as their
+    /// order claims say. Nil from a node that predates the field.
+    public var holders: [String]?
+    /// The gateway (by name) that hit `lastError`: this one, or the one ordering the name.
+    public var lastErrorBy: String?
 
     public init(name: String, issuer: String? = nil, notAfter: Date? = nil, renewAt: Date? = nil, gateway: String,
-                lastError: String? = nil, lastErrorAt: Date? = nil, sharedBy: String? = nil) {
+                lastError: String? = nil, lastErrorAt: Date? = nil, sharedBy: String? = nil, holders: [String]? = nil,
+                lastErrorBy: String? = nil) {
         self.sharedBy = sharedBy
+        self.holders = holders
+        self.lastErrorBy = lastErrorBy
         self.name = name
         self.issuer = issuer
         self.notAfter = notAfter
@@ -86,6 +96,15 @@ actor CertificateManager {
     private var relayed: [String: Set<String>] = [:]
     /// Certificates this gateway ordered from its CA and got.
     private(set) var ordersPlaced = 0
+    /// What the other gateways' claims on a name say, by name.
+    private var seen: [String: SeenInMesh] = [:]
+
+    /// Of one name, from the live order claims: who serves the certificate served here, and the
+    /// orderer's last failure when the orderer is another gateway.
+    struct SeenInMesh {
+        var holders: [String] = []
+        var ordererError: (text: String, at: Date?, by: String)?
+    }
 
     init(settings: AcmeSettings, stateDirectory: String, gatewayName: String, logger: Logger,
          firstRetry: Duration = .seconds(30), maxRetry: Duration = .seconds(3600), sharing: CertificateSharing? = nil) {
@@ -116,6 +135,7 @@ actor CertificateManager {
             task.cancel()
             self.tasks[name] = nil
             self.statuses[name] = nil
+            self.seen[name] = nil
             self.current[name] = nil
             self.tls.remove([name])
             dropped.append(name)
@@ -141,7 +161,24 @@ actor CertificateManager {
         }
     }
 
-    var status: [CertificateStatus] { self.statuses.values.sorted { $0.name < $1.name } }
+    var status: [CertificateStatus] {
+        self.statuses.values.map { local in
+            var status = local
+            if status.lastError != nil { status.lastErrorBy = status.gateway }
+            if let seen = self.seen[status.name] {
+                status.holders = seen.holders
+                if let remote = seen.ordererError, (remote.at ?? .distantPast) >= (status.lastErrorAt ?? .distantPast) {
+                    status.lastError = remote.text
+                    status.lastErrorAt = remote.at
+                    status.lastErrorBy = remote.by
+                }
+            } else {
+                // Alone (no mesh sharing): this gateway is the only one that can hold it.
+                status.holders = status.notAfter == nil ? [] : [status.gateway]
+            }
+            return status
+        }.sorted { $0.name < $1.name }
+    }
 
     func shutdown() {
         for task in self.tasks.values { task.cancel() }
@@ -217,11 +254,12 @@ actor CertificateManager {
         }
         while !Task.isCancelled {
             await self.claim(name, sharing)
-            let snapshots = await sharing.replica.snapshots(kinds: [.certificateOrder, .certificate])
+            let snapshots = await sharing.replica.snapshots(kinds: [.certificateOrder, .certificate, .gateway])
             let now = Date()
             let claims = CertificateOrderClaims(snapshots, name: name, now: now)
             self.relay(name, from: claims.orderer, me: me)
             self.takeShared(name, snapshots, sharing)
+            self.observe(name, claims, snapshots, me: me)
             if claims.orderer?.gateway == me, clock.now - started >= sharing.settle {
                 // What it holds goes to every gateway serving the name, a later one too, even
                 // while a renewal fails.
@@ -245,15 +283,21 @@ actor CertificateManager {
     }
 
     /// Writes this gateway's claim on `name` when it has none, when half its lifetime has passed,
-    /// or when its challenges changed. A claim of an earlier run (restored from the replica) keeps
-    /// its time, so a restarted orderer stays the orderer.
+    /// or when what it tells changed (its challenges, the certificate it holds, its last error). A
+    /// claim of an earlier run (restored from the replica) keeps its time, so a restarted orderer
+    /// stays the orderer.
     private func claim(_ name: String, _ sharing: CertificateSharing, force: Bool = false) async {
         let me = sharing.local.nodeID.description
         let now = Date()
         let lifetime = Double(sharing.claimLifetime.components.seconds) + Double(sharing.claimLifetime.components.attoseconds) / 1e18
+        let held = self.current[name].map { DomainClaim.toMillisecond($0.certificate.notAfter) }
+        let lastError = self.statuses[name]?.lastError.map { String($0.prefix(CertificateOrderClaim.maxErrorLength)) }
+        let lastErrorAt = self.statuses[name]?.lastErrorAt.map(DomainClaim.toMillisecond)
         var claim: CertificateOrderClaim
         if let written = self.claims[name] {
-            guard force || written.expires.timeIntervalSince(now) < lifetime / 2 else { return }
+            let changed = written.challenges != (self.challenges[name] ?? [:]) || written.held != held
+                || written.lastError != lastError || written.lastErrorAt != lastErrorAt
+            guard force || changed || written.expires.timeIntervalSince(now) < lifetime / 2 else { return }
             claim = written
         } else {
             let earlier = await sharing.replica.snapshots(kinds: [.certificateOrder]).lazy.compactMap { CertificateOrderClaim.decode($0.value) }
@@ -262,12 +306,37 @@ actor CertificateManager {
         }
         claim.expires = now.addingTimeInterval(lifetime)
         claim.challenges = self.challenges[name] ?? [:]
+        claim.held = held
+        claim.lastError = lastError
+        claim.lastErrorAt = lastErrorAt
         self.claims[name] = claim
         do {
             try await sharing.replica.apply([.put(.certificateOrder, claim.key, claim.encoded)])
         } catch {
             self.logger.warning("could not write a certificate claim", metadata: ["tls.name": "\(name)", "error": "\(error)"])
         }
+    }
+
+    /// Keeps what the claims on `name` say for `warren certs`: the gateways holding the certificate
+    /// served here (or, while this one has none, the newest one held), and the orderer's last
+    /// failure when another gateway orders.
+    private func observe(_ name: String, _ claims: CertificateOrderClaims, _ snapshots: [EntrySnapshot], me: String) {
+        var names: [String: String] = [:]
+        for s in snapshots where s.kind == .gateway {
+            if let entry = try? JSONDecoder().decode(GatewayEntry.self, from: Data(s.value)) { names[s.key] = entry.name }
+        }
+        let label = { (id: String) in names[id] ?? "node \(id.prefix(8))…" }
+        var seen = SeenInMesh()
+        if let held = self.current[name]?.certificate.notAfter ?? claims.claims.compactMap(\.held).max() {
+            seen.holders = claims.holders(of: held).subtracting([me]).map(label)
+        }
+        // Its own claim may lag a poll behind what it serves.
+        if self.current[name] != nil { seen.holders.append(self.gatewayName) }
+        seen.holders.sort()
+        if let orderer = claims.orderer, orderer.gateway != me, let error = orderer.lastError {
+            seen.ordererError = (error, orderer.lastErrorAt, label(orderer.gateway))
+        }
+        self.seen[name] = seen
     }
 
     /// Answers the challenges another gateway's order asks for under `name`.

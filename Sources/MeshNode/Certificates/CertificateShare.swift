@@ -26,6 +26,19 @@ struct CertificateOrderClaim: Codable, Sendable, Equatable {
     /// The HTTP-01 answers (token: key authorization) the orderer asks every gateway serving the
     /// name to give while an order is open: the CA may reach any of them under the name.
     var challenges: [String: String] = [:]
+    // Fields below are appended in this order and optional: a claim of an older gateway decodes
+    // without them, and an older gateway ignores them.
+    /// 1. The expiry of the certificate this gateway serves for the name now; nil while it has none.
+    /// The gateways whose claim names the same expiry hold the same certificate (`warren certs`).
+    var held: Date? = nil
+    /// 2. This gateway's most recent failure for the name (an order the CA refused, a name that does
+    /// not resolve here, a rate limit) and when; nil once it serves a certificate again. The
+    /// orderer's reaches every gateway serving the name this way.
+    var lastError: String? = nil
+    var lastErrorAt: Date? = nil
+
+    /// The longest error text a claim carries: the entry stays small.
+    static let maxErrorLength = 600
 
     var key: String { Self.key(name: name, gateway: gateway) }
 
@@ -44,6 +57,9 @@ struct CertificateOrderClaim: Codable, Sendable, Equatable {
         var copy = self
         copy.claimed = DomainClaim.toMillisecond(claimed)
         copy.expires = DomainClaim.toMillisecond(expires)
+        copy.held = held.map(DomainClaim.toMillisecond)
+        copy.lastErrorAt = lastErrorAt.map(DomainClaim.toMillisecond)
+        copy.lastError = lastError.map { String($0.prefix(Self.maxErrorLength)) }
         return DomainClaim.millisecondJSON(copy)
     }
 
@@ -73,6 +89,11 @@ struct CertificateOrderClaims: Sendable {
 
     /// The gateways serving the name, by node ID.
     var gateways: Set<String> { Set(claims.map(\.gateway)) }
+
+    /// The gateways (node IDs) whose claim says they serve the certificate that expires at `notAfter`.
+    func holders(of notAfter: Date) -> Set<String> {
+        Set(claims.filter { $0.held.map(DomainClaim.milliseconds) == DomainClaim.milliseconds(notAfter) }.map(\.gateway))
+    }
 }
 
 /// A certificate and its private key for `name`, as the orderer shares them (entry kind

@@ -27,7 +27,14 @@ final class MeshGate: Sendable {
         /// Entries let in since the replica last reported (`update`): a merge of many entries
         /// checks each one against those before it (a project's key after its record).
         var provisional = false
+        /// Versions held back and counted (`EntryRefusal.countedWhenHeld`), oldest first: gossip
+        /// asks again about a held entry as others arrive, and that is not another refusal.
+        var heldCounted: Set<String> = []
+        var heldCountedOrder: [String] = []
     }
+
+    /// How many held versions the gate remembers having counted.
+    static let heldCountedLimit = 4096
 
     /// The mesh this node belongs to; nil for the default mesh without admission.
     let meshID: MeshID?
@@ -99,6 +106,18 @@ final class MeshGate: Sendable {
         }
     }
 
+    /// Counts a held entry's refusal once per version (logged at notice: an honest write can race
+    /// its author's addition to the project).
+    private func refusedWhileHeld(_ entry: Entry, _ error: EntryRefusal, _ state: inout State) {
+        let version = "\(entry.kind.rawValue)/\(entry.key)|\(entry.author)|\(entry.timestamp.wallMillis).\(entry.timestamp.logical)"
+        guard state.heldCounted.insert(version).inserted else { return }
+        state.heldCountedOrder.append(version)
+        if state.heldCountedOrder.count > Self.heldCountedLimit {
+            state.heldCounted.remove(state.heldCountedOrder.removeFirst())
+        }
+        refused(entry, rule: error.rule, reason: error.reason + " (held until its addition arrives, if it ever does)", level: .notice, &state)
+    }
+
     /// Gossip kept `entry` out on its own rules (its signature checked): counted and logged as a
     /// refusal like the gate's own. An older version of a key than the one held is counted as
     /// `superseded`, logged at notice only, as most are late copies of honest gossip rather than
@@ -114,6 +133,10 @@ final class MeshGate: Sendable {
             case .unknownAuthor:
                 guard state.roster?.isRemoved(entry.author) == true else { return }
                 refused(entry, rule: "removed_author", reason: "its author was removed from the mesh", &state)
+            case .deletedBefore:
+                refused(entry, rule: "replayed_after_delete",
+                        reason: "no newer than a delete whose tombstone was collected (a replay, or a copy kept by a node away longer than the grace)",
+                        &state)
             }
         }
     }
@@ -176,7 +199,10 @@ final class MeshGate: Sendable {
                 try MeshEntryGate.check(kind: kind, key: entry.key, value: entry.value, author: entry.author, roster: state.roster,
                                         book: state.book, gateways: state.gateways)
             } catch {
-                if error.awaitsDependency { return .hold }
+                if error.awaitsDependency {
+                    if error.countedWhenHeld { refusedWhileHeld(entry, error, &state) }
+                    return .hold
+                }
                 refused(entry, rule: error.rule, reason: error.reason, &state)
                 return .refuse
             }

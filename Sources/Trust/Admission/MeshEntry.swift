@@ -121,12 +121,17 @@ public struct EntryRefusal: Error, Equatable, Sendable, CustomStringConvertible 
     /// A short label of the rule that refused it, for the refusal counter's `reason` dimension;
     /// nil: the entry's kind says it (`member_invalid`, `project_invalid`, …).
     public var rule: String?
+    /// Held back (`awaitsDependency`) and counted under `rule` all the same: what it waits for
+    /// comes only in a race (a member's addition behind its first write), and far more often
+    /// never, as it is a member writing where it may not.
+    public var countedWhenHeld: Bool
 
-    public init(key: String, reason: String, awaitsDependency: Bool = false, rule: String? = nil) {
+    public init(key: String, reason: String, awaitsDependency: Bool = false, rule: String? = nil, countedWhenHeld: Bool = false) {
         self.key = key
         self.reason = reason
         self.awaitsDependency = awaitsDependency
         self.rule = rule
+        self.countedWhenHeld = countedWhenHeld
     }
 
     public var description: String { "entry \(key.prefix(160)) refused: \(reason)" }

@@ -11,6 +11,12 @@ extension ProjectBook {
     public func check(kind: EntryKind, key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster? = nil) throws(EntryRefusal) {
         func refuse(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why) }
         func notYet(_ why: String) -> EntryRefusal { EntryRefusal(key: key, reason: why, awaitsDependency: true) }
+        // A mesh member outside a project writing in it: held, as its addition may be on its way,
+        // but counted, as it far more often is not.
+        func notMember(_ project: Project) -> EntryRefusal {
+            EntryRefusal(key: key, reason: "written by \(author.short)…, not a member of project \(project.name)", awaitsDependency: true,
+                         rule: "not_project_member", countedWhenHeld: true)
+        }
         if let roster, !roster.isMember(author) {
             throw roster.isRemoved(author) ? refuse("its author \(author.short)… was removed from this mesh") : notYet("its author \(author.short)… is not a mesh member (yet)")
         }
@@ -41,7 +47,7 @@ extension ProjectBook {
             case project.generation where project.generation > 0:
                 // The creator seals generation 1 to itself and to members it adds; those entries
                 // may arrive in any order (as `settle` counts them).
-                guard isMember || (entry.generation == 1 && author == project.record.creator) else { throw notYet("written by \(author.short)…, not a member of project \(project.name) (yet)") }
+                guard isMember || (entry.generation == 1 && author == project.record.creator) else { throw notMember(project) }
                 guard !project.removedAtThisGeneration.contains(entry.member) else {
                     throw refuse("node \(entry.member.short)… was removed at generation \(entry.generation); adding it back rotates the key")
                 }
@@ -85,7 +91,7 @@ extension ProjectBook {
             }
         case .secret:
             guard let slash = key.firstIndex(of: "/"), let project = projects[String(key[..<slash])] else { throw notYet("no such project (yet)") }
-            guard project.memberKeys[author] != nil else { throw notYet("written by \(author.short)…, not a member of project \(project.name) (yet)") }
+            guard project.memberKeys[author] != nil else { throw notMember(project) }
             guard let value else { return }
             let secret: SealedSecret
             do { secret = try SealedSecret(decoding: value) } catch { throw refuse(error.description) }
