@@ -95,7 +95,7 @@ public final class Link: Sendable, CustomStringConvertible {
             streamChannel.close(promise: nil)
             throw error
         }
-        return LinkStream(channel: streamChannel, peer: peer, relay: relay)
+        return LinkStream(channel: streamChannel, peer: peer, relay: relay, linkChannel: channel)
     }
 
     /// Closes the link and every stream on it.

@@ -310,7 +310,7 @@ public final class LinkEndpoint: Sendable {
         let acceptStream: LinkStreamAcceptor
         if let relay {
             let inner = self.acceptStream
-            acceptStream = { headers, stream in await inner(headers, LinkStream(channel: stream.channel, peer: stream.peer, relay: relay)) }
+            acceptStream = { headers, stream in await inner(headers, LinkStream(channel: stream.channel, peer: stream.peer, relay: relay, linkChannel: stream.linkChannel)) }
         } else {
             acceptStream = self.acceptStream
         }
@@ -369,7 +369,7 @@ public final class LinkEndpoint: Sendable {
                         mode: .server,
                         connectionConfiguration: Self.connectionConfiguration(configuration),
                         streamConfiguration: Self.streamConfiguration(configuration),
-                        inboundStreamInitializer: Self.acceptingStreams(decide, peer: peer, traffic: traffic, logger: logger))
+                        inboundStreamInitializer: Self.acceptingStreams(decide, peer: peer, link: channel, traffic: traffic, logger: logger))
                     try sync.addHandler(LinkErrorHandler(logger: logger))
                     let timeout = channel.eventLoop.scheduleTask(in: configuration.handshakeTimeout) {
                         reverse.fail(LinkError.handshakeTimeout)
@@ -404,7 +404,7 @@ public final class LinkEndpoint: Sendable {
                                 mode: .server,
                                 connectionConfiguration: Self.connectionConfiguration(configuration),
                                 streamConfiguration: Self.streamConfiguration(configuration),
-                                inboundStreamInitializer: Self.acceptingStreams(acceptStream, peer: peer, traffic: traffic, logger: logger))
+                                inboundStreamInitializer: Self.acceptingStreams(acceptStream, peer: peer, link: channel, traffic: traffic, logger: logger))
                         }
                     }.whenFailure { error in answered.fail(error) }
                     answered.futureResult.whenFailure { error in
@@ -419,11 +419,13 @@ public final class LinkEndpoint: Sendable {
     }
 
     /// The initializer of streams the peer opens: each is answered by `decide`.
-    private static func acceptingStreams(_ decide: @escaping LinkStreamAcceptor, peer: NodeID, traffic: LinkTraffic, logger: Logger) -> NIOChannelInitializer {
+    private static func acceptingStreams(
+        _ decide: @escaping LinkStreamAcceptor, peer: NodeID, link: any Channel, traffic: LinkTraffic, logger: Logger
+    ) -> NIOChannelInitializer {
         { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers(
-                    LinkStreamCounter(traffic: traffic), LinkStreamHandler(role: .acceptor(decide: decide, peer: peer), logger: logger))
+                    LinkStreamCounter(traffic: traffic), LinkStreamHandler(role: .acceptor(decide: decide, peer: peer, link: link), logger: logger))
             }
         }
     }

@@ -3,7 +3,8 @@ internal import NIOCore
 
 /// Runs the link handshake on a fresh TCP connection, then hands the channel over: `onComplete`
 /// installs the record cipher and HTTP/2 behind it, and any bytes that arrived after the last
-/// handshake message are passed on to them. Errors and the timeout close the connection.
+/// handshake message are passed on to them. Errors close the connection; `LinkHandshakeDeadline`
+/// decides when the handshake has taken too long, and this handler sets its timers and closes.
 final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -13,7 +14,7 @@ final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler
     static let maxBuffered = 4096
 
     private var machine: LinkHandshake
-    private let timeout: TimeAmount
+    private var deadline: LinkHandshakeDeadline
     private let logger: Logger
     private let onComplete: (ChannelHandlerContext, LinkHandshakeResult) throws -> Void
     private let onFailure: (any Error) -> Void
@@ -28,7 +29,7 @@ final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler
         onFailure: @escaping (any Error) -> Void
     ) {
         self.machine = machine
-        self.timeout = timeout
+        self.deadline = LinkHandshakeDeadline(timeout: timeout)
         self.logger = logger
         self.onComplete = onComplete
         self.onFailure = onFailure
@@ -46,11 +47,7 @@ final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler
     private func begin(context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) {
-            let (handler, context) = loopBound.value
-            handler.fail(context: context, error: LinkError.handshakeTimeout)
-        }
+        execute(deadline.started(now: context.eventLoop.now), context: context)
         do {
             try perform(try machine.start(), context: context)
         } catch {
@@ -95,7 +92,7 @@ final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler
                 // If installing the link fails, `fail` still closes the connection.
                 try onComplete(context, result)
                 finished = true
-                timer?.cancel()
+                execute(deadline.ended(), context: context)
                 let leftover = buffer
                 buffer = nil
                 if let leftover, leftover.readableBytes > 0 {
@@ -107,10 +104,29 @@ final class LinkHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
+    /// Carries out what the deadline decided.
+    private func execute(_ action: LinkHandshakeDeadline.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .wakeUp(let at):
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            timer = context.eventLoop.scheduleTask(deadline: at) {
+                let (handler, context) = loopBound.value
+                handler.execute(handler.deadline.timerFired(now: context.eventLoop.now), context: context)
+            }
+        case .close(let error):
+            fail(context: context, error: error)
+        case .cancelTimer:
+            timer?.cancel()
+            timer = nil
+        case .none:
+            break
+        }
+    }
+
     private func fail(context: ChannelHandlerContext, error: any Error) {
         guard !finished else { return }
         finished = true
-        timer?.cancel()
+        execute(deadline.ended(), context: context)
         buffer = nil
         logger.debug("link handshake failed", metadata: [
             "link.remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error)",

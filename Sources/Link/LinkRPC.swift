@@ -3,7 +3,8 @@ package import NIOCore
 
 /// One request and one answer over a stream of a link: the opener sends a body and half-closes,
 /// the acceptor reads it to the end, answers and half-closes. For control calls between nodes
-/// (leases, gossip push-pull); proxied connections use the stream's bytes directly.
+/// (leases, gossip push-pull); proxied connections use the stream's bytes directly. The acceptor's
+/// side is `LinkRPCServer`.
 package enum LinkRPC {
     /// The largest request or answer body (gossip push-pull of a large mesh is the biggest).
     static let maxBytes = 16 << 20
@@ -48,29 +49,6 @@ package enum LinkRPC {
             }
             defer { group.cancelAll() }
             return try await group.next()!
-        }
-    }
-
-    /// Serves one call on an accepted stream: reads the request, answers with `handler`'s bytes.
-    /// Call from a `LinkStreamAcceptor` before it returns 200.
-    package static func serve(_ stream: LinkStream, handler: @escaping @Sendable ([UInt8]) async -> [UInt8]) -> EventLoopFuture<Void> {
-        let collected = stream.channel.eventLoop.makePromise(of: [UInt8].self)
-        let added = stream.channel.pipeline.addHandler(Collector(limit: maxBytes, done: collected))
-        // The stream (or its link) may have closed while the acceptor decided: then the Collector
-        // never joins the pipeline and nothing else would complete `collected`.
-        added.whenFailure { collected.fail($0) }
-        return added.map {
-            Task {
-                guard let request = try? await collected.futureResult.get() else { return }
-                let answer = await handler(request)
-                // An empty answer (gossip's) is the half-close alone: see `call`.
-                if !answer.isEmpty {
-                    var buffer = stream.channel.allocator.buffer(capacity: answer.count)
-                    buffer.writeBytes(answer)
-                    try? await stream.channel.writeAndFlush(buffer)
-                }
-                try? await stream.channel.close(mode: .output)
-            }
         }
     }
 

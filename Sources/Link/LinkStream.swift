@@ -15,11 +15,15 @@ public struct LinkStream: Sendable {
     public let peer: NodeID
     /// The member the stream's link runs through, when it is a relayed link (`Link.relay`).
     public let relay: NodeID?
+    /// The channel of the stream's link (its TCP connection, or the stream a relayed link runs
+    /// on): it closes when the link does.
+    let linkChannel: any Channel
 
-    init(channel: any Channel, peer: NodeID, relay: NodeID? = nil) {
+    init(channel: any Channel, peer: NodeID, relay: NodeID? = nil, linkChannel: any Channel) {
         self.channel = channel
         self.peer = peer
         self.relay = relay
+        self.linkChannel = linkChannel
     }
 }
 

@@ -24,8 +24,8 @@ final class LinkStreamHandler: ChannelDuplexHandler {
     enum Role {
         /// This side opened the stream: send `headers`, await the answer.
         case opener(headers: [(String, String)], answered: EventLoopPromise<Void>)
-        /// The peer opened the stream: ask `decide` for the status.
-        case acceptor(decide: @Sendable ([(String, String)], LinkStream) async -> Int, peer: NodeID)
+        /// The peer opened the stream on the link whose channel is `link`: ask `decide` for the status.
+        case acceptor(decide: @Sendable ([(String, String)], LinkStream) async -> Int, peer: NodeID, link: any Channel)
     }
 
     private enum State {
@@ -103,11 +103,11 @@ final class LinkStreamHandler: ChannelDuplexHandler {
             if headers.endStream { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
 
         case (.awaitingRequest, .headers(let request)):
-            guard case .acceptor(let decide, let peer) = role else { return }
+            guard case .acceptor(let decide, let peer, let link) = role else { return }
             state = .deciding
             if request.endStream { earlyInputClosed = true }
             let fields = request.headers.map { ($0.name, $0.value) }
-            let stream = LinkStream(channel: context.channel, peer: peer)
+            let stream = LinkStream(channel: context.channel, peer: peer, linkChannel: link)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
             Task {

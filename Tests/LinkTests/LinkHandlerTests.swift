@@ -321,7 +321,7 @@ struct LinkStreamHandlerTests {
             role: .acceptor(decide: { _, _ in
                 try? await Task.sleep(for: .seconds(30))
                 return 200
-            }, peer: NodeIdentity.generate().id),
+            }, peer: NodeIdentity.generate().id, link: channel),
             logger: .init(label: "test"))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

@@ -25,6 +25,18 @@ struct LinkStreamBudgetTests {
         return configuration
     }
 
+    /// What is tested is how many streams one link holds, not how fast they open: the gateway's
+    /// wait for the runner to accept a stream (10 s by default) and the runner's dial of its app
+    /// (5 s) are set beyond the suite's time limit. With the defaults, a wave of 100 streams
+    /// opened while other suites load the machine and the shared event loops could take longer,
+    /// and the gateway closed those connections before their echo.
+    static var proxyConfiguration: ProxyConfiguration {
+        var configuration = ProxyConfiguration()
+        configuration.upstreamConnectTimeout = .minutes(10)
+        return configuration
+    }
+    static let appDialer = AppDialer(connectTimeout: .minutes(10))
+
     /// The gateway's way to the runner over one given link (what `LinkConnector` does with a pool).
     struct OneLinkConnector: UpstreamConnector {
         let link: Link
@@ -68,16 +80,24 @@ struct LinkStreamBudgetTests {
         typealias InboundIn = ByteBuffer
         let expected: String
         let outcome: Outcome
+        /// Counts connections the gateway closed before their echo came.
+        let closedEarly: NIOLockedValueBox<Int>
         var received = ""
-        init(expected: String, outcome: Outcome) {
+        var echoed = false
+        init(expected: String, outcome: Outcome, closedEarly: NIOLockedValueBox<Int>) {
             self.expected = expected
             self.outcome = outcome
+            self.closedEarly = closedEarly
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             self.received += String(buffer: self.unwrapInboundIn(data))
-            if self.received == self.expected { self.outcome.finish(true) }
+            if self.received == self.expected {
+                self.echoed = true
+                self.outcome.finish(true)
+            }
         }
         func handlerRemoved(context: ChannelHandlerContext) {
+            if !self.echoed { self.closedEarly.withLockedValue { $0 += 1 } }
             self.outcome.finish(false)
         }
     }
@@ -85,7 +105,7 @@ struct LinkStreamBudgetTests {
     /// The runner's end of the link: each stream is a connection to its app, as in `StreamRouter`.
     static let runnerAcceptsStreams: LinkStreamAcceptor = { headers, stream in
         guard let port = headers.first(where: { $0.0 == "warren-app-port" }).flatMap({ Int($0.1) }),
-              let app = try? await AppDialer().dial(appPort: port, for: stream.channel).get() else { return 502 }
+              let app = try? await appDialer.dial(appPort: port, for: stream.channel).get() else { return 502 }
         Splice.attach(stream.channel, app)
         return 200
     }
@@ -131,7 +151,7 @@ struct LinkStreamBudgetTests {
             .serverChannelOption(.backlog, value: 4096)
             .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) } }
             .bind(host: "127.0.0.1", port: 0).get()
-        let gateway = GatewayIngress(group: group, connector: OneLinkConnector(link: link))
+        let gateway = GatewayIngress(group: group, connector: OneLinkConnector(link: link), configuration: Self.proxyConfiguration)
         let listen = ListenAddress(host: "127.0.0.1", port: 0)
         var table = RoutingTable()
         try table.addExclusive(Route(runID: "budget", upstream: "runner", appPort: app.localAddress!.port!), on: listen)
@@ -144,6 +164,7 @@ struct LinkStreamBudgetTests {
         let clients = NIOLockedValueBox<[any Channel]>([])
         let subnet = Int.random(in: 100...250)
         let firstError = NIOLockedValueBox<String?>(nil)
+        let closedEarly = NIOLockedValueBox(0)
         var echoed = 0
         for start in stride(from: 0, to: Self.connections, by: Self.wave) {
             echoed += try await withThrowingTaskGroup(of: Bool.self) { tasks in
@@ -160,7 +181,7 @@ struct LinkStreamBudgetTests {
                                 .bind(to: source)
                                 .channelInitializer { channel in
                                     channel.eventLoop.makeCompletedFuture {
-                                        try channel.pipeline.syncOperations.addHandler(Expect(expected: line, outcome: outcome))
+                                        try channel.pipeline.syncOperations.addHandler(Expect(expected: line, outcome: outcome, closedEarly: closedEarly))
                                     }
                                 }
                                 .connect(to: address).get()
@@ -183,7 +204,10 @@ struct LinkStreamBudgetTests {
             }
         }
         let open = clients.withLockedValue { $0.filter(\.isActive).count }
-        #expect(echoed == Self.connections, "\(echoed) of \(Self.connections) connections got their echo; first error: \(firstError.withLockedValue { $0 ?? "none" })")
+        #expect(echoed == Self.connections, """
+            \(echoed) of \(Self.connections) connections got their echo; \(closedEarly.withLockedValue { $0 }) closed before it; \
+            first connect error: \(firstError.withLockedValue { $0 ?? "none" })
+            """)
         #expect(open == Self.connections, "\(open) of \(Self.connections) connections were still open after all echoes")
 
         for channel in clients.withLockedValue({ $0 }) { try? await channel.close() }

@@ -125,7 +125,8 @@ public final class NodeAgent: Sendable {
         let router = StreamRouter(
             mesh: mesh, leases: gatewayLeases, runs: runs, gate: gate,
             desk: AdmissionDesk(gate: gate, mesh: mesh, keys: identity.keyPair, logger: logger), admin: admin,
-            relay: LinkRelay(localID: identity.id, pool: pool, endpoint: endpoint, gateways: gatewayIDs, logger: logger), logger: logger)
+            relay: LinkRelay(localID: identity.id, pool: pool, endpoint: endpoint, gateways: gatewayIDs, logger: logger),
+            calls: StreamRouter.callServer(), logger: logger)
 
         try await mesh.restore()
         try await gatewayLeases?.load()

@@ -20,13 +20,21 @@ struct StreamRouter: Sendable {
     let admin: MeshAdminAPI
     /// Relayed links: this node relays them between members, and accepts them.
     let relay: LinkRelay
+    /// The calls (gossip, admission, leases, removals), answered in tasks of each link's own loop.
+    let calls: LinkRPCServer
     let logger: Logger
+
+    /// The server of the router's calls: a link past its bound of calls at once gets 503, counted
+    /// in `warren_link_rpc_refused_total`.
+    static func callServer() -> LinkRPCServer {
+        LinkRPCServer(refused: { _ in Counter(label: "warren_link_rpc_refused_total").increment() })
+    }
 
     func accept(_ headers: [(String, String)], _ stream: LinkStream) async -> Int {
         let path = LinkPath.of(headers)
         let peer = stream.peer
         if path == LinkPath.admissionJoin.rawValue {
-            return await answer(LinkRPC.serve(stream) { bytes in await desk.answer(bytes, from: peer) })
+            return await calls.serve(stream) { bytes in await desk.answer(bytes, from: peer) }
         }
         if !gate.isMember(peer) {
             if path == LinkRelay.openPath { Counter(label: "warren_relay_refused_total", dimensions: [("reason", "not a member")]).increment() }
@@ -38,17 +46,17 @@ struct StreamRouter: Sendable {
         case LinkPath.relayAccept.rawValue:
             return await relay.accept(headers, stream)
         case LinkPath.gossip.rawValue:
-            return await answer(LinkRPC.serve(stream) { bytes in
+            return await calls.serve(stream) { bytes in
                 await mesh.receive(message: bytes, from: peer)
                 return []
-            })
+            }
         case LinkPath.leaseGrant.rawValue, LinkPath.leaseRelease.rawValue:
             guard let leases else { return 404 }
-            return await answer(LinkRPC.serve(stream) { bytes in
+            return await calls.serve(stream) { bytes in
                 await LinkLeases.serve(path, bytes, leases: leases, from: peer)
-            })
+            }
         case LinkPath.projectRemoveMember.rawValue:
-            return await answer(LinkRPC.serve(stream) { bytes in await admin.serveRemoval(bytes, from: peer) })
+            return await calls.serve(stream) { bytes in await admin.serveRemoval(bytes, from: peer) }
         case LinkPath.proxy.rawValue:
             // Only a port of a run that this node serves, and only for the gateway it leased from.
             guard let port = LinkHeader.appPort.value(in: headers).flatMap({ Int($0) }),
@@ -78,15 +86,12 @@ struct StreamRouter: Sendable {
             return 404
         }
     }
-
-    private func answer(_ setUp: EventLoopFuture<Void>) async -> Int {
-        (try? await setUp.get()) != nil ? 200 : 500
-    }
 }
 
 /// The streams peers open, from the link endpoint's acceptor to the router: a bounded buffer
 /// (when it is full the oldest waiting stream is refused with 503) consumed by `run`, which
-/// answers each in a child task of its own (an app being dialled must not hold up the others).
+/// answers each in a child task of its own (an app being dialled must not hold up the others),
+/// and runs the router's calls beside them.
 final class StreamInbox: Sendable {
     /// How many opened streams may wait for the router.
     static let buffered = 512
@@ -120,9 +125,10 @@ final class StreamInbox: Sendable {
     }
 
     /// Routes streams until graceful shutdown, then refuses new ones and answers those waiting
-    /// (503) before returning.
+    /// (503), and returns once the calls taken have been answered.
     func run(_ router: StreamRouter) async {
         await withDiscardingTaskGroup { group in
+            group.addTask { await router.calls.run() }
             group.addTask {
                 await withDiscardingTaskGroup { routing in
                     // On graceful shutdown this ends once `finish` has ended the stream and every
@@ -131,6 +137,8 @@ final class StreamInbox: Sendable {
                         routing.addTask { opened.answer.resume(returning: await router.accept(opened.headers, opened.stream)) }
                     }
                 }
+                // No stream is left to route, so no call is left to take.
+                router.calls.finish()
             }
             try? await gracefulShutdown()
             continuation.finish()
