@@ -85,6 +85,17 @@ struct LinkRelayTests {
     }
 
     /// Sends `text` on `channel`, half-closes, and returns what came back before the input closed.
+    /// A `/proxy` stream on `link` with a handler that collects what comes back.
+    static func openCollecting(on link: Link) async throws -> (stream: LinkStream, collect: CollectHandler) {
+        let collect = NIOLockedValueBox<CollectHandler?>(nil)
+        let stream = try await link.openStream(headers: [(":path", "/proxy")]) { channel in
+            let handler = CollectHandler(eventLoop: channel.eventLoop)
+            collect.withLockedValue { $0 = handler }
+            return channel.pipeline.addHandler(handler)
+        }
+        return (stream, try #require(collect.withLockedValue { $0 }))
+    }
+
     static func echo(_ text: String, on channel: any Channel, collect: CollectHandler) async throws -> String {
         try await channel.writeAndFlush(ByteBuffer(string: text)).get()
         try await channel.close(mode: .output).get()
@@ -181,14 +192,8 @@ struct LinkRelayTests {
         let second = try await trio.r.endpoint.dialRelayed(over: stream, expecting: trio.g.id)
         #expect(second.relay == trio.m.id)
         // A round trip on the direct link after G registered the second: the direct link still serves.
-        let collect = NIOLockedValueBox<CollectHandler?>(nil)
-        let echoed = try await direct.openStream(headers: [(":path", "/proxy")]) { channel in
-            let handler = CollectHandler(eventLoop: channel.eventLoop)
-            collect.withLockedValue { $0 = handler }
-            return channel.pipeline.addHandler(handler)
-        }
-        let handler = try #require(collect.withLockedValue { $0 })
-        #expect(try await Self.echo("still direct", on: echoed.channel, collect: handler) == "still direct")
+        let echoed = try await Self.openCollecting(on: direct)
+        #expect(try await Self.echo("still direct", on: echoed.stream.channel, collect: echoed.collect) == "still direct")
         #expect(direct.isActive && second.isActive)
         #expect(trio.g.endpoint.links.filter { $0.peer == trio.r.id && $0.relay == nil }.count == 1)
         #expect(await eventually(within: 10) { !relayed.isActive }, "the newer relayed link replaces the older relayed one")
@@ -205,20 +210,14 @@ struct LinkRelayTests {
         #expect(relayed.relay == trio.m.id)
 
         // Busy: a stream open on it, the peer not wanted.
-        let collect = NIOLockedValueBox<CollectHandler?>(nil)
-        let open = try await relayed.openStream(headers: [(":path", "/proxy")]) { channel in
-            let handler = CollectHandler(eventLoop: channel.eventLoop)
-            collect.withLockedValue { $0 = handler }
-            return channel.pipeline.addHandler(handler)
-        }
+        let open = try await Self.openCollecting(on: relayed)
         for _ in 0..<5 {
             #expect(await pool.closeIdleRelayedLinks(wanted: { _ in false }).isEmpty)
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(relayed.isActive, "a relayed link carrying a stream was closed")
-        let handler = try #require(collect.withLockedValue { $0 })
-        #expect(try await Self.echo("busy", on: open.channel, collect: handler) == "busy")
-        try await open.channel.closeFuture.get()
+        #expect(try await Self.echo("busy", on: open.stream.channel, collect: open.collect) == "busy")
+        try await open.stream.channel.closeFuture.get()
 
         // Idle, still wanted, no direct link: it stays.
         for _ in 0..<5 {
