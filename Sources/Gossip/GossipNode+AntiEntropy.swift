@@ -6,7 +6,9 @@ extension GossipNode {
         var members = [local]
         members.reserveCapacity(memberIDs.count + 1)
         for node in memberIDs { if let r = records[node] { members.append(r.member) } }
-        return PushPull(isReply: isReply, isJoin: isJoin, members: members, entries: map.allEntries)
+        // The floors go too: a node that never held a collected tombstone would otherwise take a
+        // replay of what it deleted as new.
+        return PushPull(isReply: isReply, isJoin: isJoin, members: members, entries: map.allEntries + map.floorEntries)
     }
 
     /// Exchanges state with a random member that is not known to have left and that this node

@@ -120,11 +120,6 @@ extension GossipNode {
             if verify(entry.signature, entry.signedBytes, entry.author) { droppedEntry(entry, .futureDated) }
             return
         }
-        let grace = UInt64(max(0, config.tombstoneGrace.milliseconds))
-        if entry.isTombstone, entry.timestamp.wallMillis &+ grace < wall {
-            counters.droppedExpiredTombstone += 1
-            return
-        }
         guard verify(entry.signature, entry.signedBytes, entry.author) else {
             counters.droppedBadSignature += 1
             logger.debug("dropped entry with a bad signature", metadata: ["entry.key": "\(entry.key)", "peer.id": "\(entry.author.short)"])
@@ -177,6 +172,14 @@ extension GossipNode {
         guard case let .applied(previous) = map.merge(entry) else { return false }
         clock.observe(entry.timestamp, physicalMillis: wall)
         counters.entriesApplied += 1
+        // A tombstone already past the grace (a floor from another node's push-pull, or a delete
+        // this node missed while away) is this key's floor at once. Passed on like any change:
+        // the nodes that hold it take it as stale, the others learn the floor sooner.
+        let grace = UInt64(max(0, config.tombstoneGrace.milliseconds))
+        if entry.isTombstone, entry.timestamp.wallMillis &+ grace < wall {
+            map.collect(at: entry.entryKey)
+            counters.floorsLearned += 1
+        }
         pending.append(.entryChanged(EntryChange(previous: previous, current: entry, isLocal: false)))
         if rebroadcast { broadcast(.entry(entry)) }
         return true

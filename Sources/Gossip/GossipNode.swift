@@ -448,7 +448,8 @@ public struct GossipCounters: Hashable, Sendable {
     public var entriesHeld = 0
     public var heldReleased = 0
     public var droppedHeld = 0
-    public var droppedExpiredTombstone = 0
+    /// Tombstones that arrived past the grace and became their key's floor at once.
+    public var floorsLearned = 0
     public var tombstonesCollected = 0
     public var refutations = 0
     /// Messages with a claim against this node, answered to their sender with its current incarnation.

@@ -4,10 +4,12 @@
 /// (`GossipNode`), which knows the membership and the clock.
 public struct ReplicatedMap: Sendable {
     private var storage: [EntryKey: Entry] = [:]
-    /// The tombstones collected, by key: out of push-pull and the digest, kept only so that an
-    /// entry no newer than a delete cannot come back once the delete's tombstone is gone (a
-    /// replay of the deleted entry, or a copy kept by a node away for longer than the grace).
-    /// A later write at the key replaces its floor.
+    /// The tombstones collected, by key: out of the digest and of what is reported as live, kept
+    /// so that an entry no newer than a delete cannot come back once the delete's tombstone is
+    /// gone (a replay of the deleted entry, or a copy kept by a node away for longer than the
+    /// grace). Push-pull carries them (`floorEntries`), so a node that never held the tombstone
+    /// (one that joined after the collection, or whose database was moved away) gets the floor
+    /// too. A later write at the key replaces its floor.
     private var floors: [EntryKey: Entry] = [:]
 
     public init() {}
@@ -37,8 +39,11 @@ public struct ReplicatedMap: Sendable {
         storage.values.filter { $0.kind == kind && !$0.isTombstone }.sorted { $0.key < $1.key }
     }
 
-    /// Every stored entry, tombstones included, sorted by (kind, key): what push-pull exchanges.
+    /// Every stored entry, tombstones included, sorted by (kind, key).
     public var allEntries: [Entry] { storage.values.sorted { $0.entryKey < $1.entryKey } }
+
+    /// The collected tombstones, sorted by (kind, key): push-pull sends them after `allEntries`.
+    public var floorEntries: [Entry] { floors.values.sorted { $0.entryKey < $1.entryKey } }
 
     /// Stored entries, tombstones included.
     public var count: Int { storage.count }
@@ -57,6 +62,14 @@ public struct ReplicatedMap: Sendable {
     public func wouldAccept(_ entry: Entry) -> Bool {
         guard let current = storage[entry.entryKey] ?? floors[entry.entryKey] else { return true }
         return entry.supersedes(current)
+    }
+
+    /// Makes the tombstone stored at `key` its floor at once: one that arrives already past the
+    /// grace, which a collection would move there at its next pass anyway.
+    public mutating func collect(at key: EntryKey) {
+        guard let tombstone = storage[key], tombstone.isTombstone else { return }
+        storage.removeValue(forKey: key)
+        floors[key] = tombstone
     }
 
     /// Removes tombstones whose timestamp is older than `wallMillis`, keeping each as the floor of

@@ -17,7 +17,7 @@ import Trust
     enum Attack: String, CaseIterable, Sendable, CustomStringConvertible {
         case leaseCallsWithTheVictimsRunID, gatewayEntries, leaseEntryForAnotherAddress, domainClaimForAnotherHolder
         case removalByARunner, roleChange, projectItIsNotIn
-        case futureDated, replayedAfterSuperseded, removedNodesEntriesRelayed, secretOfAProjectItIsNotIn
+        case futureDated, replayedAfterSuperseded, replayedAfterDelete, removedNodesEntriesRelayed, secretOfAProjectItIsNotIn
 
         var description: String { rawValue }
     }
@@ -27,6 +27,18 @@ import Trust
         let mesh = try await HostileMesh.shared.acquire()
         do {
             try await mesh.check(attack)
+        } catch {
+            await HostileMesh.shared.release()
+            throw error
+        }
+        await HostileMesh.shared.release()
+    }
+
+    @Test("A node that joins after a delete's tombstone was collected gets its floor and refuses the deleted entry sent again")
+    func aNodeJoiningAfterTheCollectionRefusesTheReplay() async throws {
+        let mesh = try await HostileMesh.shared.acquire()
+        do {
+            try await mesh.checkLateJoiner()
         } catch {
             await HostileMesh.shared.release()
             throw error
@@ -50,7 +62,8 @@ actor HostileMesh {
 
     func release() async {
         released += 1
-        guard released == HostileMemberProcessTests.Attack.allCases.count else { return }
+        // One release per attack and one for the late joiner's test.
+        guard released == HostileMemberProcessTests.Attack.allCases.count + 1 else { return }
         if let lab = try? await made?.value { await lab.tearDown() }
     }
 }
@@ -283,6 +296,29 @@ final class HostileLab: Sendable {
             for node in nodes { try await h.send([first, withdrawn], to: node.mesh) }
             entries = [first]
             rules = ["superseded"]
+        case .replayedAfterDelete:
+            // Its own claim, written two days ago and withdrawn 25 hours ago: the withdrawal is
+            // past gossip's 24-hour grace when it arrives, so a node takes it as the key's floor
+            // (a collected tombstone) at once. It goes to the gateway only: the runners never hold
+            // the claim nor its tombstone, as a node that joined after the collection, and learn
+            // the floor from the gateway's gossip. Then the claim is sent again to every node.
+            let claim = Self.claim("deleted.e2e.test", by: h)
+            let first = h.entry(.domainClaim, claim.key, claim.value, at: Date().addingTimeInterval(-48 * 3600))
+            let withdrawn = h.entry(.domainClaim, claim.key, nil, at: Date().addingTimeInterval(-25 * 3600))
+            try await h.send([withdrawn], to: gatewayNode.mesh)
+            // Until the floor reaches a runner, the claim sent there would be taken as new (that
+            // node can't know of the delete): wait for each runner to refuse a copy, sent again
+            // each second, before the copies every node is sent below.
+            for node in nodes.dropFirst() {
+                let before = Self.refused(await fetch("http://\(node.metrics)/metrics") ?? "", "replayed_after_delete")
+                let refused = try await eventually(within: 20) {
+                    try await h.send([first], to: node.mesh)
+                    return Self.refused(await fetch("http://\(node.metrics)/metrics") ?? "", "replayed_after_delete") > before
+                }
+                #expect(refused, "\(node.name) never refused the deleted claim sent again\n\(node.log.suffix(2000))")
+            }
+            entries = [first]
+            rules = ["replayed_after_delete"]
         case .removedNodesEntriesRelayed:
             // Entries its removed friend signed, a claim and a gateway entry of the friend's own.
             // The friend never spoke gossip, so each node's gossip drops them as an unknown
@@ -346,6 +382,50 @@ final class HostileLab: Sendable {
             #expect(after == before[node.name], "\(node.name)'s state changed after \(attack):\nbefore \(before[node.name] ?? "")\nafter  \(after)")
         }
         #expect(await fetch("http://\(gateway):\(servicePort)/")?.contains("victim.txt") == true, "the victim's service stopped answering after \(attack)")
+    }
+
+    /// A delete collected before a node joined: the hostile member's own claim, written two days
+    /// ago and withdrawn 25 hours ago (past the grace), reaches the members; then a fourth node
+    /// joins. Its seed's push-pull carries the floor, so the claim sent to it again is refused,
+    /// counted and never shown.
+    func checkLateJoiner() async throws {
+        let h = hostile
+        let claim = Self.claim("late.e2e.test", by: h)
+        let first = h.entry(.domainClaim, claim.key, claim.value, at: Date().addingTimeInterval(-48 * 3600))
+        let withdrawn = h.entry(.domainClaim, claim.key, nil, at: Date().addingTimeInterval(-25 * 3600))
+        for node in nodes { try await h.send([withdrawn], to: node.mesh) }
+
+        let token = try await lab.warren(["invite", "--role", "runner"], home: lab.gatewayHome)
+        try #require(token.status == 0, "\(token.stderr)")
+        let host = String(gateway.dropLast(2)) + ".6"
+        let home = lab.root + "/late"
+        let (listen, metrics) = ("\(host):\(try freePort(on: host))", "\(host):\(try freePort(on: host))")
+        let process = try lab.startNode("late", [
+            "--state-dir", home, "--listen", listen, "--metrics", metrics,
+            "--join", token.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+        ])
+        let ready = try await eventually(within: 30) {
+            let gateways = try await lab.warren(["gateway", "list"], home: home).stdout
+            let members = try await lab.warren(["mesh", "members", "--json"], home: home).stdout
+            return gateways.contains("adv-gw") && members.contains(h.id.description)
+        }
+        try #require(ready, "the late node never listed the gateway and the hostile member\n\(process.log)")
+
+        // Sent to it directly, by the hostile member alone: whatever the late node knows of the
+        // delete came from its seed.
+        try await h.send([first], to: listen)
+        var text = ""
+        let counted = try await eventually(within: 20) {
+            text = await fetch("http://\(metrics)/metrics") ?? ""
+            return Self.refused(text, "replayed_after_delete") > 0
+        }
+        #expect(counted, "the late node did not count the replay:\n\(text.split(separator: "\n").filter { $0.contains("refused") }.joined(separator: "\n"))\n--- log\n\(process.log.suffix(3000))")
+        let domains = try await lab.warren(["domains", "--json"], home: home).stdout
+        #expect(!domains.contains("late.e2e.test"), "the late node shows the deleted claim: \(domains)")
+        let lines = process.log.split(separator: "\n").filter {
+            $0.contains("refused an entry") && $0.contains("refusal.rule=replayed_after_delete") && $0.contains("peer.id=\(h.id.short)")
+        }
+        #expect(lines.count == 1, "the late node logged \(lines.count) refusals of the replay (once expected)")
     }
 
     // MARK: What a node shows

@@ -139,6 +139,55 @@ struct GossipRefusalTests {
         #expect(r.gate.refusals["replayed_after_delete"] == 2)
     }
 
+    /// The floor reaches nodes that never held the tombstone: one that joined after the
+    /// collection (or whose database was moved away) learns it from a member's push-pull, and
+    /// refuses a replay of the deleted entry as the members that collected it do.
+    @Test func aNodeThatNeverHeldTheTombstoneLearnsItsFloorByPushPullAndRefusesTheReplay() throws {
+        var r = try Replica()
+        var config = GossipConfig.lan
+        config.tombstoneGrace = .seconds(5)
+        config.maintenanceInterval = .seconds(1)
+        r.gossip = try Self.gossip(gate: r.gate, start: r.start, members: [r.founder, r.runner, r.friend], config: config)
+        let intent = r.claim("floor.test", of: r.runner)
+        let first = r.entry(intent, by: r.runner, at: 1_000)
+        r.deliver([first], from: r.runner, atSecond: 2)
+        r.deliver([r.entry(.delete(.domainClaim, intent.key), by: r.runner, at: 2_000)], from: r.runner, atSecond: 3)
+        _ = r.gossip.tick(now: .seconds(30))
+        #expect(r.gossip.map.floor(at: first.entryKey)?.isTombstone == true)
+        #expect(r.gossip.map.entry(at: first.entryKey) == nil)
+
+        // The member's own periodic push-pull, as it goes out.
+        var pushPull: [UInt8]?
+        for second in 31...100 where pushPull == nil {
+            for case let .send(_, _, bytes) in r.gossip.tick(now: .seconds(Int64(second))) where MessageCodec.isPushPull(bytes) {
+                pushPull = bytes
+            }
+        }
+        let state = try #require(pushPull, "no push-pull in 70 s")
+
+        // A node that joined after the collection: it never held the claim nor its tombstone.
+        var later = try Self.gossip(gate: r.gate, start: r.start, members: [r.founder, r.runner, r.friend], config: config)
+        _ = later.receive(bytes: state, from: r.friend.id, now: .seconds(101))
+        #expect(later.map.floor(at: first.entryKey)?.isTombstone == true, "the floor did not reach the later node")
+        #expect(later.map.entry(at: first.entryKey) == nil)
+        let refusedBefore = r.gate.refusals["replayed_after_delete"] ?? 0
+        for (sender, second) in [(r.runner, Int64(102)), (r.friend, 103)] {
+            _ = later.receive(bytes: MessageCodec.encode(.gossip(updates: [.entry(first)])), from: sender.id, now: .seconds(second))
+        }
+        #expect(later.get(kind: .domainClaim, key: intent.key) == nil, "the later node merged a replay of a deleted claim")
+        #expect(r.gate.refusals["replayed_after_delete"] == refusedBefore + 2)
+
+        // A node away longer than the grace, still holding the claim: the floor deletes it.
+        var away = try Self.gossip(gate: r.gate, start: r.start, members: [r.founder, r.runner, r.friend], config: config)
+        _ = away.receive(bytes: MessageCodec.encode(.gossip(updates: [.entry(first)])), from: r.runner.id, now: .seconds(2))
+        #expect(away.get(kind: .domainClaim, key: intent.key) == first)
+        let changes = away.receive(bytes: state, from: r.friend.id, now: .seconds(101)).compactMap { action -> EntryChange? in
+            if case let .entryChanged(change) = action { change } else { nil }
+        }
+        #expect(away.get(kind: .domainClaim, key: intent.key) == nil, "a node away kept a claim deleted while it was away")
+        #expect(changes.contains { $0.current.entryKey == first.entryKey && $0.current.isTombstone && $0.previous == first })
+    }
+
     @Test func aRemovedNodesEntriesRelayedByAFriendAreRefused() throws {
         var r = try Replica()
         let roster = try #require(r.gate.roster)

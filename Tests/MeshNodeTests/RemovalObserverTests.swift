@@ -44,5 +44,17 @@ import Testing
         #expect(last.new?.isRemoved(runner.id) == true)
         let old = try #require(last.old)
         #expect(last.new?.changes(since: old).removed == [runner.id])
+
+        // After a restart the removal is in the database: the observers hear a roster with it,
+        // measured against none, and act on every removal it holds (`MeshAdminAPI.rosterChanged`).
+        let restarted = try MeshState(identity: identity, address: "127.0.0.1:1", metadata: [], config: .lan, store: store, logger: .quiet("mesh"))
+        await restarted.enforce(MeshGate(meshID: roster.meshID))
+        let heardAfter = NIOLockedValueBox<[(old: MeshRoster?, new: MeshRoster?)]>([])
+        await restarted.observeRoster { old, new in heardAfter.withLockedValue { $0.append((old, new)) } }
+        try await restarted.restore()
+        let first = try #require(heardAfter.withLockedValue { $0.first }, "the restarted replica's observers heard no roster")
+        #expect(first.old == nil)
+        #expect(first.new?.isRemoved(runner.id) == true)
+        #expect(first.new?.isMember(runner.id) == false)
     }
 }

@@ -198,4 +198,31 @@ import Testing
         #expect(gate.refusals["not_project_member"] == 4)
         #expect(gate.book.projects["p"]?.secrets["S"] != nil)
     }
+
+    /// The next generation of a project's key, a key entry or a rotation, written by a mesh member
+    /// outside the project: held back like its secrets (its addition could be on its way), and
+    /// counted once per version, never merged.
+    @Test func aNextGenerationKeyOrRotationByANonMemberIsHeldAndCounted() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        for intent in try ProjectBook(entries: []).createProject("p", local: founder.local, now: Date()) {
+            #expect(gate.accept(MeshGateTests.entry(intent, author: founder.id)) == .accept)
+        }
+        #expect(gate.book.projects["p"]?.generation == 1)
+        let next = ProjectKey.generate(generation: 2)
+        let key = ProjectMemberKey(project: "p", member: founder.id, generation: 2, addedBy: runner.id,
+                                   sealedKey: try next.sealed(to: founder.local.keyAgreement.publicKey)).intent
+        let byRunner = MeshGateTests.entry(key, author: runner.id)
+        #expect(gate.accept(byRunner) == .hold)
+        #expect(gate.refusals["not_project_member"] == 1)
+        #expect(gate.accept(byRunner) == .hold)
+        #expect(gate.refusals["not_project_member"] == 1)
+        let rotation = try ProjectRotation.sealing(next, project: "p", to: [founder.id], removed: [], rotator: runner.id).intent
+        #expect(gate.accept(MeshGateTests.entry(rotation, author: runner.id)) == .hold)
+        #expect(gate.refusals["not_project_member"] == 2)
+        #expect(gate.book.projects["p"]?.generation == 1)
+        // The project's member writing the next generation's key, its rotation not here yet: held,
+        // not counted.
+        #expect(gate.accept(MeshGateTests.entry(key, author: founder.id)) == .hold)
+        #expect(gate.refusals["not_project_member"] == 2)
+    }
 }

@@ -54,10 +54,11 @@ extension ProjectBook {
             case project.generation &+ 1 where project.generation == 0:
                 guard author == project.record.creator else { throw notYet("written by \(author.short)…, not a member of project \(project.name) (yet)") }
             case project.generation &+ 1:
-                // A later generation is made by a rotation: this member's addition follows one
-                // not seen here yet.
-                throw notYet(isMember ? "key generation \(entry.generation) of project \(project.name) has no rotation here (yet)"
-                    : "written by \(author.short)…, not a member of project \(project.name) (yet)")
+                // A later generation is made by a rotation not seen here yet. Written by a node
+                // outside the project, it is held as a secret of a non-member is: its addition may
+                // be on its way, but far more often it is a member writing where it may not.
+                guard isMember else { throw notMember(project) }
+                throw notYet("key generation \(entry.generation) of project \(project.name) has no rotation here (yet)")
             case let g where g > project.generation &+ 1:
                 throw notYet("key generation \(g) does not follow the project's \(project.generation) (yet)")
             default:
@@ -72,7 +73,7 @@ extension ProjectBook {
             guard let project = projects[rotation.project] else { throw notYet("no such project (yet)") }
             switch rotation.generation {
             case project.generation &+ 1 where project.generation > 0:
-                guard project.mayRotate(rotation.generation, by: author) else { throw notYet("rotated by \(author.short)…, not a member of project \(project.name) (yet)") }
+                guard project.mayRotate(rotation.generation, by: author) else { throw notMember(project) }
             case let g where g > 1 && g <= project.generation:
                 // A rotation beside one already here: members rotated at the same moment. Of an
                 // older generation, it arrived after a later one was made; its removals still
