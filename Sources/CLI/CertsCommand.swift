@@ -22,7 +22,7 @@ struct CertsCommand: AsyncParsableCommand {
         let certificates: [CertificateStatus] = try reportingFailures { try node.client.get("/v1/certs") }
         if node.json { try Output.json(certificates); return }
         if certificates.isEmpty {
-            Output.line("No certificates: this node serves no HTTPS (start a gateway with --acme-email or --acme-directory).")
+            Output.line("No certificates: this node serves no HTTPS (a gateway does with --acme-email or --acme-directory, or with the mesh's setting: `warren gateway create --acme-…`).")
             return
         }
         Output.line(Output.table(["name", "issuer", "expires", "gateway", "held by", "last error"], certificates.map {

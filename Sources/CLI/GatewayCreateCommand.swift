@@ -18,10 +18,12 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             In a mesh with admission (`warren mesh init`) this node, which must be an admin, signs a \
             single-use invite (role gateway) for the new gateway; without admission the gateway \
             joins by address. A cloud gateway reaches the mesh through this node's advertised \
-            address, which must be reachable from the cloud. With --acme-email or --acme-directory \
-            (kept by this node for the gateways it makes later), the gateway terminates TLS: a \
-            service with a domain, or named under the gateway's --domain, is served over HTTPS with \
-            a certificate from that CA (Let's Encrypt by default); `https: false` in its file opts out.
+            address, which must be reachable from the cloud. --acme-email, --acme-directory and \
+            --acme-ca-bundle set the mesh's ACME setting (an admin's, in a mesh with admission), \
+            which every gateway started without ACME flags of its own follows, this one and those \
+            made before it included: a service with a domain, or named under the gateway's --domain, \
+            is served over HTTPS with a certificate from that CA (Let's Encrypt by default); \
+            `https: false` in its file opts out.
             """
     )
 
@@ -38,10 +40,12 @@ struct GatewayCreateCommand: AsyncParsableCommand {
     var timeout: Double?
     @Option(help: ArgumentHelp("The SHA-256 of the release a cloud gateway installs (the .sha256 file `make release` writes); the first boot refuses any other download (default: WARREN_RELEASE_SHA256, else the release this node was installed from).", valueName: "HEX"))
     var releaseSha256: String?
-    @Option(help: ArgumentHelp("The contact e-mail of the mesh's account at its ACME CA: the gateway serves HTTPS for its names with certificates from that CA. Kept for the gateways made after it on this node.", valueName: "EMAIL"))
+    @Option(help: ArgumentHelp("The contact e-mail of the mesh's account at its ACME CA: the mesh's gateways serve HTTPS for their names with certificates from that CA. A setting of the mesh.", valueName: "EMAIL"))
     var acmeEmail: String?
-    @Option(help: ArgumentHelp("The ACME directory the mesh's gateways order certificates from (default: Let's Encrypt, \(GatewayACME.letsEncrypt)); a staging or private CA's. Kept like --acme-email.", valueName: "URL"))
+    @Option(help: ArgumentHelp("The ACME directory the mesh's gateways order certificates from (default: Let's Encrypt, \(GatewayACME.letsEncrypt)); a staging or private CA's. A setting of the mesh, like --acme-email.", valueName: "URL"))
     var acmeDirectory: String?
+    @Option(help: ArgumentHelp("CA certificates (PEM) the mesh's gateways trust for the ACME directory's https instead of the system's: a private CA's. A setting of the mesh, like --acme-email.", valueName: "FILE"))
+    var acmeCaBundle: String?
     @OptionGroup var node: NodeOptions
 
     func validate() throws {
@@ -50,13 +54,22 @@ struct GatewayCreateCommand: AsyncParsableCommand {
         }
         if let name { do { try GatewayName.validate(name) } catch { throw ValidationError("\(error)") } }
         for d in domain { do { try GatewayDomain.validate(d) } catch { throw ValidationError("\(error)") } }
-        if acmeEmail != nil || acmeDirectory != nil {
-            do { _ = try GatewayACME(directory: acmeDirectory, email: acmeEmail) } catch { throw ValidationError("\(error)") }
+        if acmeEmail != nil || acmeDirectory != nil || acmeCaBundle != nil {
+            do { _ = try GatewayACME(directory: acmeDirectory, email: acmeEmail, caBundlePEM: try caBundlePEM()) } catch { throw ValidationError("\(error)") }
         }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if let releaseSha256, releaseSha256.count != 64 || !releaseSha256.allSatisfy(\.isHexDigit) {
             throw ValidationError("--release-sha256 must be 64 hexadecimal digits (the .sha256 file `make release` writes), got \(releaseSha256)")
         }
+    }
+
+    /// The text of --acme-ca-bundle's file: the mesh's gateways get the certificates, not a path.
+    func caBundlePEM() throws -> String? {
+        guard let acmeCaBundle else { return nil }
+        guard let data = FileManager.default.contents(atPath: acmeCaBundle) else {
+            throw ValidationError("--acme-ca-bundle \(acmeCaBundle) can't be read; give a file of PEM certificates")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     func run() async throws {
@@ -67,7 +80,7 @@ struct GatewayCreateCommand: AsyncParsableCommand {
             address: address, timeoutSeconds: timeout,
             environment: GatewayCreateRequest.backendEnvironment(ProcessInfo.processInfo.environment)
                 .merging(releaseSha256.map { ["WARREN_RELEASE_SHA256": $0.lowercased()] } ?? [:]) { _, flag in flag },
-            acmeEmail: acmeEmail, acmeDirectory: acmeDirectory)
+            acmeEmail: acmeEmail, acmeDirectory: acmeDirectory, acmeCaBundle: try caBundlePEM())
         if !node.json { Output.line("Creating gateway, it may take some time...") }
         let display = ProgressDisplay()
         let creating = CreatingName()

@@ -67,7 +67,7 @@ struct NodeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "LEVEL"))
         var logLevel: String = "info"
 
-        @Option(help: ArgumentHelp("A gateway's contact e-mail at its ACME CA; turns on HTTPS for services with a domain.", valueName: "EMAIL"))
+        @Option(help: ArgumentHelp("A gateway's contact e-mail at its ACME CA; turns on HTTPS for services with a domain. Without --acme-… flags a gateway follows the mesh's setting (`gateway create --acme-…`).", valueName: "EMAIL"))
         var acmeEmail: String?
 
         @Option(help: ArgumentHelp("The ACME directory (default: Let's Encrypt); turns on HTTPS for services with a domain.", valueName: "URL"))
@@ -101,6 +101,9 @@ struct NodeCommand: AsyncParsableCommand {
             if !gateway && (publicAddress != nil || !domain.isEmpty) { throw ValidationError("--public-address and --domain go with --gateway") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level `\(logLevel)`") }
             if !gateway && (acmeEmail != nil || acmeDirectory != nil) { throw ValidationError("--acme-email and --acme-directory go with --gateway") }
+            if acmeCaBundle != nil && acmeEmail == nil && acmeDirectory == nil {
+                throw ValidationError("--acme-ca-bundle goes with --acme-directory (a gateway without ACME flags follows the mesh's setting, bundle included)")
+            }
             for (flag, port) in [("--http-port", httpPort), ("--https-port", httpsPort)] where !(1...65535).contains(port) {
                 throw ValidationError("\(flag) takes a port in 1...65535, got \(port)")
             }
@@ -159,6 +162,7 @@ struct NodeCommand: AsyncParsableCommand {
                 join: join + [(try? joinToken()) ?? nil].compactMap { $0 },
                 metrics: metricsEndpoint, serveRelease: serveRelease.flatMap { Self.hostPort($0) }.map { (host: $0.0, port: $0.1) })
             options.httpPort = httpPort
+            options.httpsPort = httpsPort
             options.maxGatewayLinks = maxGatewayLinks
             if acmeEmail != nil || acmeDirectory != nil {
                 options.acme = AcmeSettings(

@@ -36,8 +36,6 @@ public struct FirstBootScript: Sendable {
     /// The gateway's name and domains, which its node gossips in its gateway entry.
     public var name: String?
     public var domains: [String]
-    /// The mesh's ACME CA, passed to `node start` (nil: no TLS termination).
-    public var acme: GatewayACME? = nil
     public var publicAddress: PublicAddress
     /// The mesh port the node listens on (its default; the firewall opens it).
     public var meshPort: Int
@@ -94,7 +92,6 @@ public struct FirstBootScript: Sendable {
     public init(releaseURL: String, releaseSHA256: String?, spec: GatewaySpec, publicAddress: PublicAddress) throws {
         try self.init(releaseURL: releaseURL, releaseSHA256: releaseSHA256, joinToken: spec.joinToken, publicAddress: publicAddress,
                       meshPort: spec.meshPort, name: spec.name, domains: spec.domains)
-        self.acme = spec.acme
     }
 
     /// `value` in lower case when it is a SHA-256 in hex; else an error saying where to get one.
@@ -118,7 +115,7 @@ public struct FirstBootScript: Sendable {
         joinFile: String = FirstBootScript.stateDirectory + "/" + FirstBootScript.joinTokenFile
     ) -> [String] {
         [binary, "node", "start", "--gateway", "--public-address", publicAddress]
-            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] } + (acme?.startArguments ?? [])
+            + (name.map { ["--name", $0] } ?? []) + domains.flatMap { ["--domain", $0] }
             + ["--serve-release", "0.0.0.0:\(Self.releasePort)"]
             + (joinsWithSeedAddress ? ["--join", joinToken] : ["--join-file", joinFile])
     }

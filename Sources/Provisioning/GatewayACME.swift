@@ -1,8 +1,8 @@
 public import Foundation
 
-/// A mesh's ACME settings for the gateways it makes (`warren gateway create --acme-email
-/// --acme-directory`): passed to each new gateway's `node start`, which then terminates TLS for the
-/// names it serves, with certificates from that CA.
+/// A mesh's ACME settings as `warren gateway create --acme-email --acme-directory --acme-ca-bundle`
+/// gives them, checked: the node writes them as the mesh's setting, which every gateway without
+/// ACME flags of its own follows (it terminates TLS for its names with certificates from that CA).
 public struct GatewayACME: Sendable, Codable, Equatable {
     /// Let's Encrypt's production directory, the default CA.
     public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
@@ -11,9 +11,12 @@ public struct GatewayACME: Sendable, Codable, Equatable {
     public var directory: String?
     /// The contact e-mail of the mesh's account at the CA.
     public var email: String?
+    /// CA certificates (PEM) trusted for the directory's https instead of the system's: a private CA's.
+    public var caBundlePEM: String?
 
-    /// Checks both values: they end up in a first-boot shell script and a systemd unit line.
-    public init(directory: String?, email: String?) throws {
+    /// Checks the values: a directory and an e-mail a person can read back, a bundle of PEM
+    /// certificates (nothing else: it is gossiped in clear).
+    public init(directory: String?, email: String?, caBundlePEM: String? = nil) throws {
         if let directory {
             guard directory.hasPrefix("https://"), Self.isPlain(directory), URL(string: directory)?.host != nil else {
                 throw ProvisioningError.invalidConfiguration(
@@ -27,13 +30,16 @@ public struct GatewayACME: Sendable, Codable, Equatable {
                     "--acme-email takes an e-mail address such as ops@example.com (the CA's contact for the mesh's certificates), got \(email.debugDescription)")
             }
         }
+        if let caBundlePEM {
+            let begins = caBundlePEM.components(separatedBy: "-----BEGIN ").dropFirst()
+            guard !begins.isEmpty, begins.allSatisfy({ $0.hasPrefix("CERTIFICATE-----") }), caBundlePEM.utf8.count <= 64 * 1024 else {
+                throw ProvisioningError.invalidConfiguration(
+                    "--acme-ca-bundle takes a file of PEM certificates (-----BEGIN CERTIFICATE-----, at most 64 KiB), the CA that signed the directory's https certificate; it holds something else")
+            }
+        }
         self.directory = directory
         self.email = email
-    }
-
-    /// The arguments of `warren node start` that turn TLS termination on with these settings.
-    public var startArguments: [String] {
-        ["--acme-directory", directory ?? Self.letsEncrypt] + (email.map { ["--acme-email", $0] } ?? [])
+        self.caBundlePEM = caBundlePEM
     }
 
     /// No character a shell or a systemd unit would interpret, no space, ASCII only.

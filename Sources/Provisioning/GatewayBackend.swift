@@ -16,14 +16,9 @@ public struct GatewaySpec: Sendable {
     public var servicePorts: [ClosedRange<Int>]
     /// Domains that will point at the gateway.
     public var domains: [String]
-    /// The mesh's ACME CA: the gateway terminates TLS for its names with certificates from it.
-    /// Nil: no TLS termination (HTTP and passthrough only).
-    public var acme: GatewayACME?
 
     public init(name: String, region: String? = nil, instanceType: String? = nil, joinToken: String, meshPort: Int,
-                servicePorts: [ClosedRange<Int>] = [80...80, 443...443, 1024...65535], domains: [String] = [],
-                acme: GatewayACME? = nil) {
-        self.acme = acme
+                servicePorts: [ClosedRange<Int>] = [80...80, 443...443, 1024...65535], domains: [String] = []) {
         self.name = name
         self.region = region
         self.instanceType = instanceType

@@ -31,6 +31,15 @@ struct CertificateManagerTests {
         #expect(NodeAgent.routingTable(leases, bindHost: "127.0.0.1").lookup(https, host: "web.example.test") == .unknownHost("web.example.test"))
     }
 
+    @Test func theClaimLifetimeIsFiveMinutesUnlessTheEnvironmentSetsIt() {
+        #expect(CertificateSharing.claimLifetime(environment: [:]) == .seconds(300))
+        #expect(CertificateSharing.claimLifetime(environment: ["WARREN_CERT_CLAIM_LIFETIME_SECONDS": "8"]) == .seconds(8))
+        #expect(CertificateSharing.claimLifetime(environment: ["WARREN_CERT_CLAIM_LIFETIME_SECONDS": "0.5"]) == .milliseconds(500))
+        for bad in ["0", "-3", "soon", "inf"] {
+            #expect(CertificateSharing.claimLifetime(environment: ["WARREN_CERT_CLAIM_LIFETIME_SECONDS": bad]) == .seconds(300), "\(bad)")
+        }
+    }
+
     @Test func aServiceWithHTTPSFalseIsServedPlainAndGetsNoCertificate() {
         let acme = AcmeSettings(directoryURL: "https://ca.invalid/dir", httpPort: 8080, httpsPort: 8443)
         let expires = Date().addingTimeInterval(60)

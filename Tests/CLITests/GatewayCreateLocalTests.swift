@@ -1,3 +1,4 @@
+import AcmeTestSupport
 import Foundation
 import Testing
 
@@ -123,33 +124,71 @@ import Testing
         #expect(deleted.status == 0, "\(deleted.stderr)")
     }
 
-    /// `--acme-email/--acme-directory` reach the new gateway's `node start`, and are kept for the
-    /// gateways made after it without the flags.
-    @Test func theMeshsACMESettingsReachEachNewGatewaysNodeStart() throws {
+    /// `--acme-email/--acme-directory/--acme-ca-bundle` become the mesh's ACME setting: the new
+    /// gateway starts without ACME flags and follows it, ordering from a real pebble that it
+    /// trusts only through the setting's CA bundle, and serves a run named under its domain over
+    /// HTTPS. Root (the local gateway serves HTTP on 80 and HTTPS on 443, the defaults).
+    @Test(.enabled(if: pebbleBinary != nil && getuid() == 0, "needs pebble and root (ports 80 and 443 on a loopback address)"))
+    func theMeshsACMESettingReachesAGatewayStartedWithoutFlags() async throws {
         let runner = try BackgroundNode(address: "\(gatewayTestNet).74")
         defer { runner.stop() }
         let bad = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--acme-directory", "http://ca.example/dir"])
         #expect(bad.status != 0 && bad.stderr.contains("--acme-directory takes the https:// URL of an ACME directory"), "\(bad.stderr)")
         let badMail = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--acme-email", "ops at example"])
         #expect(badMail.status != 0 && badMail.stderr.contains("--acme-email takes an e-mail address"), "\(badMail.stderr)")
+        let notPEM = runner.directory + "/not-a-bundle.pem"
+        try "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n".write(toFile: notPEM, atomically: true, encoding: .utf8)
+        let badBundle = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--acme-ca-bundle", notPEM])
+        #expect(badBundle.status != 0 && badBundle.stderr.contains("--acme-ca-bundle takes a file of PEM certificates"), "\(badBundle.stderr)")
 
-        let directory = "https://acme.example.test/directory"
-        let first = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--address", "\(gatewayTestNet).75",
-                                       "--acme-email", "ops@example.com", "--acme-directory", directory])
-        #expect(first.status == 0, "\(first.stderr)")
-        let second = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme2", "--address", "\(gatewayTestNet).76"])
-        #expect(second.status == 0, "\(second.stderr)")
-        for name in ["gw-cli-acme", "gw-cli-acme2"] {
-            let pidText = try String(contentsOfFile: runner.directory + "/gateways/\(name)/gateway.pid", encoding: .utf8)
-            let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
-            let cmdline = try #require(FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"))
-            let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            let at = try #require(arguments.firstIndex(of: "--acme-directory"), "\(name): \(arguments)")
-            #expect(arguments[at + 1] == directory, "\(name): \(arguments)")
-            let mail = try #require(arguments.firstIndex(of: "--acme-email"), "\(name): \(arguments)")
-            #expect(arguments[mail + 1] == "ops@example.com", "\(name): \(arguments)")
-            #expect(try runner.warren(["gateway", "delete", name, "-y"]).status == 0)
+        let address = "\(gatewayTestNet).75", domain = "acme.gwc.test"
+        let pebble = try Pebble(challengeHost: address, httpPort: 80)
+        let app = runner.directory + "/app"
+        defer {
+            killProcesses(workingUnder: app)
+            pebble.stop()
         }
+        let created = try runner.warren(["gateway", "create", "--project", "local", "--name", "gw-cli-acme", "--address", address, "--domain", domain,
+                                         "--acme-email", "ops@example.com", "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA])
+        #expect(created.status == 0, "\(created.stderr)")
+        let gatewayHome = runner.directory + "/gateways/gw-cli-acme"
+        let pidText = try String(contentsOfFile: gatewayHome + "/gateway.pid", encoding: .utf8)
+        let pid = try #require(pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let arguments = BackgroundNode.commandLine(of: pid)
+        #expect(arguments.contains("gw-cli-acme") && !arguments.contains { $0.hasPrefix("--acme") }, "it follows the mesh, no flags: \(arguments)")
+
+        try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
+        try "hello from the mesh's CA\n".write(toFile: app + "/index.html", atomically: true, encoding: .utf8)
+        let appPort = try freePort(on: "0.0.0.0")
+        try """
+            type: service
+            name: shop
+            gateway: \(address)
+            port: "80:\(appPort)"
+            commands:
+              - python3 -m http.server \(appPort)
+
+            """.write(toFile: app + "/.dstack.yml", atomically: true, encoding: .utf8)
+        let run = try runner.warren(["run", app, "-d", "--project", "local"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let name = "shop.\(domain)"
+        var certs = ""
+        let issued = try BackgroundNode.eventually(90) {
+            certs = try WarrenProcess.runBlocking(["certs", "--state-dir", gatewayHome]).stdout
+            return certs.contains(name) && certs.contains("Pebble")
+        }
+        let log = (try? String(contentsOfFile: gatewayHome + "/gateway.log", encoding: .utf8)) ?? "(see \(gatewayHome))"
+        #expect(issued, "no certificate for \(name) from the mesh's CA:\n\(certs)\n--- gateway\n\(log.suffix(4000))\n--- pebble\n\(pebble.log.suffix(3000))")
+        if issued {
+            let rootPEM = runner.directory + "/pebble-root.pem"
+            try pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
+            let answer = try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
+                "-sS", "--max-time", "10", "--cacert", rootPEM, "--resolve", "\(name):443:\(address)", "https://\(name)/",
+            ], timeout: .seconds(15))
+            #expect(answer.stdout.contains("hello from the mesh's CA"), "\(answer.stdout) \(answer.stderr)")
+        }
+        #expect(try runner.warren(["stop", "shop"]).status == 0)
+        #expect(try runner.warren(["gateway", "delete", "gw-cli-acme", "-y"]).status == 0)
     }
 
     @Test func aTimeoutRemovesWhatWasMadeAndSaysSo() throws {

@@ -68,57 +68,11 @@ struct GatewayWithRunner {
     /// order) and both serve the same certificate.
     @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
     func twoGatewaysOnOneDomainPlaceOneOrderAndServeOneCertificate() async throws {
-        let root = try temporaryDirectory()
-        let hosts = [randomLoopback(), randomLoopback()], runnerHost = randomLoopback()
-        let httpPort = try TestNet.freePort(onAll: hosts), httpsPort = try TestNet.freePort(onAll: hosts)
-        let meshPorts = try hosts.map { try freePort(on: $0) }, runnerPort = try freePort(on: runnerHost)
-        let pebble = try Pebble(challengeHost: hosts[1], httpPort: httpPort)
-        let domain = "pair.https.test"
-        var gateways: [NodeProcess] = []
-        for i in 0..<2 {
-            gateways.append(try NodeProcess(name: "gw\(i + 1)", arguments: [
-                "--state-dir", root + "/gw\(i + 1)", "--listen", "\(hosts[i]):\(meshPorts[i])",
-                "--gateway", "--public-address", hosts[i], "--name", "pair-gw\(i + 1)", "--domain", domain,
-                "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
-                "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
-            ] + (i == 1 ? ["--join", "\(hosts[0]):\(meshPorts[0])"] : []), environment: ["WARREN_HOME": root + "/gw\(i + 1)"],
-            logPath: root + "/gw\(i + 1).log"))
-        }
-        let runnerEnv = ["WARREN_HOME": root + "/runner"]
-        let runner = try NodeProcess(name: "runner", arguments: [
-            "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(hosts[0]):\(meshPorts[0])",
-        ], environment: runnerEnv, logPath: root + "/runner.log")
-        defer {
-            killProcesses(workingUnder: root + "/app")
-            pebble.stop()
-            try? FileManager.default.removeItem(atPath: root)
-        }
-        do {
-            let both = try await eventually(within: 60) {
-                let listed = try await WarrenProcess.run(["gateway", "list"], environment: runnerEnv).stdout
-                return listed.contains("pair-gw1") && listed.contains("pair-gw2")
-            }
-            try #require(both, "the runner never saw both gateways")
-            let app = root + "/app"
-            try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
-            try "hello from the pair\n".write(toFile: app + "/index.html", atomically: true, encoding: .utf8)
-            let appPort = try freePort(on: "0.0.0.0")
-            try """
-                type: service
-                name: pair
-                gateway: \(domain)
-                port: "\(httpPort):\(appPort)"
-                commands:
-                  - python3 -m http.server \(appPort)
-
-                """.write(toFile: app + "/.dstack.yml", atomically: true, encoding: .utf8)
-            let run = try await WarrenProcess.run(["run", app, "-d", "--project", "local"], environment: runnerEnv)
-            #expect(run.status == 0, "\(run.stderr)")
+        try await GatewayPair.run(domain: "pair.https.test", name: "pair") { pair in
+            let (domain, root, pebble) = (pair.domain, pair.root, pair.pebble)
             var listings = ["", ""]
             let issued = try await eventually(within: 90) {
-                for i in 0..<2 {
-                    listings[i] = try await WarrenProcess.run(["certs"], environment: ["WARREN_HOME": root + "/gw\(i + 1)"]).stdout
-                }
+                for i in 0..<2 { listings[i] = try await WarrenProcess.run(["certs"], environment: pair.env(i)).stdout }
                 return listings.allSatisfy { $0.contains(domain) && $0.contains("Pebble") }
             }
             try #require(issued, "not both gateways hold a certificate for \(domain):\n\(listings.joined(separator: "\n"))")
@@ -126,10 +80,8 @@ struct GatewayWithRunner {
             var holders: [[String]] = [[], []]
             let bothHold = try await eventually(within: 30) {
                 for i in 0..<2 {
-                    let json = try await WarrenProcess.run(["certs", "--json"], environment: ["WARREN_HOME": root + "/gw\(i + 1)"]).stdout
-                    let listed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]
-                    holders[i] = listed?.first?["holders"] as? [String] ?? []
-                    listings[i] = try await WarrenProcess.run(["certs"], environment: ["WARREN_HOME": root + "/gw\(i + 1)"]).stdout
+                    holders[i] = try await pair.certificate(i)?["holders"] as? [String] ?? []
+                    listings[i] = try await WarrenProcess.run(["certs"], environment: pair.env(i)).stdout
                 }
                 return holders.allSatisfy { $0 == ["pair-gw1", "pair-gw2"] } && listings.allSatisfy { $0.contains("pair-gw1, pair-gw2") }
             }
@@ -138,22 +90,61 @@ struct GatewayWithRunner {
             let rootPEM = root + "/pebble-root.pem"
             try pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
             var fingerprints: [String] = []
-            for host in hosts {
-                let served = try await launch(URL(fileURLWithPath: "/bin/sh"), ["-c",
-                    "openssl s_client -connect \(host):\(httpsPort) -servername \(domain) </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"],
-                    timeout: .seconds(15))
-                fingerprints.append(served.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
-                let answer = try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
-                    "-sS", "--max-time", "10", "--cacert", rootPEM, "--resolve", "\(domain):\(httpsPort):\(host)", "https://\(domain):\(httpsPort)/",
-                ], timeout: .seconds(15))
-                #expect(answer.stdout.contains("hello from the pair"), "\(host): \(answer.stdout) \(answer.stderr)")
+            for i in 0..<2 {
+                fingerprints.append(try await pair.fingerprint(i))
+                let answer = try await pair.get(i, cacert: rootPEM)
+                #expect(answer.stdout.contains("hello from the pair"), "\(pair.hosts[i]): \(answer.stdout) \(answer.stderr)")
             }
             #expect(fingerprints[0].contains("Fingerprint=") && fingerprints[0] == fingerprints[1], "\(fingerprints)")
-        } catch {
-            Issue.record("\(error)\n--- gw1\n\(gateways[0].log)\n--- gw2\n\(gateways[1].log)\n--- pebble\n\(pebble.log)")
         }
-        await runner.stop()
-        for gateway in gateways { await gateway.stop() }
+    }
+
+    /// The gateway that orders a name's certificate is SIGKILLed: the other gateway's claim
+    /// becomes the earliest live one once the dead orderer's lapses (claims of 8 s here, through
+    /// `WARREN_CERT_CLAIM_LIFETIME_SECONDS`), and it orders the renewal itself (certificates of
+    /// 30 s, renewal due 20 s in) and serves it, from the CA and not from the dead gateway.
+    @Test(.enabled(if: pebbleBinary != nil, Comment(rawValue: pebbleMissing)))
+    func whenTheOrderingGatewaysProcessIsKilledTheOtherRenewsTheCertificate() async throws {
+        try await GatewayPair.run(domain: "takeover.https.test", name: "takeover", certificateValidity: 30,
+                                  environment: ["WARREN_CERT_CLAIM_LIFETIME_SECONDS": "8"]) { pair in
+            var first: [String: Any]?
+            var orderer = -1
+            let shared = try await eventually(within: 90) {
+                for i in 0..<2 {
+                    // The gateway that did not order serves the certificate as shared by the other.
+                    if let certificate = try await pair.certificate(i), certificate["sharedBy"] is String,
+                       (certificate["issuer"] as? String)?.contains("Pebble") == true {
+                        (first, orderer) = (certificate, 1 - i)
+                        return true
+                    }
+                }
+                return false
+            }
+            try #require(shared, "no gateway served a certificate shared by the other within 90 s")
+            let survivor = 1 - orderer
+            let firstExpiry = try #require(first?["notAfter"] as? String)
+            #expect(pair.pebble.orderCount == 1, "one order for both gateways: \(pair.pebble.orderCount)")
+            let killedAt = Date()
+            await pair.gateways[orderer].kill()
+            #expect(!pair.gateways[orderer].isRunning)
+
+            var renewed: [String: Any]?
+            let tookOver = try await eventually(within: 60) {
+                renewed = try await pair.certificate(survivor)
+                return (renewed?["notAfter"] as? String).map { $0 != firstExpiry } ?? false
+            }
+            try #require(tookOver, "the surviving gateway served no new certificate within 60 s of the kill: \(renewed ?? [:])")
+            #expect(renewed?["sharedBy"] == nil, "the renewal came from the mesh, not from the CA: \(renewed ?? [:])")
+            #expect(pair.pebble.orderCount == 2, "the first order and the survivor's: \(pair.pebble.orderCount)")
+            let seconds = Date().timeIntervalSince(killedAt)
+            #expect(seconds < 30, "the renewal came \(seconds) s after the kill, after the first certificate expired")
+            let rootPEM = pair.root + "/pebble-root.pem"
+            try pair.pebble.rootPEM().write(toFile: rootPEM, atomically: true, encoding: .utf8)
+            let answer = try await pair.get(survivor, cacert: rootPEM)
+            #expect(answer.stdout.contains("hello from the pair"), "\(answer.stdout) \(answer.stderr)")
+            print("takeover: orderer gw\(orderer + 1) SIGKILLed; gw\(survivor + 1) served its own renewal \(String(format: "%.1f", seconds)) s later "
+                  + "(first certificate to \(firstExpiry), renewal to \(renewed?["notAfter"] ?? "?")); orders at pebble: \(pair.pebble.orderCount)")
+        }
     }
 
     private func check(
@@ -281,5 +272,98 @@ struct GatewayWithRunner {
             "-w", "\\ncode=%{http_code} location=%{redirect_url}\\n",
         ] + (cacert.map { ["--cacert", $0] } ?? []) + arguments, environment: ["NO_PROXY": "*"], timeout: .seconds(15))
         return (result.status, result.stdout + result.stderr)
+    }
+}
+
+/// Two gateway nodes announcing one domain, both with ACME against one pebble (whose DNS points
+/// at the second), and a runner joined through the first, whose service `name` is on the domain.
+struct GatewayPair {
+    let root: String
+    let domain: String
+    let hosts: [String]
+    let httpsPort: Int
+    let pebble: Pebble
+    let gateways: [NodeProcess]
+
+    func env(_ i: Int) -> [String: String] { ["WARREN_HOME": root + "/gw\(i + 1)"] }
+
+    /// The first certificate `warren certs --json` lists on gateway `i`.
+    func certificate(_ i: Int) async throws -> [String: Any]? {
+        let json = try await WarrenProcess.run(["certs", "--json"], environment: env(i)).stdout
+        return (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first
+    }
+
+    /// The SHA-256 fingerprint of the certificate gateway `i` serves for the domain.
+    func fingerprint(_ i: Int) async throws -> String {
+        let served = try await launch(URL(fileURLWithPath: "/bin/sh"), ["-c",
+            "openssl s_client -connect \(hosts[i]):\(httpsPort) -servername \(domain) </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"],
+            timeout: .seconds(15))
+        return served.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The app's answer over HTTPS through gateway `i`.
+    func get(_ i: Int, cacert: String) async throws -> WarrenProcess.Result {
+        try await launch(URL(fileURLWithPath: "/usr/bin/curl"), [
+            "-sS", "--max-time", "10", "--cacert", cacert, "--resolve", "\(domain):\(httpsPort):\(hosts[i])", "https://\(domain):\(httpsPort)/",
+        ], timeout: .seconds(15))
+    }
+
+    /// Starts them, waits until the runner knows both gateways and its service runs, runs `body`,
+    /// records what it throws with the gateways' and pebble's logs, then stops everything.
+    static func run(
+        domain: String, name: String, certificateValidity: Int? = nil, environment: [String: String] = [:],
+        _ body: (GatewayPair) async throws -> Void
+    ) async throws {
+        let root = try temporaryDirectory()
+        let hosts = [randomLoopback(), randomLoopback()], runnerHost = randomLoopback()
+        let httpPort = try TestNet.freePort(onAll: hosts), httpsPort = try TestNet.freePort(onAll: hosts)
+        let meshPorts = try hosts.map { try freePort(on: $0) }, runnerPort = try freePort(on: runnerHost)
+        let pebble = try Pebble(challengeHost: hosts[1], httpPort: httpPort, certificateValidity: certificateValidity)
+        var gateways: [NodeProcess] = []
+        for i in 0..<2 {
+            gateways.append(try NodeProcess(name: "gw\(i + 1)", arguments: [
+                "--state-dir", root + "/gw\(i + 1)", "--listen", "\(hosts[i]):\(meshPorts[i])",
+                "--gateway", "--public-address", hosts[i], "--name", "\(name)-gw\(i + 1)", "--domain", domain,
+                "--acme-directory", pebble.directoryURL, "--acme-ca-bundle", pebble.listenerCA, "--acme-email", "ops@example.com",
+                "--http-port", "\(httpPort)", "--https-port", "\(httpsPort)",
+            ] + (i == 1 ? ["--join", "\(hosts[0]):\(meshPorts[0])"] : []),
+            environment: environment.merging(["WARREN_HOME": root + "/gw\(i + 1)"]) { $1 }, logPath: root + "/gw\(i + 1).log"))
+        }
+        let runnerEnv = ["WARREN_HOME": root + "/runner"]
+        let runner = try NodeProcess(name: "runner", arguments: [
+            "--state-dir", root + "/runner", "--listen", "\(runnerHost):\(runnerPort)", "--join", "\(hosts[0]):\(meshPorts[0])",
+        ], environment: runnerEnv, logPath: root + "/runner.log")
+        defer {
+            killProcesses(workingUnder: root + "/app")
+            pebble.stop()
+            try? FileManager.default.removeItem(atPath: root)
+        }
+        do {
+            let both = try await eventually(within: 60) {
+                let listed = try await WarrenProcess.run(["gateway", "list"], environment: runnerEnv).stdout
+                return listed.contains("\(name)-gw1") && listed.contains("\(name)-gw2")
+            }
+            try #require(both, "the runner never saw both gateways")
+            let app = root + "/app"
+            try FileManager.default.createDirectory(atPath: app, withIntermediateDirectories: true)
+            try "hello from the pair\n".write(toFile: app + "/index.html", atomically: true, encoding: .utf8)
+            let appPort = try freePort(on: "0.0.0.0")
+            try """
+                type: service
+                name: \(name)
+                gateway: \(domain)
+                port: "\(httpPort):\(appPort)"
+                commands:
+                  - python3 -m http.server \(appPort)
+
+                """.write(toFile: app + "/.dstack.yml", atomically: true, encoding: .utf8)
+            let run = try await WarrenProcess.run(["run", app, "-d", "--project", "local"], environment: runnerEnv)
+            #expect(run.status == 0, "\(run.stderr)")
+            try await body(GatewayPair(root: root, domain: domain, hosts: hosts, httpsPort: httpsPort, pebble: pebble, gateways: gateways))
+        } catch {
+            Issue.record("\(error)\n--- gw1\n\(gateways[0].log)\n--- gw2\n\(gateways[1].log)\n--- pebble\n\(pebble.log)")
+        }
+        await runner.stop()
+        for gateway in gateways { await gateway.stop() }
     }
 }

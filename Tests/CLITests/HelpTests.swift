@@ -20,13 +20,14 @@ import Testing
         }
     }
 
-    /// `gateway create` documents the mesh's ACME settings, and that they are kept.
+    /// `gateway create` documents the mesh's ACME setting, and that gateways without flags follow it.
     @Test func gatewayCreateHelpTellsOfTheACMESettings() async throws {
         let help = try await WarrenProcess.run(["gateway", "create", "--help"])
         #expect(help.status == 0, "\(help.stderr)")
         // Help is wrapped to the terminal's width: compare with the words rejoined.
         let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for text in ["--acme-email <EMAIL>", "--acme-directory <URL>", "Let's Encrypt", "Kept for the gateways made after it", "`https: false`"] {
+        for text in ["--acme-email <EMAIL>", "--acme-directory <URL>", "--acme-ca-bundle <FILE>", "Let's Encrypt",
+                     "A setting of the mesh", "every gateway started without ACME flags of its own follows", "`https: false`"] {
             #expect(words.contains(text), "`\(text)` missing from:\n\(help.stdout)")
         }
     }

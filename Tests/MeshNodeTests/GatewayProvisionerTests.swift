@@ -114,7 +114,7 @@ import TrustTestSupport
         #expect(await s.provisioner.records().isEmpty)
     }
 
-    @Test func theMeshsACMESettingsAreKeptForLaterGatewaysAndReachTheFirstBoot() async throws {
+    @Test func gatewayCreatesACMEFlagsBecomeTheMeshsSettingAndNotTheNewGatewaysFlags() async throws {
         let kept = NIOLockedValueBox<GatewayACME?>(nil)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wgp-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -126,26 +126,40 @@ import TrustTestSupport
         context.setACME = { acme in kept.withLockedValue { $0 = acme } }
         let provisioner = GatewayProvisioner(context: context)
 
-        // None given yet: no TLS termination.
-        #expect(try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-a")).spec.acme == nil)
-        let given = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-b", acmeEmail: "ops@example.com"))
-        #expect(given.spec.acme == (try GatewayACME(directory: nil, email: "ops@example.com")))
-        #expect(kept.withLockedValue { $0 }?.email == "ops@example.com")
-        // Later creations without the flags take the kept settings; a flag alone keeps the other.
-        #expect(try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-c")).spec.acme?.email == "ops@example.com")
+        // None given yet: no setting written.
+        _ = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-a"))
+        #expect(kept.withLockedValue { $0 } == nil)
+        let bundle = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        let given = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-b", acmeEmail: "ops@example.com", acmeCaBundle: bundle))
+        #expect(kept.withLockedValue { $0 } == (try GatewayACME(directory: nil, email: "ops@example.com", caBundlePEM: bundle)))
+        // A flag alone keeps the others.
         let staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
-        let moved = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-d", acmeDirectory: staging)).spec.acme
-        #expect(moved?.directory == staging && moved?.email == "ops@example.com")
+        _ = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-d", acmeDirectory: staging))
+        let moved = kept.withLockedValue { $0 }
+        #expect(moved?.directory == staging && moved?.email == "ops@example.com" && moved?.caBundlePEM == bundle)
         await #expect(throws: ProvisioningError.self) {
             _ = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-e", acmeDirectory: "ftp://x"))
         }
-        #expect(kept.withLockedValue { $0 }?.directory == staging, "a refused value is not kept")
+        await #expect(throws: ProvisioningError.self) {
+            _ = try await provisioner.prepare(GatewayCreateRequest(project: "p", name: "gw-g", acmeCaBundle: "-----BEGIN PRIVATE KEY-----\nMIIB\n"))
+        }
+        #expect(kept.withLockedValue { $0 } == moved, "a refused value is not kept")
 
-        // A cloud gateway's first boot starts its node with them (Let's Encrypt by default).
-        let spec = GatewaySpec(name: "gw-f", joinToken: "warren1.abc", meshPort: 7420, acme: try GatewayACME(directory: nil, email: "ops@example.com"))
-        let script = try FirstBootScript(releaseURL: "https://r/w", releaseSHA256: String(repeating: "a", count: 64), spec: spec, publicAddress: .awsMetadata)
+        // The new gateway starts without ACME flags: it follows the mesh's setting.
+        let script = try FirstBootScript(releaseURL: "https://r/w", releaseSHA256: String(repeating: "a", count: 64), spec: given.spec, publicAddress: .awsMetadata)
         let arguments = script.startArguments(publicAddress: "203.0.113.7")
-        #expect(arguments.joined(separator: " ").contains("--acme-directory \(GatewayACME.letsEncrypt) --acme-email ops@example.com"), "\(arguments)")
+        #expect(!arguments.contains { $0.hasPrefix("--acme") }, "\(arguments)")
+    }
+
+    /// A gateway without ACME flags takes the mesh's setting: its CA, e-mail and CA bundle (from
+    /// the file it wrote the setting's PEM to), on its own HTTP and HTTPS ports; none without one.
+    @Test func aGatewayWithoutFlagsFollowsTheMeshsACMESetting() {
+        #expect(NodeAgent.meshACME(nil, caBundlePath: "/s/ca.pem", httpPort: 8080, httpsPort: 8443) == nil)
+        let setting = MeshACME(directory: "https://ca.example.test/dir", email: "ops@example.com", caBundlePEM: "-----BEGIN CERTIFICATE-----\n")
+        #expect(NodeAgent.meshACME(setting, caBundlePath: "/s/ca.pem", httpPort: 8080, httpsPort: 8443)
+                == AcmeSettings(directoryURL: "https://ca.example.test/dir", email: "ops@example.com", caBundlePath: "/s/ca.pem", httpPort: 8080, httpsPort: 8443))
+        #expect(NodeAgent.meshACME(MeshACME(), caBundlePath: "/s/ca.pem", httpPort: 80, httpsPort: 443)
+                == AcmeSettings(directoryURL: MeshACME.letsEncrypt, httpPort: 80, httpsPort: 443))
     }
 
     /// Times to live asked of `invite`, in order.

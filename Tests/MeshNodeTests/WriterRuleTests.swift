@@ -101,6 +101,25 @@ import Testing
         #expect(gate.refusals["certificate_malformed"] == 6)
     }
 
+    @Test func theMeshsACMESettingIsWrittenOnlyByAnAdmin() throws {
+        let (gate, founder, runner, _) = try MeshGateTests.mesh()
+        let pebbleLike = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        let setting = MeshACME(directory: "https://ca.example.test/dir", email: "ops@example.com", caBundlePEM: pebbleLike).encoded
+        // A runner pointing every gateway at a CA of its choosing, or deleting the admin's: refused.
+        #expect(gate.accept(Self.entry(.meshSetting, MeshACME.key, setting, by: runner.id)) == .refuse)
+        #expect(gate.accept(Self.entry(.meshSetting, MeshACME.key, nil, by: runner.id)) == .refuse)
+        // An admin's with a directory that is not https, or a key in the bundle: refused.
+        let plain = MeshACME(directory: "http://ca.example.test/dir").encoded
+        #expect(gate.accept(Self.entry(.meshSetting, MeshACME.key, plain, by: founder.id)) == .refuse)
+        let key = MeshACME(caBundlePEM: "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n").encoded
+        #expect(gate.accept(Self.entry(.meshSetting, MeshACME.key, key, by: founder.id)) == .refuse)
+        // The admin's own: let in, and so is its delete.
+        #expect(gate.accept(Self.entry(.meshSetting, MeshACME.key, setting, by: founder.id)) == .accept)
+        #expect(gate.accept(Self.entry(.meshSetting, MeshACME.key, nil, by: founder.id)) == .accept)
+        #expect(gate.refusals["setting_not_admin"] == 2)
+        #expect(gate.refusals["setting_malformed"] == 2)
+    }
+
     @Test func aRemovalSignedByANonAdminIsRefusedAndCounted() throws {
         let (gate, founder, runner, _) = try MeshGateTests.mesh()
         let roster = try #require(gate.roster)

@@ -29,14 +29,16 @@ public struct GatewayCreateRequest: Codable, Sendable {
     /// The caller's backend settings (`GatewayCreateRequest.backendEnvironment`), under the
     /// project's secrets and over the node's own environment.
     public var environment: [String: String]
-    /// `--acme-email` and `--acme-directory`: the mesh's ACME settings, kept for the gateways made
-    /// after this one; nil takes the kept ones (none: no TLS termination).
+    /// `--acme-email`, `--acme-directory` and `--acme-ca-bundle` (the file's PEM): the mesh's ACME
+    /// setting, which every gateway without ACME flags of its own follows; nil keeps the mesh's.
     public var acmeEmail: String?
     public var acmeDirectory: String?
+    public var acmeCaBundle: String?
 
     public init(project: String, backend: String? = nil, name: String? = nil, region: String? = nil, instanceType: String? = nil,
                 domains: [String] = [], address: String? = nil, timeoutSeconds: Double? = nil, environment: [String: String] = [:],
-                acmeEmail: String? = nil, acmeDirectory: String? = nil) {
+                acmeEmail: String? = nil, acmeDirectory: String? = nil, acmeCaBundle: String? = nil) {
+        self.acmeCaBundle = acmeCaBundle
         self.acmeEmail = acmeEmail
         self.acmeDirectory = acmeDirectory
         self.project = project

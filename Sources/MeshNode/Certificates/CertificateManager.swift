@@ -73,7 +73,7 @@ public struct CertificateStatus: Codable, Sendable, Equatable {
 
 actor CertificateManager {
     nonisolated let tls: TLSCertificates
-    private let settings: AcmeSettings
+    private var settings: AcmeSettings
     private let directory: URL
     private let gatewayName: String
     private let logger: Logger
@@ -159,6 +159,14 @@ actor CertificateManager {
             // A name served again meanwhile writes its claim anew at its next look.
             for name in dropped where self.tasks[name] != nil { self.claims[name] = nil }
         }
+    }
+
+    /// Orders from now on go to the CA `settings` name (the mesh's setting changed); the HTTPS
+    /// port stays the one this manager serves.
+    func use(_ settings: AcmeSettings) {
+        guard settings != self.settings else { return }
+        self.settings = settings
+        self.client = nil
     }
 
     var status: [CertificateStatus] {

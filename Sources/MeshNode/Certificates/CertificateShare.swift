@@ -178,9 +178,21 @@ struct CertificateSharing: Sendable {
     var replica: any EntryReplica
     var local: LocalMember
     /// How long a claim counts unless renewed: a dead orderer is replaced within this.
-    var claimLifetime: Duration = .seconds(300)
+    var claimLifetime: Duration = Self.defaultClaimLifetime
     /// How long a new claim, or a new challenge answer, is given to spread before it is relied on.
     var settle: Duration = .seconds(3)
     /// How often the replica is read for new claims and shared certificates.
     var poll: Duration = .seconds(2)
+
+    /// 5 minutes, or `$WARREN_CERT_CLAIM_LIFETIME_SECONDS` (a positive number) so that end-to-end
+    /// tests see a killed orderer replaced in seconds. Set it alike on every gateway of a mesh:
+    /// each renews its own claim at half its own lifetime.
+    static let defaultClaimLifetime = claimLifetime(environment: ProcessInfo.processInfo.environment)
+
+    static func claimLifetime(environment: [String: String]) -> Duration {
+        guard let text = environment["WARREN_CERT_CLAIM_LIFETIME_SECONDS"], let seconds = Double(text), seconds > 0, seconds.isFinite else {
+            return .seconds(300)
+        }
+        return .milliseconds(Int64(seconds * 1000))
+    }
 }

@@ -52,6 +52,11 @@ public actor GatewayLeases: LeaseAuthority {
         self.logger = logger
     }
 
+    /// Routes the leases held again, unchanged (how they are served changed: HTTPS turned on).
+    public func reroute() async {
+        await hooks.changed([], [], table.leases)
+    }
+
     /// Loads the saved leases (after a restart) that have not expired.
     public func load(now: Date = Date()) async throws {
         _ = try await store.removeLeases(expiredBefore: now)

@@ -29,9 +29,12 @@ public struct AgentOptions: Sendable {
     public var metrics: (host: String, port: Int, emit: MetricsServer.Emit)?
     /// Where a gateway serves the release it was installed from to new gateways (`ReleaseServer`).
     public var serveRelease: (host: String, port: Int)?
-    /// A gateway's ACME CA and HTTPS port: names of host-routed services on `httpPort` get
-    /// certificates and are served over HTTPS too. Nil: no TLS termination.
+    /// A gateway's own ACME CA and HTTPS port (its `--acme-…` flags): names of host-routed
+    /// services on `httpPort` get certificates and are served over HTTPS too. Nil: the mesh's
+    /// ACME setting, when an admin made one; no TLS termination without either.
     public var acme: AcmeSettings? = nil
+    /// Where a gateway serves HTTPS for names (`--https-port`), with the mesh's ACME setting.
+    public var httpsPort: Int = 443
     /// A gateway's HTTP port for names (`--http-port`): a run on it without a domain of its own
     /// gets a name under the gateway's first domain.
     public var httpPort: Int = 80

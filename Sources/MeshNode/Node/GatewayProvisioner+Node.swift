@@ -31,13 +31,14 @@ extension GatewayProvisioner {
                 await view.meshGateways(members: Dictionary(await mesh.members().map { ($0.id, $0.state) }, uniquingKeysWith: { $1 }))
             })
         context.acme = {
-            guard let data = try? await store.setting(Self.acmeSetting) else { return nil }
-            return try? JSONDecoder().decode(GatewayACME.self, from: data)
+            let entry = await mesh.snapshots(kinds: [.meshSetting]).first { $0.key == MeshACME.key }
+            guard let setting = entry.flatMap({ try? MeshACME.decode($0.value) }) else { return nil }
+            return try? GatewayACME(directory: setting.directory, email: setting.email, caBundlePEM: setting.caBundlePEM)
         }
-        context.setACME = { acme in try await store.setSetting(Self.acmeSetting, to: try JSONEncoder().encode(acme)) }
+        context.setACME = { acme in
+            let setting = MeshACME(directory: acme.directory ?? MeshACME.letsEncrypt, email: acme.email, caBundlePEM: acme.caBundlePEM)
+            try await mesh.put(kind: .meshSetting, key: MeshACME.key, value: setting.encoded)
+        }
         self.init(context: context)
     }
-
-    /// The node setting that keeps the mesh's ACME settings for the gateways this node makes.
-    static let acmeSetting = "gateway.acme"
 }

@@ -46,7 +46,7 @@ final class MeshGate: Sendable {
 
     /// The kinds whose writer rule `admitsRestored` checks again on a restart (the tracked kinds
     /// are checked by the roster and the book as they are rebuilt).
-    static let authoredKinds: Set<EntryKind> = [.gateway, .lease, .domainClaim, .certificateOrder, .certificate]
+    static let authoredKinds: Set<EntryKind> = [.gateway, .lease, .domainClaim, .certificateOrder, .certificate, .meshSetting]
 
     init(meshID: MeshID?, logger: Logger = Logger(label: "warren.gate")) {
         self.meshID = meshID

@@ -76,12 +76,15 @@ public final class NodeAgent: Sendable {
 
         // The gateway role: leases on its address, published to the mesh, and the public listeners.
         let gatewayName = o.gatewayName ?? "warren-gateway-\(identity.id.short)"
-        let certificates = o.isGateway ? try o.acme.map {
-            CertificateManager(settings: $0, stateDirectory: o.stateDirectory, gatewayName: gatewayName, logger: logger,
-                               sharing: CertificateSharing(replica: mesh, local: try LocalMember(identity: identity.keyPair)))
-        } : nil
+        // A gateway's ACME settings: its own flags, else the mesh's setting as gossip brings it.
+        let acme = NIOLockedValueBox<AcmeSettings?>(o.acme)
+        let sharing = CertificateSharing(replica: mesh, local: try LocalMember(identity: identity.keyPair))
+        let certificates: CertificateManager? = o.isGateway ? CertificateManager(
+            settings: o.acme ?? AcmeSettings(httpPort: o.httpPort, httpsPort: o.httpsPort), stateDirectory: o.stateDirectory,
+            gatewayName: gatewayName, logger: logger, sharing: sharing) : nil
         let (gatewayLeases, ingress) = try Self.gatewayRole(
-            o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, certificates: certificates, logger: logger)
+            o, id: identity.id, name: gatewayName, store: store, mesh: mesh, view: view, pool: pool, certificates: certificates,
+            acme: { acme.withLockedValue { $0 } }, logger: logger)
 
         let supervisor = RunSupervisor(stateDirectory: o.stateDirectory, logger: logger)
         let authority = LinkLeases(view: view, pool: pool, localID: identity.id, local: gatewayLeases)
@@ -131,18 +134,23 @@ public final class NodeAgent: Sendable {
         try await mesh.restore()
         try await gatewayLeases?.load()
         let releaseServer = try await Self.serveRelease(o, logger: logger)
-        if o.isGateway, let publicAddress = o.publicAddress {
+        // The gateway entry says whether it serves HTTPS (runs print https:// URLs by it).
+        let release = releaseServer.map { (sha256: $0.release.sha256, port: $0.port) }
+        let announce: @Sendable () async throws -> Void = {
+            guard o.isGateway, let publicAddress = o.publicAddress else { return }
             var entry = GatewayEntry(
                 name: gatewayName, address: publicAddress, domains: o.domains,
                 meshAddress: o.advertisedAddress, backend: o.backend, region: nil)
-            entry.httpPort = o.acme?.httpPort ?? o.httpPort
-            entry.httpsPort = o.acme?.httpsPort
-            if let releaseServer, let port = releaseServer.port {
-                entry.releaseSHA256 = releaseServer.release.sha256
-                entry.releaseURL = "http://\(HostPort.format(publicAddress, port))\(ReleaseServer.path(sha256: releaseServer.release.sha256))"
+            let settings = acme.withLockedValue { $0 }
+            entry.httpPort = settings?.httpPort ?? o.httpPort
+            entry.httpsPort = settings?.httpsPort
+            if let release, let port = release.port {
+                entry.releaseSHA256 = release.sha256
+                entry.releaseURL = "http://\(HostPort.format(publicAddress, port))\(ReleaseServer.path(sha256: release.sha256))"
             }
             try await mesh.put(kind: .gateway, key: identity.id.description, value: Array(JSONEncoder().encode(entry)))
         }
+        try await announce()
         try await runs.recover()
 
         let provisioner = GatewayProvisioner(node: o, boundPort: port, secrets: secrets, admin: admin, mesh: mesh, view: view, gate: gate, store: store)
@@ -246,6 +254,36 @@ public final class NodeAgent: Sendable {
         if let gatewayLeases {
             services.append(Periodic("lease expiry", every: .seconds(1)) { await gatewayLeases.expire() })
         }
+        if let certificates, let gatewayLeases, o.acme == nil {
+            let bundle = URL(fileURLWithPath: o.stateDirectory).appendingPathComponent("certificates/mesh-ca.pem")
+            let applied = NIOLockedValueBox<MeshACME?>(nil)
+            services.append(Periodic("mesh ACME setting", every: .seconds(1), now: true) {
+                let setting = await mesh.snapshots(kinds: [.meshSetting]).first { $0.key == MeshACME.key }.flatMap { try? MeshACME.decode($0.value) }
+                // The setting itself, not only what it makes: a new bundle keeps the file's path.
+                guard setting != applied.withLockedValue({ $0 }) else { return }
+                let wanted = NodeAgent.meshACME(setting, caBundlePath: bundle.path, httpPort: o.httpPort, httpsPort: o.httpsPort)
+                do {
+                    if let pem = setting?.caBundlePEM {
+                        try FileManager.default.createDirectory(at: bundle.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                                attributes: [.posixPermissions: 0o700])
+                        try Data(pem.utf8).write(to: bundle, options: .atomic)
+                    }
+                } catch {
+                    logger.error("the mesh's ACME CA bundle could not be written", metadata: ["file": "\(bundle.path)", "error": "\(error)"])
+                    return
+                }
+                logger.notice("the mesh's ACME setting changed", metadata: [
+                    "acme.directory": "\(wanted?.directoryURL ?? "none: no HTTPS")", "acme.ca_bundle": "\(setting?.caBundlePEM != nil)",
+                ])
+                applied.withLockedValue { $0 = setting }
+                acme.withLockedValue { $0 = wanted }
+                if let wanted { await certificates.use(wanted) }
+                await gatewayLeases.reroute()
+                do { try await announce() } catch {
+                    logger.warning("could not announce the gateway's HTTPS port", metadata: ["error": "\(error)"])
+                }
+            })
+        }
         services.append(Periodic("idle relayed links", every: .seconds(5)) {
             let live = Set(await mesh.members().filter { $0.state == .alive || $0.state == .suspect }.map(\.id))
             await pool.closeIdleRelayedLinks(wanted: { live.contains($0) && gate.mayLink($0) })
@@ -306,7 +344,7 @@ public final class NodeAgent: Sendable {
     /// kept in step with them. Nil for a node that is not a gateway.
     static func gatewayRole(
         _ o: AgentOptions, id: NodeID, name: String, store: StateStore, mesh: MeshState, view: MeshView, pool: LinkPool,
-        certificates: CertificateManager?, logger: Logger
+        certificates: CertificateManager?, acme: @escaping @Sendable () -> AcmeSettings?, logger: Logger
     ) throws -> (GatewayLeases?, GatewayIngress?) {
         guard o.isGateway, let publicAddress = o.publicAddress, let bindHost = o.resolvedPublicBindHost else { return (nil, nil) }
         var configuration = try ProxyConfiguration(environment: ProcessInfo.processInfo.environment)
@@ -314,7 +352,6 @@ public final class NodeAgent: Sendable {
         let proxy = GatewayIngress(
             group: MultiThreadedEventLoopGroup.singleton, connector: LinkConnector(pool: pool, localID: id),
             configuration: configuration, logger: logger)
-        let acme = certificates == nil ? nil : o.acme
         // Ports the last `apply` could not bind, with the reason, for confirming grants.
         let bindFailures = NIOLockedValueBox<[Int: String]>([:])
         var hooks = GatewayLeases.Hooks(
@@ -324,8 +361,9 @@ public final class NodeAgent: Sendable {
                 }
                 for lease in removed { try? await mesh.delete(kind: .lease, key: MeshView.leaseKey(lease.binding)) }
                 var failed: [Int: String] = [:]
-                if let certificates, let acme { await certificates.serve(terminatedNames(held, acme: acme)) }
-                for failure in await proxy.apply(routingTable(held, bindHost: bindHost, acme: acme)) {
+                let settings = acme()
+                if let certificates { await certificates.serve(settings.map { terminatedNames(held, acme: $0) } ?? []) }
+                for failure in await proxy.apply(routingTable(held, bindHost: bindHost, acme: settings)) {
                     logger.error("a public port could not be bound", metadata: ["error": "\(failure)"])
                     if case .bindFailed(let address, let reason) = failure { failed[address.port] = reason }
                 }
@@ -372,6 +410,14 @@ public final class NodeAgent: Sendable {
             }
         }
         return table
+    }
+
+    /// A gateway's ACME settings from the mesh's setting (for a gateway without flags of its
+    /// own): its CA bundle, when it has one, is read from `caBundlePath`; nil: no HTTPS.
+    static func meshACME(_ setting: MeshACME?, caBundlePath: String, httpPort: Int, httpsPort: Int) -> AcmeSettings? {
+        guard let setting else { return nil }
+        return AcmeSettings(directoryURL: setting.directory, email: setting.email,
+                            caBundlePath: setting.caBundlePEM == nil ? nil : caBundlePath, httpPort: httpPort, httpsPort: httpsPort)
     }
 
     /// The names a gateway terminates TLS for: host-routed leases on its HTTP port, but for

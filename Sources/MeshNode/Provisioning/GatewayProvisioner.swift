@@ -58,8 +58,8 @@ public actor GatewayProvisioner {
         /// Makes the backend `kind`; tests swap in fakes.
         public var makeBackend: @Sendable (_ kind: String, _ settings: BackendSettings, _ local: LocalBackend.Configuration) throws -> any GatewayBackend
         public var pollInterval: Duration
-        /// The mesh's ACME settings as this node keeps them (nil: none yet), and a write of them:
-        /// `gateway create --acme-…` sets them, later creations without the flags reuse them.
+        /// The mesh's ACME setting as this node's replica has it (nil: none yet), and a write of it:
+        /// `gateway create --acme-…` sets it for every gateway without flags of its own.
         public var acme: @Sendable () async -> GatewayACME? = { nil }
         public var setACME: @Sendable (GatewayACME) async throws -> Void = { _ in }
 
@@ -162,7 +162,7 @@ public actor GatewayProvisioner {
             name = GatewayName.generate(avoiding: taken)
         }
         for domain in request.domains { try GatewayDomain.validate(domain) }
-        let acme = try await meshACME(request)
+        try await meshACME(request)
         var environment = installedRelease().merging(context.environment.merging(request.environment) { _, caller in caller }) { _, set in set }
         var releaseSource: (url: String, note: String)?
         if kind != "local" { releaseSource = await servedRelease(secrets: secrets, request: request, environment: environment) }
@@ -183,24 +183,28 @@ public actor GatewayProvisioner {
         let address = kind == "local" ? context.localJoin : context.cloudJoin
         let spec = GatewaySpec(
             name: name, region: request.region, instanceType: request.instanceType,
-            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains, acme: acme)
+            joinToken: token ?? address, meshPort: AgentOptions.defaultPort, domains: request.domains)
         let joinsThrough = token.flatMap { try? InviteToken(encoded: $0) }?.addresses.first ?? address
         return Creation(project: request.project, spec: spec, timeout: timeout, joinsThrough: joinsThrough, invited: token != nil,
                         releaseSource: releaseSource?.note, backend: backend)
     }
 
-    /// The ACME settings the new gateway starts with: the request's flags, kept for the gateways
-    /// made after it, else the kept ones; nil (no TLS termination) when neither was ever given.
-    /// A flag given alone keeps the other from the kept settings.
+    /// The mesh's ACME setting after the request: its flags written as the mesh's setting, which
+    /// the new gateway (started without ACME flags) follows as every such gateway does; the
+    /// setting unchanged without them (none: no TLS termination). A flag given alone keeps the
+    /// others from the setting.
+    @discardableResult
     func meshACME(_ request: GatewayCreateRequest) async throws -> GatewayACME? {
         let kept = await context.acme()
-        guard request.acmeEmail != nil || request.acmeDirectory != nil else { return kept }
-        let acme = try GatewayACME(directory: request.acmeDirectory ?? kept?.directory, email: request.acmeEmail ?? kept?.email)
+        guard request.acmeEmail != nil || request.acmeDirectory != nil || request.acmeCaBundle != nil else { return kept }
+        let acme = try GatewayACME(directory: request.acmeDirectory ?? kept?.directory, email: request.acmeEmail ?? kept?.email,
+                                   caBundlePEM: request.acmeCaBundle ?? kept?.caBundlePEM)
         guard acme != kept else { return acme }
         do {
             try await context.setACME(acme)
         } catch {
-            throw ProvisioningError.invalidConfiguration("the mesh's ACME settings could not be saved on this node: \(error)")
+            throw ProvisioningError.invalidConfiguration(
+                "the mesh's ACME setting could not be written (in a mesh with admission only an admin sets it): \(error)")
         }
         return acme
     }

@@ -85,10 +85,6 @@ public struct LocalBackend: GatewayBackend {
             var gateway = ProvisionedGateway(
                 name: spec.name, backend: kind, region: "local", address: address, status: "starting",
                 resources: ["stateDirectory": dir, "listen": listen, "node": identity.id.description, "domains": spec.domains.joined(separator: ",")])
-            if let acme = spec.acme {
-                gateway.resources["acmeDirectory"] = acme.directory ?? GatewayACME.letsEncrypt
-                gateway.resources["acmeEmail"] = acme.email
-            }
             // Recorded before the start, so a crash in between still leaves a gateway `delete` knows.
             try write(gateway)
             let pid = try start(gateway, join: spec.joinToken)
@@ -155,9 +151,6 @@ public struct LocalBackend: GatewayBackend {
             "--gateway", "--public-address", address, "--name", gateway.name,
         ]
         for domain in (gateway.resources["domains"] ?? "").split(separator: ",") { arguments += ["--domain", String(domain)] }
-        if let directory = gateway.resources["acmeDirectory"] {
-            arguments += ["--acme-directory", directory] + (gateway.resources["acmeEmail"].map { ["--acme-email", $0] } ?? [])
-        }
         var environment = configuration.environment
         environment["WARREN_HOME"] = nil
         // An invite token is a secret for as long as it lives: it goes in the environment, which

@@ -13,9 +13,13 @@ extension EntryKind {
     public static let certificateOrder = EntryKind(rawValue: 7)
     /// A certificate and its key, sealed to the gateways serving its name (key `name|orderer node ID`).
     public static let certificate = EntryKind(rawValue: 8)
+    /// A setting of the whole mesh, written by an admin (key: the setting's name, `acme`).
+    public static let meshSetting = EntryKind(rawValue: 9)
 
     /// Every kind the mesh writes, in number order.
-    public static let meshKinds: [EntryKind] = [.member, .gateway, .lease, .domainClaim, .project, .secret, .certificateOrder, .certificate]
+    public static let meshKinds: [EntryKind] = [
+        .member, .gateway, .lease, .domainClaim, .project, .secret, .certificateOrder, .certificate, .meshSetting,
+    ]
 
     /// The kind's name in messages and logs; `kind7` for a number this version does not know.
     public var name: String {
@@ -28,6 +32,7 @@ extension EntryKind {
         case .secret: "secret"
         case .certificateOrder: "certificateOrder"
         case .certificate: "certificate"
+        case .meshSetting: "meshSetting"
         default: description
         }
     }

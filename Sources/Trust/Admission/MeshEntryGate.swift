@@ -3,7 +3,7 @@ import Foundation
 
 /// The one check the replicated map makes before merging a write: the writer rule of each kind
 /// (SECURITY.md). `member` goes to the roster, `project` and `secret` to the project book;
-/// `gateway`, `lease`, `domainClaim`, `certificateOrder` and `certificate` are checked here against
+/// `gateway`, `lease`, `domainClaim`, `certificateOrder`, `certificate` and `meshSetting` are checked here against
 /// their author. A refused write
 /// never enters the replica.
 ///
@@ -29,6 +29,8 @@ public enum MeshEntryGate {
             try checkDomainClaim(key: key, value: value, author: author)
         case .certificateOrder, .certificate:
             try checkCertificate(kind: kind, key: key, value: value, author: author, roster: roster, gateways: gateways)
+        case .meshSetting:
+            try checkMeshSetting(key: key, value: value, author: author, roster: roster)
         default:
             // A kind of a newer version: no rule of this one applies, gossip carries it.
             return
@@ -132,6 +134,22 @@ public enum MeshEntryGate {
         guard gateways[author] != nil else {
             throw EntryRefusal(key: key, reason: "its author \(author.short)… has announced no gateway (yet)", awaitsDependency: true,
                                rule: "certificate_not_gateway")
+        }
+    }
+
+    /// A mesh setting applies to every node: where the mesh has a roster only an admin writes or
+    /// deletes one (a runner would otherwise point every gateway at a CA of its choosing). A
+    /// setting this version knows must decode; one of a newer version passes.
+    static func checkMeshSetting(key: String, value: [UInt8]?, author: NodeID, roster: MeshRoster?) throws(EntryRefusal) {
+        if let roster, roster.role(of: author) != .admin {
+            throw EntryRefusal(key: key, reason: "node \(author.short)… is not an admin; only admins change the mesh's settings",
+                               rule: "setting_not_admin")
+        }
+        guard let value, key == MeshACME.key else { return }
+        do {
+            _ = try MeshACME.decode(value)
+        } catch {
+            throw EntryRefusal(key: key, reason: "the mesh's ACME setting does not decode: \(error)", rule: "setting_malformed")
         }
     }
 }
