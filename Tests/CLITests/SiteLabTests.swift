@@ -159,9 +159,11 @@ struct SiteLabTests {
             let again = await lab.servedAgain(service, within: 15, tryFor: 2)
             #expect(again != nil, "a1's service not served within 15 s of gw1's start")
             let serving = await eventually(within: 10) { await lab.runPath(on: .a1, service.name) == "serving" }
-            #expect(serving, "a1's ps after gw1's restart: \(await lab.runPath(on: .a1, service.name))")
+            let after = await lab.runPath(on: .a1, service.name)
+            #expect(serving, "a1's ps after gw1's restart: \(after)")
             let formed = await lab.waitForFormation(within: max(1, 30 - Date().timeIntervalSince(started)))
-            #expect(formed != nil, "not all alive within 30 s of gw1's start: \(await lab.membership())")
+            let views = await lab.membership()
+            #expect(formed != nil, "not all alive within 30 s of gw1's start: \(views)")
         }
     }
 
@@ -189,7 +191,8 @@ struct SiteLabTests {
             #expect((summary.failures["no answer"] ?? 0) <= 1, "requests without an answer while a1 was down: \(summary)")
             #expect(Set(summary.failures.keys).isSubset(of: ["503", "no answer"]), "\(summary)")
             let formed = await lab.waitForFormation(within: max(1, 20 - Date().timeIntervalSince(started)))
-            #expect(formed != nil, "not all alive within 20 s of a1's start: \(await lab.membership())")
+            let views = await lab.membership()
+            #expect(formed != nil, "not all alive within 20 s of a1's start: \(views)")
         }
     }
 }
