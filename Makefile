@@ -20,8 +20,8 @@ test: deps
 # The two-site NAT lab's long runs (as root, about 20 minutes): a 10-minute formation watch, 30 %
 # loss on a site's uplink for 2 minutes, 20 SIGTERM stops of runners with restarts, router
 # re-addressing, a minute's partition, a gateway and a runner restarted; each prints "lab figure:"
-# lines (RELIABILITY.md). The short scenarios (SiteLabTests) run here too, not in `make test` until
-# they pass three runs in a row (RELIABILITY.md, "Links and sites", has the runs so far).
+# lines (RELIABILITY.md). The short scenarios (SiteLabTests) run here too, and in `make test` (as
+# root; elsewhere each says why it does not run; WARREN_LAB=0 skips them).
 LAB_WATCH_SECONDS ?= 600
 LAB_LOSS_SECONDS ?= 120
 LAB_STOPS ?= 20

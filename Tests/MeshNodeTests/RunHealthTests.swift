@@ -41,7 +41,8 @@ private struct Rig {
 
     init(
         reachable: Bool, listenerFailure: @escaping @Sendable (Binding) async -> String? = { _ in nil }, portTimeout: Duration = .seconds(30),
-        departure: @escaping @Sendable (String) async -> String? = { _ in nil }
+        departure: @escaping @Sendable (String) async -> String? = { _ in nil },
+        renewInterval: Duration = .milliseconds(300), retryCap: Duration = .milliseconds(200)
     ) throws {
         dir = try StateTestDirectory("warren-health")
         let store = try StateStore(stateDirectory: dir.path, logger: .quiet("store"))
@@ -56,8 +57,8 @@ private struct Rig {
             secrets: { project in SecretValues(project: project, values: [:]) },
             gateways: { [KnownGateway(name: "gw1", address: "127.0.0.2")] },
             leases: { LeaseTable(leases: await leases.leases) },
-            authority: gateway, lookup: { _ in [] }, portTimeout: portTimeout, renewInterval: .milliseconds(300),
-            retryInitial: .milliseconds(50), retryCap: .milliseconds(200), departure: departure)
+            authority: gateway, lookup: { _ in [] }, portTimeout: portTimeout, renewInterval: renewInterval,
+            retryInitial: min(.milliseconds(50), retryCap), retryCap: retryCap, departure: departure)
         let manager = RunManager(store: store, supervisor: supervisor, context: context, logger: .quiet("manager"))
         self.manager = manager
         watcher = Task { await manager.watchExits() }
@@ -136,6 +137,42 @@ private struct Rig {
         await rig.gateway.set(reachable: true)
         let back = try await rig.wait(run.id) { $0.path?.state == .serving }
         #expect(back.path?.state == .serving && back.state == .running)
+        await rig.cleanUp()
+    }
+
+    /// The node's last link to the gateway closed while the lease still had most of its TTL:
+    /// the path says unreachable at once (renewals here come only every 60 s), the gateway is
+    /// asked again at once, and a link coming up again makes a run backing off (60 s here) ask
+    /// again, and serve, at once.
+    @Test func aLostLinkToTheGatewayIsSaidAtOnceAndALinkUpIsTriedAtOnce() async throws {
+        let rig = try Rig(reachable: true, renewInterval: .seconds(60), retryCap: .seconds(60))
+        let run = try await rig.manager.submit(rig.request(external: 5106, app: try await freePort(), name: "linked"))
+        #expect(try await rig.wait(run.id) { $0.state == .running }.path?.state == .serving)
+        let asked = await rig.gateway.calls
+
+        // Another gateway's link changes nothing.
+        await rig.manager.gatewayLinkLost(address: "127.0.0.9", reason: "no link to gateway gw9")
+        #expect(try await rig.manager.get(run.id).path?.state == .serving)
+
+        await rig.gateway.set(reachable: false)
+        let before = Date()
+        await rig.manager.gatewayLinkLost(address: "127.0.0.2", reason: "no link to gateway gw1: its last link (direct) closed")
+        let lost = try await rig.manager.get(run.id)
+        #expect(lost.state == .running)
+        #expect(lost.path?.state == .unreachable, "\(String(describing: lost.path))")
+        #expect(lost.path.map { $0.since >= before } == true)
+        #expect(lost.path?.lastError?.contains("no link to gateway gw1") == true, "\(lost.path?.lastError ?? "nil")")
+        #expect(lost.gateways?.first?.path?.state == .unreachable)
+        // Asked again at once, not at the renewal 60 s away: its failure is the last error now.
+        #expect(await eventually(seconds: 5) { await rig.gateway.calls > asked })
+        let failed = try await rig.wait(run.id, timeout: .seconds(5)) { $0.path?.lastError?.contains("can't be reached") == true }
+        #expect(failed.path?.state == .unreachable, "\(String(describing: failed.path))")
+        #expect(await rig.manager.pathCounts()[.unreachable] == 1)
+
+        await rig.gateway.set(reachable: true)
+        await rig.manager.gatewayLinkUp(address: "127.0.0.2")
+        let back = try await rig.wait(run.id, timeout: .seconds(5)) { $0.path?.state == .serving }
+        #expect(back.path?.state == .serving && back.state == .running, "\(String(describing: back.path))")
         await rig.cleanUp()
     }
 

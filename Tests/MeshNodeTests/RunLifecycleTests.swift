@@ -98,6 +98,24 @@ struct RunLifecycleTests {
         ])
     }
 
+    @Test func theLastLinkToAServingGatewayClosingMarksItsPathUnreachableAtOnce() {
+        var run = Self.serving(gateways: ["198.51.100.1", "198.51.100.2"])
+        _ = run.granted("198.51.100.2", now: Self.t0)
+        #expect(run.linkLost("203.0.113.9", reason: "no link", now: Self.t0 + 1).isEmpty, "not one of its gateways")
+        #expect(run.linkLost("198.51.100.2", reason: "no link to gateway gw-2", now: Self.t0 + 2).isEmpty,
+                "still served through the other gateway")
+        #expect(run.gatewayPaths["198.51.100.2"] == RunPath(state: .unreachable, since: Self.t0 + 2, lastError: "no link to gateway gw-2"))
+        #expect(run.linkLost("198.51.100.1", reason: "no link to gateway gw-1", now: Self.t0 + 3) == [.pathChanged(from: .serving, to: .unreachable)])
+        #expect(run.path?.state == .unreachable && run.path?.since == Self.t0 + 3)
+        #expect(run.state == .running && run.isLive, "the lease lasts its TTL meanwhile; the run is asked about again")
+        // A path that was not serving keeps what it was told last.
+        var pending = Self.run()
+        pending.started(now: Self.t0)
+        _ = pending.appListening(now: Self.t0)
+        #expect(pending.linkLost("198.51.100.1", reason: "no link", now: Self.t0 + 1).isEmpty)
+        #expect(pending.path?.state == .pending)
+    }
+
     @Test func oneGatewayDownLeavesARunServingThroughTheOther() {
         var run = Self.serving(gateways: ["198.51.100.1", "198.51.100.2"])
         _ = run.notGranted("198.51.100.2", .unreachable("refused", departure: nil), now: Self.t0 + 1)

@@ -319,7 +319,8 @@ public struct RunPath: Codable, Sendable, Equatable, CustomStringConvertible {
         case pending
         /// Leased and renewed: the gateway routes public traffic to the run.
         case serving
-        /// The last renewals failed: the gateway could not be asked since `since`.
+        /// The gateway could not be asked since `since`: the last renewal failed, or this node's
+        /// last link to it closed (without a link the gateway reaches no run of this node).
         case unreachable
         /// The gateway gave the binding to another run (`holder`).
         case lost

@@ -250,6 +250,10 @@ public final class NodeAgent: Sendable {
         if let ingress { services.append(StopStep("public listeners") { await ingress.shutdown() }) }
         if let certificates { services.append(StopStep("certificates") { await certificates.shutdown() }) }
         services.append(UntilShutdown("runs", { await runs.watchExits() }, then: { await runs.shutdown() }))
+        let linkWatch = GatewayLinkWatch(
+            gateway: { id in await view.gateways[id].map { ($0.address, $0.name) } },
+            linked: { pool.existing($0) != nil }, runs: runs)
+        services.append(UntilShutdown("gateway links") { await linkWatch.run(endpoint.events) })
         services.append(MeshService(mesh: mesh))
         if let gatewayLeases {
             services.append(Periodic("lease expiry", every: .seconds(1)) { await gatewayLeases.expire() })

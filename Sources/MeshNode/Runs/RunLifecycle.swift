@@ -193,6 +193,16 @@ struct RunLifecycle: Sendable {
         }
     }
 
+    /// This node's last link (direct or relayed) to the gateway at `address` closed. The gateway
+    /// opens a public connection's stream on a link to the run's node, so while none is up it
+    /// serves nobody, however long the lease has left: a path that served says so now, not at the
+    /// next failed renewal. The caller asks the gateway again at once; its answer decides next (a
+    /// link relayed by another member serves again).
+    mutating func linkLost(_ address: String, reason: String, now: Date) -> [Action] {
+        guard isLive, renewing.contains(address), gatewayPaths[address]?.state == .serving else { return [] }
+        return setPath(address, .unreachable, lastError: reason, now: now)
+    }
+
     /// This node deleted the gateway `name` at `address`: a run bound to it says so now and drops
     /// its dead URL; it keeps asking, so a gateway made again at that address serves it again.
     mutating func gatewayDeleted(name: String, address: String, now: Date) -> [Action] {

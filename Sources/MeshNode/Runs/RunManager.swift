@@ -111,6 +111,9 @@ public actor RunManager {
     /// Gateways this node deleted, name by address: its runs bound to one say so at once, without
     /// waiting for a renewal to fail or for gossip to tell.
     private var deletedGateways: [String: String] = [:]
+    /// Per run and gateway address: wakes that run's wait before its next grant or renewal, so
+    /// that a change of the links to the gateway is acted on at once (`gatewayLinkLost`/`Up`).
+    private var wakers: [String: [String: AsyncStream<Void>.Continuation]] = [:]
 
     public init(store: StateStore, supervisor: RunSupervisor, context: Context, logger: Logger) {
         self.store = store
@@ -349,9 +352,15 @@ public actor RunManager {
               let binding = d.allBindings.first(where: { $0.address == address }) else { return }
         let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
                                    https: d.https)
+        let (wakes, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        wakers[id, default: [:]][address] = waker
+        defer {
+            waker.finish()
+            wakers[id]?[address] = nil
+        }
         var wait = Duration.zero
         while !Task.isCancelled {
-            if wait > .zero { try? await Task.sleep(for: wait) }
+            if wait > .zero { await Self.sleep(for: wait, orUntil: wakes) }
             if Task.isCancelled || !isLive(id) { return }
             let actions: [RunLifecycle.Action]
             do {
@@ -382,6 +391,42 @@ public actor RunManager {
             guard let next else { return }
             wait = next
         }
+    }
+
+    /// Sleeps for `duration`, or less when `wakes` yields (or the task is cancelled).
+    static func sleep(for duration: Duration, orUntil wakes: AsyncStream<Void>) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask {
+                var next = wakes.makeAsyncIterator()
+                _ = await next.next()
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// This node's last link to the gateway at `address` closed: the runs it served say so now
+    /// (`RunLifecycle.linkLost`) and ask it again at once, over whatever link can still be made
+    /// (a relayed one), instead of at their next renewal.
+    public func gatewayLinkLost(address: String, reason: String) {
+        let now = Date()
+        for id in lifecycles.keys where lifecycles[id]?.gatewayPaths[address]?.state == .serving {
+            for case .pathChanged(let from, let to) in lifecycles[id]?.linkLost(address, reason: reason, now: now) ?? [] {
+                logPathChange(id, from: from, to: to)
+            }
+            wakers[id]?[address]?.yield()
+        }
+    }
+
+    /// A link to the gateway at `address` is up: runs waiting to ask it again (backing off while
+    /// it could not be asked) ask now, so a path that was down serves again without that wait.
+    public func gatewayLinkUp(address: String) {
+        let waiting = lifecycles.filter { _, lifecycle in
+            guard lifecycle.isLive, let path = lifecycle.gatewayPaths[address] else { return false }
+            return path.state != .serving
+        }
+        for id in waiting.keys { wakers[id]?[address]?.yield() }
     }
 
     static func seconds(_ d: Duration) -> Double {
