@@ -21,15 +21,18 @@ test: deps
 # loss on a site's uplink for 2 minutes, 20 SIGTERM stops of runners with restarts, router
 # re-addressing, a minute's partition, a gateway and a runner restarted; each prints "lab figure:"
 # lines (RELIABILITY.md). The short scenarios (SiteLabTests) run here too, and in `make test` (as
-# root; elsewhere each says why it does not run; WARREN_LAB=0 skips them).
+# root; elsewhere each says why it does not run; WARREN_LAB=0 skips them); the many-gateway
+# scenarios (MultiGatewayLabTests; LAB_CLAIM_RACES rounds of the claim race) run here only.
 LAB_WATCH_SECONDS ?= 600
 LAB_LOSS_SECONDS ?= 120
 LAB_STOPS ?= 20
 LAB_PARTITION_SECONDS ?= 60
+LAB_CLAIM_RACES ?= 20
 lab: deps
 	$(SWIFT) build --build-tests
 	bash -o pipefail -c 'WARREN_LAB=1 WARREN_LAB_LONG=1 WARREN_LAB_WATCH_SECONDS=$(LAB_WATCH_SECONDS) WARREN_LAB_LOSS_SECONDS=$(LAB_LOSS_SECONDS) \
-		WARREN_LAB_STOPS=$(LAB_STOPS) WARREN_LAB_PARTITION_SECONDS=$(LAB_PARTITION_SECONDS) $(SWIFT) test --skip-build --no-parallel --filter SiteLab 2>&1 | tee .build/lab.log'; \
+		WARREN_LAB_STOPS=$(LAB_STOPS) WARREN_LAB_PARTITION_SECONDS=$(LAB_PARTITION_SECONDS) \
+		WARREN_LAB_CLAIM_RACES=$(LAB_CLAIM_RACES) $(SWIFT) test --skip-build --no-parallel --filter "SiteLab|MultiGatewayLab" 2>&1 | tee .build/lab.log'; \
 		status=$$?; echo "== lab figures =="; grep "lab figure:" .build/lab.log; exit $$status
 
 # Every fuzz target for FUZZ_SECONDS each (libFuzzer + address sanitizer, built in .build-fuzz);

@@ -13,8 +13,9 @@
 # the loss and partition commands put their rules there, "heal" empties it.
 #
 # Usage: scripts/sites.sh up | down | status | exec NODE CMD... | addr NODE
-#          | readdress SITE ADDR | conntrack-flush SITE | loss SITE PERCENT | partition SITE ADDR | heal SITE
-#   NODE is one of wan gw1 gw2 cli ra a1 a2 rb b1; SITE is a or b. Every namespace is named with the
+#          | readdress SITE ADDR | conntrack-flush SITE | loss SITE PERCENT | partition WHERE ADDR | heal WHERE
+#   NODE is one of wan gw1 gw2 cli ra a1 a2 rb b1; SITE is a or b; WHERE is a site or a public node
+#   (gw1 gw2 cli: it drops what comes from ADDR). Every namespace is named with the
 #   prefix $WARREN_SITES_PREFIX (default "wsl-"), so several labs, and the host, never collide.
 #   Veth pairs are made with both ends inside the lab's namespaces: nothing is named in the root
 #   namespace. "down" removes everything and is safe to run at any time, also after a failed "up".
@@ -154,15 +155,30 @@ case "${1:-}" in
         in_ns "$r" iptables -A LAB -m statistic --mode random --probability "$(awk -v p="$p" 'BEGIN{printf "%.4f", p/100}')" -j DROP
         ;;
     partition)
-        # Nothing passes between the site and ADDR, either way.
-        r="$(router "${2:?site}")"
-        in_ns "$r" iptables -A LAB -d "${3:?address}" -j DROP
-        in_ns "$r" iptables -A LAB -s "$3" -j DROP
+        # Nothing passes between the site (or the public node gw1, gw2, cli) and ADDR, either way.
+        case "${2:?site or public node}" in
+            gw1 | gw2 | cli)
+                # A public node drops what comes from ADDR; ADDR's own node must drop what comes
+                # from this one too (a second "partition") for the cut to hold both ways. Dropped on
+                # input only, so that senders see silence, as across a real cut, not a local error.
+                in_ns "$2" iptables -A INPUT -s "${3:?address}" -j DROP
+                ;;
+            *)
+                r="$(router "$2")"
+                in_ns "$r" iptables -A LAB -d "${3:?address}" -j DROP
+                in_ns "$r" iptables -A LAB -s "$3" -j DROP
+                ;;
+        esac
         ;;
-    heal) in_ns "$(router "${2:?site}")" iptables -F LAB ;;
+    heal)
+        case "${2:?site or public node}" in
+            gw1 | gw2 | cli) in_ns "$2" iptables -F INPUT ;;
+            *) in_ns "$(router "$2")" iptables -F LAB ;;
+        esac
+        ;;
     *)
         echo "usage: $0 up | down | status | exec NODE CMD... | addr NODE | readdress SITE ADDR | conntrack-flush SITE" \
-            "| loss SITE PERCENT | partition SITE ADDR | heal SITE" >&2
+            "| loss SITE PERCENT | partition SITE|gw1|gw2|cli ADDR | heal SITE|gw1|gw2|cli" >&2
         exit 2
         ;;
 esac

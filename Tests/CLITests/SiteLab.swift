@@ -74,6 +74,8 @@ final class SiteLab: @unchecked Sendable {
     private var nodes: [Member: NamespacedNode] = [:]
     private var ended: [String] = []
     private var starts: [Member: Int] = [:]
+    /// Arguments and environment a member gets on every start (a restart starts it alike).
+    private var standing: [Member: (arguments: [String], environment: [String: String])] = [:]
 
     /// Makes the namespaces; `with` is the way in that always cleans up.
     private init() async throws {
@@ -136,6 +138,9 @@ final class SiteLab: @unchecked Sendable {
     /// Starts `warren node start` for `member` inside its namespace (it must not run already).
     @discardableResult
     func start(_ member: Member, extra: [String] = [], environment: [String: String] = [:]) throws -> NamespacedNode {
+        let kept = lock.withLock { standing[member] } ?? (arguments: [], environment: [:])
+        let extra = kept.arguments + extra
+        let environment = kept.environment.merging(environment) { $1 }
         var arguments = ["--state-dir", home(member), "--listen", member.listen]
         if member.isGateway { arguments += ["--gateway", "--public-address", member.address, "--name", member.rawValue] }
         if let through = member.joinsThrough { arguments += ["--join", through.listen] }
@@ -154,9 +159,13 @@ final class SiteLab: @unchecked Sendable {
     }
 
     /// Starts every member, gateways first, each once the member it joins through answers.
-    func startAll(environment: [String: String] = [:]) async throws {
+    /// `arguments` are added to a member's `node start` on this and every later start.
+    func startAll(environment: [String: String] = [:], arguments: [Member: [String]] = [:]) async throws {
+        lock.withLock {
+            for member in Member.allCases { standing[member] = (arguments[member] ?? [], environment) }
+        }
         for member in Member.allCases {
-            try start(member, environment: environment)
+            try start(member)
             guard await waitUntilServing(member) else {
                 throw LabError("\(member) did not answer on its local API within 30 s:\n\(node(member)?.log ?? "")")
             }
@@ -224,6 +233,24 @@ final class SiteLab: @unchecked Sendable {
     /// Removes the site's loss and partitions.
     func heal(_ site: Site) async throws { try await change(["heal", site.rawValue]) }
 
+    /// Two halves that hear nothing of each other: gw1 with site A, gw2 with site B. Each site is
+    /// cut from the other half's gateway and router, and gw1 and gw2 from each other; the client
+    /// still reaches both gateways. Until `healSplit`.
+    func split() async throws {
+        let routerA = try await script(["addr", "ra"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await partition(.a, from: Member.gw2.address)
+        try await partition(.a, from: "198.18.0.2")
+        try await partition(.b, from: Member.gw1.address)
+        try await partition(.b, from: routerA)
+        try await change(["partition", "gw1", Member.gw2.address])
+        try await change(["partition", "gw2", Member.gw1.address])
+    }
+
+    /// Removes `split`'s cuts (and any loss on the sites).
+    func healSplit() async throws {
+        for place in ["a", "b", "gw1", "gw2"] { try await change(["heal", place]) }
+    }
+
     // MARK: Services and the client
 
     struct Fetched: Sendable {
@@ -249,6 +276,44 @@ final class SiteLab: @unchecked Sendable {
         /// A file the app serves, and its text.
         var path: String
         var text: String
+    }
+
+    /// `curl http://HOST:PORT/PATH` from the client, connecting to `addresses` in order (curl moves
+    /// to the next when a connection fails, as a client given several DNS answers does).
+    func fetch(host: String, port: Int, path: String, at addresses: [String], seconds: Double = 2) async -> Fetched {
+        let marker = "\n--http-code:"
+        let arguments = ["curl", "-s", "-m", String(seconds), "-w", "\(marker)%{http_code}",
+                         "--resolve", "\(host):\(port):\(addresses.joined(separator: ","))", "http://\(host):\(port)\(path)"]
+        guard let result = try? await exec("cli", arguments, timeout: .seconds(Int64(seconds) + 20)),
+              let range = result.stdout.range(of: marker, options: .backwards)
+        else { return Fetched(code: 0, body: "", curlExit: -1) }
+        return Fetched(code: Int(result.stdout[range.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0,
+                       body: String(result.stdout[..<range.lowerBound]), curlExit: result.status)
+    }
+
+    /// `warren run -d` on `member` of a service named `name` (`python3 -m http.server` on the
+    /// member's loopback port `appPort`, serving `hello.txt` with `text`), with `gateway:` set to
+    /// `gateway` (an address, or a domain gateways announce) and `domain:` when given. The CLI's
+    /// result as it is: a run may be refused or fail (a domain held by another run).
+    func submitService(on member: Member, name: String, gateway: String, domain: String? = nil,
+                       publicPort: Int, appPort: Int) async throws -> (result: WarrenProcess.Result, text: String) {
+        let directory = "\(root)/app-\(name)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let text = "\(name) served by \(member.rawValue)\n"
+        try text.write(toFile: "\(directory)/hello.txt", atomically: true, encoding: .utf8)
+        let file = "\(directory).yml"
+        try """
+            type: service
+            name: \(name)
+            gateway: \(gateway)
+            \(domain.map { "domain: \($0)" } ?? "")
+            port: "\(publicPort):\(appPort)"
+            commands:
+              - python3 -m http.server \(appPort) --bind 127.0.0.1
+
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try await warren(member, ["run", directory, "-f", file, "--project", "local", "-d"])
+        return (result, text)
     }
 
     /// `warren run -d` on `member`: `python3 -m http.server` on the member's loopback port

@@ -234,10 +234,19 @@ final class ClientLoop: @unchecked Sendable {
     private var task: Task<Void, Never>?
     let began = Date()
 
-    init(lab: SiteLab, url: String, expecting text: String, attempt: Double = 2, every pause: Duration = .milliseconds(200)) {
+    /// With `resolve`, the URL's host is sent to those addresses in order (`curl --resolve`).
+    init(lab: SiteLab, url: String, expecting text: String, attempt: Double = 2, every pause: Duration = .milliseconds(200),
+         resolve: [String] = []) {
+        let parts = URLComponents(string: url)
+        let target = parts?.host.map { (host: $0, port: parts?.port ?? 80, path: parts?.path ?? "/") }
         task = Task { [began] in
             while !Task.isCancelled {
-                let fetched = await lab.fetch(url, seconds: attempt)
+                let fetched: SiteLab.Fetched
+                if !resolve.isEmpty, let target {
+                    fetched = await lab.fetch(host: target.host, port: target.port, path: target.path, at: resolve, seconds: attempt)
+                } else {
+                    fetched = await lab.fetch(url, seconds: attempt)
+                }
                 let outcome = Outcome(at: Date().timeIntervalSince(began), ok: fetched.body == text, code: fetched.code)
                 self.lock.withLock { self.outcomes.append(outcome) }
                 try? await Task.sleep(for: pause)
