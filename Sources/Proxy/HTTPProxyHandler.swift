@@ -29,7 +29,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var machine: Machine
     /// The upstream channel the machine's current upstream runs on.
     private var upstream: (any Channel)?
+    /// When the app's answer to the request in flight is late, and that request's upstream.
+    private var answerDue: (deadline: NIODeadline, upstream: Int)?
+    /// At most one timer, which may be due before `answerDue` (an answer that came in time leaves
+    /// it running): it looks at `answerDue` when it fires and sets itself again if needed, so
+    /// keep-alive requests cost a clock read each, not a timer set and cancelled each.
     private var answerTimer: Scheduled<Void>?
+    /// False once this handler has left the pipeline; the upstream's late events are dropped then.
+    private var inPipeline = true
+    /// Request parts for an upstream on another event loop, written there as one task when the
+    /// actions of an event are done (a task per part would cost a cross-thread wake-up each).
+    private var outgoing: [HTTPClientRequestPart] = []
+    private var outgoingFlush = false
 
     init(ingress: IngressContext, headTimer: RequestHeadTimeoutHandler,
          decoder: ByteToMessageHandler<HTTPRequestDecoder>?, encoder: HTTPResponseEncoder?, secure: Bool = false) {
@@ -71,9 +82,6 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case let event as UpstreamHTTPEvent:
-            let actions = self.machine.upstreamEvent(event, upstream: self.upstreamStatus, route: self.router(context: context))
-            self.execute(actions, context: context)
         case let expired as RequestHeadTimeoutHandler.Expired:
             self.execute(self.machine.requestHeadTimedOut(after: expired.timeout, upstream: self.upstreamStatus), context: context)
         case ChannelEvent.inputClosed:
@@ -93,6 +101,22 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         self.execute(self.machine.clientInactive(), context: context)
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.inPipeline = false
+        self.answerTimer?.cancel()
+        self.answerTimer = nil
+    }
+
+    /// A batch of the upstream's events, in order (see `UpstreamEventSink`). Once this handler
+    /// has left the pipeline (a splice took over, or the channel closed), they concern no one.
+    private func upstreamEvents(_ events: [UpstreamHTTPEvent], context: ChannelHandlerContext) {
+        for event in events {
+            guard self.inPipeline else { return }
+            let actions = self.machine.upstreamEvent(event, upstream: self.upstreamStatus, route: self.router(context: context))
+            self.execute(actions, context: context)
+        }
     }
 
     /// How long an error answer waits for the client to finish sending before the connection closes.
@@ -138,6 +162,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Actions out
 
     private func execute(_ actions: [Machine.Action], context: ChannelHandlerContext) {
+        defer { self.sendOutgoing() }
         for action in actions {
             switch action {
             case .headReceived:
@@ -147,18 +172,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .connect(let route, let id):
                 self.connect(route, id: id, context: context)
             case .writeUpstream(let part, let flush):
-                if flush {
-                    self.upstream?.writeAndFlush(part, promise: nil)
-                } else {
-                    self.upstream?.write(part, promise: nil)
-                }
+                self.writeUpstream(part, flush: flush)
             case .flushUpstream:
-                self.upstream?.flush()
+                self.writeUpstream(nil, flush: true)
             case .closeUpstream:
+                self.sendOutgoing()
                 let previous = self.upstream
                 self.upstream = nil
                 previous?.close(promise: nil)
             case .notifyUpstreamWritable:
+                self.sendOutgoing()
                 self.upstream?.pipeline.fireUserInboundEventTriggered(UpstreamHTTPControl.clientWritable)
             case .writeClient(let part):
                 context.write(self.wrapOutboundOut(part), promise: nil)
@@ -176,15 +199,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .answer(let answer):
                 self.answer(answer, context: context)
             case .scheduleAnswerTimeout(let id):
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                self.answerTimer = context.eventLoop.scheduleTask(in: self.ingress.configuration.answerTimeout) {
-                    let (handler, context) = bound.value
-                    handler.answerTimer = nil
-                    handler.execute(handler.machine.answerTimedOut(upstream: id, upstream: handler.upstreamStatus), context: context)
-                }
+                let deadline = NIODeadline.now() + self.ingress.configuration.answerTimeout
+                self.answerDue = (deadline, id)
+                if self.answerTimer == nil { self.scheduleAnswerTimer(at: deadline, context: context) }
             case .cancelAnswerTimeout:
-                self.answerTimer?.cancel()
-                self.answerTimer = nil
+                self.answerDue = nil
             case .countTimeout(let timeout):
                 self.ingress.limits.countTimeout(timeout)
             case .read:
@@ -194,21 +213,67 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     context.close(promise: nil)
                     return
                 }
+                self.sendOutgoing()
                 self.switchToBytes(upstream: upstream, readPending: readPending, context: context)
                 return  // this handler has left the pipeline
             }
         }
     }
 
+    private func scheduleAnswerTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.answerTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.answerTimer = nil
+            guard handler.inPipeline, let due = handler.answerDue else { return }
+            if due.deadline > .now() {
+                handler.scheduleAnswerTimer(at: due.deadline, context: context)
+                return
+            }
+            handler.answerDue = nil
+            handler.execute(handler.machine.answerTimedOut(upstream: due.upstream, upstream: handler.upstreamStatus), context: context)
+        }
+    }
+
+    /// Writes `part` (and flushes) to the upstream now when it is on this event loop, or adds it to
+    /// the parts `sendOutgoing` writes there in one task.
+    private func writeUpstream(_ part: HTTPClientRequestPart?, flush: Bool) {
+        guard let upstream = self.upstream else { return }
+        if upstream.eventLoop.inEventLoop {
+            if let part { upstream.write(part, promise: nil) }
+            if flush { upstream.flush() }
+            return
+        }
+        if let part { self.outgoing.append(part) }
+        self.outgoingFlush = self.outgoingFlush || flush
+    }
+
+    private func sendOutgoing() {
+        guard !self.outgoing.isEmpty || self.outgoingFlush else { return }
+        let parts = self.outgoing
+        let flush = self.outgoingFlush
+        self.outgoing.removeAll(keepingCapacity: true)
+        self.outgoingFlush = false
+        guard let upstream = self.upstream else { return }
+        upstream.eventLoop.execute {
+            for part in parts { upstream.write(part, promise: nil) }
+            if flush { upstream.flush() }
+        }
+    }
+
     private func connect(_ route: Route, id: Int, context: ChannelHandlerContext) {
         let client = context.channel
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let sink = UpstreamEventSink(eventLoop: context.eventLoop) { events in
+            let (handler, context) = bound.value
+            handler.upstreamEvents(events, context: context)
+        }
         self.ingress.connectUpstream(
             for: client,
             route: route,
             initializer: { upstream in
                 upstream.eventLoop.makeCompletedFuture {
-                    try UpstreamHTTPHandler.install(on: upstream, client: client, id: id)
+                    try UpstreamHTTPHandler.install(on: upstream, client: client, sink: sink, id: id)
                 }
             }
         ).hop(to: context.eventLoop).whenComplete { result in

@@ -21,6 +21,11 @@ final class RequestHeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHa
 
     private let timeout: TimeAmount
     private var awaitingHead = true
+    /// When the head being read is late; nil while no head is being read.
+    private var deadline: NIODeadline?
+    /// At most one timer, which may be due before `deadline` (a head that came in time leaves it
+    /// running): it looks at `deadline` when it fires and sets itself again if needed. Keep-alive
+    /// requests then cost a clock read each, not a timer set and cancelled each.
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -28,21 +33,33 @@ final class RequestHeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if self.awaitingHead && self.timer == nil {
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
-                let (handler, context) = bound.value
-                handler.timer = nil
-                context.fireUserInboundEventTriggered(Expired(timeout: handler.timeout))
-            }
+        if self.awaitingHead && self.deadline == nil {
+            let deadline = NIODeadline.now() + self.timeout
+            self.deadline = deadline
+            if self.timer == nil { self.schedule(at: deadline, context: context) }
         }
         context.fireChannelRead(data)
+    }
+
+    private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.timer = nil
+            guard let due = handler.deadline else { return }
+            if due > .now() {
+                handler.schedule(at: due, context: context)
+                return
+            }
+            handler.deadline = nil
+            context.fireUserInboundEventTriggered(Expired(timeout: handler.timeout))
+        }
     }
 
     /// A complete request head was decoded.
     func headReceived() {
         self.awaitingHead = false
-        self.cancel()
+        self.deadline = nil
     }
 
     /// The request ended; the next byte starts the next head.
@@ -52,6 +69,7 @@ final class RequestHeadTimeoutHandler: ChannelInboundHandler, RemovableChannelHa
 
     /// Nothing more to time (the connection answers and closes, or stops speaking HTTP).
     func cancel() {
+        self.deadline = nil
         self.timer?.cancel()
         self.timer = nil
     }

@@ -3,8 +3,8 @@
 import NIOCore
 import NIOHTTP1
 
-/// What the upstream side tells the client side's `HTTPProxyHandler` (through its pipeline, so
-/// the two channels may live on different event loops). `upstream`, a number the client side
+/// What the upstream side tells the client side's `HTTPProxyHandler` (through `UpstreamEventSink`,
+/// as the two channels may live on different event loops). `upstream`, a number the client side
 /// gives each upstream connection, tells a stale upstream's late events from the current one's.
 enum UpstreamHTTPEvent: Sendable {
     case response(HTTPClientResponsePart, upstream: Int)
@@ -13,6 +13,26 @@ enum UpstreamHTTPEvent: Sendable {
     case closed(upstream: Int)
     /// The upstream answered 101 and now carries raw bytes through a holding `SpliceHandler`.
     case upgraded(upstream: Int)
+}
+
+/// Hands an upstream's events to the client's `HTTPProxyHandler` itself, not through the client's
+/// pipeline: a request costs several events, and each would otherwise pass every handler in front
+/// of the proxy handler as a boxed `Any`. Events are delivered in batches, a read's worth at a
+/// time, so an upstream on another event loop costs one task on the client's loop per read.
+struct UpstreamEventSink: Sendable {
+    let eventLoop: any EventLoop
+    /// Called on `eventLoop` only.
+    let deliver: @Sendable ([UpstreamHTTPEvent]) -> Void
+
+    func send(_ events: [UpstreamHTTPEvent]) {
+        guard !events.isEmpty else { return }
+        if self.eventLoop.inEventLoop {
+            self.deliver(events)
+        } else {
+            let deliver = self.deliver
+            self.eventLoop.execute { deliver(events) }
+        }
+    }
 }
 
 /// What the client side tells the upstream side.
@@ -29,35 +49,40 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     private let client: any Channel
+    private let sink: UpstreamEventSink
     private let id: Int
     private let encoder: HTTPRequestEncoder
     private let decoder: ByteToMessageHandler<HTTPResponseDecoder>
     private var readPending = false
     private var switching = false
     private var upgradeAnswered = false
+    /// Events of the read in progress, sent at its end (or before any other event).
+    private var batch: [UpstreamHTTPEvent] = []
 
-    init(client: any Channel, id: Int, encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>) {
+    init(client: any Channel, sink: UpstreamEventSink, id: Int, encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>) {
         self.client = client
+        self.sink = sink
         self.id = id
         self.encoder = encoder
         self.decoder = decoder
     }
 
     /// Installs the HTTP client codec and this handler on a fresh upstream channel.
-    static func install(on upstream: any Channel, client: any Channel, id: Int) throws {
+    static func install(on upstream: any Channel, client: any Channel, sink: UpstreamEventSink, id: Int) throws {
         let encoder = HTTPRequestEncoder()
         let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-        let handler = UpstreamHTTPHandler(client: client, id: id, encoder: encoder, decoder: decoder)
+        let handler = UpstreamHTTPHandler(client: client, sink: sink, id: id, encoder: encoder, decoder: decoder)
         try upstream.pipeline.syncOperations.addHandlers([encoder, decoder, handler])
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
-        self.client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.response(part, upstream: self.id))
+        self.batch.append(.response(part, upstream: self.id))
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
             self.upgradeAnswered = true
         case .end where self.upgradeAnswered:
+            self.sendBatch()
             self.switchToBytes(context: context)
         default:
             break
@@ -65,10 +90,21 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.client.pipeline.fireUserInboundEventTriggered(
-            UpstreamHTTPEvent.readComplete(upstream: self.id)
-        )
+        self.send(.readComplete(upstream: self.id))
         context.fireChannelReadComplete()
+    }
+
+    /// Sends `event` after the events of the read in progress.
+    private func send(_ event: UpstreamHTTPEvent) {
+        self.batch.append(event)
+        self.sendBatch()
+    }
+
+    private func sendBatch() {
+        guard !self.batch.isEmpty else { return }
+        let events = self.batch
+        self.batch.removeAll(keepingCapacity: true)
+        self.sink.send(events)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -81,9 +117,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            self.client.pipeline.fireUserInboundEventTriggered(
-                UpstreamHTTPEvent.writable(upstream: self.id)
-            )
+            self.send(.writable(upstream: self.id))
         }
         context.fireChannelWritabilityChanged()
     }
@@ -104,9 +138,7 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.client.pipeline.fireUserInboundEventTriggered(
-            UpstreamHTTPEvent.closed(upstream: self.id)
-        )
+        self.send(.closed(upstream: self.id))
         context.fireChannelInactive()
     }
 
@@ -131,10 +163,10 @@ final class UpstreamHTTPHandler: ChannelDuplexHandler, RemovableChannelHandler {
             channel.close(promise: nil)
             return
         }
-        let client = self.client
+        let sink = self.sink
         let id = self.id
         decoderRemoved.whenComplete { _ in
-            client.pipeline.fireUserInboundEventTriggered(UpstreamHTTPEvent.upgraded(upstream: id))
+            sink.send([.upgraded(upstream: id)])
         }
     }
 }

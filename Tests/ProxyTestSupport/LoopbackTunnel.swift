@@ -11,11 +11,16 @@ public import Proxy
 /// loopback tests and benchmarks of the Proxy alone.
 public struct LoopbackTunnelConnector: UpstreamConnector {
     private let runnerAddress: @Sendable (String) -> SocketAddress?
+    private let upstreamGroup: (any EventLoopGroup)?
 
-    /// - Parameter runnerAddress: the tunnel listener of the runner named by `Route.upstream`,
-    ///   or nil when that runner is unknown (→ `ProxyError.upstreamNotConnected`).
-    public init(runnerAddress: @escaping @Sendable (String) -> SocketAddress?) {
+    /// - Parameters:
+    ///   - runnerAddress: the tunnel listener of the runner named by `Route.upstream`, or nil when
+    ///     that runner is unknown (→ `ProxyError.upstreamNotConnected`).
+    ///   - upstreamGroup: where upstream connections live; nil puts each on its client's event
+    ///     loop. A group of its own puts them on other threads, as a link's streams are.
+    public init(runnerAddress: @escaping @Sendable (String) -> SocketAddress?, upstreamGroup: (any EventLoopGroup)? = nil) {
         self.runnerAddress = runnerAddress
+        self.upstreamGroup = upstreamGroup
     }
 
     public func connect(
@@ -29,7 +34,7 @@ public struct LoopbackTunnelConnector: UpstreamConnector {
             return eventLoop.makeFailedFuture(ProxyError.upstreamNotConnected(route))
         }
         let accepted = eventLoop.makePromise(of: Void.self)
-        return ClientBootstrap(group: eventLoop)
+        return ClientBootstrap(group: self.upstreamGroup?.next() ?? eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.recvAllocator, value: SpliceSocket.receiveAllocator)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -138,14 +138,15 @@ struct GatewayHTTPTimeoutTests {
         await lab.stop()
     }
 
-    @Test func anAppThatAcceptsButNeverAnswersGets504() async throws {
+    @Test(arguments: Lab.UpstreamLoops.allCases)
+    func anAppThatAcceptsButNeverAnswersGets504(upstreams: Lab.UpstreamLoops) async throws {
         // Reads requests and never answers.
         let silent = try await TestServer.start { channel in
             try channel.pipeline.syncOperations.addHandler(SilentApp())
         }
         var configuration = ProxyConfiguration()
         configuration.answerTimeout = .milliseconds(500)
-        let (lab, address) = try await Lab.hosting("quiet.example", app: silent, configuration: configuration)
+        let (lab, address) = try await Lab.hosting("quiet.example", app: silent, configuration: configuration, upstreams: upstreams)
         let (status, response) = try await withTimeout(60) { try await TestClient.http(address, host: "quiet.example") }
         #expect(status == 504, "\(response)")
         #expect(response.contains("service \"run-1\" did not answer: its app accepted the connection but sent no response within 0.5 s"), "\(response)")

@@ -5,8 +5,9 @@ import Testing
 
 @Suite("Gateway: HTTP host routing and failure answers", .timeLimit(.minutes(10)))
 struct GatewayHTTPTests {
-    @Test func getIsRoutedByHostWithForwardingHeaders() async throws {
-        let lab = try await Lab.start()
+    @Test(arguments: Lab.UpstreamLoops.allCases)
+    func getIsRoutedByHostWithForwardingHeaders(upstreams: Lab.UpstreamLoops) async throws {
+        let lab = try await Lab.start(upstreams: upstreams)
         let appA = try await TestServer.http(name: "app-a")
         let appB = try await TestServer.http(name: "app-b")
         let listen = lab.anyPort
@@ -30,8 +31,9 @@ struct GatewayHTTPTests {
         await lab.stop()
     }
 
-    @Test func keepAliveRequestsToTwoHostsOnOneConnection() async throws {
-        let lab = try await Lab.start()
+    @Test(arguments: Lab.UpstreamLoops.allCases)
+    func keepAliveRequestsToTwoHostsOnOneConnection(upstreams: Lab.UpstreamLoops) async throws {
+        let lab = try await Lab.start(upstreams: upstreams)
         let appA = try await TestServer.http(name: "app-a")
         let appB = try await TestServer.http(name: "app-b")
         let listen = lab.anyPort
@@ -112,9 +114,10 @@ struct GatewayHTTPTests {
         await lab.stop()
     }
 
-    @Test func webSocketUpgradeSwitchesToSplicing() async throws {
+    @Test(arguments: Lab.UpstreamLoops.allCases)
+    func webSocketUpgradeSwitchesToSplicing(upstreams: Lab.UpstreamLoops) async throws {
         let app = try await TestServer.http(name: "app")
-        let (lab, address) = try await Lab.hosting("ws.example", app: app)
+        let (lab, address) = try await Lab.hosting("ws.example", app: app, upstreams: upstreams)
 
         let (head, echoed) = try await withTimeout(60) {
             let connection = try await TestClient.connect(address)

@@ -35,11 +35,15 @@ struct Lab {
 
     static func start(
         gatewayHost: String = "127.0.0.2",
-        configuration: ProxyConfiguration = .init()
+        configuration: ProxyConfiguration = .init(),
+        upstreams: UpstreamLoops = .clientLoop
     ) async throws -> Lab {
         let runner = try await LoopbackTunnelRunner.start(group: MultiThreadedEventLoopGroup.singleton, host: "127.0.0.3")
         let runnerAddress = runner.localAddress!
-        let connector = LoopbackTunnelConnector { name in name == Lab.runnerName ? runnerAddress : nil }
+        let connector = LoopbackTunnelConnector(
+            runnerAddress: { name in name == Lab.runnerName ? runnerAddress : nil },
+            upstreamGroup: upstreams == .anotherLoop ? Lab.upstreamGroup : nil
+        )
         let gateway = GatewayIngress(
             group: MultiThreadedEventLoopGroup.singleton,
             connector: connector,
@@ -47,6 +51,17 @@ struct Lab {
         )
         return Lab(runner: runner, gateway: gateway, gatewayHost: gatewayHost)
     }
+
+    /// Where the gateway's upstream connections live, relative to their client connections.
+    enum UpstreamLoops: CaseIterable, Sendable {
+        /// On the client's own event loop (a loopback tunnel's default).
+        case clientLoop
+        /// On a thread of their own, as a link's streams are: every event crosses threads.
+        case anotherLoop
+    }
+
+    /// One thread no client connection is on.
+    static let upstreamGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// A listen address on the gateway's loopback address with a port picked by the kernel.
     var anyPort: ListenAddress { ListenAddress(host: self.gatewayHost, port: 0) }
@@ -56,8 +71,10 @@ struct Lab {
     }
 
     /// A lab whose gateway routes `host` on a port of its own to `app`; the port's address.
-    static func hosting(_ host: String, app: TestServer, configuration: ProxyConfiguration = .init()) async throws -> (Lab, SocketAddress) {
-        let lab = try await Lab.start(configuration: configuration)
+    static func hosting(
+        _ host: String, app: TestServer, configuration: ProxyConfiguration = .init(), upstreams: UpstreamLoops = .clientLoop
+    ) async throws -> (Lab, SocketAddress) {
+        let lab = try await Lab.start(configuration: configuration, upstreams: upstreams)
         let listen = lab.anyPort
         var table = RoutingTable()
         try table.addHost(host, route: lab.route(app), on: listen)

@@ -88,6 +88,10 @@ struct ProxyBench {
             let runnerAddress = try SocketAddress(ipAddress: runnerHost, port: runnerPort)
             var table = RoutingTable()
             var configuration = ProxyConfiguration()
+            // 0 splices exclusive ports as bytes (no HTTP parsing, no X-Forwarded-*), to compare the two.
+            if let wait = ProcessInfo.processInfo.environment["PROXY_BENCH_SNIFF_WAIT_MS"].flatMap({ Int64($0) }) {
+                configuration.exclusiveSniffWait = .milliseconds(wait)
+            }
             var rest = arguments.dropFirst(2)[...]
             while let kind = rest.popFirst() {
                 switch kind {
