@@ -40,6 +40,22 @@ public actor GatewayIngress {
     /// (the others are applied regardless).
     @discardableResult
     public func apply(_ table: RoutingTable) async -> [ProxyError] {
+        // One apply at a time, in the order they were called. The actor alone would interleave
+        // them at each await: a port released by one (its listener still closing) and taken again
+        // by the next would be bound before the close completed, and refused as in use.
+        let previous = self.lastApply
+        let applying = Task { [previous] in
+            _ = await previous?.value
+            return await self.applyNow(table)
+        }
+        self.lastApply = applying
+        return await applying.value
+    }
+
+    /// The apply in progress or last done; the next waits for it.
+    private var lastApply: Task<[ProxyError], Never>?
+
+    private func applyNow(_ table: RoutingTable) async -> [ProxyError] {
         self.table.withLockedValue { $0 = table }
         for (address, listener) in self.listeners where table.bindings[address] == nil {
             self.listeners[address] = nil
