@@ -14,7 +14,7 @@ public struct FuzzTarget: Sendable {
 
     /// Every target, by name. The names are the folder names under Fuzz/corpus and Fuzz/crashes.
     public static let all: [FuzzTarget] = [
-        linkHandshake, linkRecords, gossipDatagram, entryCodec, inviteToken, httpHead, clientHello, localAPI, serviceYAML,
+        linkHandshake, linkRecords, gossipDatagram, entryCodec, inviteToken, httpHead, exclusiveHTTP, clientHello, localAPI, serviceYAML,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

@@ -65,6 +65,58 @@ extension FuzzTarget {
         }
     }
 
+    /// HTTP/1.x on exclusive ports. The requests the framer forwards, cut into reads anywhere,
+    /// are the same bytes; and NIO's llhttp decoder, reading what it forwards, finds the same
+    /// requests (no smuggling: the app and the gateway agree where each request ends), each with
+    /// one `X-Forwarded-For` that ends in the client's address. The same bytes as app responses:
+    /// the follower's events do not depend on the reads either.
+    static let exclusiveHTTP = FuzzTarget(name: "exclusive-http", summary: "ExclusiveRequestFramer + ExclusiveResponseFollower") { bytes throws(FuzzFailure) in
+        var input = FuzzInput(bytes)
+        let readSize = Int(input.byte()) + 1
+        let data = input.rest
+        func frame(_ reads: [ArraySlice<UInt8>]) -> (forwarded: [UInt8], requests: [ExclusiveRequestKind], refusal: HTTPResponseStatus?, holding: Bool) {
+            var framer = ExclusiveRequestFramer(maxHeaderBytes: 4096, clientAddress: "192.0.2.1")
+            var forwarded: [UInt8] = []
+            var requests: [ExclusiveRequestKind] = []
+            var refusal: HTTPResponseStatus?
+            for read in reads {
+                let output = framer.feed(ByteBuffer(bytes: read))
+                for buffer in output.forward { forwarded += buffer.readableBytesView }
+                requests += output.requests
+                refusal = refusal ?? output.refusal?.status
+            }
+            return (forwarded, requests, refusal, framer.isHolding)
+        }
+        let whole = frame([data[...]])
+        let split = frame(data.reads(of: readSize))
+        try expect(whole.forwarded == split.forwarded, "reads of \(readSize) forwarded other bytes")
+        try expect(whole.requests == split.requests && whole.refusal == split.refusal, "reads of \(readSize) framed other requests")
+
+        // llhttp over what was forwarded: the same heads, in order, with the gateway's headers.
+        var heads: [HTTPRequestHead] = []
+        for part in decodeHTTPRequests(whole.forwarded, readSize: 4096, limits: NIOHTTPDecoderLimitConfiguration()) {
+            if case .head(let head) = part { heads.append(head) }
+        }
+        try expect(heads.count == whole.requests.count, "llhttp read \(heads.count) requests where the gateway forwarded \(whole.requests.count)")
+        for (head, kind) in zip(heads, whole.requests) {
+            try expect((head.method == .HEAD) == (kind == .head), "\(head.method) framed as \(kind)")
+            let forwardedFor = head.headers["x-forwarded-for"]
+            try expect(forwardedFor.count == 1 && forwardedFor[0].hasSuffix("192.0.2.1"), "X-Forwarded-For \(forwardedFor)")
+            try expect(head.headers["x-forwarded-proto"] == ["http"], "X-Forwarded-Proto \(head.headers["x-forwarded-proto"])")
+            try expect(head.headers["x-forwarded-host"].count <= 1, "X-Forwarded-Host \(head.headers["x-forwarded-host"])")
+        }
+
+        // The same bytes as the app's answers to three requests.
+        func follow(_ reads: [ArraySlice<UInt8>]) -> [ExclusiveResponseFollower.Event] {
+            var follower = ExclusiveResponseFollower()
+            for kind in [ExclusiveRequestKind.plain, .head, .upgrade] { follower.requestForwarded(kind, closes: kind == .upgrade) }
+            return reads.flatMap { follower.follow(ByteBuffer(bytes: $0)) }
+        }
+        let events = follow([data[...]])
+        try expect(events == follow(data.reads(of: readSize)), "reads of \(readSize) followed the answers otherwise")
+        try expect(events.filter { $0 == .lost }.count <= 1, "lost twice: \(events)")
+    }
+
     /// The TLS ClientHello reader on gateway ports: a complete answer never changes as more bytes
     /// arrive, a name is printable lower-case ASCII, and the limit is kept.
     static let clientHello = FuzzTarget(name: "client-hello", summary: "ClientHello.peek (SNI)") { bytes throws(FuzzFailure) in

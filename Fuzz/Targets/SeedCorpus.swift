@@ -93,6 +93,17 @@ public enum SeedCorpus {
             ("websocket", [255] + Array("GET /ws HTTP/1.1\r\nHost: [::1]:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8)),
             ("pipelined", [255] + Array("GET /a HTTP/1.1\r\nHost: unknown.example\r\n\r\nHEAD /b HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".utf8)),
         ]
+        // exclusive-http: what clients send to an exclusive HTTP port, and what apps answer.
+        seeds["exclusive-http"] = [
+            ("pipelined", [6] + Array(("GET /a HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+                + "POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                + "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n"
+                + "HEAD /d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").utf8)),
+            ("upgrade", [255] + Array("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\u{81}\u{02}hi".utf8)),
+            ("smuggle", [3] + Array("POST / HTTP/1.1\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\n\r\n".utf8)),
+            ("responses", [9] + Array(("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").utf8)),
+        ]
         let run = try JSONEncoder().encode(RunRequest(project: "web", configuration: "type: service\nname: web\ncommands: [python3 -m http.server]\nport: 8000\n",
                                                       configurationPath: ".dstack.yml", directory: "/srv/web", environment: ["HOME": "/root"]))
         let secret = try JSONEncoder().encode(SecretAddRequest(name: "TOKEN", value: "s3cret"))

@@ -1,4 +1,4 @@
-// On an exclusive port: HTTP/1.x clients are proxied as HTTP (so the app learns the client's
+// On an exclusive port: HTTP/1.x clients get the forwarding headers (so the app learns the client's
 // address), every other protocol is spliced as bytes.
 
 import NIOCore
@@ -42,8 +42,8 @@ enum FirstBytes: Equatable {
 }
 
 /// First handler of a connection on an exclusive port: reads until the first bytes tell HTTP/1.x
-/// from anything else, then installs HTTP proxying (to the port's route, with the forwarding
-/// headers) or a splice, replays what it read, and leaves.
+/// from anything else, then installs a splice, behind `ExclusiveHTTPHandler` for HTTP/1.x (the
+/// forwarding headers), replays what it read, connects the port's upstream, and leaves.
 ///
 /// A client that sends nothing within `exclusiveSniffWait` is spliced at once: in protocols where
 /// the server speaks first (SSH, SMTP, databases) the client waits for the app, so its upstream
@@ -110,7 +110,10 @@ final class ExclusiveSniffer: ChannelInboundHandler, RemovableChannelHandler {
         let channel = context.channel
         do {
             if verdict == .http {
-                try IngressPipeline.addHTTPHandlers(to: channel, position: .after(self), context: self.ingress)
+                let headTimer = RequestHeadTimeoutHandler(timeout: self.ingress.configuration.requestHeadTimeout)
+                let http = ExclusiveHTTPHandler(
+                    ingress: self.ingress, route: self.route, headTimer: headTimer, clientAddress: channel.remoteAddress?.ipAddress)
+                try context.pipeline.syncOperations.addHandlers([headTimer, http, SpliceHandler(partner: nil)], position: .after(self))
             } else {
                 try context.pipeline.syncOperations.addHandler(SpliceHandler(partner: nil), position: .after(self))
             }
@@ -125,9 +128,7 @@ final class ExclusiveSniffer: ChannelInboundHandler, RemovableChannelHandler {
         self.collected = ByteBuffer()
         if let event { context.fireUserInboundEventTriggered(event) }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-        if verdict != .http {
-            self.ingress.spliceToUpstream(channel, route: self.route)
-        }
+        self.ingress.spliceToUpstream(channel, route: self.route, answeringFailure: verdict == .http)
     }
 }
 

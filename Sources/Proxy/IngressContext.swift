@@ -69,9 +69,10 @@ struct IngressContext: Sendable {
         return promise.futureResult
     }
 
-    /// Connects `client` (which carries a holding `SpliceHandler`) to `route` and splices them;
-    /// closes the client if the upstream can't be reached (raw TCP has no way to say why).
-    func spliceToUpstream(_ client: any Channel, route: Route) {
+    /// Connects `client` (which carries a holding `SpliceHandler`) to `route` and splices them. If
+    /// the upstream can't be reached the client is closed (raw TCP has no way to say why), or, with
+    /// `answeringFailure`, its `ExclusiveHTTPHandler` is told (`ExclusiveHTTPEvent.upstreamFailed`).
+    func spliceToUpstream(_ client: any Channel, route: Route, answeringFailure: Bool = false) {
         let logger = self.logger
         self.connectUpstream(
             for: client,
@@ -90,7 +91,11 @@ struct IngressContext: Sendable {
                     "upstream unavailable, closing client",
                     metadata: ["route.run": "\(route.runID)", "error": "\(error)"]
                 )
-                client.close(promise: nil)
+                if answeringFailure {
+                    client.pipeline.fireUserInboundEventTriggered(ExclusiveHTTPEvent.upstreamFailed(error))
+                } else {
+                    client.close(promise: nil)
+                }
             }
         }
     }

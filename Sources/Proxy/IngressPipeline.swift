@@ -72,9 +72,9 @@ final class RefusingHandler: ChannelInboundHandler {
 
     /// A complete `503` response with `Retry-After` and a short text body.
     static func serviceUnavailable(_ text: String, retryAfter: Int) -> ByteBuffer {
-        ByteBuffer(string: "HTTP/1.1 503 Service Unavailable\r\nretry-after: \(retryAfter)\r\n"
-            + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(text.utf8.count)\r\n"
-            + "connection: close\r\n\r\n\(text)")
+        ProxyConnectionStateMachine.Answer(
+            status: .serviceUnavailable, text: text, headers: [.init(name: "retry-after", value: "\(retryAfter)")]
+        ).response()
     }
 
     func channelActive(context: ChannelHandlerContext) {

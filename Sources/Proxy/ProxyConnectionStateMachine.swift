@@ -38,6 +38,31 @@ struct ProxyConnectionStateMachine {
             var name: String
             var value: String
         }
+
+        /// What the client is told when the upstream for `route` could not be connected.
+        static func connectFailed(_ error: any Error, route: Route, retryAfterSeconds retry: Int) -> Answer {
+            let service = "service \"\(route.runID)\""
+            let retryHeaders = [Header(name: "retry-after", value: "\(retry)")]
+            switch error {
+            case ProxyError.upstreamNotConnected:
+                return Answer(
+                    status: .serviceUnavailable,
+                    text: "\(service) is unreachable: its runner is not connected to this gateway; retry in \(retry) s\n",
+                    headers: retryHeaders)
+            case ProxyError.overloaded(_, let limit):
+                return Answer(
+                    status: .serviceUnavailable, text: "\(service) is at this gateway's limit of \(limit); retry in \(retry) s\n",
+                    headers: retryHeaders)
+            case ProxyError.upstreamTimedOut(_, let seconds):
+                return Answer(
+                    status: .gatewayTimeout,
+                    text: "\(service) did not answer: its runner did not accept the connection within \(seconds) s\n")
+            default:
+                return Answer(
+                    status: .badGateway,
+                    text: "\(service) refused the connection: its app does not accept on port \(route.appPort) of its runner\n")
+            }
+        }
     }
 
     /// Where a request head goes, as the ingress decides it (host lookup, TLS rules).
@@ -236,29 +261,7 @@ struct ProxyConnectionStateMachine {
         guard case .connecting(let route, let current) = self.upstream, id == current, clientActive else { return [] }
         self.upstream = .none
         self.pending = []
-        let service = "service \"\(route.runID)\""
-        let retry = self.configuration.retryAfterSeconds
-        let retryHeaders = [Answer.Header(name: "retry-after", value: "\(retry)")]
-        let answer: Answer
-        switch error {
-        case ProxyError.upstreamNotConnected:
-            answer = Answer(
-                status: .serviceUnavailable,
-                text: "\(service) is unreachable: its runner is not connected to this gateway; retry in \(retry) s\n",
-                headers: retryHeaders)
-        case ProxyError.overloaded(_, let limit):
-            answer = Answer(
-                status: .serviceUnavailable, text: "\(service) is at this gateway's limit of \(limit); retry in \(retry) s\n",
-                headers: retryHeaders)
-        case ProxyError.upstreamTimedOut(_, let seconds):
-            answer = Answer(
-                status: .gatewayTimeout,
-                text: "\(service) did not answer: its runner did not accept the connection within \(seconds) s\n")
-        default:
-            answer = Answer(
-                status: .badGateway,
-                text: "\(service) refused the connection: its app does not accept on port \(route.appPort) of its runner\n")
-        }
+        let answer = Answer.connectFailed(error, route: route, retryAfterSeconds: self.configuration.retryAfterSeconds)
         return self.answer(answer, .absent)
     }
 
