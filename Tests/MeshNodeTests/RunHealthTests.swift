@@ -95,6 +95,23 @@ private struct Rig {
 }
 
 @Suite(.serialized) struct RunHealthTests {
+    /// A serving run renews its lease once per interval. (A wake-up that broke after the first
+    /// interval once made every run renew as fast as its gateway answered, each renewal a lease
+    /// written to disk and gossiped to the whole mesh.)
+    @Test func aServingRunRenewsOncePerIntervalNotContinuously() async throws {
+        let rig = try Rig(reachable: true, renewInterval: .milliseconds(300))
+        let run = try await rig.manager.submit(rig.request(external: 5107, app: try await freePort(), name: "steady"))
+        let serving = try await rig.wait(run.id) { $0.path?.state == .serving }
+        try #require(serving.path?.state == .serving, "\(serving.error ?? "")")
+        // Past the first interval, where the storm began, then count for 1.5 s: 5 renewals are due.
+        try await Task.sleep(for: .milliseconds(700))
+        let before = await rig.gateway.calls
+        try await Task.sleep(for: .milliseconds(1500))
+        let renewals = await rig.gateway.calls - before
+        #expect(renewals >= 1 && renewals <= 8, "\(renewals) renewals in 1.5 s at one per 0.3 s")
+        await rig.cleanUp()
+    }
+
     /// A gateway that can't be asked is waited for, however many attempts it takes: the app keeps
     /// running, the run says what it waits for, and serves once the gateway answers.
     @Test func anUnreachableGatewayIsRetriedUntilItAnswers() async throws {

@@ -113,7 +113,7 @@ public actor RunManager {
     private var deletedGateways: [String: String] = [:]
     /// Per run and gateway address: wakes that run's wait before its next grant or renewal, so
     /// that a change of the links to the gateway is acted on at once (`gatewayLinkLost`/`Up`).
-    private var wakers: [String: [String: AsyncStream<Void>.Continuation]] = [:]
+    private var wakers: [String: [String: Alarm]] = [:]
 
     public init(store: StateStore, supervisor: RunSupervisor, context: Context, logger: Logger) {
         self.store = store
@@ -352,15 +352,12 @@ public actor RunManager {
               let binding = d.allBindings.first(where: { $0.address == address }) else { return }
         let request = LeaseRequest(binding: binding, runID: id, runName: record.name, holder: context.nodeID, appPort: d.appPort,
                                    https: d.https)
-        let (wakes, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        wakers[id, default: [:]][address] = waker
-        defer {
-            waker.finish()
-            wakers[id]?[address] = nil
-        }
+        let alarm = Alarm()
+        wakers[id, default: [:]][address] = alarm
+        defer { wakers[id]?[address] = nil }
         var wait = Duration.zero
         while !Task.isCancelled {
-            if wait > .zero { await Self.sleep(for: wait, orUntil: wakes) }
+            if wait > .zero { await alarm.sleep(for: wait) }
             if Task.isCancelled || !isLive(id) { return }
             let actions: [RunLifecycle.Action]
             do {
@@ -393,19 +390,6 @@ public actor RunManager {
         }
     }
 
-    /// Sleeps for `duration`, or less when `wakes` yields (or the task is cancelled).
-    static func sleep(for duration: Duration, orUntil wakes: AsyncStream<Void>) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: duration) }
-            group.addTask {
-                var next = wakes.makeAsyncIterator()
-                _ = await next.next()
-            }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
     /// This node's last link to the gateway at `address` closed: the runs it served say so now
     /// (`RunLifecycle.linkLost`) and ask it again at once, over whatever link can still be made
     /// (a relayed one), instead of at their next renewal.
@@ -415,7 +399,7 @@ public actor RunManager {
             for case .pathChanged(let from, let to) in lifecycles[id]?.linkLost(address, reason: reason, now: now) ?? [] {
                 logPathChange(id, from: from, to: to)
             }
-            wakers[id]?[address]?.yield()
+            wakers[id]?[address]?.wake()
         }
     }
 
@@ -426,7 +410,7 @@ public actor RunManager {
             guard lifecycle.isLive, let path = lifecycle.gatewayPaths[address] else { return false }
             return path.state != .serving
         }
-        for id in waiting.keys { wakers[id]?[address]?.yield() }
+        for id in waiting.keys { wakers[id]?[address]?.wake() }
     }
 
     static func seconds(_ d: Duration) -> Double {
