@@ -132,6 +132,15 @@ extension GossipNode {
             counters.probesOutweighedByLink += 1
             return
         }
+        // A member this node cannot reach is asked about only through helpers. When none of them
+        // answered, not even with a nack, the probe says nothing of the member, only of this
+        // node's own path to the helpers (Lifeguard counted it against its health above): a
+        // later probe decides. A helper that got the request and could not reach the member
+        // nacks, and then the member is suspected as before.
+        if !p.direct, config.lifeguard, p.expectedNacks > 0, p.nacks == 0 {
+            counters.probesInconclusive += 1
+            return
+        }
         applySuspect(p.target, incarnation: record.member.incarnation, from: id, now: now)
     }
 

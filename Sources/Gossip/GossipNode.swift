@@ -280,6 +280,12 @@ public struct GossipNode: Sendable {
     /// Lifeguard's local health score: 0 is healthy, up to `awarenessMaxMultiplier - 1`.
     public var healthScore: Int { awareness.score }
 
+    /// Who reported the suspicion of `node` that runs now, the first reporter first; empty when
+    /// none runs. This node's own ID among them: one of its probes failed.
+    public func suspicionReporters(of node: NodeID) -> [NodeID] {
+        suspicions[node]?.reporters ?? []
+    }
+
     /// True while updates wait to be disseminated.
     public var hasPendingBroadcasts: Bool { !broadcasts.isEmpty || !entryBroadcasts.isEmpty }
 
@@ -463,6 +469,9 @@ public struct GossipCounters: Hashable, Sendable {
     /// Failed probes of a member this node holds a live link to, which raised no suspicion
     /// (`GossipNode.vouches`).
     public var probesOutweighedByLink = 0
+    /// Failed probes of a member this node cannot reach whose helpers all stayed silent (no ack,
+    /// no nack), which raised no suspicion.
+    public var probesInconclusive = 0
 
     public init() {}
 }

@@ -16,7 +16,8 @@ import Glibc
 /// `SiteLab.with` removes them, the nodes and their apps however the body ends.
 ///
 /// Scenario tests drive it with: `start`/`stop`/`kill` of members, `warren(member, …)` (the CLI
-/// against a member), `exec(namespace, …)`, `runService`, `fetch` (curl from the client),
+/// against a member), `exec(namespace, …)`, `runService`, `attachService` (an attached `warren
+/// run`, its output kept), `fetch` (curl from the client),
 /// `readdress`, `flushConntrack`, `loss`, `partition`/`heal`, and `membership()` samples.
 final class SiteLab: @unchecked Sendable {
     enum Member: String, CaseIterable, Sendable, Comparable {
@@ -344,6 +345,34 @@ final class SiteLab: @unchecked Sendable {
         return Service(name: name, url: url + "/hello.txt", path: "/hello.txt", text: text)
     }
 
+    /// An attached `warren run` (no -d) on `member` of a service named `name` (`python3 -m
+    /// http.server` on the member's loopback port `appPort`) published on `gateway`'s port
+    /// `publicPort`. The CLI runs outside the namespaces, against the member's Unix socket as
+    /// `warren(member, …)` does, and keeps polling its run: what it prints (the URL, then a line
+    /// each time the public path goes down or comes back) is in `AttachedRun.output`. Its
+    /// working directory is in the lab's root, so `tearDown` kills it if a test did not.
+    func attachService(on member: Member, name: String, gateway: Member, publicPort: Int, appPort: Int) throws -> AttachedRun {
+        let directory = "\(root)/app-\(name)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let text = "\(name) served by \(member.rawValue) through \(gateway.rawValue)\n"
+        try text.write(toFile: "\(directory)/hello.txt", atomically: true, encoding: .utf8)
+        let file = "\(directory).yml"
+        try """
+            type: service
+            name: \(name)
+            gateway: \(gateway.address)
+            port: "\(publicPort):\(appPort)"
+            commands:
+              - python3 -m http.server \(appPort) --bind 127.0.0.1
+
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let url = "http://\(gateway.address):\(publicPort)"
+        return try AttachedRun(
+            name: name, url: url, service: Service(name: name, url: url + "/hello.txt", path: "/hello.txt", text: text),
+            arguments: ["run", directory, "-f", file, "--project", "local"],
+            environment: ["WARREN_HOME": home(member)], directory: directory, outputPath: "\(root)/attached-\(name).out")
+    }
+
     /// Whether the client gets `service`'s text within `seconds`; the time it took when it did.
     func servedAgain(_ service: Service, within seconds: TimeInterval, tryFor attempt: Double = 1) async -> TimeInterval? {
         let began = Date()
@@ -565,5 +594,53 @@ final class NamespacedNode: @unchecked Sendable {
         guard process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         _ = await eventually(within: 5) { !process.isRunning }
+    }
+}
+
+/// An attached `warren run` (`SiteLab.attachService`): the CLI process, its stdout and stderr in
+/// one file. End it with `interrupt` (Ctrl-C's SIGINT: the node stops the run), and `kill` it in
+/// a `defer`, so a test that fails before its end leaves no CLI behind.
+final class AttachedRun: @unchecked Sendable {
+    let name: String
+    /// The URL the CLI prints, `http://GATEWAY:PORT`.
+    let url: String
+    let service: SiteLab.Service
+    let outputPath: String
+    private let process = Process()
+
+    init(name: String, url: String, service: SiteLab.Service, arguments: [String], environment: [String: String],
+         directory: String, outputPath: String) throws {
+        self.name = name
+        self.url = url
+        self.service = service
+        self.outputPath = outputPath
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.executableURL = WarrenProcess.binary
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try? output.close()
+    }
+
+    /// Everything it printed so far.
+    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    var isRunning: Bool { process.isRunning }
+
+    /// SIGINT, as Ctrl-C; its exit status once it has ended within `seconds`, else nil (still running).
+    func interrupt(within seconds: TimeInterval = 15) async -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        Glibc.kill(process.processIdentifier, SIGINT)
+        guard await eventually(within: seconds, { !process.isRunning }) else { return nil }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL, if it still runs.
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 }

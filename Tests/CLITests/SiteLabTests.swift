@@ -138,29 +138,54 @@ struct SiteLabTests {
 
     /// gw1 killed (SIGKILL) and started again 5 s later. a1's `ps` says its path through gw1 is
     /// unreachable as soon as its link to gw1 closes, though its lease (60 s here, renewed every
-    /// 20 s) still looks valid; once gw1 is back the run is served and `serving` again.
+    /// 20 s) still looks valid; once gw1 is back the run is served and `serving` again. An
+    /// attached `warren run` on a1 through gw1 says both: "not reachable from the public" within
+    /// 3 s of the kill, and "serves again" within the bounds of the restart.
     @Test func aKilledGatewayIsSaidUnreachableAtOnceAndServesAgainAfterItsRestart() async throws {
         try await SiteLab.with { lab in
             try await lab.startAll(environment: ["WARREN_LEASE_TTL_SECONDS": "60"])
             try await lab.requireFormation(within: 30)
+            let attached = try lab.attachService(on: .a1, name: "attached", gateway: .gw1, publicPort: 5003, appPort: 8003)
+            defer { attached.kill() }
             let service = try await lab.runService(on: .a1, gateway: .gw1, publicPort: 5001, appPort: 8000)
             try #require(await lab.servedAgain(service, within: 10, tryFor: 5) != nil, "never served before the kill")
             try #require(await lab.runPath(on: .a1, service.name) == "serving")
+            try #require(await eventually(within: 20) { attached.output.contains("attached is up at \(attached.url)") },
+                         "the attached run never said it was up: \(attached.output)")
+            try #require(await lab.servedAgain(attached.service, within: 10, tryFor: 5) != nil, "the attached run never served")
+            try #require(await lab.runPath(on: .a1, attached.name) == "serving")
+            // The CLI polls its run every 250 ms: it must have seen `serving` before it can say
+            // the path went down.
+            try await Task.sleep(for: .seconds(1))
 
             await lab.kill(.gw1)
             let killed = Date()
+            // The attached CLI's line and `ps`, watched at once, each within 3 s of the kill.
+            async let saidDown = eventually(within: 3) {
+                attached.output.contains("attached is not reachable from the public: gateway unreachable since")
+            }
             let unreachable = await eventually(within: 3) { await lab.runPath(on: .a1, service.name) == "unreachable" }
             let seen = await lab.runPath(on: .a1, service.name)
             #expect(unreachable, "a1's ps said \(seen) \(String(format: "%.1f", Date().timeIntervalSince(killed))) s after gw1 was killed (unreachable within 3 s)")
+            let down = await saidDown
+            #expect(down, "the attached run did not say its path was down within 3 s of gw1's kill: \(attached.output)")
 
             try await Task.sleep(for: .seconds(5))
             try lab.start(.gw1, environment: ["WARREN_LEASE_TTL_SECONDS": "60"])
             let started = Date()
+            // Served within 15 s and `serving` within 10 s more, as for `ps` below.
+            async let saidBack = eventually(within: 25) { attached.output.contains("attached serves again at \(attached.url)") }
             let again = await lab.servedAgain(service, within: 15, tryFor: 2)
             #expect(again != nil, "a1's service not served within 15 s of gw1's start")
             let serving = await eventually(within: 10) { await lab.runPath(on: .a1, service.name) == "serving" }
             let after = await lab.runPath(on: .a1, service.name)
             #expect(serving, "a1's ps after gw1's restart: \(after)")
+            let back = await saidBack
+            #expect(back, "the attached run did not say it served again within 25 s of gw1's start: \(attached.output)")
+            // Ctrl-C: the node stops the run, and the CLI ends as an interrupted command does.
+            #expect(attached.isRunning, "the attached run ended by itself: \(attached.output)")
+            let status = await attached.interrupt(within: 15)
+            #expect(status == 130, "the attached run's exit after SIGINT: \(status.map(String.init) ?? "still running after 15 s"): \(attached.output)")
             let formed = await lab.waitForFormation(within: max(1, 30 - Date().timeIntervalSince(started)))
             let views = await lab.membership()
             #expect(formed != nil, "not all alive within 30 s of gw1's start: \(views)")

@@ -223,7 +223,16 @@ actor MeshState: EntryReplica {
                     sent?.append(future)
                 }
             case .memberChanged(let member):
-                logger.debug("member changed", metadata: ["peer.id": "\(member.id.short)", "peer.state": "\(member.state)"])
+                var metadata: Logger.Metadata = ["peer.id": "\(member.id.short)", "peer.state": "\(member.state)"]
+                if member.state == .suspect {
+                    // Whose probe failed (this node's own ID: its own), and this node's own health:
+                    // what a flap in the lab is explained by.
+                    metadata["suspicion.reporters"] = "\(gossip.suspicionReporters(of: member.id).map(\.short))"
+                    metadata["gossip.health"] = "\(gossip.healthScore)"
+                    metadata["gossip.probes_failed"] = "\(gossip.counters.probesFailed)"
+                    metadata["gossip.probes_inconclusive"] = "\(gossip.counters.probesInconclusive)"
+                }
+                logger.debug("member changed", metadata: metadata)
                 if member.state == .dead || member.state == .left {
                     sealer.forget(member.id)
                     mayRekey = true  // it may have been the member to settle a contested rotation

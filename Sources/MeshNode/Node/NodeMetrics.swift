@@ -39,6 +39,8 @@ struct NodeMetrics {
         (Counter(label: "warren_gossip_bytes_sent_total"), { c, _ in c.bytesSent }),
         (Counter(label: "warren_gossip_bytes_received_total"), { c, _ in c.bytesReceived }),
         (Counter(label: "warren_gossip_probes_failed_total"), { c, _ in c.probesFailed }),
+        // Of those, probes of a member reached only through helpers none of which answered.
+        (Counter(label: "warren_gossip_probes_inconclusive_total"), { c, _ in c.probesInconclusive }),
         (Counter(label: "warren_gossip_datagrams_dropped_total"), { c, dropped in dropped + c.droppedUnknownSender }),
         (Counter(label: "warren_gossip_entries_dropped_total"), { c, _ in
             c.droppedBadSignature + c.droppedNonMemberAuthor + c.droppedFutureDated + c.undecodable + c.droppedHeld }),
