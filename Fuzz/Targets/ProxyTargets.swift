@@ -24,6 +24,21 @@ func decodeHTTPRequests(_ bytes: [UInt8], readSize: Int, limits: NIOHTTPDecoderL
     return parts
 }
 
+/// NIOHTTP1's request decoder over `bytes` in one read: the parts before the first error, and
+/// whether there was one.
+func decodeHTTPRequestsReportingError(_ bytes: [UInt8], limits: NIOHTTPDecoderLimitConfiguration) -> (parts: [HTTPServerRequestPart], failed: Bool) {
+    let channel = EmbeddedChannel()
+    defer { _ = try? channel.finish() }
+    let decoder = ByteToMessageHandler(
+        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits))
+    guard (try? channel.pipeline.syncOperations.addHandler(decoder)) != nil else { return ([], true) }
+    var parts: [HTTPServerRequestPart] = []
+    var failed = false
+    do { try channel.writeInbound(ByteBuffer(bytes: bytes)) } catch { failed = true }
+    while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+    return (parts, failed)
+}
+
 enum FuzzRoutes {
     static let address = ListenAddress(host: "0.0.0.0", port: 443)
     static let hosts = ["app.example.com", "api.example.com", "::1", "127.0.0.1"]
@@ -93,11 +108,19 @@ extension FuzzTarget {
         try expect(whole.requests == split.requests && whole.refusal == split.refusal, "reads of \(readSize) framed other requests")
 
         // llhttp over what was forwarded: the same heads, in order, with the gateway's headers.
+        // llhttp knows fewer methods than the token grammar allows (the gateway forwards any
+        // token): where it stops at an error the app answers 400 and reads no further, so only
+        // the requests before that point must agree.
         var heads: [HTTPRequestHead] = []
-        for part in decodeHTTPRequests(whole.forwarded, readSize: 4096, limits: NIOHTTPDecoderLimitConfiguration()) {
+        let (parts, failed) = decodeHTTPRequestsReportingError(whole.forwarded, limits: NIOHTTPDecoderLimitConfiguration())
+        for part in parts {
             if case .head(let head) = part { heads.append(head) }
         }
-        try expect(heads.count == whole.requests.count, "llhttp read \(heads.count) requests where the gateway forwarded \(whole.requests.count)")
+        if failed {
+            try expect(heads.count <= whole.requests.count, "llhttp read \(heads.count) requests where the gateway forwarded \(whole.requests.count)")
+        } else {
+            try expect(heads.count == whole.requests.count, "llhttp read \(heads.count) requests where the gateway forwarded \(whole.requests.count)")
+        }
         for (head, kind) in zip(heads, whole.requests) {
             try expect((head.method == .HEAD) == (kind == .head), "\(head.method) framed as \(kind)")
             let forwardedFor = head.headers["x-forwarded-for"]

@@ -105,11 +105,25 @@ struct ChunkedBodyScanner {
     enum Result: Equatable {
         /// `consumed` bytes belong to the body; `ended` when they include its last byte.
         case body(consumed: Int, ended: Bool)
-        case malformed(String)
+        /// The byte after the first `consumed` breaks the framing.
+        case malformed(String, consumed: Int)
     }
 
     mutating func scan(_ bytes: UnsafeRawBufferPointer) -> Result {
         var index = 0
+        switch self.scan(bytes, from: &index) {
+        case .some(let reason): return .malformed(reason, consumed: max(0, index - 1))
+        case .none: return .body(consumed: index, ended: self.ended)
+        }
+    }
+
+    /// Set when the body's last byte was scanned (the scanner is ready for the next body).
+    private var ended = false
+
+    /// Scans from `index` until the body ends or `bytes` do; the reason when a byte breaks the
+    /// framing (`index` is then just past it).
+    private mutating func scan(_ bytes: UnsafeRawBufferPointer, from index: inout Int) -> String? {
+        self.ended = false
         let count = bytes.count
         while index < count {
             if self.state == .data {
@@ -124,35 +138,35 @@ struct ChunkedBodyScanner {
             switch self.state {
             case .size:
                 if let value = Self.hexValue(byte) {
-                    guard self.digits < 15 else { return .malformed("chunk size too large") }
+                    guard self.digits < 15 else { return "chunk size too large" }
                     self.size = self.size * 16 + value
                     self.digits += 1
                     continue
                 }
-                guard self.digits > 0 else { return .malformed("chunk size expected") }
+                guard self.digits > 0 else { return "chunk size expected" }
                 switch byte {
                 case HTTP1Bytes.cr: self.state = .sizeLF
                 case HTTP1Bytes.space, HTTP1Bytes.tab: self.state = .afterSize
                 case HTTP1Bytes.semicolon: self.startLine(.chunkExtension)
-                default: return .malformed("invalid byte after a chunk size")
+                default: return "invalid byte after a chunk size"
                 }
             case .afterSize:
                 switch byte {
                 case HTTP1Bytes.space, HTTP1Bytes.tab: break
                 case HTTP1Bytes.semicolon: self.startLine(.chunkExtension)
                 case HTTP1Bytes.cr: self.state = .sizeLF
-                default: return .malformed("invalid byte after a chunk size")
+                default: return "invalid byte after a chunk size"
                 }
             case .chunkExtension:
                 if byte == HTTP1Bytes.cr {
                     self.state = .sizeLF
                 } else if HTTP1Bytes.isForbiddenControl(byte) {
-                    return .malformed("control byte in a chunk extension")
+                    return "control byte in a chunk extension"
                 } else if !self.countLineByte() {
-                    return .malformed("chunk extension longer than \(self.limit) bytes")
+                    return "chunk extension longer than \(self.limit) bytes"
                 }
             case .sizeLF:
-                guard byte == HTTP1Bytes.lf else { return .malformed("chunk size line not ended by CRLF") }
+                guard byte == HTTP1Bytes.lf else { return "chunk size line not ended by CRLF" }
                 if self.size == 0 {
                     self.startLine(.trailerStart)
                 } else {
@@ -162,40 +176,41 @@ struct ChunkedBodyScanner {
                 self.size = 0
                 self.digits = 0
             case .dataCR:
-                guard byte == HTTP1Bytes.cr else { return .malformed("chunk data not followed by CRLF") }
+                guard byte == HTTP1Bytes.cr else { return "chunk data not followed by CRLF" }
                 self.state = .dataLF
             case .dataLF:
-                guard byte == HTTP1Bytes.lf else { return .malformed("chunk data not followed by CRLF") }
+                guard byte == HTTP1Bytes.lf else { return "chunk data not followed by CRLF" }
                 self.state = .size
             case .trailerStart:
                 if byte == HTTP1Bytes.cr {
                     self.state = .lastLF
                 } else if byte == HTTP1Bytes.space || byte == HTTP1Bytes.tab || HTTP1Bytes.isForbiddenControl(byte) {
-                    return .malformed("invalid trailer field line")
+                    return "invalid trailer field line"
                 } else {
                     self.state = .trailer
-                    guard self.countLineByte() else { return .malformed("trailer section longer than \(self.limit) bytes") }
+                    guard self.countLineByte() else { return "trailer section longer than \(self.limit) bytes" }
                 }
             case .trailer:
                 if byte == HTTP1Bytes.cr {
                     self.state = .trailerLF
                 } else if HTTP1Bytes.isForbiddenControl(byte) {
-                    return .malformed("control byte in a trailer field")
+                    return "control byte in a trailer field"
                 } else if !self.countLineByte() {
-                    return .malformed("trailer section longer than \(self.limit) bytes")
+                    return "trailer section longer than \(self.limit) bytes"
                 }
             case .trailerLF:
-                guard byte == HTTP1Bytes.lf else { return .malformed("trailer field not ended by CRLF") }
+                guard byte == HTTP1Bytes.lf else { return "trailer field not ended by CRLF" }
                 self.state = .trailerStart
             case .lastLF:
-                guard byte == HTTP1Bytes.lf else { return .malformed("chunked body not ended by CRLF") }
+                guard byte == HTTP1Bytes.lf else { return "chunked body not ended by CRLF" }
                 self.state = .size
-                return .body(consumed: index, ended: true)
+                self.ended = true
+                return nil
             case .data:
                 preconditionFailure("handled above")
             }
         }
-        return .body(consumed: count, ended: false)
+        return nil
     }
 
     private mutating func startLine(_ state: State) {
@@ -362,7 +377,10 @@ struct ExclusiveRequestFramer {
                 }
             case .chunkedBody(var scanner):
                 switch buffer.withUnsafeReadableBytes({ scanner.scan($0) }) {
-                case .malformed(let reason):
+                case .malformed(let reason, let consumed):
+                    // What came before the bad byte went on whatever the reads were; so does
+                    // the part of this read before it.
+                    if consumed > 0 { output.forward.append(buffer.readSlice(length: consumed)!) }
                     self.refuse(.badRequest, "malformed HTTP request: \(reason)", into: &output)
                 case .body(let consumed, let ended):
                     output.forward.append(buffer.readSlice(length: consumed)!)
