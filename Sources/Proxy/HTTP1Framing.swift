@@ -15,8 +15,14 @@ enum HTTP1Bytes {
     static let comma = UInt8(ascii: ",")
     static let semicolon = UInt8(ascii: ";")
 
-    /// A `tchar` of a token (method, field name).
+    /// A `tchar` of a token (method, field name). A table: it is asked for every byte of every
+    /// method and header name.
     static func isTokenByte(_ byte: UInt8) -> Bool {
+        tokenBytes[Int(byte)]
+    }
+
+    private static let tokenBytes: [Bool] = (0...255).map { value in
+        let byte = UInt8(value)
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
@@ -96,6 +102,8 @@ struct ChunkedBodyScanner {
     private var digits = 0
     private var remaining = 0
     private var lineBytes = 0
+    /// Set when the body's last byte was scanned (the scanner is ready for the next body).
+    private var ended = false
     private let limit: Int
 
     init(limit: Int) {
@@ -116,9 +124,6 @@ struct ChunkedBodyScanner {
         case .none: return .body(consumed: index, ended: self.ended)
         }
     }
-
-    /// Set when the body's last byte was scanned (the scanner is ready for the next body).
-    private var ended = false
 
     /// Scans from `index` until the body ends or `bytes` do; the reason when a byte breaks the
     /// framing (`index` is then just past it).
@@ -213,9 +218,10 @@ struct ChunkedBodyScanner {
         return nil
     }
 
+    /// Starts a chunk extension, or the trailer section: each is bounded on its own.
     private mutating func startLine(_ state: State) {
         self.state = state
-        if state == .chunkExtension { self.lineBytes = 0 }
+        self.lineBytes = 0
     }
 
     /// Counts a byte of an extension or of the trailer section; false past the limit.

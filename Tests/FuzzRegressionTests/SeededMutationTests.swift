@@ -4,8 +4,8 @@ import Testing
 
 /// A bounded, seeded stand-in for libFuzzer in `make test`: the `exclusive-http` target's seeds,
 /// mutated (HTTP tokens inserted, bytes dropped or flipped, the read size changed), must keep the
-/// target's properties. It found two breaks of them before this test existed (a chunked body's
-/// bytes before a bad byte depended on the reads; methods llhttp does not know).
+/// target's properties: reads that split a body at a bad chunk byte, and methods llhttp does not
+/// know, are among what the mutations reach.
 struct SeededMutationTests {
     /// SplitMix64: the same inputs on every run.
     struct Generator: RandomNumberGenerator {

@@ -95,9 +95,8 @@ private struct Rig {
 }
 
 @Suite(.serialized) struct RunHealthTests {
-    /// A serving run renews its lease once per interval. (A wake-up that broke after the first
-    /// interval once made every run renew as fast as its gateway answered, each renewal a lease
-    /// written to disk and gossiped to the whole mesh.)
+    /// A serving run renews its lease once per interval, also after the first: each renewal is a
+    /// lease written to disk and gossiped to the whole mesh.
     @Test func aServingRunRenewsOncePerIntervalNotContinuously() async throws {
         let rig = try Rig(reachable: true, renewInterval: .milliseconds(300))
         let run = try await rig.manager.submit(rig.request(external: 5107, app: try await freePort(), name: "steady"))
