@@ -2,6 +2,11 @@
 // that each head gets the forwarding headers; responses pass untouched and are only followed, to
 // know when an upgrade was accepted and when the gateway may put an answer of its own.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import NIOHTTP1
 
@@ -53,6 +58,14 @@ enum HTTP1Bytes {
         }
     }
 
+    /// Where the first LF at or after `from` is in `bytes`. By `memchr`: it runs over every byte
+    /// of every head, both ways.
+    static func firstLF(in bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < bytes.count, let base = bytes.baseAddress else { return nil }
+        guard let found = memchr(base + from, Int32(lf), bytes.count - from) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
+    }
+
     /// `bytes` without leading and trailing SP and HTAB.
     static func trimmed(_ bytes: UnsafeRawBufferPointer.SubSequence) -> UnsafeRawBufferPointer.SubSequence {
         var start = bytes.startIndex
@@ -66,8 +79,10 @@ enum HTTP1Bytes {
     /// (RFC 9112 §6.3). Nil when it is anything else.
     static func contentLength(_ value: UnsafeRawBufferPointer.SubSequence) -> Int? {
         var result: Int?
-        for element in value.split(separator: comma, omittingEmptySubsequences: false) {
-            let digits = trimmed(element)
+        var start = value.startIndex
+        while true {
+            let end = value[start...].firstIndex(of: comma) ?? value.endIndex
+            let digits = trimmed(value[start..<end])
             guard !digits.isEmpty, digits.count <= 18 else { return nil }
             var number = 0
             for byte in digits {
@@ -76,8 +91,9 @@ enum HTTP1Bytes {
             }
             if let result, result != number { return nil }
             result = number
+            guard end < value.endIndex else { return result }
+            start = end + 1
         }
-        return result
     }
 
     /// The codings of a `Transfer-Encoding` value, appended to `codings` as "chunked" or "other".
@@ -461,7 +477,7 @@ struct ExclusiveRequestFramer {
     /// must end in CRLF.
     private static func headEnd(in bytes: UnsafeRawBufferPointer, from: Int) -> HeadEnd {
         var index = from
-        while let newline = bytes[index...].firstIndex(of: HTTP1Bytes.lf) {
+        while let newline = HTTP1Bytes.firstLF(in: bytes, from: index) {
             guard newline > 0, bytes[newline - 1] == HTTP1Bytes.cr else { return .malformed("a line ends in a bare LF") }
             if newline >= 3, bytes[newline - 2] == HTTP1Bytes.lf, bytes[newline - 3] == HTTP1Bytes.cr {
                 return .found(length: newline + 1)
@@ -584,7 +600,7 @@ struct ExclusiveRequestFramer {
         var lineStart = 0
         var first = true
         while lineStart < bytes.count {
-            let newline = bytes[lineStart...].firstIndex(of: HTTP1Bytes.lf)!
+            let newline = HTTP1Bytes.firstLF(in: bytes, from: lineStart)!
             let line = bytes[lineStart..<(newline - 1)]
             let lineRange = lineStart..<(newline + 1)
             lineStart = newline + 1
@@ -642,22 +658,27 @@ struct ExclusiveRequestFramer {
 
     /// `method SP request-target SP HTTP-version`, HTTP/1.0 or HTTP/1.1.
     private static func parseRequestLine(_ line: UnsafeRawBufferPointer.SubSequence, into facts: inout HeadFacts) -> HeadError? {
-        let parts = line.split(separator: HTTP1Bytes.space, maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(HTTP1Bytes.isTokenByte) else {
+        // Three parts split at the first two spaces; a third space belongs to the version, which
+        // then matches neither.
+        guard let firstSpace = line.firstIndex(of: HTTP1Bytes.space),
+              let secondSpace = line[(firstSpace + 1)...].firstIndex(of: HTTP1Bytes.space)
+        else { return HeadError(reason: "an invalid request line") }
+        let parts = (line[line.startIndex..<firstSpace], line[(firstSpace + 1)..<secondSpace], line[(secondSpace + 1)...])
+        guard !parts.0.isEmpty, parts.0.allSatisfy(HTTP1Bytes.isTokenByte) else {
             return HeadError(reason: "an invalid request line")
         }
-        guard !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+        guard !parts.1.isEmpty, parts.1.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
             return HeadError(reason: "an invalid request target")
         }
-        if parts[2].elementsEqual("HTTP/1.1".utf8) {
+        if parts.2.elementsEqual("HTTP/1.1".utf8) {
             facts.http10 = false
-        } else if parts[2].elementsEqual("HTTP/1.0".utf8) {
+        } else if parts.2.elementsEqual("HTTP/1.0".utf8) {
             facts.http10 = true
         } else {
             return HeadError(reason: "an HTTP version other than 1.0 or 1.1")
         }
-        if parts[0].elementsEqual("CONNECT".utf8) { facts.connect = true }
-        if parts[0].elementsEqual("HEAD".utf8) { facts.kind = .head }
+        if parts.0.elementsEqual("CONNECT".utf8) { facts.connect = true }
+        if parts.0.elementsEqual("HEAD".utf8) { facts.kind = .head }
         return nil
     }
 }
@@ -681,9 +702,8 @@ struct ExclusiveResponseFollower {
         case closingResponseEnded
     }
 
+    /// What the status and header lines of the response head read so far said.
     private struct HeadScan {
-        var line: [UInt8] = []
-        var lineTooLong = false
         var lines = 0
         var status = 0
         var contentLength: Int?
@@ -701,6 +721,11 @@ struct ExclusiveResponseFollower {
     }
 
     private var state = State.head(HeadScan())
+    /// The start of a status or header line that spans reads (at most `maxLine` bytes of it).
+    /// A line within one read is read where it lies, so this is empty almost always; it is kept
+    /// out of `state` so that appending to it never copies it.
+    private var carry: [UInt8] = []
+    private var carryTooLong = false
     /// Requests forwarded and not finally answered yet, oldest first.
     private var pending = CircularBuffer<ExclusiveRequestKind>()
     /// How many requests were forwarded, and which one asked to close (the last, if any).
@@ -732,7 +757,7 @@ struct ExclusiveResponseFollower {
     }
 
     private var isBetweenResponses: Bool {
-        if case .head(let scan) = self.state { return scan.lines == 0 && scan.line.isEmpty }
+        if case .head(let scan) = self.state { return scan.lines == 0 && self.carry.isEmpty }
         return false
     }
 
@@ -762,51 +787,59 @@ struct ExclusiveResponseFollower {
                         if ended { self.responseEnded(&events) } else { self.state = .chunkedBody(scanner) }
                     }
                 case .head(var scan):
-                    guard let newline = bytes[index...].firstIndex(of: HTTP1Bytes.lf) else {
-                        Self.keep(bytes[index...], in: &scan)
-                        self.state = .head(scan)
+                    guard let newline = HTTP1Bytes.firstLF(in: bytes, from: index) else {
+                        self.keep(bytes[index...])
                         return
                     }
-                    Self.keep(bytes[index..<newline], in: &scan)
+                    let verdict: LineVerdict
+                    if self.carry.isEmpty {
+                        verdict = Self.endLine(UnsafeRawBufferPointer(rebasing: bytes[index..<newline]), tooLong: false, &scan)
+                    } else {
+                        self.keep(bytes[index..<newline])
+                        verdict = self.carry.withUnsafeBytes { Self.endLine($0, tooLong: self.carryTooLong, &scan) }
+                        self.carry.removeAll(keepingCapacity: true)
+                        self.carryTooLong = false
+                    }
                     index = newline + 1
-                    self.endLine(&scan, events: &events)
+                    switch verdict {
+                    case .unreadable: self.lose(&events)
+                    case .more: self.state = .head(scan)
+                    case .headEnded: self.responseHeadEnded(scan, events: &events)
+                    }
                 }
             }
         }
         return events
     }
 
-    private static func keep(_ bytes: UnsafeRawBufferPointer.SubSequence, in scan: inout HeadScan) {
-        let room = Self.maxLine - scan.line.count
-        if bytes.count > room { scan.lineTooLong = true }
-        scan.line.append(contentsOf: bytes.prefix(max(0, room)))
+    private mutating func keep(_ bytes: UnsafeRawBufferPointer.SubSequence) {
+        let room = Self.maxLine - self.carry.count
+        if bytes.count > room { self.carryTooLong = true }
+        self.carry.append(contentsOf: bytes.prefix(max(0, room)))
     }
 
     private enum LineVerdict {
         case more, headEnded, unreadable
     }
 
-    private mutating func endLine(_ scan: inout HeadScan, events: inout [Event]) {
-        if scan.line.last == HTTP1Bytes.cr { scan.line.removeLast() }
-        if scan.lines == 0, scan.line.isEmpty {
-            // Empty lines between responses are tolerated, as between requests.
-            self.state = .head(scan)
-            return
+    /// Reads one line of a response head (without its LF); `tooLong` when bytes of it were left
+    /// unkept. A line longer than `maxLine` is read as its first `maxLine` bytes.
+    private static func endLine(_ whole: UnsafeRawBufferPointer, tooLong: Bool, _ scan: inout HeadScan) -> LineVerdict {
+        var line = whole
+        var tooLong = tooLong
+        if line.count > Self.maxLine {
+            line = UnsafeRawBufferPointer(rebasing: line.prefix(Self.maxLine))
+            tooLong = true
         }
+        if line.last == HTTP1Bytes.cr { line = UnsafeRawBufferPointer(rebasing: line.dropLast()) }
+        // Empty lines between responses are tolerated, as between requests.
+        if scan.lines == 0, line.isEmpty { return .more }
         scan.lines += 1
-        let line = scan.line
-        let verdict = line.withUnsafeBytes { Self.read(line: $0, into: &scan) }
-        scan.line.removeAll(keepingCapacity: true)
-        scan.lineTooLong = false
-        switch verdict {
-        case .unreadable: self.lose(&events)
-        case .more: self.state = .head(scan)
-        case .headEnded: self.responseHeadEnded(scan, events: &events)
-        }
+        return Self.read(line: line, tooLong: tooLong, into: &scan)
     }
 
     /// Reads the status line or a header line of a response head.
-    private static func read(line: UnsafeRawBufferPointer, into scan: inout HeadScan) -> LineVerdict {
+    private static func read(line: UnsafeRawBufferPointer, tooLong: Bool, into scan: inout HeadScan) -> LineVerdict {
         if scan.lines == 1 {
             // "HTTP/1.x NNN" and a reason.
             guard line.count >= 12, line[0..<7].elementsEqual("HTTP/1.".utf8), line[8] == HTTP1Bytes.space,
@@ -821,12 +854,12 @@ struct ExclusiveResponseFollower {
         guard let colon = line.firstIndex(of: HTTP1Bytes.colon) else { return .unreadable }
         let name = line[0..<colon]
         if HTTP1Bytes.isName(name, "content-length") {
-            guard !scan.lineTooLong, let length = HTTP1Bytes.contentLength(line[(colon + 1)...]),
+            guard !tooLong, let length = HTTP1Bytes.contentLength(line[(colon + 1)...]),
                   scan.contentLength.map({ $0 == length }) ?? true
             else { return .unreadable }
             scan.contentLength = length
         } else if HTTP1Bytes.isName(name, "transfer-encoding") {
-            guard !scan.lineTooLong else { return .unreadable }
+            guard !tooLong else { return .unreadable }
             HTTP1Bytes.transferCodings(line[(colon + 1)...], into: &scan.codings)
         }
         return .more

@@ -219,6 +219,20 @@ struct HTTP1FramingTests {
         #expect(Self.follow("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", after: [.plain]).events == [.lost])
     }
 
+    /// A header line longer than the 8 KiB kept of it is read by its start, whether it came in
+    /// one read or in several: a long ordinary header passes, a framing header that long can't be
+    /// trusted.
+    @Test func aHeaderLineLongerThanTheLimitIsReadTheSameWhateverTheReads() {
+        let long = "HTTP/1.1 200 OK\r\nX-Padding: " + String(repeating: "p", count: 10_000) + "\r\nContent-Length: 2\r\n\r\nok"
+        let longLength = "HTTP/1.1 200 OK\r\nContent-Length: " + String(repeating: " ", count: 10_000) + "2\r\n\r\nok"
+        let count = long.utf8.count
+        for cuts in [[], [20], [8_000], [8_300], [10_020], [20, 8_200, 10_025], Array(stride(from: 1, to: count, by: 997))] {
+            let followed = Self.follow(long, after: [.plain], cuts: cuts)
+            #expect(followed.events.isEmpty && followed.idle, "cuts \(cuts)")
+            #expect(Self.follow(longLength, after: [.plain], cuts: cuts).events == [.lost], "cuts \(cuts)")
+        }
+    }
+
     @Test func aBodyThatEndsWithTheConnectionIsNeverIdle() {
         let followed = Self.follow("HTTP/1.0 200 OK\r\n\r\nall of it until the close", after: [.plain, .plain])
         #expect(followed.events.isEmpty)
